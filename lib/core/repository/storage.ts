@@ -1,0 +1,64 @@
+import type { Readable } from 'node:stream';
+
+/** One stored object as a listing sees it. */
+export interface StoredObjectInfo {
+  /** Key relative to the repository root, '/'-separated, never starting with '/'. */
+  readonly key: string;
+  readonly size: number;
+}
+
+export interface PutOptions {
+  /** Hint for progress and multipart sizing; the store must not rely on it. */
+  readonly expectedSize?: number;
+  readonly contentType?: string;
+  /** Aborts the upload; a partial object must not become visible under `key`. */
+  readonly signal?: AbortSignal;
+}
+
+export interface ListOptions {
+  /**
+   * With a delimiter ('/'), keys below the next delimiter are rolled up into `prefixes`
+   * (like S3 CommonPrefixes) instead of being returned one by one.
+   */
+  readonly delimiter?: '/';
+}
+
+export interface ListPage {
+  readonly objects: StoredObjectInfo[];
+  readonly prefixes: string[];
+}
+
+/**
+ * The repository's storage: a flat, append-only key space.
+ *
+ * Contract shared by every backend (file://, s3://):
+ * - `put` never overwrites: if `key` exists it fails with StorageError (ObjectExists), and the
+ *   existing object is untouched.
+ * - `put` is atomic: until it resolves, `key` is either absent or (after a crash) absent; a reader
+ *   never sees a partial object under `key`.
+ * - Keys are '/'-separated paths relative to the repository root.
+ */
+export interface ObjectStore {
+  /** Human-readable location, safe to print (no credentials). */
+  readonly description: string;
+
+  put(key: string, body: Readable | Buffer, options?: PutOptions): Promise<{ bytes: number }>;
+
+  /** Streams the object, or the inclusive byte range [start, end]. Missing key → StorageError (NoSuchKey). */
+  get(key: string, range?: { start: number; end?: number }): Promise<Readable>;
+
+  /** Reads a whole (small) object into memory. */
+  getBytes(key: string): Promise<Buffer>;
+
+  /** Size of the object, or undefined when absent. */
+  head(key: string): Promise<{ size: number } | undefined>;
+
+  /** Every object (and with a delimiter, every rolled-up prefix) under `prefix`, in key order. */
+  list(prefix: string, options?: ListOptions): Promise<ListPage>;
+
+  /**
+   * Removes objects. Only garbage collection and retention call this; a missing key is not an
+   * error. Under S3 Object Lock the store may refuse (StorageError).
+   */
+  delete(keys: string[]): Promise<void>;
+}
