@@ -1,0 +1,95 @@
+import { createCipheriv, createDecipheriv, randomBytes, scrypt } from 'node:crypto';
+import { EncryptionKeyError } from '../errors';
+import {
+  canonicalContext,
+  type DataKey,
+  type EncryptionContext,
+  type KeyProvider,
+  type LocalWrappedKey,
+  type WrappedKey,
+} from './key-provider';
+
+/** Shortest secret we accept: about 190 bits if random, and long enough to discourage passwords. */
+export const MIN_SECRET_LENGTH = 32;
+
+/** scrypt cost: ~0.1 s and 32 MiB here, paid once per process and salt, not per object. */
+const SCRYPT = { n: 2 ** 15, r: 8, p: 1 } as const;
+
+function deriveKek(secret: string, salt: Buffer, n: number, r: number, p: number): Promise<Buffer> {
+  return new Promise((resolve, reject) =>
+    scrypt(secret, salt, 32, { N: n, r, p, maxmem: 256 * n * r }, (err, key) =>
+      err ? reject(err) : resolve(key),
+    ),
+  );
+}
+
+/**
+ * Wraps data keys under a key-encryption key derived (scrypt) from a local secret. The salt and
+ * cost travel with every wrapped key, so the secret alone opens any backup.
+ */
+export class LocalKeyProvider implements KeyProvider {
+  private readonly keks = new Map<string, Promise<Buffer>>();
+  private readonly salt = randomBytes(16);
+
+  constructor(
+    private readonly secret: string,
+    readonly description: string,
+  ) {
+    if (secret.length < MIN_SECRET_LENGTH) {
+      throw new EncryptionKeyError(
+        `${description} is ${secret.length} characters; it must be at least ${MIN_SECRET_LENGTH} (try: openssl rand -base64 32)`,
+      );
+    }
+  }
+
+  private kek(salt: Buffer, n: number, r: number, p: number): Promise<Buffer> {
+    const id = `${salt.toString('base64')}:${n}:${r}:${p}`;
+    let kek = this.keks.get(id);
+    if (!kek) {
+      kek = deriveKek(this.secret, salt, n, r, p);
+      this.keks.set(id, kek);
+    }
+    return kek;
+  }
+
+  async generateDataKey(context: EncryptionContext): Promise<DataKey> {
+    const plaintext = randomBytes(32);
+    const kek = await this.kek(this.salt, SCRYPT.n, SCRYPT.r, SCRYPT.p);
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', kek, iv);
+    cipher.setAAD(canonicalContext(context));
+    const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+    const wrapped: LocalWrappedKey = {
+      provider: 'local',
+      kdf: 'scrypt',
+      ...SCRYPT,
+      salt: this.salt.toString('base64'),
+      iv: iv.toString('base64'),
+      ciphertext: ciphertext.toString('base64'),
+      tag: cipher.getAuthTag().toString('base64'),
+    };
+    return { plaintext, wrapped };
+  }
+
+  async decryptDataKey(wrapped: WrappedKey, context: EncryptionContext): Promise<Buffer> {
+    if (wrapped.provider !== 'local') {
+      throw new EncryptionKeyError(
+        `this data was encrypted with a ${wrapped.provider} key (${wrapped.keyId}), but the configured key is ${this.description}`,
+      );
+    }
+    if (wrapped.n > 2 ** 20 || wrapped.r > 32 || wrapped.p > 16) {
+      throw new EncryptionKeyError('wrapped key asks for an implausible scrypt cost; refusing');
+    }
+    const kek = await this.kek(Buffer.from(wrapped.salt, 'base64'), wrapped.n, wrapped.r, wrapped.p);
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', kek, Buffer.from(wrapped.iv, 'base64'));
+      decipher.setAAD(canonicalContext(context));
+      decipher.setAuthTag(Buffer.from(wrapped.tag, 'base64'));
+      return Buffer.concat([decipher.update(Buffer.from(wrapped.ciphertext, 'base64')), decipher.final()]);
+    } catch (e) {
+      throw new EncryptionKeyError(`wrong encryption key: ${this.description} does not unlock this data`, {
+        cause: e,
+      });
+    }
+  }
+}

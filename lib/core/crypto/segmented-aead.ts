@@ -1,0 +1,176 @@
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import { IntegrityError } from '../errors';
+
+/**
+ * Chunked AEAD for streams of any length with flat memory: AES-256-GCM per segment under a
+ * per-object key, counter nonces, and a flag in the nonce of the final segment, so reordering,
+ * dropping, truncating or appending segments all fail authentication (the STREAM construction).
+ *
+ * Object layout:
+ *   header (32 bytes) = magic "TDMKSEG1" | log2(segment size) | 7 zero bytes | 16-byte salt
+ *   segment*          = ciphertext (segment size bytes; the last one 0..segment size) | 16-byte tag
+ *
+ * The per-object key is HKDF-SHA256(data key, salt, info), so one backup's data key can encrypt
+ * any number of objects without nonce reuse. The header is every segment's AAD.
+ */
+export const SEGMENT_ALGORITHM = 'aes-256-gcm-stream-v1';
+const MAGIC = Buffer.from('TDMKSEG1', 'ascii');
+const HEADER_BYTES = 32;
+const TAG_BYTES = 16;
+const INFO = Buffer.from('tidemark segment key v1', 'ascii');
+export const DEFAULT_SEGMENT_LOG2 = 20; // 1 MiB: one GCM call per MiB, ~2 MiB of buffering per stream
+
+function objectKey(dataKey: Buffer, salt: Buffer): Buffer {
+  if (dataKey.length !== 32) throw new Error('data key must be 32 bytes');
+  return Buffer.from(hkdfSync('sha256', dataKey, salt, INFO, 32));
+}
+
+function nonce(counter: number, final: boolean): Buffer {
+  const n = Buffer.alloc(12);
+  // 2^53 segments of 1 MiB is far beyond any object; the top 3 bytes of the counter stay zero.
+  n.writeUIntBE(counter % 2 ** 48, 5, 6);
+  n.writeUInt32BE(Math.floor(counter / 2 ** 48), 1);
+  n[11] = final ? 1 : 0;
+  return n;
+}
+
+/** Collects incoming chunks without copying until a segment's worth is needed. */
+class ChunkQueue {
+  private chunks: Buffer[] = [];
+  length = 0;
+
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.length += chunk.length;
+  }
+
+  /** Removes and returns exactly n bytes (n <= length). */
+  take(n: number): Buffer {
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const head = this.chunks[0];
+      const want = n - filled;
+      if (head.length <= want) {
+        head.copy(out, filled);
+        filled += head.length;
+        this.chunks.shift();
+      } else {
+        head.copy(out, filled, 0, want);
+        this.chunks[0] = head.subarray(want);
+        filled += want;
+      }
+    }
+    this.length -= n;
+    return out;
+  }
+}
+
+export class EncryptStream extends Transform {
+  private readonly header: Buffer;
+  private readonly key: Buffer;
+  private readonly segmentSize: number;
+  private readonly queue = new ChunkQueue();
+  private counter = 0;
+
+  constructor(dataKey: Buffer, segmentLog2 = DEFAULT_SEGMENT_LOG2) {
+    super({ readableHighWaterMark: 1 << segmentLog2 });
+    const salt = randomBytes(16);
+    this.header = Buffer.concat([MAGIC, Buffer.from([segmentLog2]), Buffer.alloc(7), salt]);
+    this.key = objectKey(dataKey, salt);
+    this.segmentSize = 1 << segmentLog2;
+    this.push(this.header);
+  }
+
+  private seal(plain: Buffer, final: boolean): void {
+    const cipher = createCipheriv('aes-256-gcm', this.key, nonce(this.counter++, final));
+    cipher.setAAD(this.header);
+    this.push(Buffer.concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()]));
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.queue.push(chunk);
+    // Strictly more than a segment buffered: the segment we seal now is certainly not the last.
+    while (this.queue.length > this.segmentSize) this.seal(this.queue.take(this.segmentSize), false);
+    done();
+  }
+
+  override _flush(done: TransformCallback): void {
+    this.seal(this.queue.take(this.queue.length), true);
+    done();
+  }
+}
+
+export class DecryptStream extends Transform {
+  private readonly queue = new ChunkQueue();
+  private header?: Buffer;
+  private key?: Buffer;
+  private segmentBytes = 0;
+  private counter = 0;
+
+  /** `label` names the object in error messages. */
+  constructor(
+    private readonly dataKey: Buffer,
+    private readonly label: string,
+  ) {
+    super({ readableHighWaterMark: 1 << DEFAULT_SEGMENT_LOG2 });
+  }
+
+  private fail(what: string): IntegrityError {
+    return new IntegrityError(`${this.label}: ${what}`);
+  }
+
+  private readHeader(): void {
+    const header = this.queue.take(HEADER_BYTES);
+    if (!header.subarray(0, 8).equals(MAGIC)) throw this.fail('not a Tidemark encrypted object (bad header)');
+    const log2 = header[8];
+    if (log2 < 12 || log2 > 26) throw this.fail(`implausible segment size 2^${log2} in header`);
+    this.header = header;
+    this.segmentBytes = (1 << log2) + TAG_BYTES;
+    this.key = objectKey(this.dataKey, header.subarray(16, 32));
+  }
+
+  private open(segment: Buffer, final: boolean): void {
+    const at = this.counter++;
+    const decipher = createDecipheriv('aes-256-gcm', this.key!, nonce(at, final));
+    decipher.setAAD(this.header!);
+    decipher.setAuthTag(segment.subarray(segment.length - TAG_BYTES));
+    const plain = decipher.update(segment.subarray(0, segment.length - TAG_BYTES));
+    try {
+      decipher.final();
+    } catch {
+      throw this.fail(
+        final
+          ? `segment ${at} failed authentication: the object is corrupted or truncated`
+          : `segment ${at} failed authentication: the object is corrupted`,
+      );
+    }
+    this.push(plain);
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    try {
+      this.queue.push(chunk);
+      if (!this.header && this.queue.length >= HEADER_BYTES) this.readHeader();
+      // Only a segment followed by more bytes is known not to be the final one.
+      while (this.header && this.queue.length > this.segmentBytes) {
+        this.open(this.queue.take(this.segmentBytes), false);
+      }
+      done();
+    } catch (e) {
+      done(e as Error);
+    }
+  }
+
+  override _flush(done: TransformCallback): void {
+    try {
+      if (!this.header) throw this.fail('truncated: shorter than its header');
+      if (this.queue.length < TAG_BYTES) throw this.fail('truncated: the final segment is missing');
+      this.open(this.queue.take(this.queue.length), true);
+      done();
+    } catch (e) {
+      done(e as Error);
+    }
+  }
+}

@@ -1,0 +1,72 @@
+import { createHash } from 'node:crypto';
+import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { DecryptStream } from '../crypto/segmented-aead';
+import { IntegrityError } from '../errors';
+import type { ObjectStore } from '../repository/storage';
+import { DigestStream } from './digest';
+import type { StoredObject } from './stored-object';
+import { zstdDecompress } from './zstd';
+
+/**
+ * Checks the plaintext against the manifest and holds back the last chunk until every check has
+ * passed: a consumer such as `pg_restore --single-transaction` cannot see end-of-input, and so
+ * cannot commit, unless the whole object is authentic.
+ */
+class VerifiedTail extends Transform {
+  private held?: Buffer;
+  private readonly plainHash = createHash('sha256');
+  private plainBytes = 0;
+
+  constructor(
+    private readonly object: StoredObject,
+    private readonly stored: DigestStream,
+    private readonly label: string,
+  ) {
+    super({ highWaterMark: 1 << 20 });
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.plainHash.update(chunk);
+    this.plainBytes += chunk.length;
+    const previous = this.held;
+    this.held = chunk;
+    done(null, previous);
+  }
+
+  override _flush(done: TransformCallback): void {
+    const { object, stored } = this;
+    if (stored.bytes !== object.storedBytes || stored.sha256 !== object.storedSha256) {
+      return done(
+        new IntegrityError(
+          `${this.label}: stored bytes do not match the manifest (${stored.bytes} bytes, sha256 ${stored.sha256.slice(0, 12)}…; expected ${object.storedBytes} bytes, ${object.storedSha256.slice(0, 12)}…)`,
+        ),
+      );
+    }
+    if (this.plainBytes !== object.plainBytes || this.plainHash.digest('hex') !== object.plainSha256) {
+      return done(new IntegrityError(`${this.label}: restored bytes do not match the manifest checksum`));
+    }
+    done(null, this.held);
+  }
+}
+
+export interface ReadObjectOptions {
+  readonly dataKey: Buffer;
+  /** Names the object in errors, e.g. "backup 2026… object dump". */
+  readonly label: string;
+  /** Called with the size of every stored chunk read (progress). */
+  readonly onStoredBytes?: (n: number) => void;
+}
+
+/**
+ * Opens an object as a plaintext stream that errors on any mismatch — a failed GCM tag, a
+ * truncated object, a wrong size or checksum — and only ends once all of them have been checked.
+ */
+export async function readObject(store: ObjectStore, object: StoredObject, options: ReadObjectOptions): Promise<Readable> {
+  const source = await store.get(object.key);
+  const stored = new DigestStream(options.onStoredBytes);
+  const tail = new VerifiedTail(object, stored, options.label);
+  const stages: NodeJS.ReadWriteStream[] = [stored, new DecryptStream(options.dataKey, options.label)];
+  if (object.compression === 'zstd') stages.push(zstdDecompress());
+  pipeline([source, ...stages, tail], () => undefined); // errors surface on `tail`
+  return tail;
+}

@@ -1,0 +1,195 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { basename } from 'node:path';
+import { Duplex, Readable, Writable } from 'node:stream';
+import { ToolFailed } from '../errors';
+
+/**
+ * External tools (pg_dump, zstd, pg_restore, ...) as streams whose end means success: a tool's
+ * output only ends once the tool has exited 0, so a dump that dies at the last byte can never
+ * be committed as a complete backup. Destroying a stream kills its tool.
+ */
+
+export interface ToolOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  readonly cwd?: string;
+  /** Name used in messages; defaults to the binary's basename. */
+  readonly label?: string;
+}
+
+const STDERR_TAIL = 16 * 1024;
+
+/** The most telling line of a tool's stderr: its first error, else its last line. */
+export function summarizeStderr(stderr: string): string {
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  const error = lines.find((l) => /\b(error|fatal|failed|could not|cannot)\b/i.test(l));
+  return (error ?? lines.at(-1) ?? '').replace(/\s+/g, ' ').slice(0, 400);
+}
+
+export class ToolRun {
+  readonly child: ChildProcess;
+  readonly label: string;
+  /** Exit code (or null when killed by a signal); never rejects. */
+  readonly exited: Promise<number | null>;
+  private stderrTail = '';
+  private signal: NodeJS.Signals | null = null;
+  private spawnError?: Error;
+
+  constructor(command: string, args: readonly string[], stdio: ['pipe' | 'ignore', 'pipe' | 'ignore'], options: ToolOptions) {
+    this.label = options.label ?? basename(command);
+    this.child = spawn(command, args, {
+      stdio: [stdio[0], stdio[1], 'pipe'],
+      env: options.env ?? process.env,
+      cwd: options.cwd,
+    });
+    this.child.stderr!.setEncoding('utf8');
+    this.child.stderr!.on('data', (d: string) => {
+      this.stderrTail = (this.stderrTail + d).slice(-STDERR_TAIL);
+    });
+    this.exited = new Promise((resolve) => {
+      this.child.once('error', (e) => {
+        this.spawnError = e;
+        resolve(null);
+      });
+      this.child.once('close', (code, signal) => {
+        this.signal = signal;
+        resolve(code);
+      });
+    });
+  }
+
+  get stderr(): string {
+    return this.stderrTail;
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null && !this.spawnError;
+  }
+
+  kill(): void {
+    if (!this.running) return;
+    this.child.kill('SIGTERM');
+    const hard = setTimeout(() => this.running && this.child.kill('SIGKILL'), 3000);
+    hard.unref();
+  }
+
+  /** The error describing how the tool failed (call after `exited` resolved to non-zero). */
+  failure(): ToolFailed {
+    if (this.spawnError) {
+      const missing = (this.spawnError as NodeJS.ErrnoException).code === 'ENOENT';
+      return new ToolFailed(
+        missing ? `${this.label} not found: run scripts/setup.sh to install it` : `${this.label} could not start: ${this.spawnError.message}`,
+      );
+    }
+    const how = this.signal ? `was killed by ${this.signal}` : `failed (exit code ${this.child.exitCode})`;
+    const why = summarizeStderr(this.stderrTail);
+    return new ToolFailed(`${this.label} ${how}${why ? `: ${why}` : ''}`);
+  }
+
+  /** Resolves when the tool exited 0, otherwise rejects with its failure. */
+  async succeeded(): Promise<void> {
+    const code = await this.exited;
+    if (code !== 0) throw this.failure();
+  }
+}
+
+/** Forwards a tool's stdout into `target`, ending it only after the tool exited 0. */
+function forwardOutput(run: ToolRun, target: Readable | Duplex): void {
+  const stdout = run.child.stdout!;
+  stdout.on('data', (chunk: Buffer) => {
+    if (!target.push(chunk)) stdout.pause();
+  });
+  stdout.once('end', () => {
+    run.exited.then((code) => (code === 0 ? target.push(null) : target.destroy(run.failure())));
+  });
+  run.exited.then((code) => {
+    // A tool that cannot start never opens stdout.
+    if (code === null && !stdout.readableEnded) target.destroy(run.failure());
+  });
+}
+
+/** Writes into a tool's stdin; an EPIPE becomes the tool's own failure message. */
+function writeInput(run: ToolRun, chunk: Buffer, done: (e?: Error | null) => void): void {
+  const stdin = run.child.stdin!;
+  if (stdin.write(chunk)) done();
+  else stdin.once('drain', () => done());
+}
+
+function inputError(run: ToolRun, onError: (e: Error) => void): void {
+  run.child.stdin!.on('error', (e) => {
+    run.exited.then((code) => onError(code === 0 ? e : run.failure()));
+  });
+}
+
+/** A producer: `pg_dump ... > stdout` as a Readable. */
+export function toolOutput(command: string, args: readonly string[], options: ToolOptions = {}): Readable {
+  const run = new ToolRun(command, args, ['ignore', 'pipe'], options);
+  const out = new Readable({
+    highWaterMark: 1 << 20,
+    read: () => run.child.stdout!.resume(),
+    destroy: (err, cb) => {
+      run.kill();
+      cb(err);
+    },
+  });
+  forwardOutput(run, out);
+  return out;
+}
+
+/** A filter: `zstd -c` with stdin and stdout as one Duplex. */
+export function toolFilter(command: string, args: readonly string[], options: ToolOptions = {}): Duplex {
+  const run = new ToolRun(command, args, ['pipe', 'pipe'], options);
+  const duplex = new Duplex({
+    highWaterMark: 1 << 20,
+    write: (chunk: Buffer, _enc, done) => writeInput(run, chunk, done),
+    final: (done) => run.child.stdin!.end(() => done()),
+    read: () => run.child.stdout!.resume(),
+    destroy: (err, cb) => {
+      run.kill();
+      cb(err);
+    },
+  });
+  inputError(run, (e) => duplex.destroy(e));
+  forwardOutput(run, duplex);
+  return duplex;
+}
+
+/** A consumer: `pg_restore` reading stdin. Finishes only when the tool exited 0. */
+export function toolInput(command: string, args: readonly string[], options: ToolOptions = {}): Writable & { run: ToolRun } {
+  const run = new ToolRun(command, args, ['pipe', 'ignore'], options);
+  const sink = new Writable({
+    highWaterMark: 1 << 20,
+    write: (chunk: Buffer, _enc, done) => writeInput(run, chunk, done),
+    final: (done) => {
+      run.child.stdin!.end();
+      run.succeeded().then(() => done(), done);
+    },
+    destroy: (err, cb) => {
+      run.kill();
+      cb(err);
+    },
+  });
+  inputError(run, (e) => sink.destroy(e));
+  // A consumer that dies early must fail the pipeline even if nothing is being written.
+  run.exited.then((code) => {
+    if (code !== 0 && !sink.destroyed) sink.destroy(run.failure());
+  });
+  return Object.assign(sink, { run });
+}
+
+/** Runs a tool to completion and returns its stdout; non-zero exit → ToolFailed. */
+export async function runTool(
+  command: string,
+  args: readonly string[],
+  options: ToolOptions & { input?: string | Buffer } = {},
+): Promise<string> {
+  const run = new ToolRun(command, args, ['pipe', 'pipe'], options);
+  const chunks: Buffer[] = [];
+  run.child.stdout!.on('data', (c: Buffer) => chunks.push(c));
+  run.child.stdin!.on('error', () => undefined); // reported through the exit code
+  run.child.stdin!.end(options.input ?? '');
+  await run.succeeded();
+  return Buffer.concat(chunks).toString('utf8');
+}
