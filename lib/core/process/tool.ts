@@ -23,9 +23,9 @@ export function summarizeStderr(stderr: string): string {
   const lines = stderr
     .split('\n')
     .map((l) => l.trim())
-    .filter(Boolean);
-  const error = lines.find((l) => /\b(error|fatal|failed|could not|cannot)\b/i.test(l));
-  return (error ?? lines.at(-1) ?? '').replace(/\s+/g, ' ').slice(0, 400);
+    .filter((l) => l && !/^[\w.-]+: (hint|detail):/i.test(l));
+  const error = lines.find((l) => /\b(error|fatal|failed|could not|cannot|unrecognized|invalid)\b/i.test(l));
+  return (error ?? lines[0] ?? '').replace(/\s+/g, ' ').slice(0, 400);
 }
 
 export class ToolRun {

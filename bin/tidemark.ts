@@ -1,0 +1,149 @@
+#!/usr/bin/env node
+/**
+ * The operator CLI (DESIGN.md §5). Thin on purpose: parse arguments, call lib/core, print the
+ * result for humans or (--json) for scripts, and turn failures into one line and an exit code.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { runBackup, BACKUP_TYPES } from '../lib/core/commands/backup';
+import { runList } from '../lib/core/commands/list';
+import { runRestore } from '../lib/core/commands/restore';
+import { runVerify } from '../lib/core/commands/verify';
+import { writeExampleConfig } from '../lib/core/config/example';
+import { loadConfig } from '../lib/core/config/load';
+import type { TidemarkConfig } from '../lib/core/config/schema';
+import { TidemarkError } from '../lib/core/errors';
+import type { Progress } from '../lib/core/progress';
+import type { BackupType } from '../lib/core/repository/manifest';
+import { formatBytes, TerminalProgress } from '../lib/local/terminal-progress';
+
+const DEFAULT_CONFIG = 'tidemark.config.yaml';
+
+/** Ctrl-C and SIGTERM abort the work in hand: tools are killed and nothing half-written is committed. */
+const interrupt = new AbortController();
+
+interface GlobalOptions {
+  config: string;
+  json?: boolean;
+}
+
+function globals(cmd: Command): GlobalOptions {
+  return cmd.optsWithGlobals() as GlobalOptions;
+}
+
+async function config(cmd: Command): Promise<TidemarkConfig> {
+  return (await loadConfig(globals(cmd).config)).config;
+}
+
+/** Progress always goes to stderr, so with --json stdout carries exactly one JSON document. */
+function progressFor(): Progress {
+  return new TerminalProgress(process.stderr);
+}
+
+function print(cmd: Command, json: unknown, human: () => string): void {
+  process.stdout.write(globals(cmd).json ? `${JSON.stringify(json, null, 2)}\n` : `${human()}\n`);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('tidemark')
+    .description('Backups you can restore: PostgreSQL and MySQL/MariaDB into a folder or S3, verified end to end.')
+    .option('-c, --config <file>', 'config file', process.env.TIDEMARK_CONFIG ?? DEFAULT_CONFIG)
+    .option('--json', 'print machine-readable JSON on stdout')
+    .showHelpAfterError('(run tidemark --help for usage)')
+    .exitOverride();
+
+  program
+    .command('init')
+    .description('write a commented example config')
+    .option('--force', 'overwrite an existing file')
+    .action(async (opts: { force?: boolean }, cmd: Command) => {
+      const path = globals(cmd).config;
+      await writeExampleConfig(path, { force: opts.force });
+      print(cmd, { path }, () => `wrote ${path}: edit the source URL, then: export TIDEMARK_KEY=$(openssl rand -base64 32)`);
+    });
+
+  program
+    .command('backup <source>')
+    .description('take a backup and print its id')
+    .addOption(new Option('-t, --type <type>', 'backup type').choices(BACKUP_TYPES as string[]).makeOptionMandatory())
+    .action(async (source: string, opts: { type: BackupType }, cmd: Command) => {
+      const result = await runBackup(await config(cmd), source, { type: opts.type, progress: progressFor(), signal: interrupt.signal });
+      print(cmd, result, () => result.id);
+      if (!globals(cmd).json) {
+        process.stderr.write(
+          `${result.type} backup ${result.id}: ${formatBytes(result.bytes)} → ${formatBytes(result.storedBytes)} stored in ${result.seconds.toFixed(1)} s\n`,
+        );
+      }
+    });
+
+  program
+    .command('list <source>')
+    .description('list backups and the restorable window')
+    .action(async (source: string, _opts: unknown, cmd: Command) => {
+      const result = await runList(await config(cmd), source);
+      for (const p of result.problems) process.stderr.write(`warning: backup ${p.id}: ${p.reason}\n`);
+      print(cmd, result, () => {
+        if (result.backups.length === 0) return `no backups of ${source}`;
+        const rows = result.backups.map((b) => `${b.id}  ${b.type.padEnd(7)}  ${b.restorePoint}  ${formatBytes(b.storedBytes).padStart(10)}`);
+        const window = result.window ? `restorable: ${result.window.from} … ${result.window.to}` : '';
+        return [`ID                           TYPE     RESTORE POINT              STORED`, ...rows, window].join('\n');
+      });
+    });
+
+  program
+    .command('restore <source>')
+    .description('restore a backup into a database (created when missing) or, for --table, one table')
+    .requiredOption('--to <target>', 'connection URL of the target database (postgres://user@host:port/db)')
+    .option('--backup <id>', 'the backup to restore (see: tidemark list)')
+    .option('--latest', 'the newest backup (the default)')
+    .option('--time <iso>', 'point in time to recover to')
+    .option('--lsn <lsn>', 'WAL position to recover to')
+    .option('--table <schema.table>', 'restore only this table')
+    .option('--force', 'restore even if the target holds data, replacing what the backup contains')
+    .action(async (source: string, opts: { to: string; backup?: string; latest?: boolean; time?: string; lsn?: string; table?: string; force?: boolean }, cmd: Command) => {
+      const result = await runRestore(await config(cmd), source, { ...opts, progress: progressFor() });
+      print(cmd, result, () => `restored ${result.backup}${result.table ? ` (table ${result.table})` : ''} into ${result.target} in ${result.seconds.toFixed(1)} s`);
+    });
+
+  program
+    .command('verify <source>')
+    .description('read every stored object back and check it against its manifest')
+    .option('--backup <id>', 'verify only this backup')
+    .action(async (source: string, opts: { backup?: string }, cmd: Command) => {
+      const result = await runVerify(await config(cmd), source, { backup: opts.backup, progress: progressFor() });
+      print(cmd, result, () =>
+        result.backups.map((b) => (b.ok ? `ok      ${b.id}  ${b.objects} objects, ${formatBytes(b.storedBytes)}` : `FAILED  ${b.id}  ${b.problems.join('; ')}`)).join('\n'),
+      );
+      if (!result.ok) process.exitCode = 3;
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const onSignal = (signal: NodeJS.Signals) => {
+    process.stderr.write(`\ntidemark: ${signal}: stopping\n`);
+    interrupt.abort(new TidemarkError(`interrupted by ${signal}`));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await buildProgram().parseAsync(argv);
+    return Number(process.exitCode ?? 0);
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2; // commander already printed it
+    if (e instanceof TidemarkError) {
+      process.stderr.write(`tidemark: ${e.message}\n`);
+      return e.exitCode;
+    }
+    if (interrupt.signal.aborted) {
+      process.stderr.write(`tidemark: ${(interrupt.signal.reason as Error).message}\n`);
+      return 130;
+    }
+    process.stderr.write(`tidemark: unexpected error (a bug; please report it): ${(e as Error).stack ?? e}\n`);
+    return 70;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv).then((code) => process.exit(code));
+}

@@ -1,0 +1,16 @@
+import { ConfigError } from '../errors';
+import { resolveSecret } from '../secrets';
+import type { KeyProvider } from './key-provider';
+import { LocalKeyProvider } from './local-key-provider';
+
+/** The key provider for `encryption.key`: env:/file: → a local secret; kms: → AWS KMS. */
+export async function openKeyProvider(ref: string): Promise<KeyProvider> {
+  if (ref.startsWith('env:') || ref.startsWith('file:')) {
+    const secret = await resolveSecret(ref, 'encryption.key');
+    return new LocalKeyProvider(secret, `the key from ${ref}`);
+  }
+  if (ref.startsWith('kms:')) {
+    throw new ConfigError('encryption.key: kms: keys are not supported yet by this build');
+  }
+  throw new ConfigError(`encryption.key: '${ref}' is not a key reference (expected env:NAME, file:/path or kms:<key>)`);
+}

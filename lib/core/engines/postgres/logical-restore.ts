@@ -1,0 +1,211 @@
+import { pipeline } from 'node:stream/promises';
+import type { Client } from 'pg';
+import { BackupNotFound, TargetNotEmpty, ToolFailed, UsageError } from '../../errors';
+import { runTool, toolInput } from '../../process/tool';
+import type { Progress } from '../../progress';
+import type { OpenedBackup } from '../../repository/repository';
+import {
+  connectPg,
+  describeEndpoint,
+  parsePostgresUrl,
+  PgToolSession,
+  quoteIdent,
+  sqlState,
+  withDatabase,
+  withPg,
+  type PgEndpoint,
+} from './connection';
+import { planGlobals } from './globals';
+import { toolMajor } from './logical-backup';
+import { pgBin } from './tools';
+
+export interface PostgresLogicalRestoreInput {
+  readonly backup: OpenedBackup;
+  /** postgres://user@host:port/database — created when it does not exist. */
+  readonly target: string;
+  /** schema.table: restore only this table (its definition and data). */
+  readonly table?: string;
+  /** Replace what the backup contains even if the target holds data. */
+  readonly force: boolean;
+  readonly progress: Progress;
+}
+
+export interface PostgresRestoreResult {
+  readonly target: string;
+  readonly createdDatabase: boolean;
+  readonly createdRoles: readonly string[];
+  readonly table?: string;
+}
+
+export interface QualifiedTable {
+  readonly schema: string;
+  readonly name: string;
+}
+
+/** `schema.table`, `table` (public), or with double quotes for names holding dots. */
+export function parseTableName(value: string): QualifiedTable {
+  const parts = [...value.matchAll(/"((?:[^"]|"")+)"|([^."]+)/g)].map((m) => (m[1] ? m[1].replace(/""/g, '"') : m[2]));
+  if (parts.length === 1) return { schema: 'public', name: parts[0] };
+  if (parts.length === 2) return { schema: parts[0], name: parts[1] };
+  throw new UsageError(`--table ${value}: expected schema.table`);
+}
+
+/** What a database holds besides the system catalogs, as a short description, or '' when empty. */
+async function contents(client: Client): Promise<string> {
+  const { rows } = await client.query(`
+    select (select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace
+             where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_(toast|temp)') as relations,
+           (select count(*) from pg_namespace where nspname not in ('public', 'pg_catalog', 'information_schema')
+             and nspname !~ '^pg_') as schemas,
+           (select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+             where n.nspname not in ('pg_catalog', 'information_schema')) as functions,
+           (select count(*) from pg_largeobject_metadata) as large_objects`);
+  const r = rows[0];
+  return Object.entries(r)
+    .filter(([, n]) => Number(n) > 0)
+    .map(([k, n]) => `${n} ${String(k).replace('_', ' ')}`)
+    .join(', ');
+}
+
+/** Opens the target database, or reports that it does not exist yet. */
+async function openTarget(ep: PgEndpoint): Promise<Client | undefined> {
+  try {
+    return await connectPg(ep, 'restore target');
+  } catch (e) {
+    if (sqlState(e) === '3D000') return undefined;
+    throw e;
+  }
+}
+
+function maintenance(ep: PgEndpoint): PgEndpoint {
+  return withDatabase(ep, ep.database === 'postgres' ? 'template1' : 'postgres');
+}
+
+async function createDatabase(ep: PgEndpoint, details: Record<string, unknown>): Promise<void> {
+  const base = `CREATE DATABASE ${quoteIdent(ep.database)} TEMPLATE template0 ENCODING '${String(details.encoding ?? 'UTF8')}'`;
+  await withPg(maintenance(ep), 'restore target', async (c) => {
+    try {
+      // The source's locale when the target has it, so sorting and case rules match.
+      await c.query(`${base} LC_COLLATE '${String(details.collate)}' LC_CTYPE '${String(details.ctype)}'`);
+    } catch (e) {
+      if (sqlState(e) === '42P04') throw e;
+      await c.query(base);
+    }
+  });
+}
+
+/** Undoes what a failed restore created, so the target is as it was. */
+async function rollBack(ep: PgEndpoint, createdDatabase: boolean, roles: readonly string[]): Promise<void> {
+  await withPg(maintenance(ep), 'restore target', async (c) => {
+    for (let attempt = 0; createdDatabase && attempt < 20; attempt++) {
+      try {
+        // pg_restore's backend may take a moment to go away after we killed it.
+        await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(ep.database)}`);
+        break;
+      } catch (e) {
+        if (sqlState(e) !== '55006') throw e;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+    for (const role of roles) await c.query(`DROP ROLE IF EXISTS ${quoteIdent(role)}`);
+  });
+}
+
+/** A conninfo string naming only the database; host, port, user and password come from the env. */
+function dbConninfo(database: string): string {
+  return `dbname='${database.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+export async function restorePostgresLogical(input: PostgresLogicalRestoreInput): Promise<PostgresRestoreResult> {
+  const { backup, force, progress } = input;
+  const { manifest } = backup;
+  const ep = parsePostgresUrl(input.target, '--to');
+  const table = input.table === undefined ? undefined : parseTableName(input.table);
+  const dump = manifest.objects.find((o) => o.name === 'dump');
+  const globals = manifest.objects.find((o) => o.name === 'globals.sql');
+  if (!dump) throw new BackupNotFound(`backup ${manifest.id} has no dump object; it is not a PostgreSQL logical backup`);
+
+  const pgRestore = pgBin('pg_restore');
+  const restoreMajor = await toolMajor(pgRestore);
+  if (restoreMajor < Number(manifest.details.pgDumpMajor)) {
+    throw new ToolFailed(`pg_restore ${restoreMajor} cannot read a dump made by pg_dump ${manifest.details.pgDumpMajor}`);
+  }
+
+  // Refuse before changing anything.
+  const existing = await openTarget(ep);
+  if (existing) {
+    try {
+      if (table) {
+        const { rows } = await existing.query('select to_regclass($1) is not null as present', [
+          `${quoteIdent(table.schema)}.${quoteIdent(table.name)}`,
+        ]);
+        if (rows[0].present && !force) {
+          throw new TargetNotEmpty(`table ${table.schema}.${table.name} already exists in ${describeEndpoint(ep)}; drop or rename it, or pass --force to replace it`);
+        }
+      } else {
+        const holds = await contents(existing);
+        if (holds && !force) {
+          throw new TargetNotEmpty(`target database ${describeEndpoint(ep)} is not empty (${holds}); restore into a new database or pass --force to replace the objects in the backup`);
+        }
+      }
+    } finally {
+      await existing.end().catch(() => undefined);
+    }
+  }
+
+  const createdDatabase = !existing;
+  let createdRoles: readonly string[] = [];
+  const session = await PgToolSession.open(ep);
+  try {
+    if (createdDatabase) {
+      progress.note(`creating database ${ep.database}`);
+      await createDatabase(ep, manifest.details);
+    }
+    if (globals && !table) createdRoles = await restoreRoles(backup, globals, ep, session, progress);
+
+    const args = ['--single-transaction', '--exit-on-error', '--no-tablespaces', '--no-password', '-d', dbConninfo(ep.database)];
+    if (force) args.push('--clean', '--if-exists');
+    if (table) args.push('-n', table.schema, '-t', table.name);
+    progress.start('restore', dump.storedBytes);
+    try {
+      const sink = toolInput(pgRestore, args, { env: session.env });
+      await pipeline(await backup.read(dump, (n) => progress.advance(n)), sink);
+    } finally {
+      progress.stop();
+    }
+  } catch (e) {
+    await rollBack(ep, createdDatabase, createdRoles).catch((undo) =>
+      progress.note(`could not undo everything after the failure: ${(undo as Error).message}`),
+    );
+    throw e;
+  } finally {
+    await session.close();
+  }
+  return {
+    target: describeEndpoint(ep),
+    createdDatabase,
+    createdRoles,
+    table: table && `${table.schema}.${table.name}`,
+  };
+}
+
+/** Creates the roles the backup needs that the target lacks; returns their names. */
+async function restoreRoles(
+  backup: OpenedBackup,
+  globals: OpenedBackup['manifest']['objects'][number],
+  ep: PgEndpoint,
+  session: PgToolSession,
+  progress: Progress,
+): Promise<readonly string[]> {
+  const chunks: Buffer[] = [];
+  for await (const c of await backup.read(globals)) chunks.push(c as Buffer);
+  const existing = await withPg(ep, 'restore target', async (c) => (await c.query('select rolname from pg_roles')).rows.map((r) => r.rolname as string));
+  const plan = planGlobals(Buffer.concat(chunks).toString('utf8'), new Set(existing));
+  if (!plan.sql) return [];
+  progress.note(`creating roles: ${plan.createdRoles.join(', ')}`);
+  await runTool(pgBin('psql'), ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '--no-password', '-d', dbConninfo(ep.database), '-f', '-'], {
+    env: session.env,
+    input: plan.sql,
+  });
+  return plan.createdRoles;
+}

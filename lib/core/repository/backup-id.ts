@@ -1,0 +1,25 @@
+import { randomBytes } from 'node:crypto';
+import { UsageError } from '../errors';
+
+/**
+ * Backup ids sort by time as plain strings (so do storage listings): the UTC start time to the
+ * millisecond, then a random suffix so two workers starting together never collide.
+ *   20261124T075740.123Z-3f9a1c
+ */
+const ID = /^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{6}$/;
+
+export function newBackupId(at: Date = new Date()): string {
+  const stamp = at.toISOString().replace(/[-:]/g, ''); // 20261124T075740.123Z
+  return `${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+export function isBackupId(value: string): boolean {
+  return ID.test(value);
+}
+
+export function parseBackupId(value: string): string {
+  if (!isBackupId(value)) {
+    throw new UsageError(`'${value}' is not a backup id (expected e.g. 20261124T075740.123Z-3f9a1c; see tidemark list)`);
+  }
+  return value;
+}

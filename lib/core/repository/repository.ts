@@ -1,0 +1,207 @@
+import type { Readable } from 'node:stream';
+import type { Engine, TidemarkConfig } from '../config/schema';
+import type { EncryptionContext, KeyProvider } from '../crypto/key-provider';
+import { openKeyProvider } from '../crypto/open-key-provider';
+import { SEGMENT_ALGORITHM } from '../crypto/segmented-aead';
+import { BackupNotFound, EncryptionKeyError, IntegrityError, StorageError, TidemarkError } from '../errors';
+import { readObject } from '../pipeline/read-object';
+import type { StoredObject } from '../pipeline/stored-object';
+import { writeObject, type WriteObjectOptions } from '../pipeline/write-object';
+import { newBackupId } from './backup-id';
+import { readCatalog, type Catalog } from './catalog';
+import { manifestKey, objectKey, REPOSITORY_MARKER_KEY } from './layout';
+import {
+  MANIFEST_FORMAT,
+  MANIFEST_VERSION,
+  openManifest,
+  sealManifest,
+  type BackupManifest,
+  type BackupType,
+  type RestorePoint,
+} from './manifest';
+import { openStore } from './open-store';
+import type { ObjectStore } from './storage';
+
+const KEY_CHECK_CONTEXT: EncryptionContext = { tidemark: 'key-check' };
+
+function backupContext(source: string, id: string): EncryptionContext {
+  return { tidemark: 'backup', source, backup: id };
+}
+
+/** A backup opened for reading: its manifest, authenticated, and its data key. */
+export interface OpenedBackup {
+  readonly manifest: BackupManifest;
+  readonly dataKey: Buffer;
+  /** Streams one object's plaintext, verified (see readObject). */
+  read(object: StoredObject, onStoredBytes?: (n: number) => void): Promise<Readable>;
+}
+
+export type BackupSelector = { readonly id: string } | { readonly latest: true };
+
+/** A repository: storage plus the key provider that opens what is stored there. */
+export class Repository {
+  constructor(
+    readonly store: ObjectStore,
+    readonly keys: KeyProvider,
+  ) {}
+
+  static async open(config: TidemarkConfig): Promise<Repository> {
+    return new Repository(openStore(config.repository), await openKeyProvider(config.encryption.key));
+  }
+
+  /**
+   * Fails early when the configured key is not the one this repository was created with, so a
+   * wrong key never produces backups nobody can restore. The first backup writes the marker.
+   */
+  async checkKey(): Promise<void> {
+    let marker: Buffer;
+    try {
+      marker = await this.store.getBytes(REPOSITORY_MARKER_KEY);
+    } catch (e) {
+      if (!(e instanceof StorageError && e.code === 'NoSuchKey')) throw e;
+      const { wrapped } = await this.keys.generateDataKey(KEY_CHECK_CONTEXT);
+      const body = { format: 'tidemark.repository', version: 1, createdAt: new Date().toISOString(), keyCheck: wrapped };
+      try {
+        await this.store.put(REPOSITORY_MARKER_KEY, Buffer.from(`${JSON.stringify(body, null, 2)}\n`));
+        return;
+      } catch (raced) {
+        if (!(raced instanceof StorageError && raced.code === 'ObjectExists')) throw raced;
+        marker = await this.store.getBytes(REPOSITORY_MARKER_KEY); // another writer created it first
+      }
+    }
+    const parsed = JSON.parse(marker.toString('utf8')) as { format?: string; keyCheck?: never };
+    if (parsed.format !== 'tidemark.repository' || !parsed.keyCheck) {
+      throw new TidemarkError(`${this.store.description}: ${REPOSITORY_MARKER_KEY} is not a Tidemark repository marker`);
+    }
+    try {
+      await this.keys.decryptDataKey(parsed.keyCheck, KEY_CHECK_CONTEXT);
+    } catch (e) {
+      if (!(e instanceof EncryptionKeyError)) throw e;
+      throw new EncryptionKeyError(
+        `wrong encryption key: ${this.keys.description} is not the key this repository (${this.store.description}) was created with`,
+        { cause: e },
+      );
+    }
+  }
+
+  catalog(source: string): Promise<Catalog> {
+    return readCatalog(this.store, source);
+  }
+
+  /** Finds a committed backup by id, or the latest; the manifest is read again and authenticated. */
+  async openBackup(source: string, selector: BackupSelector, accept?: (m: BackupManifest) => boolean): Promise<OpenedBackup> {
+    let id: string;
+    if ('id' in selector) {
+      id = selector.id;
+    } else {
+      const { backups } = await this.catalog(source);
+      const candidates = backups.filter((m) => !accept || accept(m));
+      if (candidates.length === 0) throw new BackupNotFound(`source '${source}' has no backups in ${this.store.description}`);
+      id = candidates[candidates.length - 1].id;
+    }
+    let bytes: Buffer;
+    try {
+      bytes = await this.store.getBytes(manifestKey(source, id));
+    } catch (e) {
+      if (e instanceof StorageError && e.code === 'NoSuchKey') {
+        throw new BackupNotFound(`source '${source}' has no backup ${id} (see: tidemark list ${source})`);
+      }
+      throw e;
+    }
+    const opened = openManifest(bytes, `backup ${id}`);
+    const { manifest } = opened;
+    const context = manifest.encryption.context;
+    if (manifest.id !== id || manifest.source !== source || context.backup !== id || context.source !== source) {
+      throw new IntegrityError(`backup ${id}: manifest belongs to ${manifest.source}/${manifest.id}, not here`);
+    }
+    let dataKey: Buffer;
+    try {
+      dataKey = await this.keys.decryptDataKey(manifest.encryption.dataKey, context);
+    } catch (e) {
+      if (!(e instanceof EncryptionKeyError)) throw e;
+      throw new EncryptionKeyError(`backup ${id}: ${e.message}`, { cause: e });
+    }
+    opened.authenticate(dataKey);
+    const store = this.store;
+    return {
+      manifest,
+      dataKey,
+      read: (object, onStoredBytes) =>
+        readObject(store, object, { dataKey, label: `backup ${id} object ${object.name}`, onStoredBytes }),
+    };
+  }
+
+  /** Starts writing a new backup; nothing is visible until `commit`. */
+  async beginBackup(source: string, engine: Engine, type: BackupType, parent?: string): Promise<BackupWriter> {
+    const startedAt = new Date();
+    const id = newBackupId(startedAt);
+    const context = backupContext(source, id);
+    const { plaintext, wrapped } = await this.keys.generateDataKey(context);
+    return new BackupWriter(this.store, {
+      id,
+      source,
+      engine,
+      type,
+      parent,
+      startedAt: startedAt.toISOString(),
+      encryption: { algorithm: SEGMENT_ALGORITHM, context, dataKey: wrapped },
+      dataKey: plaintext,
+    });
+  }
+}
+
+interface BackupDraft {
+  readonly id: string;
+  readonly source: string;
+  readonly engine: Engine;
+  readonly type: BackupType;
+  readonly parent?: string;
+  readonly startedAt: string;
+  readonly encryption: BackupManifest['encryption'];
+  readonly dataKey: Buffer;
+}
+
+export class BackupWriter {
+  private readonly objects: StoredObject[] = [];
+  private committed = false;
+
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly draft: BackupDraft,
+  ) {}
+
+  get id(): string {
+    return this.draft.id;
+  }
+
+  get startedAt(): string {
+    return this.draft.startedAt;
+  }
+
+  async writeObject(name: string, input: Readable, options: Omit<WriteObjectOptions, 'dataKey'>): Promise<StoredObject> {
+    if (this.committed) throw new Error(`backup ${this.id} is already committed`);
+    const key = objectKey(this.draft.source, this.draft.id, name);
+    const stored = await writeObject(this.store, key, name, input, { ...options, dataKey: this.draft.dataKey });
+    this.objects.push(stored);
+    return stored;
+  }
+
+  /** Writes the manifest — the single step that makes the backup exist. */
+  async commit(restorePoint: RestorePoint, details: Record<string, unknown>): Promise<BackupManifest> {
+    const { dataKey: _plaintextKey, ...draft } = this.draft;
+    const manifest: BackupManifest = {
+      format: MANIFEST_FORMAT,
+      version: MANIFEST_VERSION,
+      ...draft,
+      finishedAt: new Date().toISOString(),
+      restorePoint,
+      objects: [...this.objects],
+      plainBytes: this.objects.reduce((n, o) => n + o.plainBytes, 0),
+      storedBytes: this.objects.reduce((n, o) => n + o.storedBytes, 0),
+      details,
+    };
+    await this.store.put(manifestKey(draft.source, draft.id), sealManifest(manifest, this.draft.dataKey));
+    this.committed = true;
+    return manifest;
+  }
+}

@@ -1,0 +1,288 @@
+import {
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  S3Client,
+  type _Error as S3DeleteError,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { Readable } from 'node:stream';
+import { StorageError } from '../errors';
+import { abortReason, assertValidKey, assertValidPrefix, checkRange, compareKeys } from './keys';
+import type { ListOptions, ListPage, ObjectStore, PutOptions, StoredObjectInfo } from './storage';
+
+export interface S3Location {
+  readonly bucket: string;
+  /** Key prefix without leading or trailing '/'; '' for the bucket root. */
+  readonly prefix: string;
+  /** S3-compatible endpoint; the AWS endpoint of `region` when absent. */
+  readonly endpoint?: string;
+  readonly region: string;
+  readonly forcePathStyle: boolean;
+}
+
+// 16 MiB × 4 in flight keeps memory flat (~64 MiB plus the part being filled) for any object size
+// and still reaches 10,000 parts × 16 MiB = 156 GiB per object.
+const PART_SIZE = 16 * 1024 * 1024;
+const QUEUE_SIZE = 4;
+const DELETE_BATCH = 1000;
+
+const NETWORK_ERRORS = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE',
+]);
+
+/** The repository in an S3 bucket (or an S3-compatible server), under an optional key prefix. */
+export class S3Store implements ObjectStore {
+  readonly description: string;
+  private readonly client: S3Client;
+  private readonly bucket: string;
+  private readonly keyPrefix: string;
+  private readonly endpointShown: string;
+
+  constructor(location: S3Location) {
+    this.bucket = location.bucket;
+    this.keyPrefix = location.prefix === '' ? '' : `${location.prefix}/`;
+    this.endpointShown = location.endpoint ? safeEndpoint(location.endpoint) : `https://s3.${location.region}.amazonaws.com`;
+    this.description = `s3://${location.bucket}/${location.prefix}` + (location.endpoint ? ` at ${this.endpointShown}` : '');
+    this.client = new S3Client({
+      region: location.region,
+      ...(location.endpoint ? { endpoint: location.endpoint } : {}),
+      forcePathStyle: location.forcePathStyle,
+      // Credentials come from the default chain (env, profile, container/instance role), never the config.
+      // A dead endpoint must fail in seconds, not after minutes of retries. No socket idle timeout:
+      // a paused reader (restore waiting on the database) legitimately leaves a download idle.
+      maxAttempts: 3,
+      requestHandler: { connectionTimeout: 3_000 },
+    });
+  }
+
+  async put(key: string, body: Readable | Buffer, options: PutOptions = {}): Promise<{ bytes: number }> {
+    assertValidKey(key);
+    const { signal } = options;
+    if (signal?.aborted) throw abortReason(signal);
+    // IfNoneMatch below is the real guard on AWS; this check is for servers that ignore it (s3rver,
+    // older MinIO) and spares uploading gigabytes only to be refused.
+    if ((await this.head(key)) !== undefined) throw this.exists(key);
+
+    const counted = countBytes(body);
+    const upload = new Upload({
+      client: this.client,
+      params: {
+        Bucket: this.bucket,
+        Key: this.keyPrefix + key,
+        Body: counted.body,
+        IfNoneMatch: '*',
+        ...(options.contentType ? { ContentType: options.contentType } : {}),
+      },
+      partSize: PART_SIZE,
+      queueSize: QUEUE_SIZE,
+      leavePartsOnError: false,
+    });
+    // Destroying the body also unblocks part readers waiting on a stalled producer, so lib-storage
+    // gets to abort the multipart upload instead of leaving it open.
+    const onAbort = (): void => {
+      void upload.abort();
+      if (counted.body instanceof Readable) counted.body.destroy(abortReason(signal as AbortSignal) as Error);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await upload.done();
+      return { bytes: counted.bytes() };
+    } catch (err) {
+      if (signal?.aborted) throw abortReason(signal);
+      // The producer's failure is the cause even when cleaning up the multipart upload failed too.
+      if (counted.failure() !== undefined) throw counted.failure();
+      throw this.mapError(err, 'upload', key);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async get(key: string, range?: { start: number; end?: number }): Promise<Readable> {
+    assertValidKey(key);
+    if (range) checkRange(range, undefined, this.where(key));
+    const Range = range ? `bytes=${range.start}-${range.end ?? ''}` : undefined;
+    try {
+      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key, Range }));
+      if (!(response.Body instanceof Readable)) throw new StorageError(`S3 returned no body for ${this.where(key)}`);
+      if (range) this.checkServedRange(key, range, response.ContentRange, response.Body);
+      return response.Body;
+    } catch (err) {
+      throw this.mapError(err, 'read', key, Range);
+    }
+  }
+
+  async getBytes(key: string): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of await this.get(key)) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  async head(key: string): Promise<{ size: number } | undefined> {
+    assertValidKey(key);
+    try {
+      const response = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key }));
+      return { size: response.ContentLength ?? 0 };
+    } catch (err) {
+      const mapped = this.mapError(err, 'inspect', key);
+      if (mapped.code === 'NoSuchKey') return undefined;
+      throw mapped;
+    }
+  }
+
+  async list(prefix: string, options: ListOptions = {}): Promise<ListPage> {
+    assertValidPrefix(prefix);
+    const objects: StoredObjectInfo[] = [];
+    const prefixes: string[] = [];
+    const fullPrefix = this.keyPrefix + prefix;
+    let token: string | undefined;
+    do {
+      const response = await this.client
+        .send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: fullPrefix === '' ? undefined : fullPrefix,
+            Delimiter: options.delimiter,
+            ContinuationToken: token,
+          }),
+        )
+        .catch((err: unknown) => {
+          throw this.mapError(err, 'list', prefix);
+        });
+      for (const object of response.Contents ?? []) {
+        if (object.Key) objects.push({ key: object.Key.slice(this.keyPrefix.length), size: object.Size ?? 0 });
+      }
+      for (const common of response.CommonPrefixes ?? []) {
+        if (common.Prefix) prefixes.push(common.Prefix.slice(this.keyPrefix.length));
+      }
+      token = response.IsTruncated ? response.NextContinuationToken : undefined;
+    } while (token);
+    // S3 already answers in key order; S3-compatible servers are not all that careful.
+    objects.sort((a, b) => compareKeys(a.key, b.key));
+    prefixes.sort(compareKeys);
+    return { objects, prefixes };
+  }
+
+  async delete(keys: string[]): Promise<void> {
+    keys.forEach(assertValidKey);
+    const failures: S3DeleteError[] = [];
+    for (let i = 0; i < keys.length; i += DELETE_BATCH) {
+      const batch = keys.slice(i, i + DELETE_BATCH);
+      const response = await this.client
+        .send(
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: { Objects: batch.map((key) => ({ Key: this.keyPrefix + key })), Quiet: true },
+          }),
+        )
+        .catch((err: unknown) => {
+          throw this.mapError(err, 'delete', batch[0] as string);
+        });
+      failures.push(...(response.Errors ?? []));
+    }
+    if (failures.length === 0) return;
+    const shown = failures
+      .slice(0, 3)
+      .map((f) => `${f.Key} (${f.Code}: ${f.Message})`)
+      .join(', ');
+    const more = failures.length > 3 ? ` and ${failures.length - 3} more` : '';
+    const code = failures.every((f) => f.Code === 'AccessDenied') ? 'AccessDenied' : 'Other';
+    throw new StorageError(`could not delete ${failures.length} object(s) from s3://${this.bucket}: ${shown}${more}`, code);
+  }
+
+  /**
+   * A server that ignores or misreads Range (s3rver answers bytes=0-0 with the whole object) must
+   * not hand back other bytes than asked for.
+   */
+  private checkServedRange(key: string, range: { start: number; end?: number }, served: string | undefined, body: Readable): void {
+    const match = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(served ?? '');
+    const size = Number(match?.[3]);
+    const expected = `${range.start}-${Math.min(range.end ?? size - 1, size - 1)}`;
+    if (match && `${match[1]}-${match[2]}` === expected) return;
+    body.destroy();
+    throw new StorageError(
+      `S3 endpoint ${this.endpointShown} answered ${served ?? 'the whole object'} for bytes=${range.start}-${range.end ?? ''} of ${this.where(key)}`,
+    );
+  }
+
+  private where(key: string): string {
+    return `s3://${this.bucket}/${this.keyPrefix}${key}`;
+  }
+
+  private exists(key: string): StorageError {
+    return new StorageError(`object already exists at ${this.where(key)}; objects are never overwritten`, 'ObjectExists');
+  }
+
+  /** One line naming the bucket/key (and the endpoint when that is the problem). */
+  private mapError(err: unknown, action: string, key: string, range?: string): StorageError {
+    if (err instanceof StorageError) return err;
+    const e = (typeof err === 'object' && err !== null ? err : {}) as {
+      name?: string; code?: string; message?: string; errors?: { code?: string }[];
+      $metadata?: { httpStatusCode?: number };
+    };
+    const name = e.name ?? '';
+    const status = e.$metadata?.httpStatusCode;
+    const where = this.where(key);
+    const options = { cause: err };
+    // The retry middleware rewraps errors from another realm (jest's sandbox) into a bare message,
+    // so the code is looked for in the message too.
+    const networkCode = [e.code, ...(e.errors ?? []).map((x) => x.code), ...(e.message?.match(/\bE[A-Z_]+\b/g) ?? [])]
+      .find((c) => c !== undefined && NETWORK_ERRORS.has(c));
+    if (networkCode || name === 'TimeoutError') {
+      const reason = networkCode ?? 'connection timed out';
+      return new StorageError(`cannot reach the S3 endpoint ${this.endpointShown} (${reason}) to ${action} ${where}`, 'Unreachable', options);
+    }
+    if (name === 'NoSuchBucket') {
+      return new StorageError(`bucket '${this.bucket}' does not exist at ${this.endpointShown}`, 'Other', options);
+    }
+    if (name === 'NoSuchKey' || name === 'NotFound' || status === 404) {
+      return new StorageError(`no object at ${where}`, 'NoSuchKey', options);
+    }
+    if (name === 'PreconditionFailed' || status === 412) return this.exists(key);
+    if (name === 'InvalidRange' || status === 416) {
+      return new StorageError(`byte range ${range ?? ''} is outside ${where}`, 'Other', options);
+    }
+    if (name === 'CredentialsProviderError') {
+      return new StorageError(
+        `no AWS credentials to ${action} ${where}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or run with a role`,
+        'AccessDenied', options,
+      );
+    }
+    if (['AccessDenied', 'Forbidden', 'InvalidAccessKeyId', 'SignatureDoesNotMatch'].includes(name) || status === 403) {
+      return new StorageError(`access denied to ${action} ${where} (${name || 'HTTP 403'}): check the credentials and the bucket policy`, 'AccessDenied', options);
+    }
+    const detail = `${name}${e.message ? `: ${e.message}` : ''}`.replace(/\s+/g, ' ').trim();
+    return new StorageError(`cannot ${action} ${where}: ${detail || String(err)}`, 'Other', options);
+  }
+}
+
+/** Counts what lib-storage reads and remembers whether the producer failed, to pass its error on as-is. */
+function countBytes(body: Readable | Buffer): { body: Readable | Buffer; bytes(): number; failure(): unknown } {
+  if (Buffer.isBuffer(body)) return { body, bytes: () => body.length, failure: () => undefined };
+  let bytes = 0;
+  let failure: unknown;
+  async function* pass(): AsyncGenerator<Buffer> {
+    try {
+      for await (const chunk of body) {
+        const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
+        bytes += buffer.length;
+        yield buffer;
+      }
+    } catch (err) {
+      failure = err;
+      throw err;
+    }
+  }
+  return { body: Readable.from(pass(), { objectMode: false }), bytes: () => bytes, failure: () => failure };
+}
+
+/** The endpoint without user info, query or fragment, so it is safe to print. */
+function safeEndpoint(endpoint: string): string {
+  try {
+    const url = new URL(endpoint);
+    return `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`;
+  } catch {
+    return '(invalid endpoint)';
+  }
+}

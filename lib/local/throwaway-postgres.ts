@@ -1,0 +1,240 @@
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { appendFileSync, readFileSync, rmSync } from 'node:fs';
+import { chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { ToolFailed } from '../core/errors';
+import { pgBin } from '../core/engines/postgres/tools';
+import { trackLiveServer } from './cleanup-registry';
+import { freePort } from './free-port';
+
+export type PostgresSettings = Record<string, string | number>;
+
+export interface ThrowawayPostgresOptions {
+  /** Extra postgresql.conf settings, e.g. `{ wal_level: 'logical' }`. @default - none */
+  settings?: PostgresSettings;
+  /** pg_hba.conf lines placed before the trust rules, so they take precedence. @default - none */
+  extraHba?: string[];
+  /** Databases to create once the server is up. @default - only `postgres` */
+  databases?: string[];
+  /** fsync and synchronous_commit off: a throwaway cluster need not survive a power cut. @default true */
+  fast?: boolean;
+}
+
+export interface ThrowawayPostgres extends AsyncDisposable {
+  readonly host: '127.0.0.1';
+  readonly port: number;
+  /** Temp root, owned by the server's OS user; tests may put WAL archives and backups here. */
+  readonly dir: string;
+  readonly dataDir: string;
+  readonly binDir: string;
+  url(database?: string, user?: string): string;
+  /** Runs SQL through psql; returns unaligned, tuples-only output, trimmed. */
+  sql(statement: string, database?: string): Promise<string>;
+  createDatabase(name: string): Promise<void>;
+  /** Restarts the server, first appending `settings` (later entries win in postgresql.conf). */
+  restart(settings?: PostgresSettings): Promise<void>;
+  /** Stops the server and deletes `dir`. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+interface OsUser {
+  uid: number;
+  gid: number;
+}
+
+/** PostgreSQL refuses to run as root, so a root process runs every binary as `postgres`. */
+function serverUser(): OsUser | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  try {
+    const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
+    return { uid: id('-u'), gid: id('-g') };
+  } catch (cause) {
+    throw new ToolFailed('running as root needs the OS user "postgres"; run scripts/setup.sh', { cause });
+  }
+}
+
+// PG* variables in our environment (PGPORT, PGSERVICE, ...) must not redirect the tools.
+function toolEnv(dir: string): NodeJS.ProcessEnv {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('PG')));
+  return { ...env, HOME: dir };
+}
+
+function run(file: string, args: string[], dir: string, user: OsUser | undefined, input?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { cwd: dir, env: toolEnv(dir), ...user, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code === 0) resolve(stdout);
+      else reject(new ToolFailed(`${file.split('/').pop()} exited with ${code}: ${lastLines(stderr.trim() || stdout.trim(), 12)}`));
+    });
+    // A tool that fails before reading its input closes the pipe; its exit code tells the story.
+    child.stdin?.on('error', () => undefined).end(input);
+  });
+}
+
+function confLines(settings: PostgresSettings): string {
+  return Object.entries(settings)
+    .map(([key, value]) => {
+      if (!/^[a-z_][a-z0-9_.]*$/i.test(key)) throw new ToolFailed(`invalid postgresql.conf setting name: ${key}`);
+      return `${key} = ${typeof value === 'number' ? value : `'${value.replace(/'/g, "''")}'`}\n`;
+    })
+    .join('');
+}
+
+const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
+
+const lastLines = (text: string, lines: number) => text.trimEnd().split('\n').slice(-lines).join('\n');
+
+async function logTail(path: string, lines = 25): Promise<string> {
+  return lastLines(await readFile(path, 'utf8').catch(() => '(no server log)'), lines);
+}
+
+class Cluster implements ThrowawayPostgres {
+  readonly host = '127.0.0.1' as const;
+  readonly dataDir: string;
+  private readonly log: string;
+  private untrack: (() => void) | undefined;
+  private stopping: Promise<void> | undefined;
+
+  constructor(
+    readonly dir: string,
+    readonly binDir: string,
+    readonly port: number,
+    private readonly user: OsUser | undefined,
+  ) {
+    this.dataDir = join(dir, 'pgdata');
+    this.log = join(dir, 'server.log');
+  }
+
+  private bin(name: string): string {
+    return join(this.binDir, name);
+  }
+
+  private pgCtl(...args: string[]): Promise<string> {
+    return run(this.bin('pg_ctl'), ['-D', this.dataDir, ...args], this.dir, this.user);
+  }
+
+  async start(): Promise<void> {
+    try {
+      await this.pgCtl('-w', '-t', '60', '-l', this.log, 'start');
+    } catch (cause) {
+      // A server still starting after the timeout must not outlive its deleted directory.
+      await this.pgCtl('-m', 'immediate', '-w', 'stop').catch(() => undefined);
+      throw new ToolFailed(`PostgreSQL in ${this.dataDir} did not start:\n${await logTail(this.log)}`, { cause });
+    }
+    const pid = Number(readFileSync(join(this.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    this.untrack = trackLiveServer({ pid, signal: 'SIGQUIT', dir: this.dir, stopNow: () => this.stopNow() });
+  }
+
+  /** Synchronous, for process exit: immediate shutdown, no waiting on clients. */
+  private stopNow(): void {
+    spawnSync(this.bin('pg_ctl'), ['-D', this.dataDir, '-m', 'immediate', '-w', 'stop'], {
+      cwd: this.dir,
+      env: toolEnv(this.dir),
+      stdio: 'ignore',
+      ...this.user,
+    });
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private async shutdown(): Promise<void> {
+    try {
+      await this.pgCtl('-m', 'fast', '-w', '-t', '30', 'stop');
+    } catch {
+      await this.pgCtl('-m', 'immediate', '-w', '-t', '30', 'stop').catch(() => undefined);
+    }
+    this.untrack?.();
+    this.untrack = undefined;
+  }
+
+  url(database = 'postgres', user = 'postgres'): string {
+    return `postgres://${encodeURIComponent(user)}@${this.host}:${this.port}/${encodeURIComponent(database)}`;
+  }
+
+  async sql(statement: string, database = 'postgres'): Promise<string> {
+    const args = ['-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-h', this.host, '-p', String(this.port)];
+    // Through stdin, so several statements run one by one (CREATE DATABASE cannot share a -c string).
+    const out = await run(this.bin('psql'), [...args, '-U', 'postgres', '-d', database, '-f', '-'], this.dir, this.user, statement);
+    return out.trim();
+  }
+
+  async createDatabase(name: string): Promise<void> {
+    await this.sql(`CREATE DATABASE ${quoteIdent(name)}`);
+  }
+
+  async restart(settings: PostgresSettings = {}): Promise<void> {
+    appendFileSync(join(this.dataDir, 'postgresql.conf'), confLines(settings));
+    await this.shutdown();
+    await this.start();
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      await this.shutdown();
+      await rm(this.dir, { recursive: true, force: true });
+    })();
+    return this.stopping;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+}
+
+async function initdb(initdbPath: string, dir: string, user: OsUser | undefined, fast: boolean): Promise<void> {
+  const base = [initdbPath, '-D', join(dir, 'pgdata'), '-U', 'postgres', '--auth=trust', '-E', 'UTF8'];
+  const args = (locale: string) => [...base.slice(1), `--locale=${locale}`, ...(fast ? ['--no-sync'] : [])];
+  try {
+    await run(initdbPath, args('C.UTF-8'), dir, user);
+  } catch (err) {
+    // Minimal images lack C.UTF-8; initdb has already removed the half-made data directory.
+    if (!/locale/i.test(String(err))) throw err;
+    await run(initdbPath, args('C'), dir, user);
+  }
+}
+
+/** Starts a private PostgreSQL cluster in a temp dir on a free port; stop() removes every trace. */
+export async function startThrowawayPostgres(options: ThrowawayPostgresOptions = {}): Promise<ThrowawayPostgres> {
+  const { fast = true } = options;
+  const binDir = dirname(pgBin('initdb'));
+  const user = serverUser();
+  const dir = await mkdtemp(join(tmpdir(), 'tidemark-pg-'));
+  try {
+    if (user) await chown(dir, user.uid, user.gid);
+    await initdb(join(binDir, 'initdb'), dir, user, fast);
+    const cluster = new Cluster(dir, binDir, await freePort(), user);
+    const settings: PostgresSettings = {
+      port: cluster.port,
+      listen_addresses: cluster.host,
+      unix_socket_directories: dir,
+      max_wal_senders: 10,
+      ...(fast ? { fsync: 'off', synchronous_commit: 'off' } : {}),
+      ...options.settings,
+    };
+    appendFileSync(join(cluster.dataDir, 'postgresql.conf'), `\n# tidemark throwaway cluster\n${confLines(settings)}`);
+    const hba = [
+      ...(options.extraHba ?? []),
+      'local all all trust',
+      'host all all 127.0.0.1/32 trust',
+      'local replication all trust',
+      'host replication all 127.0.0.1/32 trust',
+    ];
+    await writeFile(join(cluster.dataDir, 'pg_hba.conf'), hba.join('\n') + '\n');
+    await cluster.start();
+    try {
+      for (const name of options.databases ?? []) await cluster.createDatabase(name);
+    } catch (err) {
+      await cluster.stop();
+      throw err;
+    }
+    return cluster;
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}

@@ -1,0 +1,31 @@
+import {
+  startThrowawayPostgres,
+  type ThrowawayPostgres,
+  type ThrowawayPostgresOptions,
+} from '../../lib/local/throwaway-postgres';
+
+const HOOK_TIMEOUT_MS = 120_000;
+
+/**
+ * A throwaway PostgreSQL cluster for the enclosing describe block: started in beforeAll, stopped in
+ * afterAll (which jest runs even when tests or beforeAll fail). The returned handle forwards to the
+ * live cluster, so `const pg = usePostgres()` at describe level and `await pg.sql(...)` in tests.
+ */
+export function usePostgres(options?: ThrowawayPostgresOptions): ThrowawayPostgres {
+  let cluster: ThrowawayPostgres | undefined;
+  beforeAll(async () => {
+    cluster = await startThrowawayPostgres(options);
+  }, HOOK_TIMEOUT_MS);
+  afterAll(async () => {
+    await cluster?.stop();
+    cluster = undefined;
+  }, HOOK_TIMEOUT_MS);
+  return new Proxy({} as ThrowawayPostgres, {
+    get(_target, property) {
+      if (property === 'then') return undefined; // so an accidental `await handle` does not throw
+      if (!cluster) throw new Error('usePostgres(): the cluster exists only inside tests and hooks, after beforeAll');
+      const value: unknown = Reflect.get(cluster, property, cluster);
+      return typeof value === 'function' ? value.bind(cluster) : value;
+    },
+  });
+}
