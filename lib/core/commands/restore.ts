@@ -42,7 +42,6 @@ export async function runRestore(config: TidemarkConfig, source: string, options
   if (backup.manifest.type !== 'logical') {
     throw new UsageError(`backup ${backup.manifest.id} is a ${backup.manifest.type} backup; this version restores logical backups only`);
   }
-  options.progress.note(`restoring backup ${backup.manifest.id} (consistent at ${backup.manifest.restorePoint.time})`);
   const result = await restorePostgresLogical({
     backup,
     target: options.to,

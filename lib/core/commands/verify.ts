@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { sourceConfig } from '../config/load';
 import type { TidemarkConfig } from '../config/schema';
-import { BackupNotFound, TidemarkError } from '../errors';
+import { BackupNotFound, EncryptionKeyError, TidemarkError } from '../errors';
 import type { Progress } from '../progress';
 import { Repository } from '../repository/repository';
 
@@ -65,7 +65,8 @@ export async function runVerify(
         options.progress.stop();
       }
     } catch (e) {
-      if (!(e instanceof TidemarkError) || (options.backup && e instanceof BackupNotFound)) throw e;
+      // A wrong key says nothing about the backup's health: stop rather than report it damaged.
+      if (!(e instanceof TidemarkError) || e instanceof EncryptionKeyError || (options.backup && e instanceof BackupNotFound)) throw e;
       problems.push(e.message);
     }
     results.push({ id, ok: problems.length === 0, objects, storedBytes, problems });

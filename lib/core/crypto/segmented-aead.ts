@@ -123,7 +123,7 @@ export class DecryptStream extends Transform {
 
   private readHeader(): void {
     const header = this.queue.take(HEADER_BYTES);
-    if (!header.subarray(0, 8).equals(MAGIC)) throw this.fail('not a Tidemark encrypted object (bad header)');
+    if (!header.subarray(0, 8).equals(MAGIC)) throw this.fail('header is damaged (or this is not a Tidemark encrypted object)');
     const log2 = header[8];
     if (log2 < 12 || log2 > 26) throw this.fail(`implausible segment size 2^${log2} in header`);
     this.header = header;

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { basename } from 'node:path';
-import { Duplex, Readable, Writable } from 'node:stream';
+import { Duplex, Readable } from 'node:stream';
 import { ToolFailed } from '../errors';
 
 /**
@@ -156,27 +156,34 @@ export function toolFilter(command: string, args: readonly string[], options: To
   return duplex;
 }
 
-/** A consumer: `pg_restore` reading stdin. Finishes only when the tool exited 0. */
-export function toolInput(command: string, args: readonly string[], options: ToolOptions = {}): Writable & { run: ToolRun } {
+/**
+ * Feeds `source` into a consumer's stdin (`pg_restore` reading a dump) and resolves once the tool
+ * exited 0. A tool may finish before the input ends (pg_restore -t has what it needs): that is
+ * success, and reading stops. If the source fails — an integrity error — the tool is killed
+ * before it sees end-of-input, and the source's error is what the caller gets.
+ */
+export function pipeToTool(source: Readable, command: string, args: readonly string[], options: ToolOptions = {}): Promise<void> {
   const run = new ToolRun(command, args, ['pipe', 'ignore'], options);
-  const sink = new Writable({
-    highWaterMark: 1 << 20,
-    write: (chunk: Buffer, _enc, done) => writeInput(run, chunk, done),
-    final: (done) => {
-      run.child.stdin!.end();
-      run.succeeded().then(() => done(), done);
-    },
-    destroy: (err, cb) => {
-      run.kill();
-      cb(err);
-    },
+  const stdin = run.child.stdin!;
+  let sourceError: unknown;
+  stdin.on('error', () => undefined); // EPIPE when the tool is done or dead; its exit code tells which
+  source.on('error', (e) => {
+    sourceError ??= e;
+    run.kill();
   });
-  inputError(run, (e) => sink.destroy(e));
-  // A consumer that dies early must fail the pipeline even if nothing is being written.
-  run.exited.then((code) => {
-    if (code !== 0 && !sink.destroyed) sink.destroy(run.failure());
+  source.on('data', (chunk: Buffer) => {
+    if (!stdin.write(chunk)) source.pause();
   });
-  return Object.assign(sink, { run });
+  stdin.on('drain', () => source.resume());
+  source.once('end', () => stdin.end());
+  return run.exited.then((code) => {
+    if (sourceError !== undefined) throw sourceError;
+    if (code !== 0) {
+      source.destroy();
+      throw run.failure();
+    }
+    if (!source.readableEnded) source.destroy();
+  });
 }
 
 /** Runs a tool to completion and returns its stdout; non-zero exit → ToolFailed. */

@@ -1,7 +1,6 @@
-import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
 import { BackupNotFound, TargetNotEmpty, ToolFailed, UsageError } from '../../errors';
-import { runTool, toolInput } from '../../process/tool';
+import { pipeToTool, runTool } from '../../process/tool';
 import type { Progress } from '../../progress';
 import type { OpenedBackup } from '../../repository/repository';
 import {
@@ -153,6 +152,7 @@ export async function restorePostgresLogical(input: PostgresLogicalRestoreInput)
     }
   }
 
+  progress.note(`restoring backup ${manifest.id} (consistent at ${manifest.restorePoint.time}) into ${describeEndpoint(ep)}`);
   const createdDatabase = !existing;
   let createdRoles: readonly string[] = [];
   const session = await PgToolSession.open(ep);
@@ -168,8 +168,7 @@ export async function restorePostgresLogical(input: PostgresLogicalRestoreInput)
     if (table) args.push('-n', table.schema, '-t', table.name);
     progress.start('restore', dump.storedBytes);
     try {
-      const sink = toolInput(pgRestore, args, { env: session.env });
-      await pipeline(await backup.read(dump, (n) => progress.advance(n)), sink);
+      await pipeToTool(await backup.read(dump, (n) => progress.advance(n)), pgRestore, args, { env: session.env });
     } finally {
       progress.stop();
     }

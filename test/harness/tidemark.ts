@@ -1,0 +1,64 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { parseConfig } from '../../lib/core/config/load';
+import type { TidemarkConfig, TidemarkConfigInput } from '../../lib/core/config/schema';
+
+export const ROOT = resolve(__dirname, '../..');
+export const TEST_KEY = 'tidemark-test-key-0123456789abcdefghijklmnop';
+process.env.TIDEMARK_TEST_KEY = TEST_KEY;
+
+/** A temp folder for this test file, removed afterwards. */
+export function useTempDir(prefix = 'tidemark-test-'): { readonly path: string } {
+  let path = '';
+  beforeAll(() => {
+    path = mkdtempSync(join(tmpdir(), prefix));
+  });
+  afterAll(() => rmSync(path, { recursive: true, force: true }));
+  return {
+    get path() {
+      return path;
+    },
+  };
+}
+
+/** Writes a config file and returns its path and, lazily, its parsed form (invalid configs are for CLI tests). */
+export function writeConfig(dir: string, name: string, config: TidemarkConfigInput): { path: string; config: TidemarkConfig } {
+  const path = join(dir, name);
+  writeFileSync(path, stringify(config));
+  return {
+    path,
+    get config() {
+      return parseConfig(stringify(config), path);
+    },
+  };
+}
+
+export interface CliResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly seconds: number;
+}
+
+/** The CLI as users run it: its own process (TypeScript loaded by tsx), stdout and stderr apart. */
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bin/tidemark.ts'), ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  const started = Date.now();
+  const child = spawnCli(args, env);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  const code = await new Promise<number | null>((r) => child.on('close', r));
+  return { code, stdout, stderr, seconds: (Date.now() - started) / 1000 };
+}
