@@ -1,17 +1,8 @@
 import { SingleBar } from 'cli-progress';
+import { formatBytes } from '../core/format';
 import type { Progress } from '../core/progress';
 
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-
-export function formatBytes(n: number): string {
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < UNITS.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(u === 0 ? 0 : 1)} ${UNITS[u]}`;
-}
+export { formatBytes };
 
 function formatEta(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds <= 0) return '--';

@@ -1,6 +1,7 @@
 import type { Client } from 'pg';
 import type { SourceConfig } from '../../config/schema';
 import { ToolFailed } from '../../errors';
+import { formatBytes } from '../../format';
 import type { ZstdOptions } from '../../pipeline/zstd';
 import { toolOutput, runTool } from '../../process/tool';
 import type { Progress } from '../../progress';
@@ -103,7 +104,7 @@ export async function backupPostgresLogical(input: PostgresLogicalBackupInput): 
     try {
       const writer = await repository.beginBackup(source, 'postgres', 'logical');
       const env = session.env;
-      progress.note(`backup ${writer.id}: ${what}, PostgreSQL ${server.version}, ~${server.estimatedBytes} bytes`);
+      progress.note(`backup ${writer.id}: ${what}, PostgreSQL ${server.version}, about ${formatBytes(server.estimatedBytes)} of tables`);
       await writer.writeObject(
         'globals.sql',
         toolOutput(pgBin('pg_dumpall'), ['--globals-only', '--no-role-passwords', '--no-password', '-l', ep.database], { env }),
