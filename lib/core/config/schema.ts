@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { toEventBridgeCron } from './cron';
+import { DURATION, formatDuration, parseDuration } from './duration';
 
 /**
  * The config contract (DESIGN.md §5). The minimal keys — repository, encryption.key, sources.<name>
@@ -49,13 +51,77 @@ export const CompressionConfig = z.strictObject({
 
 export const SOURCE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
+/** Five-field cron ("0 3 * * 0"), validated here so a bad schedule fails before anything is deployed. */
+const Cron = z
+  .string()
+  .superRefine((value, ctx) => {
+    try {
+      toEventBridgeCron(value);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: `not a valid cron schedule (${(e as Error).message})` });
+    }
+  })
+  .describe('Five-field cron: minute hour day-of-month month day-of-week, e.g. "0 3 * * 0" (Sundays 03:00)');
+
+const Duration = z.string().regex(DURATION, { message: 'expected a duration like 90s, 5m, 1h or 7d' });
+
+const TimeZone = z
+  .string()
+  .refine((tz) => Intl.supportedValuesOf('timeZone').includes(tz) || tz === 'UTC', { message: 'expected an IANA time zone such as Europe/Berlin' });
+
+export const ScheduleConfig = z
+  .strictObject({
+    full: Cron.optional(),
+    diff: Cron.optional(),
+    incr: Cron.optional(),
+    logical: Cron.optional(),
+    timeZone: TimeZone.optional().describe('IANA time zone of these crons; defaults to aws.timeZone'),
+  })
+  .describe('When each backup type runs');
+
+export const StreamConfig = z
+  .strictObject({
+    flushSeconds: z.number().int().min(1).max(3600).default(60).describe('Longest a WAL/binlog change waits before it is stored'),
+  })
+  .describe('Continuous WAL/binlog streaming for point-in-time recovery (a Fargate service on AWS)');
+
+export const RdsConfig = z
+  .strictObject({
+    instance: z.string().min(1).optional().describe('RDS DB instance identifier'),
+    cluster: z.string().min(1).optional().describe('Aurora DB cluster identifier'),
+    copyToRegion: z.string().min(1).optional().describe('Copy every snapshot to this region'),
+    copyKmsKeyArn: z.string().startsWith('arn:').optional().describe('KMS key in copyToRegion for the copies'),
+  })
+  .refine((r) => (r.instance === undefined) !== (r.cluster === undefined), { message: 'set exactly one of instance or cluster' })
+  .refine((r) => !r.copyToRegion || r.copyKmsKeyArn, { message: 'copyToRegion needs copyKmsKeyArn (a key in that region)' })
+  .describe('An RDS/Aurora source: full backups are RDS snapshots');
+
+const Placement = z
+  .strictObject({
+    account: z.string().regex(/^\d{12}$/, { message: 'expected a 12-digit AWS account id' }).optional(),
+    region: z.string().regex(/^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/, { message: 'expected an AWS region such as eu-west-1' }).optional(),
+  })
+  .describe('Account and region whose stack backs this source up; defaults to aws.account/aws.region');
+
+const sourceOptions = {
+  password: SecretRef.optional(),
+  schedule: ScheduleConfig.optional(),
+  stream: StreamConfig.optional(),
+  rpo: Duration.optional().describe('Recovery point objective: alarm when the newest restorable point is older'),
+  rto: Duration.optional().describe('Recovery time objective: drills fail when a restore takes longer'),
+  rds: RdsConfig.optional(),
+  securityGroupId: z.string().regex(/^sg-[0-9a-f]+$/, { message: 'expected a security group id (sg-...)' }).optional()
+    .describe("The database's security group; workers get an ingress rule on the database port"),
+  aws: Placement.optional(),
+};
+
 const PostgresSource = z.strictObject({
   engine: z.literal('postgres').describe('postgres, or mysql for MySQL and MariaDB'),
   url: z
     .string()
     .regex(/^postgres(ql)?:\/\/[^/]+/, { message: 'expected postgres://user@host:port/database' })
     .describe('postgres://user@host:port/database; keep the password out of it'),
-  password: SecretRef.optional(),
+  ...sourceOptions,
 });
 
 const MysqlSource = z.strictObject({
@@ -64,15 +130,58 @@ const MysqlSource = z.strictObject({
     .string()
     .regex(/^(mysql|mariadb):\/\/[^/]+/, { message: 'expected mysql://user@host:port[/database]' })
     .describe('mysql://user@host:port[/database]; keep the password out of it'),
-  password: SecretRef.optional(),
+  ...sourceOptions,
 });
 
-export const SourceConfig = z.discriminatedUnion('engine', [PostgresSource, MysqlSource]);
+export const SourceConfig = z
+  .discriminatedUnion('engine', [PostgresSource, MysqlSource])
+  .superRefine((source, ctx) => {
+    // A streamed change waits up to flushSeconds before it is stored: an RPO below that always fires.
+    if (source.rpo && source.stream && parseDuration(source.rpo) < source.stream.flushSeconds) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['rpo'],
+        message: `RPO ${source.rpo} is shorter than stream.flushSeconds (${formatDuration(source.stream.flushSeconds)}): it could never be met`,
+      });
+    }
+  });
+
+const WorkerConfig = z.strictObject({
+  cpu: z.union([z.literal(256), z.literal(512), z.literal(1024), z.literal(2048), z.literal(4096)]).default(1024),
+  memoryMiB: z.number().int().min(512).max(30720).default(2048),
+  ephemeralStorageGiB: z.number().int().min(21).max(200).default(21).describe('The worker streams: it needs little disk'),
+  timeout: Duration.default('6h').describe('Longest a single backup task may run'),
+});
+
+export const AwsConfig = z
+  .strictObject({
+    account: Placement.shape.account.unwrap(),
+    region: Placement.shape.region.unwrap(),
+    replicaRegion: Placement.shape.region.optional().describe('Replicate the vault to a bucket in this region (3-2-1)'),
+    vpc: z
+      .union([
+        z.strictObject({ id: z.string().regex(/^vpc-[0-9a-f]+$/, { message: 'expected a VPC id (vpc-...)' }) }),
+        z.strictObject({ cidr: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/), maxAzs: z.number().int().min(1).max(6).default(2) }),
+      ])
+      .default({ cidr: '10.90.0.0/16', maxAzs: 2 })
+      .describe('An existing VPC (id) or a new one (cidr)'),
+    objectLock: z
+      .strictObject({ mode: z.enum(['governance', 'compliance']), days: z.number().int().min(1).max(36500) })
+      .default({ mode: 'governance', days: 14 })
+      .describe('Default S3 Object Lock retention of every stored object'),
+    coldStorageClass: z.enum(['GLACIER', 'DEEP_ARCHIVE']).default('GLACIER').describe('Where objects tagged tidemark:tier=cold go'),
+    maxConcurrency: z.number().int().min(1).max(40).default(4).describe('Backups running at once'),
+    worker: WorkerConfig.default({ cpu: 1024, memoryMiB: 2048, ephemeralStorageGiB: 21, timeout: '6h' }),
+    timeZone: TimeZone.default('UTC').describe('Time zone of the schedules'),
+    alarmEmail: z.email().optional().describe('Subscribe this address to the alarm topic'),
+  })
+  .describe('The AWS deployment (cdk deploy); not needed locally');
 
 export const TidemarkConfigSchema = z.strictObject({
   repository: RepositoryConfig,
   encryption: z.strictObject({ key: KeyRef }),
   compression: CompressionConfig.default({ level: 3, threads: 0 }),
+  aws: AwsConfig.optional(),
   sources: z
     .record(
       z.string().regex(SOURCE_NAME, {
@@ -89,3 +198,5 @@ export type TidemarkConfigInput = z.input<typeof TidemarkConfigSchema>;
 export type SourceConfig = z.output<typeof SourceConfig>;
 export type RepositoryConfig = z.output<typeof RepositoryConfig>;
 export type Engine = SourceConfig['engine'];
+export type AwsConfig = z.output<typeof AwsConfig>;
+export type ScheduleConfig = z.output<typeof ScheduleConfig>;
