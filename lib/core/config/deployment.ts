@@ -135,6 +135,12 @@ export function planDeployments(config: TidemarkConfig, origin = 'config'): Depl
         `${origin}: sources.${name}.password: ${source.password.split(':')[0]}: references cannot reach a worker on AWS; use secret:<Secrets Manager ARN>`,
       );
     }
+    const elsewhere = account !== config.aws?.account || region !== config.aws?.region;
+    if (elsewhere && config.aws?.vpc && 'id' in config.aws.vpc) {
+      throw new ConfigError(
+        `${origin}: sources.${name}.aws: aws.vpc.id is a VPC of ${config.aws.account}/${config.aws.region}; a source deployed to ${account}/${region} cannot use it (give it a new VPC by removing aws.vpc.id, or move the source)`,
+      );
+    }
     const key = `${account}/${region}`;
     const group = groups.get(key) ?? { account, region, sources: [] };
     group.sources.push([name, source]);

@@ -160,7 +160,12 @@ export const AwsConfig = z
     replicaRegion: Placement.shape.region.optional().describe('Replicate the vault to a bucket in this region (3-2-1)'),
     vpc: z
       .union([
-        z.strictObject({ id: z.string().regex(/^vpc-[0-9a-f]+$/, { message: 'expected a VPC id (vpc-...)' }) }),
+        z.strictObject({
+          id: z.string().regex(/^vpc-[0-9a-f]+$/, { message: 'expected a VPC id (vpc-...)' }),
+          subnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]+$/, { message: 'expected a subnet id (subnet-...)' })).min(1)
+            .describe('Private subnets (with a route to S3 and the databases) the workers run in'),
+          availabilityZones: z.array(z.string().min(1)).min(1).describe('The zones of subnetIds, in the same order'),
+        }).refine((v) => v.subnetIds.length === v.availabilityZones.length, { message: 'subnetIds and availabilityZones must have the same length' }),
         z.strictObject({ cidr: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/), maxAzs: z.number().int().min(1).max(6).default(2) }),
       ])
       .default({ cidr: '10.90.0.0/16', maxAzs: 2 })
