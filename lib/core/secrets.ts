@@ -25,7 +25,24 @@ export async function resolveSecret(ref: string, what: string): Promise<string> 
   }
 }
 
+/** Environment variables that held a secret we read: child processes do not inherit them. */
+const secretVariables = new Set<string>();
+
+/**
+ * The environment for a child process (pg_dump, zstd, …): ours, minus every variable a secret was
+ * read from and every TIDEMARK_SECRET_* that ECS injected. Tools get credentials another way
+ * (a passfile), and a tool that dumps its environment on a crash must have none to dump.
+ */
+export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!secretVariables.has(k) && !k.startsWith('TIDEMARK_SECRET_')) env[k] = v;
+  }
+  return { ...env, ...extra };
+}
+
 function fromEnv(name: string, what: string): string {
+  secretVariables.add(name);
   const value = process.env[name];
   if (!value) throw new SecretError(`${what}: environment variable ${name} is not set`);
   return value;

@@ -137,3 +137,18 @@ describe('redactUrl', () => {
     );
   });
 });
+
+describe('childEnv', () => {
+  it('hides from child processes every variable a secret was read from, and ECS-injected secrets', async () => {
+    const { childEnv, resolveSecret } = await import('../../lib/core/secrets');
+    process.env.TIDEMARK_CHILD_TEST_KEY = 'a-secret-value';
+    process.env.TIDEMARK_SECRET_APP = 'injected-by-ecs';
+    process.env.TIDEMARK_HARMLESS = 'visible';
+    await resolveSecret('env:TIDEMARK_CHILD_TEST_KEY', 'test');
+    const env = childEnv({ PGHOST: 'db' });
+    expect(env.TIDEMARK_CHILD_TEST_KEY).toBeUndefined();
+    expect(env.TIDEMARK_SECRET_APP).toBeUndefined();
+    expect(env.TIDEMARK_HARMLESS).toBe('visible');
+    expect(env.PGHOST).toBe('db');
+  });
+});

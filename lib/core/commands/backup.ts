@@ -1,6 +1,7 @@
 import { sourceConfig } from '../config/load';
 import type { TidemarkConfig } from '../config/schema';
 import { backupPostgresLogical } from '../engines/postgres/logical-backup';
+import { backupRdsSnapshot } from '../engines/rds/snapshot-backup';
 import { UsageError } from '../errors';
 import type { Progress } from '../progress';
 import type { BackupManifest, BackupType } from '../repository/manifest';
@@ -30,9 +31,16 @@ export async function runBackup(config: TidemarkConfig, source: string, options:
     throw new UsageError(`--type ${options.type}: expected one of ${BACKUP_TYPES.join(', ')}`);
   }
   let manifest: BackupManifest;
-  if (src.engine === 'postgres' && options.type === 'logical') {
+  if (src.rds && options.type === 'full') {
+    const repository = await Repository.open(config);
+    const region = src.aws?.region ?? config.aws?.region;
+    manifest = await backupRdsSnapshot({ repository, source, config: src, region, ...options });
+  } else if (src.engine === 'postgres' && options.type === 'logical') {
     const repository = await Repository.open(config);
     manifest = await backupPostgresLogical({ repository, source, config: src, compression: config.compression, ...options });
+  } else if (src.rds) {
+    const available = src.engine === 'postgres' ? 'full (an RDS snapshot) or logical (pg_dump)' : 'full (an RDS snapshot)';
+    throw new UsageError(`--type ${options.type} backups of RDS source '${source}' are not available (available: ${available})`);
   } else {
     throw new UsageError(`--type ${options.type} backups of ${src.engine} sources are not available in this version (available: logical for postgres)`);
   }

@@ -215,8 +215,11 @@ export function describeRpo(source: SourceDeployment): string {
 export function workerConfig(config: TidemarkConfig, deployment: Deployment, vault: { bucketName: string; prefix: string; keyArn: string }): unknown {
   const sources = Object.fromEntries(
     deployment.sources.map((s) => {
-      const { engine, url } = config.sources[s.name];
-      return [s.name, { engine, url, ...(s.secret ? { password: `env:${s.secret.env}` } : {}) }];
+      const { engine, url, rds } = config.sources[s.name];
+      return [
+        s.name,
+        { engine, url, ...(s.secret ? { password: `env:${s.secret.env}` } : {}), ...(rds ? { rds, aws: { region: deployment.region } } : {}) },
+      ];
     }),
   );
   return {

@@ -1,6 +1,7 @@
 import { ConfigError } from '../errors';
 import { resolveSecret } from '../secrets';
 import type { KeyProvider } from './key-provider';
+import { KmsKeyProvider } from './kms-key-provider';
 import { LocalKeyProvider } from './local-key-provider';
 
 /** The key provider for `encryption.key`: env:/file: → a local secret; kms: → AWS KMS. */
@@ -10,7 +11,7 @@ export async function openKeyProvider(ref: string): Promise<KeyProvider> {
     return new LocalKeyProvider(secret, `the key from ${ref}`);
   }
   if (ref.startsWith('kms:')) {
-    throw new ConfigError('encryption.key: kms: keys are not supported yet by this build');
+    return new KmsKeyProvider(ref);
   }
   throw new ConfigError(`encryption.key: '${ref}' is not a key reference (expected env:NAME, file:/path or kms:<key>)`);
 }

@@ -33,6 +33,11 @@ export async function writeObject(
   input: Readable,
   options: WriteObjectOptions,
 ): Promise<StoredObject> {
+  // An abort that came before we started (SIGTERM during connect) must not let a backup run to commit.
+  if (options.signal?.aborted) {
+    input.destroy();
+    throw options.signal.reason ?? new Error('aborted');
+  }
   const plain = new DigestStream(options.onPlainBytes);
   const stored = new DigestStream();
   const abort = new AbortController();

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { basename } from 'node:path';
 import { Duplex, Readable } from 'node:stream';
 import { ToolFailed } from '../errors';
+import { childEnv } from '../secrets';
 
 /**
  * External tools (pg_dump, zstd, pg_restore, ...) as streams whose end means success: a tool's
@@ -41,7 +42,7 @@ export class ToolRun {
     this.label = options.label ?? basename(command);
     this.child = spawn(command, args, {
       stdio: [stdio[0], stdio[1], 'pipe'],
-      env: options.env ?? process.env,
+      env: options.env ?? childEnv(),
       cwd: options.cwd,
     });
     this.child.stderr!.setEncoding('utf8');

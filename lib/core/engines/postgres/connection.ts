@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { DatabaseUnreachable, UsageError } from '../../errors';
+import { childEnv } from '../../secrets';
 
 /** Seconds to wait for a server before declaring it unreachable. */
 export const CONNECT_TIMEOUT_SECONDS = 5;
@@ -127,15 +128,14 @@ export class PgToolSession {
   ) {}
 
   static async open(ep: PgEndpoint): Promise<PgToolSession> {
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
+    const env: NodeJS.ProcessEnv = childEnv({
       PGHOST: ep.host,
       PGPORT: String(ep.port),
       PGUSER: ep.user,
       PGDATABASE: ep.database,
       PGCONNECT_TIMEOUT: String(CONNECT_TIMEOUT_SECONDS),
       PGAPPNAME: 'tidemark',
-    };
+    });
     for (const [k, v] of Object.entries(ep.options)) {
       const name = LIBPQ_ENV[k];
       if (name) env[name] = v;

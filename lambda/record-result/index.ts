@@ -1,0 +1,100 @@
+import { newestCommittedBackup, newestRestorablePoint, secondsSince } from '../../lib/core/commands/newest-point';
+import { ConfigError, UsageError } from '../../lib/core/errors';
+import { emitMetrics } from '../../lib/core/metrics';
+import type { BackupType } from '../../lib/core/repository/manifest';
+import { openStore } from '../../lib/core/repository/open-store';
+import type { ObjectStore } from '../../lib/core/repository/storage';
+
+/**
+ * Called by the backup state machine after each worker run (docs/aws-architecture.md, "record-result
+ * Lambda event"): turns the outcome into metrics. It reads manifests only — never a data key.
+ */
+export interface RecordResultEvent {
+  readonly source: string;
+  readonly type: BackupType;
+  readonly outcome: 'succeeded' | 'failed';
+  /** The Catch output of the failed state. */
+  readonly error?: { readonly Error?: string; readonly Cause?: string };
+}
+
+export interface RecordResultOutput {
+  readonly source: string;
+  readonly type: BackupType;
+  readonly ok: boolean;
+  readonly backupId?: string;
+  readonly restorePoint?: string;
+}
+
+const TYPES: readonly string[] = ['full', 'diff', 'incr', 'logical'];
+// An ECS failure's Cause is the whole task description; the log needs the gist, not kilobytes.
+const MAX_ERROR_NAME = 200;
+const MAX_CAUSE = 2000;
+
+export async function handler(event: RecordResultEvent): Promise<RecordResultOutput> {
+  const { source, type, outcome } = parseEvent(event);
+  const namespace = process.env.TIDEMARK_METRICS_NAMESPACE || 'Tidemark';
+  const dimensions = { Source: source };
+
+  if (outcome === 'failed') {
+    emitMetrics(namespace, dimensions, { BackupFailed: { value: 1, unit: 'Count' } });
+    log('error', 'backup failed', {
+      source,
+      type,
+      error: truncate(String(event.error?.Error ?? 'unknown'), MAX_ERROR_NAME),
+      cause: truncate(String(event.error?.Cause ?? ''), MAX_CAUSE),
+    });
+    return { source, type, ok: false };
+  }
+
+  // A read failure throws: the state machine retries, and a run that stays unrecorded fails the
+  // execution (its own alarm) rather than emitting half a result.
+  const store = storeFromEnvironment();
+  const newest = await newestRestorablePoint(store, source);
+  // Usually the newest backup is the one this run wrote; with overlapping runs of another type it
+  // is not, and its size would be the wrong one to report.
+  const own = newest?.backup.type === type ? newest : await newestCommittedBackup(store, source, { accept: (m) => m.type === type });
+  if (newest === null || own === null) {
+    // The worker said it committed a backup, yet none is visible: for restores that is a failure.
+    emitMetrics(namespace, dimensions, { BackupFailed: { value: 1, unit: 'Count' } });
+    log('error', 'worker reported success but no committed backup is in the repository', { source, type, repository: store.description });
+    return { source, type, ok: false };
+  }
+  emitMetrics(namespace, dimensions, {
+    BackupSucceeded: { value: 1, unit: 'Count' },
+    BackupStoredBytes: { value: own.backup.storedBytes, unit: 'Bytes' },
+    SecondsSinceNewestRestorablePoint: { value: secondsSince(newest.time), unit: 'Seconds' },
+  });
+  for (const problem of newest.passedOver.problems) log('warn', 'unusable backup passed over', { source, ...problem });
+  return { source, type, ok: true, backupId: own.backup.id, restorePoint: newest.time };
+}
+
+function parseEvent(event: RecordResultEvent): RecordResultEvent {
+  const e = (event ?? {}) as Partial<RecordResultEvent>;
+  if (typeof e.source !== 'string' || e.source === '') throw new UsageError(`record-result: event.source must be a source name, got ${JSON.stringify(e.source)}`);
+  if (typeof e.type !== 'string' || !TYPES.includes(e.type)) throw new UsageError(`record-result: event.type must be one of ${TYPES.join(', ')}, got ${JSON.stringify(e.type)}`);
+  if (e.outcome !== 'succeeded' && e.outcome !== 'failed') {
+    throw new UsageError(`record-result: event.outcome must be 'succeeded' or 'failed', got ${JSON.stringify(e.outcome)}`);
+  }
+  return e as RecordResultEvent;
+}
+
+let cached: { readonly key: string; readonly store: ObjectStore } | undefined;
+
+/** One store (and S3 client) per container, reused across invocations. */
+function storeFromEnvironment(): ObjectStore {
+  const url = process.env.TIDEMARK_REPOSITORY_URL;
+  if (!url) throw new ConfigError('TIDEMARK_REPOSITORY_URL is not set (expected s3://bucket/prefix)');
+  // Only tests and local runs set an endpoint; on AWS the region's S3 endpoint is used (AWS_REGION).
+  const endpoint = process.env.TIDEMARK_S3_ENDPOINT || undefined;
+  const key = `${url} ${endpoint ?? ''}`;
+  if (cached?.key !== key) cached = { key, store: openStore({ url, endpoint }) };
+  return cached.store;
+}
+
+function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`;
+}
+
+function log(level: 'warn' | 'error', message: string, fields: Record<string, unknown>): void {
+  console[level](JSON.stringify({ level, message, ...fields }));
+}

@@ -1,0 +1,238 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { Duration, Stack, Validations } from 'aws-cdk-lib';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import type { SourceDeployment } from '../core/config/deployment';
+
+/** What the functions need of the vault; BackupVault satisfies it. */
+export interface BackupVaultReader {
+  readonly bucket: s3.IBucket;
+  /** Key prefix of the repository in the bucket, without slashes at the ends (e.g. 'tidemark'). */
+  readonly prefix: string;
+  /** Grants reading the repository: listing, objects, and the key that decrypts them. */
+  grantRead(grantee: iam.IGrantable): unknown;
+}
+
+export interface BackupFunctionsProps {
+  /** The repository the functions read manifests from. */
+  readonly vault: BackupVaultReader;
+  /** Every source of this deployment; rpo-check measures each of them. */
+  readonly sources: readonly SourceDeployment[];
+  /**
+   * CloudWatch namespace of the metrics; BackupObservability must watch the same one.
+   * @default 'Tidemark'
+   */
+  readonly namespace?: string;
+  /**
+   * How long the functions' logs (failure causes included) are kept.
+   * @default logs.RetentionDays.THREE_MONTHS
+   */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+/** Lambda environment variables are limited to 4 KB in total; leave room for the rest. */
+const MAX_SOURCES_JSON = 3000;
+
+/**
+ * The two Lambda functions of the backup pipeline (docs/aws-architecture.md):
+ * - `recordResult`: called by the backup state machine after each run; emits the run's metrics.
+ * - `rpoCheck`: runs every minute; emits SecondsSinceNewestRestorablePoint for every source.
+ * Both only read manifests: they get read access to the vault and no key-unwrapping path of their own.
+ */
+export class BackupFunctions extends Construct {
+  readonly recordResult: NodejsFunction;
+  readonly rpoCheck: NodejsFunction;
+  /** The every-minute schedule of rpo-check. */
+  readonly rpoCheckSchedule: events.Rule;
+
+  constructor(scope: Construct, id: string, props: BackupFunctionsProps) {
+    super(scope, id);
+    const namespace = props.namespace ?? 'Tidemark';
+    if (!/^[^:]{1,255}$/.test(namespace)) throw new Error(`BackupFunctions: namespace '${namespace}' must be 1–255 characters without ':'`);
+    const names = props.sources.map((s) => s.name);
+    if (names.length === 0) throw new Error('BackupFunctions: sources is empty; rpo-check would have nothing to measure');
+    const duplicate = names.find((n, i) => names.indexOf(n) !== i);
+    if (duplicate !== undefined) throw new Error(`BackupFunctions: source '${duplicate}' is listed twice`);
+    const sourcesJson = JSON.stringify(names);
+    if (sourcesJson.length > MAX_SOURCES_JSON) {
+      throw new Error(`BackupFunctions: ${names.length} sources make TIDEMARK_SOURCES ${sourcesJson.length} characters; Lambda allows 4 KB of environment in total`);
+    }
+
+    // The contract of docs/aws-architecture.md; no secrets: the functions never need one.
+    const environment = {
+      TIDEMARK_REPOSITORY_URL: `s3://${props.vault.bucket.bucketName}/${props.vault.prefix}`,
+      TIDEMARK_SOURCES: sourcesJson,
+      TIDEMARK_METRICS_NAMESPACE: namespace,
+    };
+    const retention = props.logRetention ?? logs.RetentionDays.THREE_MONTHS;
+
+    this.recordResult = this.handlerFunction('RecordResult', {
+      name: 'record-result',
+      description: 'Tidemark: records a backup run outcome as metrics',
+      timeout: Duration.seconds(30),
+      environment,
+      retention,
+      vault: props.vault,
+    });
+    this.rpoCheck = this.handlerFunction('RpoCheck', {
+      name: 'rpo-check',
+      description: 'Tidemark: measures the newest restorable point of every source (every minute)',
+      timeout: Duration.minutes(2),
+      environment,
+      retention,
+      vault: props.vault,
+      // A retried run would land a minute late next to the next scheduled one; the alarm asks for
+      // three missing minutes in a row before it pages, so one lost run is harmless.
+      retryAttempts: 0,
+    });
+    this.rpoCheckSchedule = new events.Rule(this, 'RpoCheckSchedule', {
+      description: 'Tidemark: runs rpo-check every minute',
+      schedule: events.Schedule.rate(Duration.minutes(1)),
+      targets: [new targets.LambdaFunction(this.rpoCheck, { retryAttempts: 2, maxEventAge: Duration.minutes(1) })],
+    });
+  }
+
+  private handlerFunction(
+    id: string,
+    options: {
+      name: string;
+      description: string;
+      timeout: Duration;
+      environment: Record<string, string>;
+      retention: logs.RetentionDays;
+      vault: BackupVaultReader;
+      retryAttempts?: number;
+    },
+  ): NodejsFunction {
+    const root = findProjectRoot();
+    // An explicit log group and a role of our own: retention is set, and the role holds exactly
+    // "write these logs, read the vault, send traces" instead of AWSLambdaBasicExecutionRole's
+    // permission to create log groups anywhere.
+    const logGroup = new logs.LogGroup(this, `${id}Logs`, { retention: options.retention });
+    const role = new iam.Role(this, `${id}Role`, {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `Tidemark ${options.name} function`,
+    });
+    logGroup.grantWrite(role);
+    options.vault.grantRead(role);
+
+    const fn = new NodejsFunction(this, id, {
+      entry: join(root, 'lambda', options.name, 'index.ts'),
+      handler: 'handler',
+      projectRoot: root,
+      depsLockFilePath: join(root, 'package-lock.json'),
+      description: options.description,
+      // Pinned to the worker container's Node 22, so the engine runs on one Node everywhere.
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: 256,
+      timeout: options.timeout,
+      role,
+      logGroup,
+      // EMF lines are printed with console.log; CloudWatch extracts metrics from them in the text
+      // log format. The JSON format would wrap each line in a "message" string and lose the metrics.
+      loggingFormat: lambda.LoggingFormat.TEXT,
+      tracing: lambda.Tracing.ACTIVE,
+      environment: options.environment,
+      retryAttempts: options.retryAttempts,
+      bundling: {
+        minify: true,
+        sourceMap: true,
+        sourcesContent: false,
+        target: 'node22',
+        format: OutputFormat.CJS,
+        // The SDK is bundled rather than taken from the runtime: the runtime's copy is whatever
+        // version Lambda ships (and is not guaranteed to carry @aws-sdk/lib-storage, which the S3
+        // store imports); bundling runs exactly the SDK the tests ran.
+        externalModules: [],
+      },
+    });
+    acknowledgeNagFindings(fn, role, options.vault);
+    return fn;
+  }
+}
+
+/**
+ * The repository root: the folder holding lambda/<name>/index.ts. Found by walking up, so the
+ * entries resolve both from lib/infra (tsx, jest) and from dist/lib/infra (the compiled app).
+ */
+function findProjectRoot(from: string = __dirname): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'lambda', 'rpo-check', 'index.ts')) && existsSync(join(dir, 'package-lock.json'))) return dir;
+    if (dirname(dir) === dir) throw new Error(`BackupFunctions: no lambda/rpo-check/index.ts in ${from} or above; run from a Tidemark checkout`);
+  }
+}
+
+/**
+ * cdk-nag (AwsSolutions) findings that are deliberate, acknowledged with the reason on the very
+ * resource, finding by finding (cdk-nag 3 matches exact finding ids only).
+ */
+function acknowledgeNagFindings(fn: NodejsFunction, role: iam.Role, vault: BackupVaultReader): void {
+  Validations.of(fn).acknowledge({
+    id: 'AwsSolutions-L1',
+    reason: 'nodejs22.x is pinned on purpose: it matches the Node 22 of the worker container, so lib/core runs on one Node version everywhere.',
+  });
+  const policy = role.node.tryFindChild('DefaultPolicy') as iam.Policy | undefined;
+  if (!policy) return;
+  for (const finding of wildcardFindings(policy, vault)) {
+    Validations.of(policy).acknowledge({ id: `AwsSolutions-IAM5[${finding.id}]`, reason: finding.reason });
+  }
+}
+
+/**
+ * The wildcards in a function's policy that are expected: X-Ray (which has no resource-level
+ * permissions) and the vault's read grant (manifests are found by listing, so reads cover every key
+ * under the repository). Anything else stays a finding. The ids follow cdk-nag's rendering of the
+ * policy (`Action::s3:GetObject*`, `Resource::<Bucket.Arn>/*`).
+ */
+function wildcardFindings(policy: iam.Policy, vault: BackupVaultReader): { id: string; reason: string }[] {
+  const stack = Stack.of(policy);
+  const bucketArn = renderReference(stack.resolve(vault.bucket.bucketArn));
+  const document = stack.resolve(policy.document.toJSON()) as { Statement?: { Effect: string; Action: unknown; Resource: unknown }[] };
+  const xrayReason = 'X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions; "*" is the only resource they accept.';
+  const vaultReason = 'Read access to the repository in the vault (BackupVault.grantRead): manifests are found by listing backup folders, so reads cover keys under the repository prefix. Read only; no write or delete.';
+  const findings = new Map<string, string>();
+  for (const statement of document.Statement ?? []) {
+    if (statement.Effect !== 'Allow') continue;
+    const actions = asArray(statement.Action).map(String);
+    const resources = asArray(statement.Resource).map(renderReference);
+    const isXray = actions.every((a) => a.startsWith('xray:'));
+    const isVaultRead = resources.some((r) => r.startsWith(bucketArn)) && actions.every((a) => /^(s3:(Get|List)|kms:(Decrypt|DescribeKey))/.test(a));
+    if (!isXray && !isVaultRead) continue;
+    const reason = isXray ? xrayReason : vaultReason;
+    for (const action of actions.filter((a) => a.includes('*'))) findings.set(`Action::${action}`, reason);
+    for (const resource of resources.filter((r) => r.includes('*'))) findings.set(`Resource::${resource}`, reason);
+  }
+  return [...findings].map(([id, reason]) => ({ id, reason }));
+}
+
+function asArray(value: unknown): unknown[] {
+  return Array.isArray(value) ? value : value === undefined ? [] : [value];
+}
+
+/** A resolved CloudFormation value as cdk-nag prints it: Fn::GetAtt → <Id.Attr>, Ref → <Id>, Fn::Join joined. */
+function renderReference(value: unknown): string {
+  if (typeof value === 'string') return value.replace(/\$\{/g, '<').replace(/\}/g, '>');
+  if (value && typeof value === 'object') {
+    const v = value as Record<string, unknown>;
+    if (Array.isArray(v['Fn::Join'])) {
+      const [delimiter, items] = v['Fn::Join'] as [string, unknown[]];
+      return items.map(renderReference).join(delimiter);
+    }
+    if (v['Fn::Sub'] !== undefined) return renderReference(v['Fn::Sub']);
+    if (Array.isArray(v['Fn::GetAtt'])) {
+      const [resource, attribute] = v['Fn::GetAtt'] as unknown[];
+      return `<${renderReference(resource)}.${renderReference(attribute)}>`;
+    }
+    if (v['Fn::ImportValue'] !== undefined) return renderReference(v['Fn::ImportValue']);
+    if (v.Ref !== undefined) return `<${renderReference(v.Ref)}>`;
+  }
+  return JSON.stringify(value);
+}

@@ -1,0 +1,93 @@
+import { Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import type { Construct } from 'constructs';
+import { parseDuration } from '../core/config/duration';
+import { workerConfig, type Deployment } from '../core/config/deployment';
+import type { TidemarkConfig } from '../core/config/schema';
+import { BackupFunctions } from './backup-functions';
+import { BackupObservability } from './backup-observability';
+import { BackupSchedules } from './backup-schedules';
+import { BackupStateMachine } from './backup-state-machine';
+import { BackupVault, type VaultReplica } from './backup-vault';
+import { BackupWorkers } from './backup-workers';
+
+export interface TidemarkStackProps extends StackProps {
+  /** The whole config: the workers need each source's URL. */
+  readonly config: TidemarkConfig;
+  /** What this stack deploys (`planDeployments(config)`). */
+  readonly deployment: Deployment;
+  /** The replica vault in `aws.replicaRegion`, when there is one. @default - no replication */
+  readonly replica?: VaultReplica;
+}
+
+/**
+ * One account/region of Tidemark: the vault, the workers that fill it, the state machine and
+ * schedules that drive them, the Lambdas that record and measure, and the alarms that page.
+ */
+export class TidemarkStack extends Stack {
+  readonly vault: BackupVault;
+  readonly workers: BackupWorkers;
+  readonly functions: BackupFunctions;
+  readonly backup: BackupStateMachine;
+  readonly schedules: BackupSchedules;
+  readonly observability: BackupObservability;
+
+  constructor(scope: Construct, id: string, props: TidemarkStackProps) {
+    super(scope, id, props);
+    const { deployment, config } = props;
+    const { aws } = deployment;
+
+    this.vault = new BackupVault(this, 'Vault', {
+      objectLock: aws.objectLock,
+      coldStorageClass: aws.coldStorageClass,
+      replica: props.replica,
+    });
+
+    const vpc = 'id' in aws.vpc
+      ? ec2.Vpc.fromVpcAttributes(this, 'Vpc', {
+          vpcId: aws.vpc.id,
+          availabilityZones: aws.vpc.availabilityZones,
+          privateSubnetIds: aws.vpc.subnetIds,
+        })
+      : undefined;
+    this.workers = new BackupWorkers(this, 'Workers', {
+      sources: deployment.sources,
+      // Plain JSON with the bucket and key as embedded tokens, so the workers can check it at synth.
+      workerConfigJson: JSON.stringify(
+        workerConfig(config, deployment, { bucketName: this.vault.bucket.bucketName, prefix: this.vault.prefix, keyArn: this.vault.key.keyArn }),
+      ),
+      ...(vpc ? { vpc } : { vpcCidr: 'cidr' in aws.vpc ? aws.vpc.cidr : undefined, maxAzs: 'cidr' in aws.vpc ? aws.vpc.maxAzs : undefined }),
+      cpu: aws.worker.cpu,
+      memoryMiB: aws.worker.memoryMiB,
+      ephemeralStorageGiB: aws.worker.ephemeralStorageGiB,
+    });
+    this.vault.grantWrite(this.workers.taskDefinition.taskRole);
+
+    this.functions = new BackupFunctions(this, 'Functions', { vault: this.vault, sources: deployment.sources });
+
+    const streamers = new Map(
+      [...this.workers.streamers].map(([source, service]) => [source, { serviceName: service.serviceName, clusterName: this.workers.cluster.clusterName }]),
+    );
+    this.observability = new BackupObservability(this, 'Observability', {
+      sources: deployment.sources,
+      streamers,
+      alarmEmail: aws.alarmEmail,
+    });
+
+    this.backup = new BackupStateMachine(this, 'Backup', {
+      cluster: this.workers.cluster,
+      taskDefinition: this.workers.taskDefinition,
+      container: this.workers.container,
+      securityGroups: [this.workers.securityGroup],
+      subnets: this.workers.subnets,
+      recordResult: this.functions.recordResult,
+      topic: this.observability.topic,
+      maxConcurrency: aws.maxConcurrency,
+      taskTimeout: Duration.seconds(parseDuration(aws.worker.timeout)),
+    });
+
+    this.observability.watchStateMachine(this.backup.stateMachine);
+
+    this.schedules = new BackupSchedules(this, 'Schedules', { stateMachine: this.backup.stateMachine, runs: deployment.schedules });
+  }
+}
