@@ -1,0 +1,44 @@
+import { ConfigError } from './errors';
+import { openStore } from './repository/open-store';
+import type { ObjectStore } from './repository/storage';
+
+/**
+ * What the Lambdas read from their environment (docs/aws-architecture.md, "Lambda environment").
+ * No secrets live here: the functions read manifests only, never a data key.
+ */
+
+let cached: { readonly key: string; readonly store: ObjectStore } | undefined;
+
+/** The repository store, one (and one S3 client) per container, reused across invocations. */
+export function storeFromEnvironment(): ObjectStore {
+  const url = process.env.TIDEMARK_REPOSITORY_URL;
+  if (!url) throw new ConfigError('TIDEMARK_REPOSITORY_URL is not set (expected s3://bucket/prefix)');
+  // Only tests and local runs set an endpoint; on AWS the region's S3 endpoint is used (AWS_REGION).
+  const endpoint = process.env.TIDEMARK_S3_ENDPOINT || undefined;
+  const key = `${url} ${endpoint ?? ''}`;
+  if (cached?.key !== key) cached = { key, store: openStore({ url, endpoint }) };
+  return cached.store;
+}
+
+export function metricsNamespace(): string {
+  return process.env.TIDEMARK_METRICS_NAMESPACE || 'Tidemark';
+}
+
+export function sourcesFromEnvironment(): string[] {
+  const raw = process.env.TIDEMARK_SOURCES;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw ?? '');
+  } catch {
+    throw new ConfigError(`TIDEMARK_SOURCES must be a JSON array of source names, got ${JSON.stringify(raw)}`);
+  }
+  if (!Array.isArray(parsed) || !parsed.every((s) => typeof s === 'string' && s !== '')) {
+    throw new ConfigError(`TIDEMARK_SOURCES must be a JSON array of source names, got ${raw}`);
+  }
+  return [...new Set(parsed as string[])];
+}
+
+/** One JSON log line (CloudWatch Logs, or the local runner's output). */
+export function logLine(level: 'warn' | 'error', message: string, fields: Record<string, unknown>): void {
+  console[level](JSON.stringify({ level, message, ...fields }));
+}
