@@ -3,7 +3,7 @@ import { metricsNamespace, storeFromEnvironment } from '../../lib/core/lambda-en
 
 /** The backup state machine's record-result step (docs/aws-architecture.md). */
 export async function handler(event: RecordResultEvent): Promise<RecordResultOutput> {
-  return recordBackupResult(storeFromEnvironment(), event, metricsNamespace());
+  return recordBackupResult(storeFromEnvironment(), event, { namespace: metricsNamespace() });
 }
 
 export type { RecordResultEvent, RecordResultOutput };

@@ -8,11 +8,11 @@ import { BACKUPS_FAILED_ERROR, BackupStateMachine, BackupStateNames as S } from 
 import {
   LocalTaskError,
   runStateMachine,
-  workerProcessResolver,
   type LocalResolvers,
   type RunTaskRequest,
   type SnsPublishRequest,
 } from '../../lib/local/state-machine-runner';
+import { workerProcessResolver } from '../../lib/local/worker-process';
 import { stateMachineDefinition } from '../../lib/local/template-definition';
 
 /*

@@ -31,12 +31,21 @@ const TYPES: readonly string[] = ['full', 'diff', 'incr', 'logical'];
 const MAX_ERROR_NAME = 200;
 const MAX_CAUSE = 2000;
 
-export async function recordBackupResult(store: ObjectStore, event: RecordResultEvent, namespace = 'Tidemark'): Promise<RecordResultOutput> {
+export interface RecordResultOptions {
+  /** @default 'Tidemark' */
+  readonly namespace?: string;
+  /** Where EMF lines go. @default console.log (CloudWatch Logs turns them into metrics) */
+  readonly write?: (line: string) => void;
+}
+
+export async function recordBackupResult(store: ObjectStore, event: RecordResultEvent, options: RecordResultOptions = {}): Promise<RecordResultOutput> {
+  const namespace = options.namespace ?? 'Tidemark';
+  const write = options.write ?? console.log;
   const { source, type, outcome } = parseEvent(event);
   const dimensions = { Source: source };
 
   if (outcome === 'failed') {
-    emitMetrics(namespace, dimensions, { BackupFailed: { value: 1, unit: 'Count' } });
+    emitMetrics(namespace, dimensions, { BackupFailed: { value: 1, unit: 'Count' } }, write);
     logLine('error', 'backup failed', {
       source,
       type,
@@ -54,7 +63,7 @@ export async function recordBackupResult(store: ObjectStore, event: RecordResult
   const own = newest?.backup.type === type ? newest : await newestCommittedBackup(store, source, { accept: (m) => m.type === type });
   if (newest === null || own === null) {
     // The worker said it committed a backup, yet none is visible: for restores that is a failure.
-    emitMetrics(namespace, dimensions, { BackupFailed: { value: 1, unit: 'Count' } });
+    emitMetrics(namespace, dimensions, { BackupFailed: { value: 1, unit: 'Count' } }, write);
     logLine('error', 'worker reported success but no committed backup is in the repository', { source, type, repository: store.description });
     return { source, type, ok: false };
   }
@@ -62,7 +71,7 @@ export async function recordBackupResult(store: ObjectStore, event: RecordResult
     BackupSucceeded: { value: 1, unit: 'Count' },
     BackupStoredBytes: { value: own.backup.storedBytes, unit: 'Bytes' },
     SecondsSinceNewestRestorablePoint: { value: secondsSince(newest.time), unit: 'Seconds' },
-  });
+  }, write);
   for (const problem of newest.passedOver.problems) logLine('warn', 'unusable backup passed over', { source, ...problem });
   return { source, type, ok: true, backupId: own.backup.id, restorePoint: newest.time };
 }

@@ -1,0 +1,97 @@
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { extname } from 'node:path';
+import { LocalTaskError, runTaskResult, type RunTaskRequest } from './state-machine-runner';
+
+export interface WorkerProcessOptions {
+  /**
+   * The worker: a `.ts` entry (run with `node --import tsx`), a `.js`/`.cjs`/`.mjs` bundle (run
+   * with node), or a full argv prefix (`['node', '-e', '…']`) to which the command is appended.
+   *
+   * @default 'containers/worker/main.ts'
+   */
+  readonly entry?: string | readonly string[];
+  /** Environment of the worker, on top of `inheritEnv` (the container overrides come last). */
+  readonly env?: Record<string, string>;
+  /**
+   * Start from this process's environment (PATH to the database tools, HOME, …).
+   *
+   * @default true
+   */
+  readonly inheritEnv?: boolean;
+  /** Working directory. @default - this process's */
+  readonly cwd?: string;
+  /** Each line the worker prints, as it prints it. */
+  readonly onOutput?: (line: string, stream: 'stdout' | 'stderr') => void;
+  /** Grace period between SIGTERM and SIGKILL when the task is stopped. @default 10 s */
+  readonly stopGraceMs?: number;
+}
+
+/**
+ * The ECS resolver of the local runtime: the worker entry as a child process, the Task's command
+ * override as its argv. Exit 0 is a stopped task with exit code 0; anything else is
+ * `States.TaskFailed` with `{ exitCode, lastLine }` as the Cause (the last line is the worker's
+ * one-line reason).
+ */
+export function workerProcessResolver(options: WorkerProcessOptions = {}): (request: RunTaskRequest) => Promise<unknown> {
+  const entry = options.entry ?? 'containers/worker/main.ts';
+  const argv = typeof entry === 'string' ? entryArgv(entry) : [...entry];
+  if (argv.length === 0) throw new Error('workerProcessResolver: entry is an empty argv');
+  return (request) =>
+    new Promise((resolve, reject) => {
+      const [file, ...args] = argv;
+      const child = spawn(file, [...args, ...request.command], {
+        cwd: options.cwd,
+        env: { ...(options.inheritEnv === false ? {} : process.env), ...options.env, ...request.environment },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const taskId = `${child.pid ?? 'unstarted'}-${randomUUID().slice(0, 8)}`;
+      let lastLine = '';
+      let lastErrLine = '';
+      const watch = (stream: NodeJS.ReadableStream, name: 'stdout' | 'stderr') => {
+        let pending = '';
+        stream.setEncoding('utf8');
+        stream.on('data', (chunk: string) => {
+          const lines = (pending + chunk).split(/\r?\n/);
+          pending = lines.pop() ?? '';
+          for (const line of lines) emit(line, name);
+        });
+        stream.on('end', () => pending && emit(pending, name));
+      };
+      const emit = (line: string, stream: 'stdout' | 'stderr') => {
+        if (line.trim()) {
+          lastLine = line;
+          if (stream === 'stderr') lastErrLine = line;
+        }
+        options.onOutput?.(line, stream);
+      };
+      watch(child.stdout, 'stdout');
+      watch(child.stderr, 'stderr');
+
+      let killTimer: NodeJS.Timeout | undefined;
+      const stop = () => {
+        child.kill('SIGTERM');
+        killTimer = setTimeout(() => child.kill('SIGKILL'), options.stopGraceMs ?? 10_000);
+        killTimer.unref();
+      };
+      if (request.signal.aborted) stop();
+      else request.signal.addEventListener('abort', stop, { once: true });
+
+      child.on('error', (e) => {
+        request.signal.removeEventListener('abort', stop);
+        reject(new LocalTaskError('States.TaskFailed', { exitCode: null, lastLine: `cannot start ${file}: ${e.message}` }));
+      });
+      child.on('close', (code, signal) => {
+        request.signal.removeEventListener('abort', stop);
+        clearTimeout(killTimer);
+        if (code === 0) resolve(runTaskResult(request.container, 0, taskId));
+        else reject(new LocalTaskError('States.TaskFailed', { exitCode: code, ...(signal ? { signal } : {}), lastLine: lastErrLine || lastLine }));
+      });
+    });
+}
+
+function entryArgv(entry: string): string[] {
+  const ext = extname(entry);
+  if (ext === '.ts' || ext === '.mts' || ext === '.cts') return [process.execPath, '--import', 'tsx', entry];
+  return [process.execPath, entry];
+}
