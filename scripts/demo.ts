@@ -3,21 +3,53 @@
  * as the repository. Sample data → backup → changes → disaster → restore → verification → RTO/RPO.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { runBackup } from '../lib/core/commands/backup';
+import { App } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { runList } from '../lib/core/commands/list';
 import { runRestore } from '../lib/core/commands/restore';
 import { runVerify } from '../lib/core/commands/verify';
 import { loadConfig } from '../lib/core/config/load';
 import { connectPg, parsePostgresUrl } from '../lib/core/engines/postgres/connection';
 import { fingerprintDatabase, type DatabaseFingerprint } from '../lib/core/engines/postgres/fingerprint';
+import { FileStore } from '../lib/core/repository/file-store';
+import { buildTidemarkApp } from '../lib/infra/tidemark-app';
+import { runBackupsLocally } from '../lib/local/local-backup-pipeline';
 import { loadSampleData } from '../lib/local/sample-postgres';
+import { stateMachineDefinition } from '../lib/local/template-definition';
 import { formatBytes, TerminalProgress } from '../lib/local/terminal-progress';
 import { startThrowawayPostgres } from '../lib/local/throwaway-postgres';
 
-const WORK = resolve(__dirname, '../.tidemark-demo');
+const ROOT = resolve(__dirname, '..');
+const WORK = join(ROOT, '.tidemark-demo');
 const progress = new TerminalProgress(process.stdout);
 const step = (n: number, text: string) => console.log(`\n\x1b[1m${n}. ${text}\x1b[0m`);
+
+/**
+ * The backup state machine exactly as `cdk deploy` would create it for this source, synthesized
+ * offline (no AWS account is touched), as Amazon States Language.
+ */
+function synthesizedBackupStateMachine(url: string): object {
+  const context = { ...JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8')).context, 'aws:cdk:bundling-stacks': [] };
+  const [stack] = buildTidemarkApp(new App({ context }), {
+    repository: 'file:///unused',
+    encryption: { key: 'env:TIDEMARK_DEMO_KEY' },
+    compression: { level: 3, threads: 0 },
+    aws: {
+      account: '111111111111',
+      region: 'eu-west-1',
+      vpc: { cidr: '10.90.0.0/16', maxAzs: 2 },
+      objectLock: { mode: 'governance', days: 14 },
+      coldStorageClass: 'GLACIER',
+      maxConcurrency: 4,
+      worker: { cpu: 1024, memoryMiB: 2048, ephemeralStorageGiB: 21, timeout: '6h' },
+      timeZone: 'UTC',
+    },
+    sources: { app: { engine: 'postgres', url } },
+  });
+  return stateMachineDefinition(Template.fromStack(stack).toJSON(), 'BackupStateMachine');
+}
 
 async function fingerprint(url: string): Promise<DatabaseFingerprint> {
   const client = await connectPg(parsePostgresUrl(url, 'demo'), 'demo');
@@ -53,10 +85,22 @@ async function main(): Promise<void> {
     );
     const { config } = await loadConfig(configPath);
 
-    step(2, 'tidemark backup app --type logical');
-    const backup = await runBackup(config, 'app', { type: 'logical', progress });
+    step(2, 'The nightly backup: the deployed backup state machine, run on this machine');
+    const definition = synthesizedBackupStateMachine(pg.url('app'));
+    console.log('   synthesized from the CDK app (the stack `cdk deploy` creates); ECS RunTask → a worker process, Lambda → in process');
+    const run = await runBackupsLocally([{ source: 'app', type: 'logical' }], {
+      definition,
+      workerConfigJson: JSON.stringify({ repository: `file://${join(WORK, 'repo')}`, encryption: { key: 'env:TIDEMARK_DEMO_KEY' }, sources: { app: { engine: 'postgres', url: pg.url('app') } } }),
+      workerEnv: { TIDEMARK_DEMO_KEY: process.env.TIDEMARK_DEMO_KEY! },
+      workerEntry: join(ROOT, 'containers/worker/main.ts'),
+      store: new FileStore(join(WORK, 'repo')),
+      onStateEntered: (state) => console.log(`   → ${state}`),
+    });
+    if (run.status !== 'SUCCEEDED') throw new Error(`the backup state machine failed: ${run.error}: ${run.cause}`);
     const atBackup = await fingerprint(pg.url('app'));
-    console.log(`   backup ${backup.id}: ${formatBytes(backup.bytes)} dumped → ${formatBytes(backup.storedBytes)} stored (zstd + AES-256-GCM) in ${backup.seconds.toFixed(1)} s`);
+    const [backup] = (await runList(config, 'app')).backups;
+    const metric = run.metrics[0] as { BackupStoredBytes?: number };
+    console.log(`   backup ${backup.id}: ${formatBytes(backup.bytes)} dumped → ${formatBytes(backup.storedBytes)} stored (zstd + AES-256-GCM); metric BackupStoredBytes=${metric.BackupStoredBytes}`);
 
     step(3, 'Life goes on: new transactions after the backup');
     await pg.sql("INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) SELECT 1, 1, g, g, now() FROM generate_series(1, 1000) g", 'app');
