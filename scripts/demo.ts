@@ -10,7 +10,7 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { runList } from '../lib/core/commands/list';
 import { runRestore } from '../lib/core/commands/restore';
 import { runVerify } from '../lib/core/commands/verify';
-import { loadConfig } from '../lib/core/config/load';
+import { loadConfig, parseConfig } from '../lib/core/config/load';
 import { connectPg, parsePostgresUrl } from '../lib/core/engines/postgres/connection';
 import { fingerprintDatabase, type DatabaseFingerprint } from '../lib/core/engines/postgres/fingerprint';
 import { FileStore } from '../lib/core/repository/file-store';
@@ -32,22 +32,16 @@ const step = (n: number, text: string) => console.log(`\n\x1b[1m${n}. ${text}\x1
  */
 function synthesizedBackupStateMachine(url: string): object {
   const context = { ...JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8')).context, 'aws:cdk:bundling-stacks': [] };
-  const [stack] = buildTidemarkApp(new App({ context }), {
-    repository: 'file:///unused',
-    encryption: { key: 'env:TIDEMARK_DEMO_KEY' },
-    compression: { level: 3, threads: 0 },
-    aws: {
-      account: '111111111111',
-      region: 'eu-west-1',
-      vpc: { cidr: '10.90.0.0/16', maxAzs: 2 },
-      objectLock: { mode: 'governance', days: 14 },
-      coldStorageClass: 'GLACIER',
-      maxConcurrency: 4,
-      worker: { cpu: 1024, memoryMiB: 2048, ephemeralStorageGiB: 21, timeout: '6h' },
-      timeZone: 'UTC',
-    },
-    sources: { app: { engine: 'postgres', url } },
-  });
+  const deployed = parseConfig(
+    JSON.stringify({
+      repository: 'file:///unused',
+      encryption: { key: 'env:TIDEMARK_DEMO_KEY' },
+      aws: { account: '111111111111', region: 'eu-west-1' },
+      sources: { app: { engine: 'postgres', url } },
+    }),
+    'demo.json',
+  );
+  const [stack] = buildTidemarkApp(new App({ context }), deployed);
   return stateMachineDefinition(Template.fromStack(stack).toJSON(), 'BackupStateMachine');
 }
 

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ToolFailed } from '../core/errors';
 import { mysqlBin } from '../core/engines/mysql/tools';
+import { runTool } from '../core/process/tool';
 import { trackLiveServer } from './cleanup-registry';
 import { freePort } from './free-port';
 
@@ -57,23 +58,6 @@ function osIds(name: string): { uid: number; gid: number } {
   return { uid: id('-u'), gid: id('-g') };
 }
 
-function run(file: string, args: string[], input?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code === 0) resolve(stdout);
-      else reject(new ToolFailed(`${file.split('/').pop()} exited with ${code}: ${lastLines(stderr.trim() || stdout.trim(), 12)}`));
-    });
-    // A tool that fails before reading its input closes the pipe; its exit code tells the story.
-    child.stdin?.on('error', () => undefined).end(input);
-  });
-}
-
 function cnfLines(settings: MariadbSettings): string[] {
   return Object.entries(settings).map(([key, value]) => {
     if (!/^[a-z_][a-z0-9_-]*$/i.test(key) || /[\r\n]/.test(String(value))) {
@@ -112,7 +96,7 @@ class Server implements ThrowawayMariadb {
   }
 
   private admin(...args: string[]): Promise<string> {
-    return run(mysqlBin('admin'), [`--defaults-file=${this.defaultsFile}`, ...args]);
+    return runTool(mysqlBin('admin'), [`--defaults-file=${this.defaultsFile}`, ...args]);
   }
 
   async start(user: string | undefined): Promise<void> {
@@ -156,7 +140,7 @@ class Server implements ThrowawayMariadb {
 
   async sql(statement: string, database?: string): Promise<string> {
     const args = [`--defaults-file=${this.defaultsFile}`, '-N', '-B', ...(database ? ['-D', database] : [])];
-    return (await run(mysqlBin('client'), args, statement)).trim();
+    return (await runTool(mysqlBin('client'), args, { input: statement })).trim();
   }
 
   async createDatabase(name: string): Promise<void> {
@@ -221,7 +205,7 @@ export async function startThrowawayMariadb(options: ThrowawayMariadbOptions = {
       const { uid, gid } = osIds(user);
       await Promise.all([dir, join(dir, 'binlog')].map((path) => chown(path, uid, gid)));
     }
-    await run(mysqlBin('installDb'), [
+    await runTool(mysqlBin('installDb'), [
       `--defaults-file=${server.defaultsFile}`,
       ...(user ? [`--user=${user}`] : []),
       '--auth-root-authentication-method=normal',

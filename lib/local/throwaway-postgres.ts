@@ -1,10 +1,11 @@
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { appendFileSync, readFileSync, rmSync } from 'node:fs';
 import { chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ToolFailed } from '../core/errors';
 import { pgBin } from '../core/engines/postgres/tools';
+import { runTool } from '../core/process/tool';
 import { trackLiveServer } from './cleanup-registry';
 import { freePort } from './free-port';
 
@@ -61,20 +62,7 @@ function toolEnv(dir: string): NodeJS.ProcessEnv {
 }
 
 function run(file: string, args: string[], dir: string, user: OsUser | undefined, input?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { cwd: dir, env: toolEnv(dir), ...user, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code === 0) resolve(stdout);
-      else reject(new ToolFailed(`${file.split('/').pop()} exited with ${code}: ${lastLines(stderr.trim() || stdout.trim(), 12)}`));
-    });
-    // A tool that fails before reading its input closes the pipe; its exit code tells the story.
-    child.stdin?.on('error', () => undefined).end(input);
-  });
+  return runTool(file, args, { cwd: dir, env: toolEnv(dir), ...user, input });
 }
 
 function confLines(settings: PostgresSettings): string {

@@ -1,10 +1,7 @@
-import { App, Stack, Validations } from 'aws-cdk-lib';
+import { Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import * as ecs from 'aws-cdk-lib/aws-ecs';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as sns from 'aws-cdk-lib/aws-sns';
 import { BACKUPS_FAILED_ERROR, BackupStateMachine, BackupStateNames as S } from '../../lib/infra/backup-state-machine';
+import { fixture } from '../harness/backup-state-machine-stack';
 import {
   LocalTaskError,
   runStateMachine,
@@ -21,34 +18,10 @@ import { stateMachineDefinition } from '../../lib/local/template-definition';
  * are recorded. No database here; a later suite wires the real worker.
  */
 
-/** The stack of test/infra/backup-state-machine.test.ts (same ids, so the same logical ids). */
+/** The stack test/infra/backup-state-machine.test.ts renders, with the state machine in it. */
 function backupTestStack(): Stack {
-  const app = new App({ context: { 'availability-zones:account=111111111111:region=eu-west-1': ['eu-west-1a', 'eu-west-1b', 'eu-west-1c'] } });
-  const stack = new Stack(app, 'BackupStateMachineTest', { env: { account: '111111111111', region: 'eu-west-1' } });
-  const vpc = new ec2.Vpc(stack, 'Vpc', { maxAzs: 2, natGateways: 1, flowLogs: { all: { trafficType: ec2.FlowLogTrafficType.ALL } } });
-  const cluster = new ecs.Cluster(stack, 'Cluster', { vpc, containerInsightsV2: ecs.ContainerInsights.ENABLED });
-  const taskDefinition = new ecs.FargateTaskDefinition(stack, 'WorkerTask', { cpu: 1024, memoryLimitMiB: 2048 });
-  const container = taskDefinition.addContainer('worker', {
-    image: ecs.ContainerImage.fromRegistry('public.ecr.aws/docker/library/node:22-slim'),
-    logging: ecs.LogDrivers.awsLogs({ streamPrefix: 'worker' }),
-  });
-  const securityGroup = new ec2.SecurityGroup(stack, 'WorkerSecurityGroup', { vpc, description: 'Backup workers' });
-  const recordResult = new lambda.Function(stack, 'RecordResult', {
-    runtime: lambda.Runtime.NODEJS_22_X,
-    handler: 'index.handler',
-    code: lambda.Code.fromInline('exports.handler = async (e) => ({ source: e.source, type: e.type, ok: e.outcome === "succeeded" });'),
-  });
-  Validations.of(recordResult).acknowledge({ id: 'AwsSolutions-L1', reason: 'Test fixture: an inline stand-in for record-result.' });
-  const topic = new sns.Topic(stack, 'Alerts', { enforceSSL: true });
-  new BackupStateMachine(stack, 'Backup', {
-    cluster,
-    taskDefinition,
-    container,
-    securityGroups: [securityGroup],
-    subnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
-    recordResult,
-    topic,
-  });
+  const { stack, machineProps } = fixture();
+  new BackupStateMachine(stack, 'Backup', machineProps);
   return stack;
 }
 

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Stack, Validations } from 'aws-cdk-lib';
@@ -142,6 +142,34 @@ describe('the Tidemark app', () => {
     first.resourcePropertiesCountIs('AWS::CloudWatch::Alarm', { MetricName: 'SecondsSinceNewestRestorablePoint' }, 40);
     first.resourceCountIs('AWS::ECS::Service', 4);
   });
+});
+
+describe('examples/', () => {
+  const examples = readdirSync(join(ROOT, 'examples')).filter((f) => f.endsWith('.yaml'));
+
+  it.each(examples)('%s synthesizes, cdk-nag clean', async (file) => {
+    const { stacks } = synth((await loadConfig(join(ROOT, 'examples', file))).config);
+    expect(stacks.length).toBeGreaterThan(0);
+  });
+
+  it('`npx cdk synth` works offline, without AWS credentials, bundling the Lambdas', () => {
+    const outdir = mkdtempSync(join(tmpdir(), 'tidemark-cdk-'));
+    try {
+      const result = spawnSync('npx', ['cdk', 'synth', '--quiet', '-c', 'config=examples/rds-and-mysql.yaml', '--output', outdir], {
+        cwd: ROOT,
+        encoding: 'utf8',
+        env: { ...process.env, CDK_DISABLE_CLI_TELEMETRY: 'true', AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_PROFILE: 'tidemark-none' },
+      });
+      expect(result.stderr).toMatch(/Successfully synthesized/);
+      expect(result.status).toBe(0);
+      const files = readdirSync(outdir);
+      expect(files).toEqual(expect.arrayContaining(['Tidemark-111111111111-eu-west-1.template.json', 'Tidemark-222222222222-eu-west-1.template.json']));
+      const bundles = files.filter((f) => f.startsWith('asset.') && existsSync(join(outdir, f, 'index.js')));
+      expect(bundles.length).toBeGreaterThanOrEqual(2); // record-result and rpo-check, bundled by esbuild
+    } finally {
+      rmSync(outdir, { recursive: true, force: true });
+    }
+  }, 240_000);
 });
 
 describe('bin/app.ts (the CDK app as `cdk synth` runs it)', () => {

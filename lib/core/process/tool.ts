@@ -15,6 +15,9 @@ export interface ToolOptions {
   readonly cwd?: string;
   /** Name used in messages; defaults to the binary's basename. */
   readonly label?: string;
+  /** Run as this OS user (a root process starting a database server as its own user). */
+  readonly uid?: number;
+  readonly gid?: number;
 }
 
 const STDERR_TAIL = 16 * 1024;
@@ -44,6 +47,8 @@ export class ToolRun {
       stdio: [stdio[0], stdio[1], 'pipe'],
       env: options.env ?? childEnv(),
       cwd: options.cwd,
+      uid: options.uid,
+      gid: options.gid,
     });
     this.child.stderr!.setEncoding('utf8');
     this.child.stderr!.on('data', (d: string) => {
