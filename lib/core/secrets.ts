@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SecretError } from './errors';
 
 /**
@@ -68,6 +68,8 @@ const clients = new Map<string, SecretsManagerClient>();
 async function fromSecretsManager(id: string, what: string): Promise<string> {
   // A full ARN names its region, which may differ from the caller's (cross-region replicas).
   const region = /^arn:[^:]+:secretsmanager:([^:]+):/.exec(id)?.[1] ?? '';
+  // Loaded on first use: most runs never touch Secrets Manager, and the SDK costs startup time.
+  const { GetSecretValueCommand, SecretsManagerClient } = await import('@aws-sdk/client-secrets-manager');
   let client = clients.get(region);
   if (!client) {
     client = new SecretsManagerClient(region ? { region } : {});

@@ -1,7 +1,6 @@
 import { sourceConfig } from '../config/load';
 import type { TidemarkConfig } from '../config/schema';
 import { backupPostgresLogical } from '../engines/postgres/logical-backup';
-import { backupRdsSnapshot } from '../engines/rds/snapshot-backup';
 import { UsageError } from '../errors';
 import type { Progress } from '../progress';
 import type { BackupManifest, BackupType } from '../repository/manifest';
@@ -34,6 +33,8 @@ export async function runBackup(config: TidemarkConfig, source: string, options:
   if (src.rds && options.type === 'full') {
     const repository = await Repository.open(config);
     const region = src.aws?.region ?? config.aws?.region;
+    // Loaded on demand: the RDS SDK is large and only snapshot backups need it.
+    const { backupRdsSnapshot } = await import('../engines/rds/snapshot-backup');
     manifest = await backupRdsSnapshot({ repository, source, config: src, region, ...options });
   } else if (src.engine === 'postgres' && options.type === 'logical') {
     const repository = await Repository.open(config);

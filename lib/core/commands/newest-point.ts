@@ -3,7 +3,7 @@ import { isBackupId } from '../repository/backup-id';
 import type { CatalogProblem } from '../repository/catalog';
 import { backupsPrefix, manifestKey } from '../repository/layout';
 import { openManifest, type BackupManifest } from '../repository/manifest';
-import type { Repository } from '../repository/repository';
+import { Repository } from '../repository/repository';
 import type { ObjectStore } from '../repository/storage';
 
 /**
@@ -62,7 +62,7 @@ export async function newestCommittedBackup(
   source: string,
   options: NewestBackupOptions = {},
 ): Promise<{ readonly backup: BackupManifest; readonly passedOver: NewestRestorablePoint['passedOver'] } | null> {
-  const store = 'store' in from ? from.store : from;
+  const store = from instanceof Repository ? from.store : from;
   const prefix = backupsPrefix(source);
   const { prefixes } = await store.list(prefix, { delimiter: '/' });
   // Folders not named like a backup id would break the "sorts by time" premise; they are not backups.

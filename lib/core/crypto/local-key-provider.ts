@@ -29,7 +29,12 @@ function deriveKek(secret: string, salt: Buffer, n: number, r: number, p: number
  */
 export class LocalKeyProvider implements KeyProvider {
   private readonly keks = new Map<string, Promise<Buffer>>();
-  private readonly salt = randomBytes(16);
+  /**
+   * Salt of new wraps: our own random one, or the first salt with today's cost that we already
+   * derived a KEK for (the repository's key check), so a backup pays for scrypt once, not twice.
+   */
+  private salt = randomBytes(16);
+  private saltAdopted = false;
 
   constructor(
     private readonly secret: string,
@@ -80,12 +85,18 @@ export class LocalKeyProvider implements KeyProvider {
     if (wrapped.n > 2 ** 20 || wrapped.r > 32 || wrapped.p > 16) {
       throw new EncryptionKeyError('wrapped key asks for an implausible scrypt cost; refusing');
     }
-    const kek = await this.kek(Buffer.from(wrapped.salt, 'base64'), wrapped.n, wrapped.r, wrapped.p);
+    const salt = Buffer.from(wrapped.salt, 'base64');
+    const kek = await this.kek(salt, wrapped.n, wrapped.r, wrapped.p);
     try {
       const decipher = createDecipheriv('aes-256-gcm', kek, Buffer.from(wrapped.iv, 'base64'));
       decipher.setAAD(canonicalContext(context));
       decipher.setAuthTag(Buffer.from(wrapped.tag, 'base64'));
-      return Buffer.concat([decipher.update(Buffer.from(wrapped.ciphertext, 'base64')), decipher.final()]);
+      const key = Buffer.concat([decipher.update(Buffer.from(wrapped.ciphertext, 'base64')), decipher.final()]);
+      if (!this.saltAdopted && wrapped.n === SCRYPT.n && wrapped.r === SCRYPT.r && wrapped.p === SCRYPT.p && salt.length >= 16) {
+        this.salt = salt;
+        this.saltAdopted = true;
+      }
+      return key;
     } catch (e) {
       throw new EncryptionKeyError(`wrong encryption key: ${this.description} does not unlock this data`, {
         cause: e,

@@ -1,7 +1,6 @@
 import { ConfigError } from '../errors';
 import { resolveSecret } from '../secrets';
 import type { KeyProvider } from './key-provider';
-import { KmsKeyProvider } from './kms-key-provider';
 import { LocalKeyProvider } from './local-key-provider';
 
 /** The key provider for `encryption.key`: env:/file: → a local secret; kms: → AWS KMS. */
@@ -11,6 +10,8 @@ export async function openKeyProvider(ref: string): Promise<KeyProvider> {
     return new LocalKeyProvider(secret, `the key from ${ref}`);
   }
   if (ref.startsWith('kms:')) {
+    // Loaded on demand: the KMS SDK costs startup time that local keys should not pay.
+    const { KmsKeyProvider } = await import('./kms-key-provider');
     return new KmsKeyProvider(ref);
   }
   throw new ConfigError(`encryption.key: '${ref}' is not a key reference (expected env:NAME, file:/path or kms:<key>)`);

@@ -3,7 +3,8 @@ import type { RepositoryConfig } from '../config/schema';
 import { ConfigError } from '../errors';
 import { FileStore } from './file-store';
 import { keyProblem } from './keys';
-import { S3Store, type S3Location } from './s3-store';
+import { describeS3Location, type S3Location } from './s3-location';
+import type { S3Store } from './s3-store';
 import type { ObjectStore } from './storage';
 
 /** The storage backend a repository config names: a local folder (file://) or a bucket (s3://). */
@@ -14,7 +15,7 @@ export function openStore(repository: RepositoryConfig): ObjectStore {
     throw new ConfigError(`repository: '${redact(config.url)}' is not a URL (expected file:// or s3://)`);
   }
   if (scheme === 'file:' && config.url.startsWith('file://')) return new FileStore(folderOf(config.url));
-  if (scheme === 's3:' && config.url.startsWith('s3://')) return new S3Store(s3Location(config));
+  if (scheme === 's3:' && config.url.startsWith('s3://')) return new DeferredS3Store(s3Location(config));
   throw new ConfigError(`repository: unknown scheme '${scheme}' (expected file:// or s3://)`);
 }
 
@@ -52,4 +53,46 @@ function s3Location(config: Exclude<RepositoryConfig, string>): S3Location {
 /** Hides user info (user:password@) so an error message never carries a secret. */
 function redact(url: string): string {
   return url.replace(/\/\/[^/@]*@/, '//***@');
+}
+
+/**
+ * An S3Store whose module (and the AWS SDK behind it, a few hundred milliseconds to load) is
+ * loaded on first use, so commands on a folder repository never pay for it.
+ */
+class DeferredS3Store implements ObjectStore {
+  readonly description: string;
+  private opened?: Promise<S3Store>;
+
+  constructor(private readonly location: S3Location) {
+    this.description = describeS3Location(location);
+  }
+
+  private open(): Promise<S3Store> {
+    this.opened ??= import('./s3-store').then(({ S3Store }) => new S3Store(this.location));
+    return this.opened;
+  }
+
+  async put(...args: Parameters<ObjectStore['put']>) {
+    return (await this.open()).put(...args);
+  }
+
+  async get(...args: Parameters<ObjectStore['get']>) {
+    return (await this.open()).get(...args);
+  }
+
+  async getBytes(...args: Parameters<ObjectStore['getBytes']>) {
+    return (await this.open()).getBytes(...args);
+  }
+
+  async head(...args: Parameters<ObjectStore['head']>) {
+    return (await this.open()).head(...args);
+  }
+
+  async list(...args: Parameters<ObjectStore['list']>) {
+    return (await this.open()).list(...args);
+  }
+
+  async delete(...args: Parameters<ObjectStore['delete']>) {
+    return (await this.open()).delete(...args);
+  }
 }

@@ -10,17 +10,10 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { Readable } from 'node:stream';
 import { StorageError } from '../errors';
 import { abortReason, assertValidKey, assertValidPrefix, checkRange, compareKeys } from './keys';
+import { describeS3Location, safeEndpoint, type S3Location } from './s3-location';
 import type { ListOptions, ListPage, ObjectStore, PutOptions, StoredObjectInfo } from './storage';
 
-export interface S3Location {
-  readonly bucket: string;
-  /** Key prefix without leading or trailing '/'; '' for the bucket root. */
-  readonly prefix: string;
-  /** S3-compatible endpoint; the AWS endpoint of `region` when absent. */
-  readonly endpoint?: string;
-  readonly region: string;
-  readonly forcePathStyle: boolean;
-}
+export type { S3Location };
 
 // 16 MiB × 4 in flight keeps memory flat (~64 MiB plus the part being filled) for any object size
 // and still reaches 10,000 parts × 16 MiB = 156 GiB per object.
@@ -44,7 +37,7 @@ export class S3Store implements ObjectStore {
     this.bucket = location.bucket;
     this.keyPrefix = location.prefix === '' ? '' : `${location.prefix}/`;
     this.endpointShown = location.endpoint ? safeEndpoint(location.endpoint) : `https://s3.${location.region}.amazonaws.com`;
-    this.description = `s3://${location.bucket}/${location.prefix}` + (location.endpoint ? ` at ${this.endpointShown}` : '');
+    this.description = describeS3Location(location);
     this.client = new S3Client({
       region: location.region,
       ...(location.endpoint ? { endpoint: location.endpoint } : {}),
@@ -278,11 +271,3 @@ function countBytes(body: Readable | Buffer): { body: Readable | Buffer; bytes()
 }
 
 /** The endpoint without user info, query or fragment, so it is safe to print. */
-function safeEndpoint(endpoint: string): string {
-  try {
-    const url = new URL(endpoint);
-    return `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`;
-  } catch {
-    return '(invalid endpoint)';
-  }
-}

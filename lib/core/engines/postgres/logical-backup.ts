@@ -3,6 +3,7 @@ import type { SourceConfig } from '../../config/schema';
 import { ToolFailed } from '../../errors';
 import { formatBytes } from '../../format';
 import type { ZstdOptions } from '../../pipeline/zstd';
+import { firstCause } from '../../pipeline/write-object';
 import { toolOutput, runTool } from '../../process/tool';
 import type { Progress } from '../../progress';
 import type { BackupManifest } from '../../repository/manifest';
@@ -105,21 +106,37 @@ export async function backupPostgresLogical(input: PostgresLogicalBackupInput): 
       const writer = await repository.beginBackup(source, 'postgres', 'logical');
       const env = session.env;
       progress.note(`backup ${writer.id}: ${what}, PostgreSQL ${server.version}, about ${formatBytes(server.estimatedBytes)} of tables`);
-      await writer.writeObject(
-        'globals.sql',
-        toolOutput(pgBin('pg_dumpall'), ['--globals-only', '--no-role-passwords', '--no-password', '-l', ep.database], { env }),
-        { compression, signal },
-      );
+      // Roles and the database stream side by side; if either fails, the other is stopped.
+      const stop = new AbortController();
+      const onAbort = () => stop.abort(signal?.reason);
+      if (signal?.aborted) onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const failFast = <T>(p: Promise<T>) =>
+        p.catch((e: unknown) => {
+          stop.abort(e);
+          throw e;
+        });
       progress.start('dump', server.estimatedBytes);
-      try {
-        await writer.writeObject(
-          'dump',
-          toolOutput(pgDump, ['--format=custom', '--compress=0', '--no-password', `--snapshot=${snapshot.snapshot}`], { env }),
-          { compression, signal, onPlainBytes: (n) => progress.advance(n) },
-        );
-      } finally {
-        progress.stop();
-      }
+      const results = await Promise.allSettled([
+        failFast(
+          writer.writeObject(
+            'globals.sql',
+            toolOutput(pgBin('pg_dumpall'), ['--globals-only', '--no-role-passwords', '--no-password', '-l', ep.database], { env }),
+            { compression, signal: stop.signal },
+          ),
+        ),
+        failFast(
+          writer.writeObject(
+            'dump',
+            toolOutput(pgDump, ['--format=custom', '--compress=0', '--no-password', `--snapshot=${snapshot.snapshot}`], { env }),
+            { compression, signal: stop.signal, onPlainBytes: (n) => progress.advance(n) },
+          ),
+        ),
+      ]);
+      progress.stop();
+      signal?.removeEventListener('abort', onAbort);
+      const errors = results.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
+      if (errors.length > 0) throw firstCause(errors);
       return await writer.commit(
         { time: snapshot.at.toISOString(), lsn: snapshot.lsn },
         {
