@@ -4,7 +4,7 @@ import { ToolFailed } from '../../errors';
 import { formatBytes } from '../../format';
 import type { ZstdOptions } from '../../pipeline/zstd';
 import { firstCause } from '../../pipeline/write-object';
-import { toolOutput, runTool } from '../../process/tool';
+import { runTool, toolOutput, withLargeOutputBuffer } from '../../process/tool';
 import type { Progress } from '../../progress';
 import type { BackupManifest } from '../../repository/manifest';
 import type { Repository } from '../../repository/repository';
@@ -128,7 +128,10 @@ export async function backupPostgresLogical(input: PostgresLogicalBackupInput): 
         failFast(
           writer.writeObject(
             'dump',
-            toolOutput(pgDump, ['--format=custom', '--compress=0', '--no-password', `--snapshot=${snapshot.snapshot}`], { env }),
+            toolOutput(...withLargeOutputBuffer(pgDump, ['--format=custom', '--compress=0', '--no-password', `--snapshot=${snapshot.snapshot}`]), {
+              env,
+              label: 'pg_dump',
+            }),
             { compression, signal: stop.signal, onPlainBytes: (n) => progress.advance(n) },
           ),
         ),
