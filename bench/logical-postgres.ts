@@ -89,15 +89,32 @@ export interface ScenarioResult {
   readonly profiles: readonly Profile[];
 }
 
-const BACKUP_CONTENDERS = ['pg_dump -Fc', 'pg_dump -Fd -j2', 'tidemark'] as const;
-const RESTORE_CONTENDERS = ['pg_restore', 'pg_restore -j2', 'tidemark'] as const;
+/**
+ * The floor: tidemark's own pipeline minus tidemark, as a shell pipeline (same pg_dump and
+ * pg_restore flags, same zstd command). The gap between it and tidemark is what the node process
+ * adds (startup, key derivation, relaying the plaintext, checksums, encryption).
+ */
+export const FLOOR_BACKUP = 'floor: pg_dump -Z0 | zstd';
+export const FLOOR_RESTORE = 'floor: zstd -d | pg_restore -1';
+
+const BACKUP_CONTENDERS = ['pg_dump -Fc', 'pg_dump -Fd -j2', 'tidemark', FLOOR_BACKUP] as const;
+const RESTORE_CONTENDERS = ['pg_restore', 'pg_restore -j2', 'tidemark', FLOOR_RESTORE] as const;
 
 /** Which contender produced the input of which restore contender. */
 export const RESTORES_FROM: Record<string, string> = {
   pg_restore: 'pg_dump -Fc',
   'pg_restore -j2': 'pg_dump -Fd -j2',
   tidemark: 'tidemark',
+  [FLOOR_RESTORE]: FLOOR_BACKUP,
 };
+
+/** Arguments quoted for sh -c. */
+const shq = (args: readonly string[]) => args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+
+/** What tidemark runs (lib/core/engines/postgres/logical-*.ts, lib/core/pipeline/zstd.ts), by hand. */
+const ZSTD_ARGS = ['-q', '-c', '-3', '-T0'];
+const PG_DUMP_ARGS = ['--format=custom', '--compress=0', '--no-password'];
+const PG_RESTORE_ARGS = ['--single-transaction', '--exit-on-error', '--no-tablespaces', '--no-password'];
 
 /** PG* variables of the harness's environment must not redirect the tools. */
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -122,7 +139,8 @@ function treeBytes(path: string): number {
 /** The harness itself lives on the server's host: which of its processes are whose. */
 function classify(comm: string, cmdline: string, underServer: boolean): string {
   if (underServer) {
-    if (!cmdline.startsWith('postgres: ')) return 'postgres'; // forked, title not set yet: ask again
+    // Not titled yet: a backend just forked (the postmaster itself is titled by its command line).
+    if (!cmdline.startsWith('postgres: ')) return /-D /.test(cmdline) ? 'server background' : 'server backend';
     return /^postgres: (checkpointer|background writer|walwriter|autovacuum|logical replication|archiver|walsender|stats)/.test(cmdline)
       ? 'server background'
       : 'server backend';
@@ -307,6 +325,12 @@ class Scenario {
       this.lastBackup.set(scale, out.id);
       outputBytes = out.storedBytes;
       plainBytes = out.bytes;
+    } else if (contender === FLOOR_BACKUP) {
+      const path = this.output(contender, scale);
+      rmSync(path, { force: true });
+      const script = `set -o pipefail; ${shq([pgBin('pg_dump'), ...this.conn(), ...PG_DUMP_ARGS, db])} | zstd ${ZSTD_ARGS.join(' ')} > ${shq([path])}`;
+      r = await measureOk('bash', ['-c', script], { env: cleanEnv(), cpu: this.sampler() });
+      outputBytes = treeBytes(path);
     } else {
       const path = this.output(contender, scale);
       rmSync(path, { recursive: true, force: true });
@@ -345,8 +369,14 @@ class Scenario {
       const input = this.output(RESTORES_FROM[contender], scale);
       const cpu = this.sampler();
       const created = await measureOk(pgBin('createdb'), [...this.conn(), target], { env: cleanEnv(), cpu });
-      const jobs = contender === 'pg_restore -j2' ? ['-j2'] : [];
-      const restored = await measureOk(pgBin('pg_restore'), [...this.conn(), ...jobs, '-d', target, input], { env: cleanEnv(), cpu });
+      let restored: RunResult;
+      if (contender === FLOOR_RESTORE) {
+        const script = `set -o pipefail; zstd -q -d -c ${shq([input])} | ${shq([pgBin('pg_restore'), ...this.conn(), ...PG_RESTORE_ARGS, '-d', target])}`;
+        restored = await measureOk('bash', ['-c', script], { env: cleanEnv(), cpu });
+      } else {
+        const jobs = contender === 'pg_restore -j2' ? ['-j2'] : [];
+        restored = await measureOk(pgBin('pg_restore'), [...this.conn(), ...jobs, '-d', target, input], { env: cleanEnv(), cpu });
+      }
       r = { ...restored, seconds: created.seconds + restored.seconds };
     }
     await this.check(scale, target);
@@ -426,7 +456,7 @@ class Scenario {
           await this.compare(scale, runs, { backup: BACKUP_CONTENDERS, restore: RESTORE_CONTENDERS });
           if (this.options.profile) await this.profile(scale);
         } else {
-          await this.compare(scale, 1, { backup: ['pg_dump -Fc', 'tidemark'], restore: ['pg_restore', 'tidemark'] });
+          await this.compare(scale, 1, { backup: ['pg_dump -Fc', 'tidemark', FLOOR_BACKUP], restore: ['pg_restore', 'tidemark', FLOOR_RESTORE] });
         }
         // Free the disk before the next, larger scale.
         await this.dropScale(scale);

@@ -90,6 +90,7 @@ export class CpuSampler {
   private readonly baseline = new Map<number, number>();
   private readonly last = new Map<number, { cpu: number; group: string }>();
   private readonly groups = new Map<number, string>();
+  private readonly pending = new Set<number>();
 
   constructor(
     private readonly serverPid: number,
@@ -122,9 +123,13 @@ export class CpuSampler {
       const underServer = !underRoot && ancestorIn(s.pid, this.serverPid);
       if (!underRoot && !underServer) continue;
       let group = this.groups.get(s.pid);
-      if (group === undefined || group === 'postgres' /* a backend sets its title after fork */) {
-        group = this.classify(s.comm, readCmdline(s.pid), underServer);
+      // A server process sets its title (what it is) only after fork: look again until it has one.
+      if (group === undefined || this.pending.has(s.pid)) {
+        const cmdline = readCmdline(s.pid);
+        group = this.classify(s.comm, cmdline, underServer);
         this.groups.set(s.pid, group);
+        if (underServer && !cmdline.startsWith('postgres: ')) this.pending.add(s.pid);
+        else this.pending.delete(s.pid);
       }
       this.last.set(s.pid, { cpu: s.cpu - (this.baseline.get(s.pid) ?? 0), group });
     }
