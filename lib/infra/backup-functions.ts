@@ -1,5 +1,4 @@
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { Duration, Stack, Validations } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -9,6 +8,8 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { asList, nagReference } from './nag-finding';
+import { projectRoot } from './project-root';
 import type { SourceDeployment } from '../core/config/deployment';
 
 /** What the functions need of the vault; BackupVault satisfies it. */
@@ -111,7 +112,7 @@ export class BackupFunctions extends Construct {
       retryAttempts?: number;
     },
   ): NodejsFunction {
-    const root = findProjectRoot();
+    const root = projectRoot(join('lambda', 'rpo-check', 'index.ts'), 'BackupFunctions');
     // An explicit log group and a role of our own: retention is set, and the role holds exactly
     // "write these logs, read the vault, send traces" instead of AWSLambdaBasicExecutionRole's
     // permission to create log groups anywhere.
@@ -160,17 +161,6 @@ export class BackupFunctions extends Construct {
 }
 
 /**
- * The repository root: the folder holding lambda/<name>/index.ts. Found by walking up, so the
- * entries resolve both from lib/infra (tsx, jest) and from dist/lib/infra (the compiled app).
- */
-function findProjectRoot(from: string = __dirname): string {
-  for (let dir = from; ; dir = dirname(dir)) {
-    if (existsSync(join(dir, 'lambda', 'rpo-check', 'index.ts')) && existsSync(join(dir, 'package-lock.json'))) return dir;
-    if (dirname(dir) === dir) throw new Error(`BackupFunctions: no lambda/rpo-check/index.ts in ${from} or above; run from a Tidemark checkout`);
-  }
-}
-
-/**
  * cdk-nag (AwsSolutions) findings that are deliberate, acknowledged with the reason on the very
  * resource, finding by finding (cdk-nag 3 matches exact finding ids only).
  */
@@ -194,15 +184,15 @@ function acknowledgeNagFindings(fn: NodejsFunction, role: iam.Role, vault: Backu
  */
 function wildcardFindings(policy: iam.Policy, vault: BackupVaultReader): { id: string; reason: string }[] {
   const stack = Stack.of(policy);
-  const bucketArn = renderReference(stack.resolve(vault.bucket.bucketArn));
+  const bucketArn = nagReference(stack.resolve(vault.bucket.bucketArn));
   const document = stack.resolve(policy.document.toJSON()) as { Statement?: { Effect: string; Action: unknown; Resource: unknown }[] };
   const xrayReason = 'X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions; "*" is the only resource they accept.';
   const vaultReason = 'Read access to the repository in the vault (BackupVault.grantRead): manifests are found by listing backup folders, so reads cover keys under the repository prefix. Read only; no write or delete.';
   const findings = new Map<string, string>();
   for (const statement of document.Statement ?? []) {
     if (statement.Effect !== 'Allow') continue;
-    const actions = asArray(statement.Action).map(String);
-    const resources = asArray(statement.Resource).map(renderReference);
+    const actions = asList(statement.Action).map(String);
+    const resources = asList(statement.Resource).map(nagReference);
     const isXray = actions.every((a) => a.startsWith('xray:'));
     const isVaultRead = resources.some((r) => r.startsWith(bucketArn)) && actions.every((a) => /^(s3:(Get|List)|kms:(Decrypt|DescribeKey))/.test(a));
     if (!isXray && !isVaultRead) continue;
@@ -211,28 +201,4 @@ function wildcardFindings(policy: iam.Policy, vault: BackupVaultReader): { id: s
     for (const resource of resources.filter((r) => r.includes('*'))) findings.set(`Resource::${resource}`, reason);
   }
   return [...findings].map(([id, reason]) => ({ id, reason }));
-}
-
-function asArray(value: unknown): unknown[] {
-  return Array.isArray(value) ? value : value === undefined ? [] : [value];
-}
-
-/** A resolved CloudFormation value as cdk-nag prints it: Fn::GetAtt → <Id.Attr>, Ref → <Id>, Fn::Join joined. */
-function renderReference(value: unknown): string {
-  if (typeof value === 'string') return value.replace(/\$\{/g, '<').replace(/\}/g, '>');
-  if (value && typeof value === 'object') {
-    const v = value as Record<string, unknown>;
-    if (Array.isArray(v['Fn::Join'])) {
-      const [delimiter, items] = v['Fn::Join'] as [string, unknown[]];
-      return items.map(renderReference).join(delimiter);
-    }
-    if (v['Fn::Sub'] !== undefined) return renderReference(v['Fn::Sub']);
-    if (Array.isArray(v['Fn::GetAtt'])) {
-      const [resource, attribute] = v['Fn::GetAtt'] as unknown[];
-      return `<${renderReference(resource)}.${renderReference(attribute)}>`;
-    }
-    if (v['Fn::ImportValue'] !== undefined) return renderReference(v['Fn::ImportValue']);
-    if (v.Ref !== undefined) return `<${renderReference(v.Ref)}>`;
-  }
-  return JSON.stringify(value);
 }

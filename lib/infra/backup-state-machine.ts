@@ -9,6 +9,7 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
+import { asList, nagReference } from './nag-finding';
 
 /**
  * State names of the backup state machine. They are a contract: the local runner, its tests and
@@ -298,7 +299,7 @@ export class BackupStateMachine extends Construct {
       const actions = asList(statement.Action).map(String);
       const reason = REQUIRED_WILDCARDS.find((w) => actions.every((a) => w.actions.includes(a)))?.reason;
       if (!reason) continue;
-      for (const resource of asList(statement.Resource).map(flattenReference).filter((r) => r.includes('*'))) {
+      for (const resource of asList(statement.Resource).map(nagReference).filter((r) => r.includes('*'))) {
         const id = `AwsSolutions-IAM5[Resource::${resource}]`;
         reasons.set(id, (reasons.get(id) ?? new Set()).add(reason));
       }
@@ -336,30 +337,3 @@ const REQUIRED_WILDCARDS: readonly { actions: readonly string[]; reason: string 
     reason: 'X-Ray tracing APIs support no resource-level permissions (required for tracing).',
   },
 ];
-
-function asList(value: unknown): unknown[] {
-  return Array.isArray(value) ? value : value === undefined ? [] : [value];
-}
-
-/**
- * A resolved CloudFormation value flattened the way cdk-nag names its findings: strings as they
- * are, Fn::GetAtt → <Id.Attr>, Ref → <Id>, Fn::Join joined, anything else as JSON.
- */
-function flattenReference(value: unknown): string {
-  if (typeof value === 'string') return value.replace(/\$\{/g, '<').replace(/\}/g, '>');
-  if (value !== null && typeof value === 'object') {
-    const fn = value as Record<string, unknown>;
-    if (Array.isArray(fn['Fn::Join'])) {
-      const [delimiter, items] = fn['Fn::Join'] as [string, unknown[]];
-      return items.map(flattenReference).join(delimiter);
-    }
-    if (fn['Fn::Sub'] !== undefined) return flattenReference(fn['Fn::Sub']);
-    if (Array.isArray(fn['Fn::GetAtt'])) {
-      const [logicalId, attribute] = fn['Fn::GetAtt'] as unknown[];
-      return `<${flattenReference(logicalId)}.${flattenReference(attribute)}>`;
-    }
-    if (fn['Fn::ImportValue'] !== undefined) return flattenReference(fn['Fn::ImportValue']);
-    if (fn.Ref !== undefined) return `<${flattenReference(fn.Ref)}>`;
-  }
-  return JSON.stringify(value);
-}

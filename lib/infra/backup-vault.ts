@@ -5,6 +5,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { TIER_COLD, TIER_TAG_KEY, TIER_WARM } from '../core/config/tiers';
+import { nagReference } from './nag-finding';
 
 /** Default S3 Object Lock retention applied to every new object version. */
 export interface ObjectLockDefault {
@@ -197,7 +198,7 @@ export class BackupVault extends Construct {
     if (!Construct.isConstruct(principal)) return;
     this.node.addValidation({
       validate: () => {
-        const id = `AwsSolutions-IAM5[Resource::${nagFlatten(Stack.of(principal).resolve(objectArn))}]`;
+        const id = `AwsSolutions-IAM5[Resource::${nagReference(Stack.of(principal).resolve(objectArn))}]`;
         Validations.of(principal).acknowledge({ id, reason });
         return [];
       },
@@ -291,22 +292,4 @@ function lockedBucketProps(key: kms.IKey, lock: ObjectLockDefault, logs: s3.IBuc
     removalPolicy: RemovalPolicy.RETAIN,
     serverAccessLogsBucket: logs,
   };
-}
-
-/** A resolved ARN as cdk-nag spells it in finding ids: `<LogicalId.Arn>/*`, `${Token}` as `<Token>`. */
-function nagFlatten(value: unknown): string {
-  if (typeof value === 'string') return value.replace(/\$\{/g, '<').replace(/\}/g, '>');
-  const fn = (value ?? {}) as Record<string, unknown>;
-  if (fn['Fn::Join']) {
-    const [separator, parts] = fn['Fn::Join'] as [string, unknown[]];
-    return parts.map(nagFlatten).join(separator);
-  }
-  if (fn['Fn::GetAtt']) {
-    const [logicalId, attribute] = fn['Fn::GetAtt'] as [unknown, unknown];
-    return `<${nagFlatten(logicalId)}.${nagFlatten(attribute)}>`;
-  }
-  if (fn['Fn::Sub']) return nagFlatten(fn['Fn::Sub']);
-  if (fn['Fn::ImportValue']) return nagFlatten(fn['Fn::ImportValue']);
-  if (fn.Ref) return `<${nagFlatten(fn.Ref)}>`;
-  return JSON.stringify(value);
 }

@@ -1,5 +1,3 @@
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { ArnFormat, IgnoreMode, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
@@ -8,6 +6,8 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import { nagReference } from './nag-finding';
+import { projectRoot } from './project-root';
 import type { SourceDeployment, WorkerSecret } from '../core/config/deployment';
 import { TidemarkConfigSchema } from '../core/config/schema';
 
@@ -72,10 +72,7 @@ export function streamerServiceName(source: string): string {
  * dist/lib/infra (js) alike: the nearest folder above holding the worker's Dockerfile.
  */
 export function workerBuildContext(from: string = __dirname): string {
-  for (let dir = from; ; dir = dirname(dir)) {
-    if (existsSync(join(dir, WORKER_DOCKERFILE))) return dir;
-    if (dirname(dir) === dir) throw new Error(`BackupWorkers: no ${WORKER_DOCKERFILE} in any folder above ${from}`);
-  }
+  return projectRoot(WORKER_DOCKERFILE, 'BackupWorkers', from);
 }
 
 /**
@@ -297,7 +294,7 @@ export class BackupWorkers extends Construct {
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason: 'ecr:GetAuthorizationToken has no resource-level permissions; the image pull itself is scoped to the image repository.',
     });
-    for (const arn of new Set(snapshotArns.map((a) => nagName(Stack.of(this), a)))) {
+    for (const arn of new Set(snapshotArns.map((a) => nagReference(Stack.of(this).resolve(a))))) {
       Validations.of(this.taskRole).acknowledge({
         id: `AwsSolutions-IAM5[Resource::${arn}]`,
         reason:
@@ -305,18 +302,6 @@ export class BackupWorkers extends Construct {
       });
     }
   }
-}
-
-/** A value as cdk-nag names it in a finding: references become <Name>, joins are flattened. */
-function nagName(stack: Stack, value: string): string {
-  const flat = (node: unknown): string => {
-    if (typeof node === 'string') return node;
-    const o = node as { 'Fn::Join'?: [string, unknown[]]; Ref?: string };
-    if (o['Fn::Join']) return o['Fn::Join'][1].map(flat).join(o['Fn::Join'][0]);
-    if (o.Ref) return `<${o.Ref}>`;
-    return JSON.stringify(node);
-  };
-  return flat(stack.resolve(value));
 }
 
 function checkSources(sources: readonly SourceDeployment[]): void {
