@@ -71,11 +71,33 @@ export function toEventBridgeCron(expression: string): string {
   return `cron(${minute} ${hour} ${dowAny ? dom : '?'} ${month} ${dowAny ? '?' : dow} *)`;
 }
 
-export function isValidCron(expression: string): boolean {
-  try {
-    toEventBridgeCron(expression);
-    return true;
-  } catch {
-    return false;
+/** The values one field allows: lists, ranges and steps, with the same checks as the translation. */
+function allowedValues(field: Field, text: string): Set<number> {
+  const values = new Set<number>();
+  for (const part of text.split(',')) {
+    const [range, step = '1'] = part.split('/');
+    const [lo, hi] =
+      range === '*' ? [field.min, field.max]
+      : range.includes('-') ? range.split('-').map((b) => value(field, b))
+      : part.includes('/') ? [value(field, range), field.max] // "5/15": from 5, every 15
+      : [value(field, range), value(field, range)];
+    for (let v = lo; v <= hi; v += Number(step)) values.add(field.name === 'day of week' ? v % 7 : v);
   }
+  return values;
+}
+
+/**
+ * A predicate telling whether a (UTC) minute is one the cron fires on. Call with an expression
+ * that toEventBridgeCron accepts; like EventBridge, a restricted day of month or day of week
+ * decides the day (they are never both restricted).
+ */
+export function cronMatcher(expression: string): (at: Date) => boolean {
+  const parts = expression.trim().split(/\s+/);
+  const [minute, hour, dom, month, dow] = parts.map((p, i) => allowedValues(FIELDS[i], p));
+  const byDayOfWeek = parts[4] !== '*';
+  return (at) =>
+    minute.has(at.getUTCMinutes()) &&
+    hour.has(at.getUTCHours()) &&
+    month.has(at.getUTCMonth() + 1) &&
+    (byDayOfWeek ? dow.has(at.getUTCDay()) : dom.has(at.getUTCDate()));
 }

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { ConfigError } from '../errors';
 import type { BackupType } from '../repository/manifest';
-import { toEventBridgeCron } from './cron';
-import { formatDuration, parseDuration } from './duration';
+import { cronMatcher, toEventBridgeCron } from './cron';
+import { parseDuration } from './duration';
 import type { AwsConfig, SourceConfig, TidemarkConfig } from './schema';
 
 /**
@@ -85,28 +85,6 @@ export function longestGapMinutes(crons: readonly string[]): number {
   let gap = 0;
   for (let i = 1; i < runs.length; i++) gap = Math.max(gap, runs[i] - runs[i - 1]);
   return gap;
-}
-
-function cronMatcher(cron: string): (d: Date) => boolean {
-  const [minute, hour, dom, month, dow] = cron.trim().split(/\s+/);
-  const names = ['SUN', 'MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT', 'JAN', 'FEB', 'MAR', 'APR', 'MAY', 'JUN', 'JUL', 'AUG', 'SEP', 'OCT', 'NOV', 'DEC'];
-  const num = (s: string) => {
-    const i = names.indexOf(s.toUpperCase());
-    return i < 0 ? Number(s) : i < 7 ? i : i - 6;
-  };
-  const field = (text: string, max: number) => (v: number) =>
-    text.split(',').some((part) => {
-      const [range, step = '1'] = part.split('/');
-      const [lo, hi] = range === '*' ? [0, max] : range.includes('-') ? range.split('-').map(num) : [num(range), part.includes('/') ? max : num(range)];
-      return v >= lo && v <= hi && (v - lo) % Number(step) === 0;
-    });
-  const [fm, fh, fd, fmo, fw] = [field(minute, 59), field(hour, 23), field(dom, 31), field(month, 12), field(dow, 7)];
-  const domAny = dom === '*';
-  const dowAny = dow === '*';
-  return (d) => {
-    const dayOk = domAny && dowAny ? true : domAny ? fw(d.getUTCDay()) || fw(d.getUTCDay() + 7) : dowAny ? fd(d.getUTCDate()) : fd(d.getUTCDate()) || fw(d.getUTCDay());
-    return fm(d.getUTCMinutes()) && fh(d.getUTCHours()) && fmo(d.getUTCMonth() + 1) && dayOk;
-  };
 }
 
 function scheduleOf(source: SourceConfig): Partial<Record<BackupType, string>> {
@@ -200,11 +178,6 @@ function defaultAws(account: string, region: string): AwsConfig {
     worker: { cpu: 1024, memoryMiB: 2048, ephemeralStorageGiB: 21, timeout: '6h' },
     timeZone: 'UTC',
   };
-}
-
-/** Human form of a deployment's RPOs, for synth output and docs. */
-export function describeRpo(source: SourceDeployment): string {
-  return `${source.name}: RPO ${formatDuration(source.rpoSeconds)}`;
 }
 
 /**
