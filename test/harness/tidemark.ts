@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
@@ -61,4 +61,25 @@ export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promi
   child.stderr!.on('data', (d) => (stderr += d));
   const code = await new Promise<number | null>((r) => child.on('close', r));
   return { code, stdout, stderr, seconds: (Date.now() - started) / 1000 };
+}
+
+/**
+ * Resolves once some backup under `backupsDir` (<repo>/<source>/backups) has an upload in flight
+ * (a FileStore `.tmp-` file) of at least `minBytes`: the moment to kill a backup mid-stream.
+ * Returns false if that never happens within `timeoutMs`.
+ */
+export async function waitForUploadInFlight(backupsDir: string, { minBytes = 256 * 1024, timeoutMs = 30_000 } = {}): Promise<boolean> {
+  const inFlight = () => {
+    try {
+      return readdirSync(backupsDir).some((id) =>
+        readdirSync(join(backupsDir, id)).some((f) => f.startsWith('.tmp-') && statSync(join(backupsDir, id, f)).size >= minBytes),
+      );
+    } catch {
+      return false; // the folders appear only once the backup has begun
+    }
+  };
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await new Promise((r) => setTimeout(r, 20))) {
+    if (inFlight()) return true;
+  }
+  return inFlight();
 }

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { runBackup } from '../../lib/core/commands/backup';
@@ -17,7 +17,7 @@ import { loadSampleData } from '../../lib/local/sample-postgres';
 import type { ThrowawayPostgres } from '../../lib/local/throwaway-postgres';
 import { usePostgres } from '../harness/postgres';
 import { useS3 } from '../harness/s3';
-import { runCli, spawnCli, useTempDir, writeConfig } from '../harness/tidemark';
+import { runCli, spawnCli, useTempDir, waitForUploadInFlight, writeConfig } from '../harness/tidemark';
 
 async function fingerprint(url: string): Promise<DatabaseFingerprint> {
   const client = await connectPg(parsePostgresUrl(url, 'test'), 'test');
@@ -196,15 +196,7 @@ describe('PostgreSQL logical backup → verify → restore', () => {
     const child = spawnCli(['-c', cfg.path, 'backup', 'app', '--type', 'logical']);
     const exited = once(child, 'close');
     // Wait until the dump is streaming into storage, then pull the plug.
-    const streaming = () => {
-      try {
-        return readdirSync(backups).some((id) => readdirSync(join(backups, id)).some((f) => f.startsWith('.tmp-') && statSync(join(backups, id, f)).size > 256 * 1024));
-      } catch {
-        return false;
-      }
-    };
-    for (let i = 0; i < 600 && !streaming(); i++) await new Promise((r) => setTimeout(r, 20));
-    expect(streaming()).toBe(true);
+    expect(await waitForUploadInFlight(backups, { timeoutMs: 12_000 })).toBe(true);
     child.kill('SIGKILL');
     await exited;
 

@@ -1,13 +1,13 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runList } from '../../lib/core/commands/list';
 import { TidemarkConfigSchema, type TidemarkConfigInput } from '../../lib/core/config/schema';
 import { JsonProgress } from '../../lib/core/json-progress';
 import { loadSampleData } from '../../lib/local/sample-postgres';
 import { usePostgres } from '../harness/postgres';
-import { ROOT, useTempDir, writeConfig } from '../harness/tidemark';
+import { ROOT, useTempDir, waitForUploadInFlight, writeConfig } from '../harness/tidemark';
 
 /**
  * The worker entry as ECS runs it: its own process, argv from the task's command, the config in
@@ -198,15 +198,7 @@ describe('worker entry (containers/worker/main.ts)', () => {
     const backups = join(tmp.path, 'sigterm-repo/app/backups');
     const child = spawnWorker(bundleEntry, ['backup', 'app', '--type', 'logical'], onAws(config));
     const run = finished(child);
-    const streaming = () => {
-      try {
-        return readdirSync(backups).some((id) => readdirSync(join(backups, id)).some((f) => f.startsWith('.tmp-') && statSync(join(backups, id, f)).size > 256 * 1024));
-      } catch {
-        return false;
-      }
-    };
-    for (let i = 0; i < 1500 && !streaming(); i++) await new Promise((r) => setTimeout(r, 20));
-    expect(streaming()).toBe(true);
+    expect(await waitForUploadInFlight(backups)).toBe(true);
     child.kill('SIGTERM');
 
     const { code, stdout } = await run;

@@ -150,16 +150,10 @@ export class Repository {
   }
 }
 
-interface BackupDraft {
-  readonly id: string;
-  readonly source: string;
-  readonly engine: Engine;
-  readonly type: BackupType;
-  readonly parent?: string;
-  readonly startedAt: string;
-  readonly encryption: BackupManifest['encryption'];
+/** What is known when a backup begins: the manifest's opening fields, and the data key in plain. */
+type BackupDraft = Pick<BackupManifest, 'id' | 'source' | 'engine' | 'type' | 'parent' | 'startedAt' | 'encryption'> & {
   readonly dataKey: Buffer;
-}
+};
 
 export class BackupWriter {
   private readonly objects: StoredObject[] = [];
