@@ -11,8 +11,7 @@ import { runList } from '../lib/core/commands/list';
 import { runRestore } from '../lib/core/commands/restore';
 import { runVerify } from '../lib/core/commands/verify';
 import { loadConfig, parseConfig } from '../lib/core/config/load';
-import { connectPg, parsePostgresUrl } from '../lib/core/engines/postgres/connection';
-import { fingerprintDatabase, type DatabaseFingerprint } from '../lib/core/engines/postgres/fingerprint';
+import { fingerprintDatabaseAt } from '../lib/core/engines/postgres/fingerprint';
 import { FileStore } from '../lib/core/repository/file-store';
 import { buildTidemarkApp } from '../lib/infra/tidemark-app';
 import { runBackupsLocally } from '../lib/local/local-backup-pipeline';
@@ -43,15 +42,6 @@ function synthesizedBackupStateMachine(url: string): object {
   );
   const [stack] = buildTidemarkApp(new App({ context }), deployed);
   return stateMachineDefinition(Template.fromStack(stack).toJSON(), 'BackupStateMachine');
-}
-
-async function fingerprint(url: string): Promise<DatabaseFingerprint> {
-  const client = await connectPg(parsePostgresUrl(url, 'demo'), 'demo');
-  try {
-    return await fingerprintDatabase(client);
-  } finally {
-    await client.end();
-  }
 }
 
 async function main(): Promise<void> {
@@ -91,7 +81,7 @@ async function main(): Promise<void> {
       onStateEntered: (state) => console.log(`   → ${state}`),
     });
     if (run.status !== 'SUCCEEDED') throw new Error(`the backup state machine failed: ${run.error}: ${run.cause}`);
-    const atBackup = await fingerprint(pg.url('app'));
+    const atBackup = await fingerprintDatabaseAt(pg.url('app'));
     const [backup] = (await runList(config, 'app')).backups;
     const metric = run.metrics[0] as { BackupStoredBytes?: number };
     console.log(`   backup ${backup.id}: ${formatBytes(backup.bytes)} dumped → ${formatBytes(backup.storedBytes)} stored (zstd + AES-256-GCM); metric BackupStoredBytes=${metric.BackupStoredBytes}`);
@@ -112,7 +102,7 @@ async function main(): Promise<void> {
     const rtoSeconds = (Date.now() - disasterAt) / 1000;
 
     step(6, 'Verification: the restored database against the data at backup time');
-    const restored = await fingerprint(pg.url('app_restored'));
+    const restored = await fingerprintDatabaseAt(pg.url('app_restored'));
     const tables = Object.keys(atBackup.tables);
     const same = tables.filter((t) => restored.tables[t] === atBackup.tables[t]);
     const ok =

@@ -7,8 +7,7 @@ import { runList } from '../../lib/core/commands/list';
 import { runRestore } from '../../lib/core/commands/restore';
 import { runVerify } from '../../lib/core/commands/verify';
 import type { TidemarkConfig } from '../../lib/core/config/schema';
-import { connectPg, parsePostgresUrl } from '../../lib/core/engines/postgres/connection';
-import { fingerprintDatabase, type DatabaseFingerprint } from '../../lib/core/engines/postgres/fingerprint';
+import { fingerprintDatabaseAt, type DatabaseFingerprint } from '../../lib/core/engines/postgres/fingerprint';
 import { pgBin } from '../../lib/core/engines/postgres/tools';
 import { EncryptionKeyError, IntegrityError, SecretError, TargetNotEmpty } from '../../lib/core/errors';
 import { runTool } from '../../lib/core/process/tool';
@@ -18,15 +17,6 @@ import type { ThrowawayPostgres } from '../../lib/local/throwaway-postgres';
 import { usePostgres } from '../harness/postgres';
 import { useS3 } from '../harness/s3';
 import { runCli, spawnCli, useTempDir, waitForUploadInFlight, writeConfig } from '../harness/tidemark';
-
-async function fingerprint(url: string): Promise<DatabaseFingerprint> {
-  const client = await connectPg(parsePostgresUrl(url, 'test'), 'test');
-  try {
-    return await fingerprintDatabase(client);
-  } finally {
-    await client.end();
-  }
-}
 
 /** The schema as pg_dump sees it, without the per-run \restrict key. */
 async function schemaOf(cluster: ThrowawayPostgres, db: string): Promise<string> {
@@ -61,7 +51,7 @@ describe('PostgreSQL logical backup → verify → restore', () => {
     await loadSampleData(source.url('app'), { pgbenchScale: 1, toastMegabytes: 50 });
     // A role the target cluster does not have: the restore must bring it along.
     await source.sql('CREATE ROLE app_owner NOLOGIN; ALTER TABLE documents OWNER TO app_owner;', 'app');
-    original = await fingerprint(source.url('app'));
+    original = await fingerprintDatabaseAt(source.url('app'));
     onFolder = configFor('folder');
     onS3 = configFor('s3', { repository: s3.repository('tidemark') });
   }, 180_000);
@@ -76,7 +66,7 @@ describe('PostgreSQL logical backup → verify → restore', () => {
     expect((await runVerify(cfg().config, 'app', { progress })).ok).toBe(true);
 
     await runRestore(cfg().config, 'app', { to: target.url(db), backup: backup.id, progress });
-    expect(await fingerprint(target.url(db))).toEqual(original);
+    expect(await fingerprintDatabaseAt(target.url(db))).toEqual(original);
     expect(await schemaOf(target, db)).toEqual(await schemaOf(source, 'app'));
     expect(await target.sql("select count(*) from pg_roles where rolname = 'app_owner'")).toBe('1');
     expect(Object.keys(original.tables).length).toBeGreaterThanOrEqual(10);
@@ -87,13 +77,13 @@ describe('PostgreSQL logical backup → verify → restore', () => {
     await runBackup(onFolder.config, 'app', { type: 'logical', progress });
     await runRestore(onFolder.config, 'app', { to: target.url('only_accounts'), table: 'public.pgbench_accounts', progress });
     expect(await tableCount(target, 'only_accounts')).toBe(1);
-    expect((await fingerprint(target.url('only_accounts'))).tables['public.pgbench_accounts']).toBe(original.tables['public.pgbench_accounts']);
+    expect((await fingerprintDatabaseAt(target.url('only_accounts'))).tables['public.pgbench_accounts']).toBe(original.tables['public.pgbench_accounts']);
 
     // 3 a.m.: someone dropped a table in production; bring back just that one.
     await runRestore(onFolder.config, 'app', { to: target.url('live'), progress });
     await target.sql('DROP TABLE documents; UPDATE pgbench_branches SET bbalance = 42;', 'live');
     await runRestore(onFolder.config, 'app', { to: target.url('live'), table: 'documents', progress });
-    const live = await fingerprint(target.url('live'));
+    const live = await fingerprintDatabaseAt(target.url('live'));
     expect(live.tables['public.documents']).toBe(original.tables['public.documents']);
     expect(live.tables['public.pgbench_branches']).not.toBe(original.tables['public.pgbench_branches']); // untouched
 
@@ -155,7 +145,7 @@ describe('PostgreSQL logical backup → verify → restore', () => {
     it('restoring a corrupted backup fails with a clear error and leaves the target untouched', async () => {
       await target.createDatabase('busy');
       await target.sql('CREATE TABLE precious (id int); INSERT INTO precious VALUES (1), (2);', 'busy');
-      const before = await fingerprint(target.url('busy'));
+      const before = await fingerprintDatabaseAt(target.url('busy'));
       const roles = await target.sql('select string_agg(rolname, \',\' order by rolname) from pg_roles');
       // The last segment: pg_restore has already received almost everything when the damage shows.
       await withDamage('dump', (b) => ((b[b.length - 20] ^= 0xff), b), async () => {
@@ -165,7 +155,7 @@ describe('PostgreSQL logical backup → verify → restore', () => {
         await expect(runRestore(cfg.config, 'app', { to: target.url('busy'), force: true, progress })).rejects.toThrow(IntegrityError);
       });
       expect(await databaseExists(target, 'never_created')).toBe(false);
-      expect(await fingerprint(target.url('busy'))).toEqual(before);
+      expect(await fingerprintDatabaseAt(target.url('busy'))).toEqual(before);
       expect(await target.sql('select string_agg(rolname, \',\' order by rolname) from pg_roles')).toBe(roles);
     });
   });

@@ -1,5 +1,5 @@
 import type { Client } from 'pg';
-import { quoteIdent } from './connection';
+import { connectPg, parsePostgresUrl, quoteIdent } from './connection';
 
 /**
  * A content fingerprint of a database, for proving a restore equal to its source (tests, drills):
@@ -37,4 +37,14 @@ export async function fingerprintDatabase(client: Client): Promise<DatabaseFinge
     select count(*) as n, coalesce(sum(('x' || substr(md5(m.oid::text || md5(lo_get(m.oid))), 1, 16))::bit(64)::bigint::numeric), 0) as h
       from pg_largeobject_metadata m`);
   return { tables, sequences, largeObjects: `${lo[0].n}:${lo[0].h}` };
+}
+
+/** The fingerprint of the database a postgres:// URL names (its own connection, closed after). */
+export async function fingerprintDatabaseAt(url: string): Promise<DatabaseFingerprint> {
+  const client = await connectPg(parsePostgresUrl(url, 'fingerprint'), 'fingerprint');
+  try {
+    return await fingerprintDatabase(client);
+  } finally {
+    await client.end();
+  }
 }
