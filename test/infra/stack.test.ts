@@ -160,7 +160,8 @@ describe('examples/', () => {
         encoding: 'utf8',
         env: { ...process.env, CDK_DISABLE_CLI_TELEMETRY: 'true', AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_PROFILE: 'tidemark-none' },
       });
-      expect(result.stderr).toMatch(/Successfully synthesized/);
+      // The CDK CLI logs to stderr, or to stdout when CI=true: look at both.
+      expect(`${result.stdout}${result.stderr}`).toMatch(/Successfully synthesized/);
       expect(result.status).toBe(0);
       const files = readdirSync(outdir);
       expect(files).toEqual(expect.arrayContaining(['Tidemark-111111111111-eu-west-1.template.json', 'Tidemark-222222222222-eu-west-1.template.json']));
