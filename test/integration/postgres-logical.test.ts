@@ -170,6 +170,11 @@ describe('PostgreSQL logical backup → verify → restore', () => {
 
     const wrong = withKey('env:TIDEMARK_OTHER_KEY');
     await expect(runBackup(wrong, 'app', { type: 'logical', progress })).rejects.toThrow(/wrong encryption key: .* is not the key this repository .* was created with/);
+    // pg_dump starts while the key is still being checked: it must be gone, and nothing stored.
+    const sessions = () => source.sql("select count(*) from pg_stat_activity where application_name = 'tidemark'");
+    for (let i = 0; i < 50 && (await sessions()) !== '0'; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await sessions()).toBe('0');
+    expect((await runList(cfg.config, 'app')).incomplete).toEqual([]);
     await expect(runRestore(wrong, 'app', { to: target.url('wrong_key'), progress })).rejects.toThrow(EncryptionKeyError);
     await expect(runVerify(wrong, 'app', { progress })).rejects.toThrow(/wrong encryption key/);
     expect(await databaseExists(target, 'wrong_key')).toBe(false);

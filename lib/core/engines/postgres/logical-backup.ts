@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { Client } from 'pg';
 import type { SourceConfig } from '../../config/schema';
 import { ToolFailed } from '../../errors';
@@ -83,17 +84,28 @@ export async function backupPostgresLogical(input: PostgresLogicalBackupInput): 
   const { repository, source, compression, progress, signal } = input;
   const ep = await sourceEndpoint(source, input.config);
   const what = `source '${source}'`;
-  const client = await connectPg(ep, what);
+  const pgDump = pgBin('pg_dump');
+
+  // Start-up work runs side by side, because a nightly dump of a small database is mostly start-up:
+  // the key check (scrypt or a KMS call), the connection, pg_dump's version and the password file.
+  // The repository is not written to before the key is known to be right.
+  const writerReady = repository.checkKey().then(() => repository.beginBackup(source, 'postgres', 'logical'));
+  writerReady.catch(() => undefined); // awaited below; a failure elsewhere must not leave it unhandled
+  const [connected, version, passfile] = await Promise.allSettled([connectPg(ep, what), toolMajor(pgDump), PgToolSession.open(ep)]);
+  if (connected.status === 'rejected' || version.status === 'rejected' || passfile.status === 'rejected') {
+    if (connected.status === 'fulfilled') await connected.value.end().catch(() => undefined);
+    if (passfile.status === 'fulfilled') await passfile.value.close();
+    throw [connected, version, passfile].flatMap((r) => (r.status === 'rejected' ? [r.reason] : []))[0];
+  }
+  const [client, dumpMajor, session] = [connected.value, version.value, passfile.value];
+  const dumps: Readable[] = [];
   try {
     const server = await serverInfo(client);
-    const pgDump = pgBin('pg_dump');
-    const dumpMajor = await toolMajor(pgDump);
     if (dumpMajor < server.major) {
       throw new ToolFailed(
         `pg_dump ${dumpMajor} cannot dump ${what} (PostgreSQL ${server.major}): install the PostgreSQL ${server.major} client tools`,
       );
     }
-    await repository.checkKey();
 
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const { rows } = await client.query(`
@@ -101,62 +113,57 @@ export async function backupPostgresLogical(input: PostgresLogicalBackupInput): 
              (case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_lsn() end)::text as lsn`);
     const snapshot: { snapshot: string; at: Date; lsn: string } = rows[0];
 
-    const session = await PgToolSession.open(ep);
-    try {
-      const writer = await repository.beginBackup(source, 'postgres', 'logical');
-      const env = session.env;
-      progress.note(`backup ${writer.id}: ${what}, PostgreSQL ${server.version}, about ${formatBytes(server.estimatedBytes)} of tables`);
-      // Roles and the database stream side by side; if either fails, the other is stopped.
-      const stop = new AbortController();
-      const onAbort = () => stop.abort(signal?.reason);
-      if (signal?.aborted) onAbort();
-      signal?.addEventListener('abort', onAbort, { once: true });
-      const failFast = <T>(p: Promise<T>) =>
-        p.catch((e: unknown) => {
-          stop.abort(e);
-          throw e;
-        });
-      progress.start('dump', server.estimatedBytes);
-      const results = await Promise.allSettled([
-        failFast(
-          writer.writeObject(
-            'globals.sql',
-            toolOutput(pgBin('pg_dumpall'), ['--globals-only', '--no-role-passwords', '--no-password', '-l', ep.database], { env }),
-            { compression, signal: stop.signal },
-          ),
-        ),
-        failFast(
-          writer.writeObject(
-            'dump',
-            toolOutput(...withLargeOutputBuffer(pgDump, ['--format=custom', '--compress=0', '--no-password', `--snapshot=${snapshot.snapshot}`]), {
-              env,
-              label: 'pg_dump',
-            }),
-            { compression, signal: stop.signal, onPlainBytes: (n) => progress.advance(n) },
-          ),
-        ),
-      ]);
-      progress.stop();
-      signal?.removeEventListener('abort', onAbort);
-      const errors = results.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
-      if (errors.length > 0) throw firstCause(errors);
-      return await writer.commit(
-        { time: snapshot.at.toISOString(), lsn: snapshot.lsn },
-        {
-          database: ep.database,
-          format: 'pg_dump-custom',
-          serverVersion: server.version,
-          serverMajor: server.major,
-          pgDumpMajor: dumpMajor,
-          encoding: server.encoding,
-          collate: server.collate,
-          ctype: server.ctype,
-        },
-      );
-    } finally {
-      await session.close();
-    }
+    // The tools start now and read the catalog while the key check may still be running; their
+    // output waits in the pipe until the writer is ready (or they are killed if it never is).
+    const env = session.env;
+    const globals = toolOutput(pgBin('pg_dumpall'), ['--globals-only', '--no-role-passwords', '--no-password', '-l', ep.database], { env });
+    const dump = toolOutput(
+      ...withLargeOutputBuffer(pgDump, ['--format=custom', '--compress=0', '--no-password', `--snapshot=${snapshot.snapshot}`]),
+      { env, label: 'pg_dump' },
+    );
+    dumps.push(globals, dump);
+    const writer = await writerReady;
+    progress.note(`backup ${writer.id}: ${what}, PostgreSQL ${server.version}, about ${formatBytes(server.estimatedBytes)} of tables`);
+
+    // Roles and the database stream side by side; if either fails, the other is stopped.
+    const stop = new AbortController();
+    const onAbort = () => stop.abort(signal?.reason);
+    if (signal?.aborted) onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const failFast = <T>(p: Promise<T>) =>
+      p.catch((e: unknown) => {
+        stop.abort(e);
+        throw e;
+      });
+    progress.start('dump', server.estimatedBytes);
+    const results = await Promise.allSettled([
+      failFast(writer.writeObject('globals.sql', globals, { compression, signal: stop.signal })),
+      failFast(writer.writeObject('dump', dump, { compression, signal: stop.signal, onPlainBytes: (n) => progress.advance(n) })),
+    ]);
+    progress.stop();
+    signal?.removeEventListener('abort', onAbort);
+    const errors = results.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
+    if (errors.length > 0) throw firstCause(errors);
+    return await writer.commit(
+      { time: snapshot.at.toISOString(), lsn: snapshot.lsn },
+      {
+        database: ep.database,
+        format: 'pg_dump-custom',
+        serverVersion: server.version,
+        serverMajor: server.major,
+        pgDumpMajor: dumpMajor,
+        encoding: server.encoding,
+        collate: server.collate,
+        ctype: server.ctype,
+      },
+    );
+  } catch (e) {
+    for (const d of dumps) d.destroy(); // kills a tool that is still running
+    await writerReady.catch(() => undefined); // let a key check in flight finish before we report
+    throw e;
   } finally {
+    await session.close();
     await client.end().catch(() => undefined);
   }
 }
+
