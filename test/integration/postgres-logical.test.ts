@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { runBackup } from '../../lib/core/commands/backup';
@@ -241,6 +241,8 @@ describe('PostgreSQL logical backup → verify → restore', () => {
         expect(result.code).not.toBe(0);
         expect(result.stderr.trim()).toMatch(/^tidemark: source 'app': cannot connect to .* no answer within 5 s$/);
         expect(result.seconds).toBeLessThan(12);
+        // The key check ran (and finished) while the connection hung; the new repository stays unwritten.
+        expect(existsSync(join(tmp.path, 'silent-repo', 'tidemark.json'))).toBe(false);
       } finally {
         silent.close();
       }

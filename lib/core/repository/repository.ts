@@ -54,21 +54,45 @@ export class Repository {
    * wrong key never produces backups nobody can restore. The first backup writes the marker.
    */
   async checkKey(): Promise<void> {
-    let marker: Buffer;
-    try {
-      marker = await this.store.getBytes(REPOSITORY_MARKER_KEY);
-    } catch (e) {
-      if (!(e instanceof StorageError && e.code === 'NoSuchKey')) throw e;
-      const { wrapped } = await this.keys.generateDataKey(KEY_CHECK_CONTEXT);
-      const body = { format: 'tidemark.repository', version: 1, createdAt: new Date().toISOString(), keyCheck: wrapped };
-      try {
-        await this.store.put(REPOSITORY_MARKER_KEY, Buffer.from(`${JSON.stringify(body, null, 2)}\n`));
-        return;
-      } catch (raced) {
-        if (!(raced instanceof StorageError && raced.code === 'ObjectExists')) throw raced;
-        marker = await this.store.getBytes(REPOSITORY_MARKER_KEY); // another writer created it first
-      }
+    await (await this.prepareKeyCheck()).confirm();
+  }
+
+  /**
+   * The key check in two steps, so the slow part (a KDF or a KMS call) can run while the source
+   * is still being reached, and nothing is written before the caller knows the backup can start:
+   * this checks the key against an existing marker, or prepares the marker of a new repository;
+   * `confirm()` writes that marker (or, if another writer created it first, checks against theirs).
+   */
+  async prepareKeyCheck(): Promise<{ confirm(): Promise<void> }> {
+    const marker = await this.readMarker();
+    if (marker) {
+      await this.verifyMarker(marker);
+      return { confirm: async () => undefined };
     }
+    const { wrapped } = await this.keys.generateDataKey(KEY_CHECK_CONTEXT);
+    const body = { format: 'tidemark.repository', version: 1, createdAt: new Date().toISOString(), keyCheck: wrapped };
+    return {
+      confirm: async () => {
+        try {
+          await this.store.put(REPOSITORY_MARKER_KEY, Buffer.from(`${JSON.stringify(body, null, 2)}\n`));
+        } catch (raced) {
+          if (!(raced instanceof StorageError && raced.code === 'ObjectExists')) throw raced;
+          await this.verifyMarker((await this.readMarker())!); // another writer created it first
+        }
+      },
+    };
+  }
+
+  private async readMarker(): Promise<Buffer | undefined> {
+    try {
+      return await this.store.getBytes(REPOSITORY_MARKER_KEY);
+    } catch (e) {
+      if (e instanceof StorageError && e.code === 'NoSuchKey') return undefined;
+      throw e;
+    }
+  }
+
+  private async verifyMarker(marker: Buffer): Promise<void> {
     const parsed = JSON.parse(marker.toString('utf8')) as { format?: string; keyCheck?: never };
     if (parsed.format !== 'tidemark.repository' || !parsed.keyCheck) {
       throw new TidemarkError(`${this.store.description}: ${REPOSITORY_MARKER_KEY} is not a Tidemark repository marker`);

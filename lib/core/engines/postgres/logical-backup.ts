@@ -88,8 +88,10 @@ export async function backupPostgresLogical(input: PostgresLogicalBackupInput): 
 
   // Start-up work runs side by side, because a nightly dump of a small database is mostly start-up:
   // the key check (scrypt or a KMS call), the connection, pg_dump's version and the password file.
-  // The repository is not written to before the key is known to be right.
-  const writerReady = repository.checkKey().then(() => repository.beginBackup(source, 'postgres', 'logical'));
+  // Nothing is written to the repository before the key is known to be right and the source answered.
+  const writerReady = repository
+    .prepareKeyCheck()
+    .then(async (keyCheck) => ({ keyCheck, writer: await repository.beginBackup(source, 'postgres', 'logical') }));
   writerReady.catch(() => undefined); // awaited below; a failure elsewhere must not leave it unhandled
   const [connected, version, passfile] = await Promise.allSettled([connectPg(ep, what), toolMajor(pgDump), PgToolSession.open(ep)]);
   if (connected.status === 'rejected' || version.status === 'rejected' || passfile.status === 'rejected') {
@@ -122,7 +124,8 @@ export async function backupPostgresLogical(input: PostgresLogicalBackupInput): 
       { env, label: 'pg_dump' },
     );
     dumps.push(globals, dump);
-    const writer = await writerReady;
+    const { keyCheck, writer } = await writerReady;
+    await keyCheck.confirm(); // a new repository's marker
     progress.note(`backup ${writer.id}: ${what}, PostgreSQL ${server.version}, about ${formatBytes(server.estimatedBytes)} of tables`);
 
     // Roles and the database stream side by side; if either fails, the other is stopped.
