@@ -38,17 +38,22 @@ export async function runRestore(config: TidemarkConfig, source: string, options
   const repository = await Repository.open(config);
   if (src.engine !== 'postgres') throw new UsageError(`restoring ${src.engine} sources is not available in this version`);
 
-  const backup = await repository.openBackup(source, selector, (m) => m.type === 'logical');
-  if (backup.manifest.type !== 'logical') {
-    throw new UsageError(`backup ${backup.manifest.id} is a ${backup.manifest.type} backup; this version restores logical backups only`);
-  }
+  // Opened (manifest read, data key unwrapped) while the engine inspects the target.
+  const opening = repository.openBackup(source, selector, (m) => m.type === 'logical').then((backup) => {
+    if (backup.manifest.type !== 'logical') {
+      throw new UsageError(`backup ${backup.manifest.id} is a ${backup.manifest.type} backup; this version restores logical backups only`);
+    }
+    return backup;
+  });
+  opening.catch(() => undefined); // the engine awaits it, unless it refuses its own input (--to, --table) first
   const result = await restorePostgresLogical({
-    backup,
+    backup: opening,
     target: options.to,
     table: options.table,
     force: options.force ?? false,
     progress: options.progress,
   });
+  const backup = await opening;
   return {
     backup: backup.manifest.id,
     type: backup.manifest.type,

@@ -19,7 +19,8 @@ import { toolMajor } from './logical-backup';
 import { pgBin } from './tools';
 
 export interface PostgresLogicalRestoreInput {
-  readonly backup: OpenedBackup;
+  /** The backup, or the promise of it while its data key is unwrapped (the target is inspected meanwhile). */
+  readonly backup: OpenedBackup | Promise<OpenedBackup>;
   /** postgres://user@host:port/database — created when it does not exist. */
   readonly target: string;
   /** schema.table: restore only this table (its definition and data). */
@@ -116,40 +117,41 @@ function dbConninfo(database: string): string {
 }
 
 export async function restorePostgresLogical(input: PostgresLogicalRestoreInput): Promise<PostgresRestoreResult> {
-  const { backup, force, progress } = input;
-  const { manifest } = backup;
+  const { force, progress } = input;
   const ep = parsePostgresUrl(input.target, '--to');
   const table = input.table === undefined ? undefined : parseTableName(input.table);
+  const pgRestore = pgBin('pg_restore');
+
+  // The backup's key (a KDF or a KMS call), pg_restore's version and the target, side by side.
+  const [opened, version, target] = await Promise.allSettled([input.backup, toolMajor(pgRestore), openTarget(ep)]);
+  if (opened.status === 'rejected' || version.status === 'rejected' || target.status === 'rejected') {
+    if (target.status === 'fulfilled') await target.value?.end().catch(() => undefined);
+    throw [opened, version, target].flatMap((r) => (r.status === 'rejected' ? [r.reason] : []))[0];
+  }
+  const [backup, restoreMajor, existing] = [opened.value, version.value, target.value];
+  const { manifest } = backup;
   const dump = manifest.objects.find((o) => o.name === 'dump');
   const globals = manifest.objects.find((o) => o.name === 'globals.sql');
-  if (!dump) throw new BackupNotFound(`backup ${manifest.id} has no dump object; it is not a PostgreSQL logical backup`);
-
-  const pgRestore = pgBin('pg_restore');
-  const restoreMajor = await toolMajor(pgRestore);
-  if (restoreMajor < Number(manifest.details.pgDumpMajor)) {
-    throw new ToolFailed(`pg_restore ${restoreMajor} cannot read a dump made by pg_dump ${manifest.details.pgDumpMajor}`);
-  }
 
   // Refuse before changing anything.
-  const existing = await openTarget(ep);
-  if (existing) {
-    try {
-      if (table) {
-        const { rows } = await existing.query('select to_regclass($1) is not null as present', [
-          `${quoteIdent(table.schema)}.${quoteIdent(table.name)}`,
-        ]);
-        if (rows[0].present && !force) {
-          throw new TargetNotEmpty(`table ${table.schema}.${table.name} already exists in ${describeEndpoint(ep)}; drop or rename it, or pass --force to replace it`);
-        }
-      } else {
-        const holds = await contents(existing);
-        if (holds && !force) {
-          throw new TargetNotEmpty(`target database ${describeEndpoint(ep)} is not empty (${holds}); restore into a new database or pass --force to replace the objects in the backup`);
-        }
-      }
-    } finally {
-      await existing.end().catch(() => undefined);
+  try {
+    if (!dump) throw new BackupNotFound(`backup ${manifest.id} has no dump object; it is not a PostgreSQL logical backup`);
+    if (restoreMajor < Number(manifest.details.pgDumpMajor)) {
+      throw new ToolFailed(`pg_restore ${restoreMajor} cannot read a dump made by pg_dump ${manifest.details.pgDumpMajor}`);
     }
+    if (existing && table) {
+      const { rows } = await existing.query('select to_regclass($1) is not null as present', [`${quoteIdent(table.schema)}.${quoteIdent(table.name)}`]);
+      if (rows[0].present && !force) {
+        throw new TargetNotEmpty(`table ${table.schema}.${table.name} already exists in ${describeEndpoint(ep)}; drop or rename it, or pass --force to replace it`);
+      }
+    } else if (existing) {
+      const holds = await contents(existing);
+      if (holds && !force) {
+        throw new TargetNotEmpty(`target database ${describeEndpoint(ep)} is not empty (${holds}); restore into a new database or pass --force to replace the objects in the backup`);
+      }
+    }
+  } finally {
+    await existing?.end().catch(() => undefined);
   }
 
   progress.note(`restoring backup ${manifest.id} (consistent at ${manifest.restorePoint.time}) into ${describeEndpoint(ep)}`);
@@ -157,11 +159,14 @@ export async function restorePostgresLogical(input: PostgresLogicalRestoreInput)
   let createdRoles: readonly string[] = [];
   const session = await PgToolSession.open(ep);
   try {
+    // The roles script is read (and verified) while the database is created.
+    const globalsSql = globals && !table ? readText(backup, globals) : undefined;
+    globalsSql?.catch(() => undefined); // awaited below, unless creating the database failed first
     if (createdDatabase) {
       progress.note(`creating database ${ep.database}`);
       await createDatabase(ep, manifest.details);
     }
-    if (globals && !table) createdRoles = await restoreRoles(backup, globals, ep, session, progress);
+    if (globalsSql) createdRoles = await restoreRoles(await globalsSql, ep, session, progress);
 
     const args = ['--single-transaction', '--exit-on-error', '--no-tablespaces', '--no-password', '-d', dbConninfo(ep.database)];
     if (force) args.push('--clean', '--if-exists');
@@ -188,18 +193,17 @@ export async function restorePostgresLogical(input: PostgresLogicalRestoreInput)
   };
 }
 
-/** Creates the roles the backup needs that the target lacks; returns their names. */
-async function restoreRoles(
-  backup: OpenedBackup,
-  globals: OpenedBackup['manifest']['objects'][number],
-  ep: PgEndpoint,
-  session: PgToolSession,
-  progress: Progress,
-): Promise<readonly string[]> {
+/** One object of a backup, verified, as text (small objects only: the roles script). */
+async function readText(backup: OpenedBackup, object: OpenedBackup['manifest']['objects'][number]): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const c of await backup.read(globals)) chunks.push(c as Buffer);
+  for await (const c of await backup.read(object)) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Creates the roles the backup needs that the target lacks; returns their names. */
+async function restoreRoles(globalsSql: string, ep: PgEndpoint, session: PgToolSession, progress: Progress): Promise<readonly string[]> {
   const existing = await withPg(ep, 'restore target', async (c) => (await c.query('select rolname from pg_roles')).rows.map((r) => r.rolname as string));
-  const plan = planGlobals(Buffer.concat(chunks).toString('utf8'), new Set(existing));
+  const plan = planGlobals(globalsSql, new Set(existing));
   if (!plan.sql) return [];
   progress.note(`creating roles: ${plan.createdRoles.join(', ')}`);
   await runTool(pgBin('psql'), ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '--no-password', '-d', dbConninfo(ep.database), '-f', '-'], {
