@@ -89,7 +89,7 @@ export type CpuBreakdown = Record<string, number>;
 export class CpuSampler {
   private readonly baseline = new Map<number, number>();
   private readonly last = new Map<number, { cpu: number; group: string }>();
-  private readonly groups = new Map<number, string>();
+  private readonly groups = new Map<number, { comm: string; group: string }>();
   private readonly pending = new Set<number>();
 
   constructor(
@@ -122,12 +122,14 @@ export class CpuSampler {
       const underRoot = ancestorIn(s.pid, rootPid);
       const underServer = !underRoot && ancestorIn(s.pid, this.serverPid);
       if (!underRoot && !underServer) continue;
-      let group = this.groups.get(s.pid);
-      // A server process sets its title (what it is) only after fork: look again until it has one.
-      if (group === undefined || this.pending.has(s.pid)) {
+      const known = this.groups.get(s.pid);
+      let group = known?.group ?? '';
+      // A server process sets its title (what it is) only after fork, and a launcher (stdbuf) turns
+      // into its tool by exec: look again until the title is there, and whenever the name changes.
+      if (known === undefined || known.comm !== s.comm || this.pending.has(s.pid)) {
         const cmdline = readCmdline(s.pid);
         group = this.classify(s.comm, cmdline, underServer);
-        this.groups.set(s.pid, group);
+        this.groups.set(s.pid, { comm: s.comm, group });
         if (underServer && !cmdline.startsWith('postgres: ')) this.pending.add(s.pid);
         else this.pending.delete(s.pid);
       }
