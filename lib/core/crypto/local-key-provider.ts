@@ -30,11 +30,11 @@ function deriveKek(secret: string, salt: Buffer, n: number, r: number, p: number
 export class LocalKeyProvider implements KeyProvider {
   private readonly keks = new Map<string, Promise<Buffer>>();
   /**
-   * Salt of new wraps: our own random one, or the first salt with today's cost that we already
-   * derived a KEK for (the repository's key check), so a backup pays for scrypt once, not twice.
+   * Salt of new wraps, fixed by the first wrap or unwrap: a salt with today's cost that we already
+   * derived a KEK for (the repository's key check), so a backup pays for scrypt once, not twice;
+   * else our own random one.
    */
-  private salt = randomBytes(16);
-  private saltAdopted = false;
+  private salt?: Buffer;
 
   constructor(
     private readonly secret: string,
@@ -59,7 +59,8 @@ export class LocalKeyProvider implements KeyProvider {
 
   async generateDataKey(context: EncryptionContext): Promise<DataKey> {
     const plaintext = randomBytes(32);
-    const kek = await this.kek(this.salt, SCRYPT.n, SCRYPT.r, SCRYPT.p);
+    const salt = (this.salt ??= randomBytes(16));
+    const kek = await this.kek(salt, SCRYPT.n, SCRYPT.r, SCRYPT.p);
     const iv = randomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', kek, iv);
     cipher.setAAD(canonicalContext(context));
@@ -68,7 +69,7 @@ export class LocalKeyProvider implements KeyProvider {
       provider: 'local',
       kdf: 'scrypt',
       ...SCRYPT,
-      salt: this.salt.toString('base64'),
+      salt: salt.toString('base64'),
       iv: iv.toString('base64'),
       ciphertext: ciphertext.toString('base64'),
       tag: cipher.getAuthTag().toString('base64'),
@@ -92,10 +93,7 @@ export class LocalKeyProvider implements KeyProvider {
       decipher.setAAD(canonicalContext(context));
       decipher.setAuthTag(Buffer.from(wrapped.tag, 'base64'));
       const key = Buffer.concat([decipher.update(Buffer.from(wrapped.ciphertext, 'base64')), decipher.final()]);
-      if (!this.saltAdopted && wrapped.n === SCRYPT.n && wrapped.r === SCRYPT.r && wrapped.p === SCRYPT.p && salt.length >= 16) {
-        this.salt = salt;
-        this.saltAdopted = true;
-      }
+      if (wrapped.n === SCRYPT.n && wrapped.r === SCRYPT.r && wrapped.p === SCRYPT.p && salt.length >= 16) this.salt ??= salt;
       return key;
     } catch (e) {
       throw new EncryptionKeyError(`wrong encryption key: ${this.description} does not unlock this data`, {

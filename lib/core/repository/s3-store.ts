@@ -269,5 +269,3 @@ function countBytes(body: Readable | Buffer): { body: Readable | Buffer; bytes()
   }
   return { body: Readable.from(pass(), { objectMode: false }), bytes: () => bytes, failure: () => failure };
 }
-
-/** The endpoint without user info, query or fragment, so it is safe to print. */

@@ -9,6 +9,7 @@ import { runTool, toolOutput, withLargeOutputBuffer } from '../../process/tool';
 import type { Progress } from '../../progress';
 import type { BackupManifest } from '../../repository/manifest';
 import type { Repository } from '../../repository/repository';
+import { allOrRelease } from '../../settle';
 import { resolveSecret } from '../../secrets';
 import { connectPg, parsePostgresUrl, PgToolSession, withPassword, type PgEndpoint } from './connection';
 import { pgBin } from './tools';
@@ -93,13 +94,11 @@ export async function backupPostgresLogical(input: PostgresLogicalBackupInput): 
     .prepareKeyCheck()
     .then(async (keyCheck) => ({ keyCheck, writer: await repository.beginBackup(source, 'postgres', 'logical') }));
   writerReady.catch(() => undefined); // awaited below; a failure elsewhere must not leave it unhandled
-  const [connected, version, passfile] = await Promise.allSettled([connectPg(ep, what), toolMajor(pgDump), PgToolSession.open(ep)]);
-  if (connected.status === 'rejected' || version.status === 'rejected' || passfile.status === 'rejected') {
-    if (connected.status === 'fulfilled') await connected.value.end().catch(() => undefined);
-    if (passfile.status === 'fulfilled') await passfile.value.close();
-    throw [connected, version, passfile].flatMap((r) => (r.status === 'rejected' ? [r.reason] : []))[0];
-  }
-  const [client, dumpMajor, session] = [connected.value, version.value, passfile.value];
+  const [client, dumpMajor, session] = await allOrRelease([connectPg(ep, what), toolMajor(pgDump), PgToolSession.open(ep)], [
+    (c) => c.end().catch(() => undefined),
+    undefined,
+    (s) => s.close(),
+  ]);
   const dumps: Readable[] = [];
   try {
     const server = await serverInfo(client);

@@ -3,6 +3,7 @@ import { BackupNotFound, TargetNotEmpty, ToolFailed, UsageError } from '../../er
 import { pipeToTool, runTool } from '../../process/tool';
 import type { Progress } from '../../progress';
 import type { OpenedBackup } from '../../repository/repository';
+import { allOrRelease } from '../../settle';
 import {
   connectPg,
   describeEndpoint,
@@ -123,12 +124,11 @@ export async function restorePostgresLogical(input: PostgresLogicalRestoreInput)
   const pgRestore = pgBin('pg_restore');
 
   // The backup's key (a KDF or a KMS call), pg_restore's version and the target, side by side.
-  const [opened, version, target] = await Promise.allSettled([input.backup, toolMajor(pgRestore), openTarget(ep)]);
-  if (opened.status === 'rejected' || version.status === 'rejected' || target.status === 'rejected') {
-    if (target.status === 'fulfilled') await target.value?.end().catch(() => undefined);
-    throw [opened, version, target].flatMap((r) => (r.status === 'rejected' ? [r.reason] : []))[0];
-  }
-  const [backup, restoreMajor, existing] = [opened.value, version.value, target.value];
+  const [backup, restoreMajor, existing] = await allOrRelease([input.backup, toolMajor(pgRestore), openTarget(ep)], [
+    undefined,
+    undefined,
+    async (c) => c?.end().catch(() => undefined),
+  ]);
   const { manifest } = backup;
   const dump = manifest.objects.find((o) => o.name === 'dump');
   const globals = manifest.objects.find((o) => o.name === 'globals.sql');
