@@ -9,6 +9,7 @@ import { cpus, release, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pgBin } from '../lib/core/engines/postgres/tools';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../lib/local/throwaway-postgres';
+import { bundleWorkerLikeDockerfile } from '../lib/local/worker-bundle';
 import { CpuSampler, measureOk, median, type CpuBreakdown, type RunResult, type TimedLine } from './measure';
 
 const ROOT = resolve(__dirname, '..');
@@ -269,12 +270,8 @@ class Scenario {
       stdio: 'inherit',
     });
     if (!existsSync(this.cli)) throw new Error(`the build did not produce ${this.cli}`);
-    this.log('bundling the worker (esbuild, the Dockerfile\'s flags)');
-    execFileSync(
-      join(ROOT, 'node_modules', '.bin', 'esbuild'),
-      ['containers/worker/main.ts', '--bundle', '--platform=node', '--target=node22', '--external:pg-native', `--outfile=${this.worker}`, '--log-level=warning'],
-      { cwd: ROOT, stdio: 'inherit' },
-    );
+    this.log('bundling the worker (the Dockerfile\'s esbuild line)');
+    bundleWorkerLikeDockerfile(ROOT, this.worker);
     this.node22 = this.findNode22();
     this.log(this.node22 ? `worker runtime: ${this.node22Note}` : `worker contender left out: ${this.node22Note}`);
   }
@@ -291,9 +288,9 @@ class Scenario {
     }
   }
 
-  /** The backup contenders at the primary scale, the worker among them when Node 22 is here. */
-  backupContenders(): string[] {
-    return [...BACKUP_CONTENDERS, ...(this.node22 ? [WORKER_BACKUP] : [])];
+  /** The worker contender, when Node 22 is here. */
+  private get worker22(): string[] {
+    return this.node22 ? [WORKER_BACKUP] : [];
   }
 
   async startup(): Promise<number[]> {
@@ -505,10 +502,10 @@ class Scenario {
       for (const [i, scale] of scales.entries()) {
         await this.load(scale);
         if (i === 0) {
-          await this.compare(scale, runs, { backup: this.backupContenders(), restore: RESTORE_CONTENDERS });
+          await this.compare(scale, runs, { backup: [...BACKUP_CONTENDERS, ...this.worker22], restore: RESTORE_CONTENDERS });
           if (this.options.profile) await this.profile(scale);
         } else {
-          const backup = ['pg_dump -Fc', 'tidemark', FLOOR_BACKUP, ...(this.node22 ? [WORKER_BACKUP] : [])];
+          const backup = ['pg_dump -Fc', 'tidemark', FLOOR_BACKUP, ...this.worker22];
           await this.compare(scale, 1, { backup, restore: ['pg_restore', 'tidemark', FLOOR_RESTORE] });
         }
         // Free the disk before the next, larger scale.

@@ -122,17 +122,17 @@ export class CpuSampler {
       const underRoot = ancestorIn(s.pid, rootPid);
       const underServer = !underRoot && ancestorIn(s.pid, this.serverPid);
       if (!underRoot && !underServer) continue;
-      const known = this.groups.get(s.pid);
-      let group = known?.group ?? '';
+      let known = this.groups.get(s.pid);
       // A server process sets its title (what it is) only after fork, and a launcher (stdbuf) turns
       // into its tool by exec: look again until the title is there, and whenever the name changes.
       if (known === undefined || known.comm !== s.comm || this.pending.has(s.pid)) {
         const cmdline = readCmdline(s.pid);
-        group = this.classify(s.comm, cmdline, underServer);
-        this.groups.set(s.pid, { comm: s.comm, group });
+        known = { comm: s.comm, group: this.classify(s.comm, cmdline, underServer) };
+        this.groups.set(s.pid, known);
         if (underServer && !cmdline.startsWith('postgres: ')) this.pending.add(s.pid);
         else this.pending.delete(s.pid);
       }
+      const { group } = known;
       this.last.set(s.pid, { cpu: s.cpu - (this.baseline.get(s.pid) ?? 0), group });
     }
   }

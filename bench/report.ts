@@ -116,31 +116,27 @@ function rssTable(result: ScenarioResult): string {
   return table(['pgbench scale', 'database size', 'dump size (plain)', 'backup peak RSS (min / median / max)', 'restore peak RSS'], rows);
 }
 
+/** `contender` against the reference of `op`: medians, ratio, rounds it was slower in, and the target. */
+function verdict(ss: readonly Sample[], op: Operation, contender: string, lead: string, slower: string): string {
+  const secondsOf = (c: string) => median(ss.filter((s) => s.contender === c).map((s) => s.seconds));
+  const [t, ref] = [secondsOf(contender), secondsOf(REFERENCE[op])];
+  const paired = pairedRatios(ss, contender, REFERENCE[op]);
+  return (
+    `- ${lead}median ${s2(t)} s vs \`${REFERENCE[op]}\` ${s2(ref)} s → ${(t / ref).toFixed(2)}×; ` +
+    `${slower} in ${paired.filter((r) => r > 1).length} of ${paired.length} rounds. ` +
+    (t <= ref ? '**Meets** "no slower than the reference".' : `**Does not meet** "no slower than the reference" (+${s2(t - ref)} s).`)
+  );
+}
+
 function verdicts(result: ScenarioResult): string[] {
   const primary = result.scales[0]?.scale;
   const out: string[] = [];
   for (const op of ['backup', 'restore'] as const) {
-    const ss = select(result.samples, primary, op);
-    const t = median(ss.filter((s) => s.contender === 'tidemark').map((s) => s.seconds));
-    const ref = median(ss.filter((s) => s.contender === REFERENCE[op]).map((s) => s.seconds));
-    const paired = pairedRatios(ss, 'tidemark', REFERENCE[op]);
-    const slowerRounds = paired.filter((r) => r > 1).length;
-    out.push(
-      `- ${op}, scale ${primary}: tidemark median ${s2(t)} s vs \`${REFERENCE[op]}\` ${s2(ref)} s → ${(t / ref).toFixed(2)}×; ` +
-        `tidemark was slower in ${slowerRounds} of ${paired.length} rounds. ` +
-        (t <= ref ? '**Meets** "no slower than the reference".' : `**Does not meet** "no slower than the reference" (+${s2(t - ref)} s).`),
-    );
+    out.push(verdict(select(result.samples, primary, op), op, 'tidemark', `${op}, scale ${primary}: tidemark `, 'tidemark was slower'));
   }
   const backups = select(result.samples, primary, 'backup');
-  const worker = backups.filter((s) => s.contender === WORKER_BACKUP).map((s) => s.seconds);
-  if (worker.length > 0) {
-    const [w, ref] = [median(worker), median(backups.filter((s) => s.contender === REFERENCE.backup).map((s) => s.seconds))];
-    const paired = pairedRatios(backups, WORKER_BACKUP, REFERENCE.backup);
-    out.push(
-      `- backup as the Fargate worker runs it (\`${WORKER_BACKUP}\`), scale ${primary}: median ${s2(w)} s vs \`${REFERENCE.backup}\` ${s2(ref)} s → ${(w / ref).toFixed(2)}×; ` +
-        `slower in ${paired.filter((r) => r > 1).length} of ${paired.length} rounds. ` +
-        (w <= ref ? '**Meets** "no slower than the reference".' : `**Does not meet** "no slower than the reference" (+${s2(w - ref)} s).`),
-    );
+  if (backups.some((s) => s.contender === WORKER_BACKUP)) {
+    out.push(verdict(backups, 'backup', WORKER_BACKUP, `backup as the Fargate worker runs it (\`${WORKER_BACKUP}\`), scale ${primary}: `, 'slower'));
   }
   const floors: Record<Operation, string> = { backup: FLOOR_BACKUP, restore: FLOOR_RESTORE };
   for (const op of ['backup', 'restore'] as const) {

@@ -1,4 +1,4 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -6,6 +6,7 @@ import { runList } from '../../lib/core/commands/list';
 import { TidemarkConfigSchema, type TidemarkConfigInput } from '../../lib/core/config/schema';
 import { JsonProgress } from '../../lib/core/json-progress';
 import { loadSampleData } from '../../lib/local/sample-postgres';
+import { bundleWorkerLikeDockerfile } from '../../lib/local/worker-bundle';
 import { usePostgres } from '../harness/postgres';
 import { ROOT, useTempDir, waitForUploadInFlight, writeConfig } from '../harness/tidemark';
 
@@ -53,19 +54,6 @@ async function finished(child: ChildProcess): Promise<WorkerRun> {
 }
 
 const runWorker = (entry: string[], args: string[], env: NodeJS.ProcessEnv) => finished(spawnWorker(entry, args, env));
-
-/** The Dockerfile's esbuild line, run here with the output redirected into `dir`. */
-function bundleLikeDockerfile(dir: string): string {
-  const dockerfile = readFileSync(join(ROOT, 'containers/worker/Dockerfile'), 'utf8');
-  const line = /^RUN npx esbuild (.+)$/m.exec(dockerfile)?.[1];
-  if (!line) throw new Error('containers/worker/Dockerfile has no "RUN npx esbuild ..." line');
-  const args = line.trim().split(/\s+/);
-  const out = args.findIndex((a) => a.startsWith('--outfile='));
-  expect(args[out]).toBe('--outfile=/app/worker.js');
-  args[out] = `--outfile=${join(dir, 'worker.js')}`;
-  execFileSync(join(ROOT, 'node_modules/.bin/esbuild'), args, { cwd: ROOT, stdio: 'pipe' });
-  return join(dir, 'worker.js');
-}
 
 describe('JsonProgress: the worker’s progress lines', () => {
   it('writes one JSON line per step event, and at most one progress line per interval', () => {
@@ -123,7 +111,9 @@ describe('worker entry (containers/worker/main.ts)', () => {
     // Big enough that the dump is still streaming when SIGTERM arrives.
     await pg.createDatabase('bulk');
     await loadSampleData(pg.url('bulk'), { pgbenchScale: 3, toastMegabytes: 60 });
-    bundleEntry = [bundleLikeDockerfile(tmp.path)];
+    // The bundle the image's ENTRYPOINT runs, built with the Dockerfile's own esbuild line.
+    expect(readFileSync(join(ROOT, 'containers/worker/Dockerfile'), 'utf8')).toMatch(/^RUN npx esbuild .*--outfile=\/app\/worker\.js\b/m);
+    bundleEntry = [bundleWorkerLikeDockerfile(ROOT, join(tmp.path, 'worker.js'))];
   }, 240_000);
 
   it.each([
