@@ -198,8 +198,9 @@ let stdbufPath: string | null | undefined;
 /**
  * The command line that runs `command` with a 1 MiB stdout buffer, via coreutils' stdbuf when it
  * is installed. pg_dump writes through stdio in 4 KiB pieces when stdout is a pipe; each one costs
- * a system call here and a chunk in our stream, and with 1 MiB writes a dump streams with about a
- * third less CPU (BENCHMARKS.md). Without stdbuf the tool runs as is.
+ * a system call here and a chunk in our stream. With 1 MiB writes a scale-50 pgbench backup took
+ * about a sixth less CPU and a tenth less time (BENCHMARKS.md, "Interpretation"). Without stdbuf
+ * the tool runs as is.
  */
 export function withLargeOutputBuffer(command: string, args: readonly string[]): [string, string[]] {
   if (stdbufPath === undefined) {
