@@ -5,7 +5,8 @@ import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { StorageError } from '../errors';
-import { abortReason, assertValidKey, assertValidPrefix, checkRange, compareKeys, TEMP_PREFIX } from './keys';
+import { abortReason } from '../abort';
+import { assertValidKey, assertValidPrefix, checkRange, compareKeys, TEMP_PREFIX } from './keys';
 import type { ListOptions, ListPage, ObjectStore, PutOptions, StoredObjectInfo } from './storage';
 
 function errnoCode(err: unknown): string | undefined {

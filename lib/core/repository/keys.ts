@@ -42,10 +42,7 @@ export function compareKeys(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
-/** Where an abort came from, as the caller gave it (or a standard AbortError). */
-export function abortReason(signal: AbortSignal): unknown {
-  return signal.reason ?? new DOMException('This operation was aborted', 'AbortError');
-}
+export { abortReason } from '../abort';
 
 
 /** Validates an inclusive byte range the way S3 answers it: a start past the end is unsatisfiable. */

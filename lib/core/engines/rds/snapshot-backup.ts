@@ -2,7 +2,7 @@ import { RDSClient, type Tag } from '@aws-sdk/client-rds';
 import type { SourceConfig } from '../../config/schema';
 import { ConfigError, UsageError } from '../../errors';
 import type { Progress } from '../../progress';
-import { abortReason } from '../../repository/keys';
+import { sleep, throwIfAborted } from '../../abort';
 import type { BackupManifest } from '../../repository/manifest';
 import type { Repository } from '../../repository/repository';
 import { isTransientRdsError, rdsFailureReason, RdsSnapshotFailed, type RdsFailureContext } from './rds-failure';
@@ -54,22 +54,6 @@ const MAX_TRANSIENT = 6;
 
 function isFailedStatus(status: string): boolean {
   return status === 'failed' || status.startsWith('incompatible') || status === 'deleting' || status === 'deleted';
-}
-
-/** Waits for `ms`, or rejects with the abort reason as soon as `signal` fires. */
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(abortReason(signal));
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(abortReason(signal as AbortSignal));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 async function regionOf(client: RDSClient): Promise<string> {
@@ -138,7 +122,7 @@ export async function backupRdsSnapshot(input: RdsSnapshotBackupInput): Promise<
       );
     }
   }
-  if (signal?.aborted) throw abortReason(signal);
+  throwIfAborted(signal);
 
   // A wrong repository key must fail before RDS starts copying volumes.
   await repository.checkKey();

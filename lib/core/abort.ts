@@ -1,0 +1,44 @@
+/**
+ * Every long run takes an AbortSignal (Ctrl-C, SIGTERM from ECS, a drill's timeout). These are the
+ * few helpers that make waiting and streaming respect it.
+ */
+
+/** Where an abort came from, as the caller gave it (or a standard AbortError). */
+export function abortReason(signal: AbortSignal): unknown {
+  return signal.reason ?? new DOMException('This operation was aborted', 'AbortError');
+}
+
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw abortReason(signal);
+}
+
+/** Waits for `ms`, or rejects with the abort reason as soon as `signal` fires. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(abortReason(signal));
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(abortReason(signal as AbortSignal));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * A controller that aborts when `outer` does (with its reason) and can also be aborted on its own,
+ * e.g. to stop a sibling when one of two streams fails. `dispose()` detaches it from `outer`.
+ */
+export function linkedAbort(outer: AbortSignal | undefined): { readonly controller: AbortController; dispose(): void } {
+  const controller = new AbortController();
+  const onAbort = (): void => controller.abort(outer?.reason);
+  if (outer?.aborted) onAbort();
+  else outer?.addEventListener('abort', onAbort, { once: true });
+  return { controller, dispose: () => outer?.removeEventListener('abort', onAbort) };
+}
+
+/** A signal that never fires, for callers that have none. */
+export const NEVER_ABORTED: AbortSignal = new AbortController().signal;
