@@ -4,7 +4,7 @@
  * result for humans or (--json) for scripts, and turn failures into one line and an exit code.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { runBackup, BACKUP_TYPES } from '../lib/core/commands/backup';
+import { runBackup } from '../lib/core/commands/backup';
 import { runList } from '../lib/core/commands/list';
 import { runRestore } from '../lib/core/commands/restore';
 import { runVerify } from '../lib/core/commands/verify';
@@ -13,7 +13,8 @@ import { loadConfig } from '../lib/core/config/load';
 import type { TidemarkConfig } from '../lib/core/config/schema';
 import { TidemarkError } from '../lib/core/errors';
 import type { Progress } from '../lib/core/progress';
-import type { BackupType } from '../lib/core/repository/manifest';
+import { BACKUP_TYPES, type BackupType } from '../lib/core/engines/backup-types';
+import type { RecoveryTargetOptions } from '../lib/core/engines/recovery-target';
 import { formatBytes, TerminalProgress } from '../lib/local/terminal-progress';
 
 const DEFAULT_CONFIG = 'tidemark.config.yaml';
@@ -64,7 +65,7 @@ export function buildProgram(): Command {
   program
     .command('backup <source>')
     .description('take a backup and print its id')
-    .addOption(new Option('-t, --type <type>', 'backup type').choices(BACKUP_TYPES as string[]).makeOptionMandatory())
+    .addOption(new Option('-t, --type <type>', 'backup type').choices([...BACKUP_TYPES]).makeOptionMandatory())
     .action(async (source: string, opts: { type: BackupType }, cmd: Command) => {
       const result = await runBackup(await config(cmd), source, { type: opts.type, progress: progressFor(), signal: interrupt.signal });
       print(cmd, result, () => result.id);
@@ -91,16 +92,20 @@ export function buildProgram(): Command {
 
   program
     .command('restore <source>')
-    .description('restore a backup into a database (created when missing) or, for --table, one table')
+    .description('restore into a database (created when missing) or, for --table, one table; the latest point unless a target is given')
     .requiredOption('--to <target>', 'connection URL of the target database (postgres://user@host:port/db)')
-    .option('--backup <id>', 'the backup to restore (see: tidemark list)')
-    .option('--latest', 'the newest backup (the default)')
-    .option('--time <iso>', 'point in time to recover to')
-    .option('--lsn <lsn>', 'WAL position to recover to')
+    .option('--latest', 'the newest restorable point (the default)')
+    .option('--backup <id>', 'exactly this backup (see: tidemark list)')
+    .option('--time <iso>', 'point in time to recover to, with a zone: 2026-12-01T02:14:00Z')
+    .option('--lsn <lsn>', 'WAL position to recover to (PostgreSQL)')
+    .option('--xid <xid>', 'transaction to recover up to (PostgreSQL)')
+    .option('--position <file:pos>', 'binlog position to recover to (MySQL/MariaDB)')
+    .option('--gtid <set>', 'GTID set to recover up to (MySQL/MariaDB)')
+    .option('--before-drop <schema.table>', 'just before the DROP or TRUNCATE of this table')
     .option('--table <schema.table>', 'restore only this table')
     .option('--force', 'restore even if the target holds data, replacing what the backup contains')
-    .action(async (source: string, opts: { to: string; backup?: string; latest?: boolean; time?: string; lsn?: string; table?: string; force?: boolean }, cmd: Command) => {
-      const result = await runRestore(await config(cmd), source, { ...opts, progress: progressFor() });
+    .action(async (source: string, opts: RecoveryTargetOptions & { to: string; table?: string; force?: boolean }, cmd: Command) => {
+      const result = await runRestore(await config(cmd), source, { ...opts, progress: progressFor(), signal: interrupt.signal });
       print(cmd, result, () => `restored ${result.backup}${result.table ? ` (table ${result.table})` : ''} into ${result.target} in ${result.seconds.toFixed(1)} s`);
     });
 
@@ -109,7 +114,7 @@ export function buildProgram(): Command {
     .description('read every stored object back and check it against its manifest')
     .option('--backup <id>', 'verify only this backup')
     .action(async (source: string, opts: { backup?: string }, cmd: Command) => {
-      const result = await runVerify(await config(cmd), source, { backup: opts.backup, progress: progressFor() });
+      const result = await runVerify(await config(cmd), source, { backup: opts.backup, progress: progressFor(), signal: interrupt.signal });
       print(cmd, result, () =>
         result.backups.map((b) => (b.ok ? `ok      ${b.id}  ${b.objects} objects, ${formatBytes(b.storedBytes)}` : `FAILED  ${b.id}  ${b.problems.join('; ')}`)).join('\n'),
       );

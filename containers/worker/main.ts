@@ -13,12 +13,12 @@
  * 69 not implemented; 70 a bug; 143 SIGTERM (130 SIGINT): stopped, nothing committed.
  */
 import { parseArgs } from 'node:util';
-import { BACKUP_TYPES, runBackup } from '../../lib/core/commands/backup';
+import { runBackup } from '../../lib/core/commands/backup';
 import { loadConfig, parseConfig } from '../../lib/core/config/load';
 import type { TidemarkConfig } from '../../lib/core/config/schema';
 import { ConfigError, TidemarkError, UsageError } from '../../lib/core/errors';
 import { JsonProgress, jsonLine, type LogFields, type LogLevel } from '../../lib/core/json-progress';
-import type { BackupType } from '../../lib/core/repository/manifest';
+import { BACKUP_TYPES, isBackupType, type BackupType } from '../../lib/core/engines/backup-types';
 
 const EXIT_NOT_IMPLEMENTED = 69; // sysexits EX_UNAVAILABLE
 const EXIT_BUG = 70; // sysexits EX_SOFTWARE
@@ -26,7 +26,7 @@ const SIGNAL_EXIT: Partial<Record<NodeJS.Signals, number>> = { SIGTERM: 143, SIG
 /** ECS sends SIGKILL 30 s after SIGTERM (the default stopTimeout): leave before that, saying why. */
 const STOP_GRACE_MS = 20_000;
 
-const USAGE = 'usage: backup <source> --type full|diff|incr|logical, or: stream <source>';
+const USAGE = `usage: backup <source> --type ${BACKUP_TYPES.join('|')}, or: stream <source>`;
 
 type Job = { command: 'backup'; source: string; type: BackupType } | { command: 'stream'; source: string };
 
@@ -47,8 +47,8 @@ function parseJob(argv: string[]): Job {
   if (command === 'stream' && type === undefined) return { command, source };
   if (command !== 'backup') throw new UsageError(USAGE);
   if (type === undefined) throw new UsageError(`backup ${source}: --type is required (${BACKUP_TYPES.join(', ')})`);
-  if (!BACKUP_TYPES.includes(type as BackupType)) throw new UsageError(`--type ${type}: expected one of ${BACKUP_TYPES.join(', ')}`);
-  return { command, source, type: type as BackupType };
+  if (!isBackupType(type)) throw new UsageError(`--type ${type}: expected one of ${BACKUP_TYPES.join(', ')}`);
+  return { command, source, type };
 }
 
 async function loadWorkerConfig(env: NodeJS.ProcessEnv): Promise<{ config: TidemarkConfig; from: string }> {

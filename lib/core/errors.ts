@@ -52,6 +52,11 @@ export class DatabaseUnreachable extends TidemarkError {}
 /** A restore target holds data and `--force` was not given. */
 export class TargetNotEmpty extends TidemarkError {}
 
+/** A recovery target the repository cannot reach: before the first backup, past the archive, in a gap. */
+export class RecoveryTargetOutOfRange extends TidemarkError {
+  override readonly exitCode = 2;
+}
+
 /** No backup matches what was asked for. */
 export class BackupNotFound extends TidemarkError {}
 

@@ -62,8 +62,14 @@ describe('tidemark CLI', () => {
     const badType = await runCli(['-c', config, 'backup', 'app', '--type', 'weekly']);
     expect(badType.code).toBe(2);
     expect(badType.stderr).toMatch(/argument 'weekly' is invalid\. Allowed choices are full, diff, incr, logical/);
-    const pitr = await runCli(['-c', config, 'restore', 'app', '--to', pg.url('x'), '--time', '2026-11-24T00:00:00Z']);
-    expect(pitr.code).toBe(2);
-    expect(pitr.stderr.trim()).toMatch(/^tidemark: point-in-time restore \(--time\/--lsn\) needs continuous WAL archiving/);
+    // Recovery targets: a malformed one, one before the window, one that needs an archive this source lacks.
+    const noZone = await runCli(['-c', config, 'restore', 'app', '--to', pg.url('x'), '--time', '2026-11-24 00:00']);
+    expect([noZone.code, noZone.stderr.trim()]).toEqual([2, 'tidemark: --time 2026-11-24 00:00: expected an ISO time with a zone, e.g. 2026-12-01T02:14:00Z or 2026-12-01 03:14:00+01:00']);
+    const early = await runCli(['-c', config, 'restore', 'app', '--to', pg.url('x'), '--time', '2020-11-24T00:00:00Z']);
+    expect(early.code).toBe(2);
+    expect(early.stderr.trim()).toMatch(/^tidemark: --time 2020-11-24T00:00:00.000Z is outside the restorable window of source 'app' \(\S+ … \S+\); see: tidemark list app$/);
+    const lsn = await runCli(['-c', config, 'restore', 'app', '--to', pg.url('x'), '--lsn', '0/1A2B3C']);
+    expect(lsn.code).toBe(2);
+    expect(lsn.stderr.trim()).toMatch(/^tidemark: --lsn 0\/1A2B3C needs continuous archiving \(WAL or binlog\), which source 'app' does not have/);
   });
 });

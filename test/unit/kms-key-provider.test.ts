@@ -23,6 +23,7 @@ import { LocalKeyProvider } from '../../lib/core/crypto/local-key-provider';
 import { ConfigError, EncryptionKeyError } from '../../lib/core/errors';
 import { FileStore } from '../../lib/core/repository/file-store';
 import { Repository } from '../../lib/core/repository/repository';
+import { TEST_PG_LOGICAL_DETAILS } from '../harness/details';
 
 const ACCOUNT = '111122223333';
 const KEY_ID = '1234abcd-12ab-34cd-56ef-1234567890ab';
@@ -257,7 +258,7 @@ describe('a repository encrypted with KMS', () => {
     const writer = await repository.beginBackup('app', 'postgres', 'logical');
     const body = Buffer.from('select 1;\n'.repeat(1000));
     await writer.writeObject('dump', Readable.from([body]), { compression: false });
-    await writer.commit({ time: new Date().toISOString() }, { format: 'test' });
+    await writer.commit({ time: new Date().toISOString() }, TEST_PG_LOGICAL_DETAILS);
 
     // A fresh process: a new provider and repository over the same folder.
     const reopened = new Repository(new FileStore(dir), new KmsKeyProvider(`kms:${KEY_ARN}`));
@@ -284,7 +285,7 @@ describe('a repository encrypted with KMS', () => {
   it('fails to open the backup with another KMS key, naming the backup', async () => {
     const repository = new Repository(new FileStore(dir), new KmsKeyProvider('kms:alias/tidemark'));
     const writer = await repository.beginBackup('app', 'postgres', 'logical');
-    await writer.commit({ time: new Date().toISOString() }, {});
+    await writer.commit({ time: new Date().toISOString() }, TEST_PG_LOGICAL_DETAILS);
     const other = new Repository(new FileStore(dir), new KmsKeyProvider('kms:alias/other'));
     const error = await failure(other.openBackup('app', { latest: true }));
     expect(error.message).toBe(`backup ${writer.id}: wrong encryption key: kms:alias/other does not unlock this data (it was wrapped by ${KEY_ARN})`);

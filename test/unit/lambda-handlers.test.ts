@@ -15,6 +15,7 @@ import { Repository } from '../../lib/core/repository/repository';
 import type { ObjectStore } from '../../lib/core/repository/storage';
 import { TEST_KEY, useTempDir } from '../harness/tidemark';
 import { useS3 } from '../harness/s3';
+import { TEST_PG_LOGICAL_DETAILS } from '../harness/details';
 
 const keys = new LocalKeyProvider(TEST_KEY, 'test key');
 
@@ -27,7 +28,7 @@ async function commitBackup(
   await sleep(3);
   const writer = await repo.beginBackup(source, options.engine ?? 'postgres', options.type ?? 'logical');
   if (options.bytes) await writer.writeObject('dump', Readable.from([randomBytes(options.bytes)]), { compression: false });
-  return writer.commit({ time: options.restorePoint ?? new Date().toISOString() }, {});
+  return writer.commit({ time: options.restorePoint ?? new Date().toISOString() }, TEST_PG_LOGICAL_DETAILS);
 }
 
 /** A backup that never finished: objects, no manifest. */

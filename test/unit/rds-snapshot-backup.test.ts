@@ -28,6 +28,7 @@ import { ConfigError, UsageError } from '../../lib/core/errors';
 import type { Progress } from '../../lib/core/progress';
 import { FileStore } from '../../lib/core/repository/file-store';
 import { Repository } from '../../lib/core/repository/repository';
+import type { RdsSnapshotDetails } from '../../lib/core/engines/rds/snapshot-details';
 
 const ACCOUNT = '111122223333';
 const SOURCE = 'app';
@@ -184,7 +185,7 @@ describe('backupRdsSnapshot: instances', () => {
 
     const catalog = await repository.catalog(SOURCE);
     expect(catalog.backups).toHaveLength(1);
-    expect(catalog.backups[0]).toMatchObject({ id: manifest.id, type: 'full', details: { snapshotArn: manifest.details.snapshotArn } });
+    expect(catalog.backups[0]).toMatchObject({ id: manifest.id, type: 'full', details: { kind: 'rds-snapshot', snapshotArn: (manifest.details as RdsSnapshotDetails).snapshotArn } });
     // The record is authenticated like any other backup.
     const opened = await repository.openBackup(SOURCE, { id: manifest.id });
     expect(opened.manifest.details.kind).toBe('rds-snapshot');
@@ -432,17 +433,17 @@ describe('tidemark backup dispatch for RDS sources', () => {
     const result = await runBackup(config(), 'app', { type: 'full', progress: recordingProgress() });
     expect(result).toMatchObject({ type: 'full', bytes: 0, storedBytes: 0 });
     const catalog = await repository.catalog('app');
-    expect(catalog.backups.map((b) => [b.id, b.type, b.details.snapshotArn])).toEqual([
+    expect(catalog.backups.map((b) => [b.id, b.type, (b.details as RdsSnapshotDetails).snapshotArn])).toEqual([
       [result.id, 'full', `arn:aws:rds:${REGION}:${ACCOUNT}:snapshot:${snapshotIdentifier('app', result.id)}`],
     ]);
   });
 
   it('fails with the available types for other types of RDS sources', async () => {
     await expect(runBackup(config(), 'app', { type: 'incr', progress: recordingProgress() })).rejects.toThrow(
-      new UsageError("--type incr backups of RDS source 'app' are not available (available: full (an RDS snapshot) or logical (pg_dump))"),
+      new UsageError("incr backups of source 'app' (postgres on RDS) are not available (available: full (an RDS snapshot), logical (pg_dump))"),
     );
     await expect(runBackup(config(), 'shop', { type: 'logical', progress: recordingProgress() })).rejects.toThrow(
-      new UsageError("--type logical backups of RDS source 'shop' are not available (available: full (an RDS snapshot))"),
+      new UsageError("logical backups of source 'shop' (mysql on RDS) are not available (available: full (an RDS snapshot))"),
     );
     expect(rds.calls()).toHaveLength(0);
   });

@@ -1,9 +1,10 @@
+import { NEVER_ABORTED } from '../abort';
 import { sourceConfig } from '../config/load';
 import type { TidemarkConfig } from '../config/schema';
-import { backupPostgresLogical } from '../engines/postgres/logical-backup';
+import { BACKUP_TYPES, isBackupType, type BackupType } from '../engines/backup-types';
+import { backupMethod } from '../engines/registry';
 import { UsageError } from '../errors';
 import type { Progress } from '../progress';
-import type { BackupManifest, BackupType } from '../repository/manifest';
 import { Repository } from '../repository/repository';
 
 /** `tidemark backup --json` (DESIGN.md §5). */
@@ -15,8 +16,6 @@ export interface BackupResult {
   readonly seconds: number;
 }
 
-export const BACKUP_TYPES: readonly BackupType[] = ['full', 'diff', 'incr', 'logical'];
-
 export interface BackupCommandOptions {
   readonly type: BackupType;
   readonly progress: Progress;
@@ -26,25 +25,21 @@ export interface BackupCommandOptions {
 export async function runBackup(config: TidemarkConfig, source: string, options: BackupCommandOptions): Promise<BackupResult> {
   const started = process.hrtime.bigint();
   const src = sourceConfig(config, source);
-  if (!BACKUP_TYPES.includes(options.type)) {
-    throw new UsageError(`--type ${options.type}: expected one of ${BACKUP_TYPES.join(', ')}`);
-  }
-  let manifest: BackupManifest;
-  if (src.rds && options.type === 'full') {
-    const repository = await Repository.open(config);
-    const region = src.aws?.region ?? config.aws?.region;
-    // Loaded on demand: the RDS SDK is large and only snapshot backups need it.
-    const { backupRdsSnapshot } = await import('../engines/rds/snapshot-backup');
-    manifest = await backupRdsSnapshot({ repository, source, config: src, region, ...options });
-  } else if (src.engine === 'postgres' && options.type === 'logical') {
-    const repository = await Repository.open(config);
-    manifest = await backupPostgresLogical({ repository, source, config: src, compression: config.compression, ...options });
-  } else if (src.rds) {
-    const available = src.engine === 'postgres' ? 'full (an RDS snapshot) or logical (pg_dump)' : 'full (an RDS snapshot)';
-    throw new UsageError(`--type ${options.type} backups of RDS source '${source}' are not available (available: ${available})`);
-  } else {
-    throw new UsageError(`--type ${options.type} backups of ${src.engine} sources are not available in this version (available: logical for postgres)`);
-  }
+  if (!isBackupType(options.type)) throw new UsageError(`--type ${options.type}: expected one of ${BACKUP_TYPES.join(', ')}`);
+  const registration = backupMethod(source, src, options.type);
+  const [repository, method] = await Promise.all([Repository.open(config), registration.load()]);
+  const manifest = await method.backup(
+    {
+      repository,
+      source,
+      config: src,
+      compression: config.compression,
+      region: src.aws?.region ?? config.aws?.region,
+      progress: options.progress,
+      signal: options.signal ?? NEVER_ABORTED,
+    },
+    options.type,
+  );
   return {
     id: manifest.id,
     type: manifest.type,

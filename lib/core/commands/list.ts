@@ -1,7 +1,8 @@
 import { sourceConfig } from '../config/load';
 import type { TidemarkConfig } from '../config/schema';
-import { restorableWindow, type CatalogProblem, type RestorableWindow } from '../repository/catalog';
-import type { BackupType } from '../repository/manifest';
+import type { BackupType } from '../engines/backup-types';
+import { restorableWindow } from '../engines/window';
+import type { CatalogProblem, RestorableWindow } from '../repository/catalog';
 import { Repository } from '../repository/repository';
 
 export interface ListedBackup {

@@ -1,8 +1,9 @@
-import { StorageError } from '../errors';
+import { restorableWindow } from '../engines/window';
+import { StorageError, TidemarkError } from '../errors';
 import { isBackupId } from '../repository/backup-id';
-import type { CatalogProblem } from '../repository/catalog';
-import { backupsPrefix, manifestKey } from '../repository/layout';
-import { openManifest, type BackupManifest } from '../repository/manifest';
+import { readManifestAt, type CatalogProblem } from '../repository/catalog';
+import { backupsPrefix } from '../repository/layout';
+import type { BackupManifest } from '../repository/manifest';
 import { Repository } from '../repository/repository';
 import type { ObjectStore } from '../repository/storage';
 
@@ -36,11 +37,9 @@ export interface NewestBackupOptions {
 export async function newestRestorablePoint(from: Repository | ObjectStore, source: string): Promise<NewestRestorablePoint | null> {
   const found = await newestCommittedBackup(from, source);
   if (found === null) return null;
-  // Continuous archives (PostgreSQL WAL, MySQL binlog) will move this point past the newest backup:
-  // when they exist, ask them here for the end of the archive that continues unbroken from
-  // `found.backup.restorePoint` (lsn / binlog position) and report that time instead. Until then a
-  // backup's own restore point is the newest reachable one.
-  return { time: found.backup.restorePoint.time, backupId: found.backup.id, ...found };
+  // The same window as list and restore; a continuous archive (WAL, binlog) will pass its newest
+  // durable point here as the window's end, once one exists.
+  return { time: restorableWindow([found.backup])!.to, backupId: found.backup.id, ...found };
 }
 
 /** Whole seconds from `time` to `now`; never negative (a clock a little ahead is not "in the future"). */
@@ -76,25 +75,17 @@ export async function newestCommittedBackup(
   // parallel would mostly buy requests that are thrown away.
   for (let i = ids.length - 1; i >= 0; i--) {
     const id = ids[i];
-    let bytes: Buffer;
+    let manifest: BackupManifest;
     try {
-      bytes = await store.getBytes(manifestKey(source, id));
+      manifest = await readManifestAt(store, source, id);
     } catch (e) {
       if (e instanceof StorageError && e.code === 'NoSuchKey') {
         incomplete.push(id);
         continue;
       }
-      throw e; // unreachable or forbidden: the caller must not mistake that for "no backup"
-    }
-    let manifest: BackupManifest;
-    try {
-      manifest = openManifest(bytes, `backup ${id}`).manifest;
-    } catch (e) {
-      problems.push({ id, reason: (e as Error).message });
-      continue;
-    }
-    if (manifest.id !== id || manifest.source !== source) {
-      problems.push({ id, reason: `backup ${id}: manifest belongs to ${manifest.source}/${manifest.id}, not here` });
+      // Unreachable or forbidden: the caller must not mistake that for "no backup".
+      if (!(e instanceof TidemarkError) || e instanceof StorageError) throw e;
+      problems.push({ id, reason: e.message });
       continue;
     }
     if (options.accept && !options.accept(manifest)) continue;

@@ -1,7 +1,7 @@
 import { UsageError } from '../errors';
 import { logLine } from '../lambda-environment';
 import { emitMetrics } from '../metrics';
-import type { BackupType } from '../repository/manifest';
+import { BACKUP_TYPES, isBackupType, type BackupType } from '../engines/backup-types';
 import type { ObjectStore } from '../repository/storage';
 import { newestCommittedBackup, newestRestorablePoint, secondsSince } from './newest-point';
 
@@ -26,7 +26,6 @@ export interface RecordResultOutput {
   readonly restorePoint?: string;
 }
 
-const TYPES: readonly string[] = ['full', 'diff', 'incr', 'logical'];
 // An ECS failure's Cause is the whole task description; the log needs the gist, not kilobytes.
 const MAX_ERROR_NAME = 200;
 const MAX_CAUSE = 2000;
@@ -79,7 +78,7 @@ export async function recordBackupResult(store: ObjectStore, event: RecordResult
 function parseEvent(event: RecordResultEvent): RecordResultEvent {
   const e = (event ?? {}) as Partial<RecordResultEvent>;
   if (typeof e.source !== 'string' || e.source === '') throw new UsageError(`record-result: event.source must be a source name, got ${JSON.stringify(e.source)}`);
-  if (typeof e.type !== 'string' || !TYPES.includes(e.type)) throw new UsageError(`record-result: event.type must be one of ${TYPES.join(', ')}, got ${JSON.stringify(e.type)}`);
+  if (typeof e.type !== 'string' || !isBackupType(e.type)) throw new UsageError(`record-result: event.type must be one of ${BACKUP_TYPES.join(', ')}, got ${JSON.stringify(e.type)}`);
   if (e.outcome !== 'succeeded' && e.outcome !== 'failed') {
     throw new UsageError(`record-result: event.outcome must be 'succeeded' or 'failed', got ${JSON.stringify(e.outcome)}`);
   }

@@ -1,20 +1,21 @@
+import { resolve } from 'node:path';
+import { NEVER_ABORTED } from '../abort';
 import { sourceConfig } from '../config/load';
 import type { TidemarkConfig } from '../config/schema';
-import { restorePostgresLogical } from '../engines/postgres/logical-restore';
+import type { RestoreTarget } from '../engines/engine';
+import { parseRecoveryTarget, type RecoveryTargetOptions } from '../engines/recovery-target';
+import { restoreMethod } from '../engines/registry';
 import { UsageError } from '../errors';
 import type { Progress } from '../progress';
-import { parseBackupId } from '../repository/backup-id';
 import { Repository } from '../repository/repository';
 
-export interface RestoreCommandOptions {
+export interface RestoreCommandOptions extends RecoveryTargetOptions {
+  /** A connection URL (logical restores) or a directory (physical restores). */
   readonly to: string;
-  readonly backup?: string;
-  readonly latest?: boolean;
-  readonly time?: string;
-  readonly lsn?: string;
   readonly table?: string;
   readonly force?: boolean;
   readonly progress: Progress;
+  readonly signal?: AbortSignal;
 }
 
 export interface RestoreResult {
@@ -26,40 +27,38 @@ export interface RestoreResult {
   readonly seconds: number;
 }
 
+/** `--to postgres://…` or `mysql://…` is a database; anything else is a directory. */
+export function restoreTargetOf(to: string, table: string | undefined): RestoreTarget {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(to)) return { kind: 'database', url: to, ...(table !== undefined ? { table } : {}) };
+  if (table !== undefined) throw new UsageError('--table restores one table into a database: --to must be a connection URL');
+  return { kind: 'data-dir', path: resolve(to) };
+}
+
+/** Plans the restore (every refusal happens there, before anything changes), then applies it. */
 export async function runRestore(config: TidemarkConfig, source: string, options: RestoreCommandOptions): Promise<RestoreResult> {
   const started = process.hrtime.bigint();
   const src = sourceConfig(config, source);
-  const selectors = [options.backup && '--backup', options.latest && '--latest', options.time && '--time', options.lsn && '--lsn'].filter(Boolean);
-  if (selectors.length > 1) throw new UsageError(`choose one of ${selectors.join(', ')}`);
-  if (options.time || options.lsn) {
-    throw new UsageError('point-in-time restore (--time/--lsn) needs continuous WAL archiving, which this version does not have yet; use --backup ID or --latest');
-  }
-  const selector = options.backup ? { id: parseBackupId(options.backup) } : ({ latest: true } as const);
-  const repository = await Repository.open(config);
-  if (src.engine !== 'postgres') throw new UsageError(`restoring ${src.engine} sources is not available in this version`);
-
-  // Opened (manifest read, data key unwrapped) while the engine inspects the target.
-  const opening = repository.openBackup(source, selector, (m) => m.type === 'logical').then((backup) => {
-    if (backup.manifest.type !== 'logical') {
-      throw new UsageError(`backup ${backup.manifest.id} is a ${backup.manifest.type} backup; this version restores logical backups only`);
-    }
-    return backup;
-  });
-  opening.catch(() => undefined); // the engine awaits it, unless it refuses its own input (--to, --table) first
-  const result = await restorePostgresLogical({
-    backup: opening,
-    target: options.to,
-    table: options.table,
-    force: options.force ?? false,
+  const at = parseRecoveryTarget(options);
+  const to = restoreTargetOf(options.to, options.table);
+  const registration = restoreMethod(source, src, to.kind);
+  const [repository, method] = await Promise.all([Repository.open(config), registration.load()]);
+  const run = {
+    repository,
+    source,
+    config: src,
+    compression: config.compression,
     progress: options.progress,
-  });
-  const backup = await opening;
+    signal: options.signal ?? NEVER_ABORTED,
+  };
+  const plan = await method.planRestore(run, await repository.catalog(source), { at, to, force: options.force ?? false });
+  const restored = await method.applyRestore(run, plan);
+  const backup = plan.chain[plan.chain.length - 1];
   return {
-    backup: backup.manifest.id,
-    type: backup.manifest.type,
-    target: result.target,
-    restorePoint: backup.manifest.restorePoint.time,
-    ...(result.table ? { table: result.table } : {}),
+    backup: backup.id,
+    type: backup.type,
+    target: restored.target,
+    restorePoint: restored.restorePoint.time,
+    ...(restored.table ? { table: restored.table } : {}),
     seconds: Number(process.hrtime.bigint() - started) / 1e9,
   };
 }

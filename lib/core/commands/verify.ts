@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { throwIfAborted } from '../abort';
 import { sourceConfig } from '../config/load';
 import type { TidemarkConfig } from '../config/schema';
 import { BackupNotFound, EncryptionKeyError, TidemarkError } from '../errors';
@@ -30,7 +31,7 @@ const discard = () => new Writable({ write: (_c, _e, done) => done() });
 export async function runVerify(
   config: TidemarkConfig,
   source: string,
-  options: { backup?: string; progress: Progress },
+  options: { backup?: string; progress: Progress; signal?: AbortSignal },
 ): Promise<VerifyResult> {
   sourceConfig(config, source);
   const repository = await Repository.open(config);
@@ -43,6 +44,7 @@ export async function runVerify(
     .filter((p) => !options.backup || p.id === options.backup)
     .map((p) => ({ id: p.id, ok: false, objects: 0, storedBytes: 0, problems: [p.reason] }));
   for (const id of ids) {
+    throwIfAborted(options.signal);
     const problems: string[] = [];
     let objects = 0;
     let storedBytes = 0;
@@ -53,11 +55,11 @@ export async function runVerify(
       try {
         for (const object of backup.manifest.objects) {
           try {
-            await pipeline(await backup.read(object, (n) => options.progress.advance(n)), discard());
+            await pipeline(await backup.read(object, (n) => options.progress.advance(n)), discard(), { signal: options.signal });
             objects++;
             storedBytes += object.storedBytes;
           } catch (e) {
-            if (!(e instanceof TidemarkError)) throw e;
+            if (!(e instanceof TidemarkError) || options.signal?.aborted) throw e; // an interruption is not damage
             problems.push(e.message);
           }
         }
@@ -66,7 +68,7 @@ export async function runVerify(
       }
     } catch (e) {
       // A wrong key says nothing about the backup's health: stop rather than report it damaged.
-      if (!(e instanceof TidemarkError) || e instanceof EncryptionKeyError || (options.backup && e instanceof BackupNotFound)) throw e;
+      if (!(e instanceof TidemarkError) || options.signal?.aborted || e instanceof EncryptionKeyError || (options.backup && e instanceof BackupNotFound)) throw e;
       problems.push(e.message);
     }
     results.push({ id, ok: problems.length === 0, objects, storedBytes, problems });

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { ConfigError } from '../errors';
-import type { BackupType } from '../repository/manifest';
+import { BACKUP_TYPES, type BackupType } from '../engines/backup-types';
+import { defaultSchedule, unavailableReason } from '../engines/registry';
 import { cronMatcher, toEventBridgeCron } from './cron';
 import { parseDuration } from './duration';
 import type { AwsConfig, SourceConfig, TidemarkConfig } from './schema';
@@ -53,11 +54,10 @@ export interface Deployment {
   readonly aws: AwsConfig;
   readonly sources: readonly SourceDeployment[];
   readonly schedules: readonly ScheduledRun[];
+  /** What synth should warn about: schedules no backup method of this version can run. */
+  readonly warnings: readonly string[];
 }
 
-const DEFAULT_SCHEDULE: Readonly<Partial<Record<BackupType, string>>> = { logical: '0 3 * * *' };
-const DEFAULT_RDS_SCHEDULE: Readonly<Partial<Record<BackupType, string>>> = { full: '0 3 * * *' };
-const TYPES: readonly BackupType[] = ['full', 'diff', 'incr', 'logical'];
 
 /** Environment variable name a source's password arrives in inside the worker. */
 export function secretEnvName(source: string): string {
@@ -87,16 +87,35 @@ export function longestGapMinutes(crons: readonly string[]): number {
   return gap;
 }
 
+/** The configured schedules, or the default of the source's first backup method (engines/registry.ts). */
 function scheduleOf(source: SourceConfig): Partial<Record<BackupType, string>> {
-  const configured = source.schedule ? TYPES.filter((t) => source.schedule?.[t] !== undefined) : [];
-  if (configured.length === 0) return source.rds ? DEFAULT_RDS_SCHEDULE : DEFAULT_SCHEDULE;
+  const configured = source.schedule ? BACKUP_TYPES.filter((t) => source.schedule?.[t] !== undefined) : [];
+  if (configured.length === 0) return defaultSchedule(source);
   return Object.fromEntries(configured.map((t) => [t, source.schedule![t]!]));
+}
+
+/**
+ * Scheduled types no backup method takes yet (physical PostgreSQL and MySQL arrive after this
+ * version). They are deployed as configured, so a config written for them starts working when the
+ * method lands, but synth warns about each: until then those runs fail (loudly: BackupFailed alarm).
+ */
+function scheduleWarnings(name: string, source: SourceConfig, origin: string): string[] {
+  const types = Object.keys(scheduleOf(source)) as BackupType[];
+  if (types.length === 0) {
+    return [`${origin}: sources.${name}: no backup method in this version takes ${source.engine}${source.rds ? ' RDS' : ''} sources; nothing is scheduled for it`];
+  }
+  return types.flatMap((type) => {
+    const reason = unavailableReason(source, type);
+    return reason ? [`${origin}: sources.${name}.schedule.${type}: ${reason}; these runs will fail until it is`] : [];
+  });
 }
 
 /** Default RPO: with streaming, a few flush intervals; otherwise the longest gap between backups plus a quarter. */
 function defaultRpoSeconds(source: SourceConfig): number {
   if (source.stream) return Math.max(300, 3 * source.stream.flushSeconds);
-  const gap = longestGapMinutes(Object.values(scheduleOf(source))) * 60;
+  const crons = Object.values(scheduleOf(source));
+  if (crons.length === 0) return 25 * 3600; // nothing scheduled (no method yet): the alarm fires after a day
+  const gap = longestGapMinutes(crons) * 60;
   return Math.round(gap * 1.25) + 900;
 }
 
@@ -133,6 +152,7 @@ export function planDeployments(config: TidemarkConfig, origin = 'config'): Depl
       aws: awsHere,
       sources: sources.map(([name, source]) => sourceDeployment(name, source)),
       schedules: groupSchedules(sources, awsHere.timeZone),
+      warnings: sources.flatMap(([name, source]) => scheduleWarnings(name, source, origin)),
     };
   });
 }

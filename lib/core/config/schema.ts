@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { BACKUP_TYPES, type BackupType } from '../engines/backup-types';
 import { toEventBridgeCron } from './cron';
 import { DURATION, formatDuration, parseDuration } from './duration';
 
@@ -71,10 +72,7 @@ const TimeZone = z
 
 export const ScheduleConfig = z
   .strictObject({
-    full: Cron.optional(),
-    diff: Cron.optional(),
-    incr: Cron.optional(),
-    logical: Cron.optional(),
+    ...(Object.fromEntries(BACKUP_TYPES.map((t) => [t, Cron.optional()])) as Record<BackupType, z.ZodOptional<typeof Cron>>),
     timeZone: TimeZone.optional().describe('IANA time zone of these crons; defaults to aws.timeZone'),
   })
   .describe('When each backup type runs');

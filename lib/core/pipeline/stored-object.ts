@@ -5,9 +5,13 @@ export interface StoredObject {
   /** Storage key relative to the repository root. */
   readonly key: string;
   readonly compression: 'zstd' | 'none';
-  /** Bytes the engine produced (before compression and encryption) and their SHA-256. */
+  /** Bytes the engine produced (before compression and encryption). */
   readonly plainBytes: number;
-  readonly plainSha256: string;
+  /**
+   * Their SHA-256, when node saw the plaintext (uncompressed objects, format version 1). Without
+   * it, zstd's frame content checksum (XXH64, always written) is what proves the plaintext.
+   */
+  readonly plainSha256?: string;
   /** Bytes in storage and their SHA-256. */
   readonly storedBytes: number;
   readonly storedSha256: string;

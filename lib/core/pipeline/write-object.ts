@@ -1,8 +1,10 @@
 import { type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { TidemarkError } from '../errors';
+import { throwIfAborted } from '../abort';
 import { EncryptStream } from '../crypto/segmented-aead';
+import { TidemarkError } from '../errors';
 import type { ObjectStore } from '../repository/storage';
+import type { CompressedOutput } from './compressed-output';
 import { DigestStream } from './digest';
 import type { StoredObject } from './stored-object';
 import { zstdCompress, type ZstdOptions } from './zstd';
@@ -11,7 +13,7 @@ export interface WriteObjectOptions {
   readonly dataKey: Buffer;
   /** false stores the bytes uncompressed (already-compressed input). */
   readonly compression: ZstdOptions | false;
-  /** Called with every chunk's size as the producer delivers it (progress). */
+  /** Called with plaintext byte counts as the producer delivers them (progress). */
   readonly onPlainBytes?: (n: number) => void;
   readonly signal?: AbortSignal;
 }
@@ -22,36 +24,29 @@ export function firstCause(errors: unknown[]): unknown {
 }
 
 /**
- * Streams `input` → SHA-256 → zstd → chunked AES-256-GCM → SHA-256 → storage, with memory bounded
- * by the stream buffers whatever the size. If any stage fails, every stage is torn down, tools are
- * killed, the upload is aborted and nothing appears under `key`.
+ * `input` (compressed already, or plaintext with its digest in `stages`) → chunked AES-256-GCM →
+ * SHA-256 → storage, with memory bounded by the stream buffers whatever the size. If any stage
+ * fails, every stage is torn down, tools are killed, the upload is aborted and nothing appears
+ * under `key`.
  */
-export async function writeObject(
+async function encryptAndStore(
   store: ObjectStore,
   key: string,
-  name: string,
   input: Readable,
+  stages: readonly NodeJS.ReadWriteStream[],
   options: WriteObjectOptions,
-): Promise<StoredObject> {
+): Promise<{ storedBytes: number; storedSha256: string }> {
   // An abort that came before we started (SIGTERM during connect) must not let a backup run to commit.
   if (options.signal?.aborted) {
     input.destroy();
-    throw options.signal.reason ?? new Error('aborted');
+    throwIfAborted(options.signal);
   }
-  const plain = new DigestStream(options.onPlainBytes);
   const stored = new DigestStream();
   const abort = new AbortController();
   const onOuterAbort = () => abort.abort(options.signal?.reason);
   options.signal?.addEventListener('abort', onOuterAbort, { once: true });
-
-  const stages = [
-    input,
-    plain,
-    ...(options.compression ? [zstdCompress(options.compression)] : []),
-    new EncryptStream(options.dataKey),
-    stored,
-  ] as const;
-  const flow = pipeline(stages as unknown as [Readable, ...NodeJS.ReadWriteStream[]], { signal: abort.signal });
+  const all = [input, ...stages, new EncryptStream(options.dataKey), stored];
+  const flow = pipeline(all as unknown as [Readable, ...NodeJS.ReadWriteStream[]], { signal: abort.signal });
   const upload = store.put(key, stored, { signal: abort.signal });
   const results = await Promise.allSettled([flow, upload]);
   options.signal?.removeEventListener('abort', onOuterAbort);
@@ -61,13 +56,33 @@ export async function writeObject(
     input.destroy();
     throw firstCause(errors);
   }
+  return { storedBytes: stored.bytes, storedSha256: stored.sha256 };
+}
+
+/**
+ * Stores what a Readable delivers; node sees the plaintext, so its SHA-256 is recorded. For bytes
+ * node produces or must look at anyway (small scripts, block packs); dump tools use writeToolOutput.
+ */
+export async function writeObject(store: ObjectStore, key: string, name: string, input: Readable, options: WriteObjectOptions): Promise<StoredObject> {
+  const plain = new DigestStream(options.onPlainBytes);
+  const stages = [plain, ...(options.compression ? [zstdCompress(options.compression)] : [])];
+  const stored = await encryptAndStore(store, key, input, stages, options);
   return {
     name,
     key,
     compression: options.compression ? 'zstd' : 'none',
     plainBytes: plain.bytes,
     plainSha256: plain.sha256,
-    storedBytes: stored.bytes,
-    storedSha256: stored.sha256,
+    ...stored,
   };
+}
+
+/**
+ * Stores a tool's output through the lean data plane: the tool writes into zstd by file
+ * descriptor and node handles only the compressed stream (compressed-output.ts). The tools may
+ * have been started early (their output waits in the pipe); on failure they are killed.
+ */
+export async function writeCompressedOutput(store: ObjectStore, key: string, name: string, compressed: CompressedOutput, options: WriteObjectOptions): Promise<StoredObject> {
+  const stored = await encryptAndStore(store, key, compressed.output, [], options);
+  return { name, key, compression: 'zstd', plainBytes: compressed.plainBytes(), ...stored };
 }

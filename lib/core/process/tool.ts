@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
-import { Duplex, Readable } from 'node:stream';
+import { Duplex, Readable, type Stream } from 'node:stream';
+import { abortReason } from '../abort';
 import { ToolFailed } from '../errors';
 import { childEnv } from '../secrets';
 
@@ -42,7 +43,8 @@ export class ToolRun {
   private signal: NodeJS.Signals | null = null;
   private spawnError?: Error;
 
-  constructor(command: string, args: readonly string[], stdio: ['pipe' | 'ignore', 'pipe' | 'ignore'], options: ToolOptions) {
+  /** `stdio[0]` may be another tool's stdout: the two then share a kernel pipe that node never reads. */
+  constructor(command: string, args: readonly string[], stdio: ['pipe' | 'ignore' | Stream, 'pipe' | 'ignore'], options: ToolOptions) {
     this.label = options.label ?? basename(command);
     this.child = spawn(command, args, {
       stdio: [stdio[0], stdio[1], 'pipe'],
@@ -102,19 +104,40 @@ export class ToolRun {
   }
 }
 
-/** Forwards a tool's stdout into `target`, ending it only after the tool exited 0. */
-function forwardOutput(run: ToolRun, target: Readable | Duplex): void {
-  const stdout = run.child.stdout!;
+/**
+ * The failure to report when tools of one chain failed: the first that did not merely die of
+ * SIGPIPE because a later one had gone (that one is the cause), in chain order.
+ */
+export function chainFailure(runs: readonly ToolRun[]): ToolFailed | undefined {
+  const failed = runs.filter((r) => r.child.exitCode !== 0);
+  const cause = failed.find((r) => r.child.signalCode !== 'SIGPIPE') ?? failed[0];
+  return cause?.failure();
+}
+
+/**
+ * Forwards the last tool's stdout into `target`, ending it only after every tool of the chain
+ * exited 0: a producer that died mid-dump leaves zstd to close a valid frame, and that must not
+ * pass for a complete backup.
+ */
+export function forwardOutput(runs: ToolRun | readonly ToolRun[], target: Readable | Duplex): void {
+  const chain = Array.isArray(runs) ? (runs as readonly ToolRun[]) : [runs as ToolRun];
+  const stdout = chain[chain.length - 1].child.stdout!;
   stdout.on('data', (chunk: Buffer) => {
     if (!target.push(chunk)) stdout.pause();
   });
   stdout.once('end', () => {
-    run.exited.then((code) => (code === 0 ? target.push(null) : target.destroy(run.failure())));
+    void Promise.all(chain.map((r) => r.exited)).then(() => {
+      const failure = chainFailure(chain);
+      if (failure) target.destroy(failure);
+      else target.push(null);
+    });
   });
-  run.exited.then((code) => {
-    // A tool that cannot start never opens stdout.
-    if (code === null && !stdout.readableEnded) target.destroy(run.failure());
-  });
+  for (const run of chain) {
+    void run.exited.then((code) => {
+      // A tool that cannot start never opens stdout.
+      if (code === null && !run.child.signalCode && !stdout.readableEnded) target.destroy(run.failure());
+    });
+  }
 }
 
 /** Writes into a tool's stdin; an EPIPE becomes the tool's own failure message. */
@@ -169,7 +192,17 @@ export function toolFilter(command: string, args: readonly string[], options: To
  * success, and reading stops. If the source fails — an integrity error — the tool is killed
  * before it sees end-of-input, and the source's error is what the caller gets.
  */
-export function pipeToTool(source: Readable, command: string, args: readonly string[], options: ToolOptions = {}): Promise<void> {
+export function pipeToTool(
+  source: Readable,
+  command: string,
+  args: readonly string[],
+  options: ToolOptions & { signal?: AbortSignal } = {},
+): Promise<void> {
+  const { signal } = options;
+  if (signal?.aborted) {
+    source.destroy();
+    return Promise.reject(abortReason(signal));
+  }
   const run = new ToolRun(command, args, ['pipe', 'ignore'], options);
   const stdin = run.child.stdin!;
   let sourceError: unknown;
@@ -178,6 +211,14 @@ export function pipeToTool(source: Readable, command: string, args: readonly str
     sourceError ??= e;
     run.kill();
   });
+  // Aborted: the tool is killed before it can see end-of-input, so it commits nothing.
+  const onAbort = () => {
+    sourceError ??= abortReason(signal!);
+    run.kill();
+    source.destroy();
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  void run.exited.then(() => signal?.removeEventListener('abort', onAbort));
   source.on('data', (chunk: Buffer) => {
     if (!stdin.write(chunk)) source.pause();
   });

@@ -1,6 +1,6 @@
 import pLimit from 'p-limit';
-import { StorageError } from '../errors';
-import { backupsPrefix, MANIFEST_NAME } from './layout';
+import { IntegrityError, StorageError } from '../errors';
+import { backupsPrefix, manifestKey } from './layout';
 import { openManifest, type BackupManifest } from './manifest';
 import type { ObjectStore } from './storage';
 
@@ -18,11 +18,7 @@ export interface Catalog {
   readonly problems: readonly CatalogProblem[];
 }
 
-/** The restorable window: from the oldest to the newest point a restore can reach. */
-export interface RestorableWindow {
-  readonly from: string;
-  readonly to: string;
-}
+export type { RestorableWindow } from '../engines/recovery-target';
 
 const PARALLEL_READS = 16;
 
@@ -39,8 +35,7 @@ export async function readCatalog(store: ObjectStore, source: string): Promise<C
       limit(async () => {
         const id = p.slice(prefix.length).replace(/\/$/, '');
         try {
-          const bytes = await store.getBytes(`${p}${MANIFEST_NAME}`);
-          backups.push(openManifest(bytes, `backup ${id}`).manifest);
+          backups.push(await readManifestAt(store, source, id));
         } catch (e) {
           if (e instanceof StorageError && e.code === 'NoSuchKey') incomplete.push(id);
           else problems.push({ id, reason: (e as Error).message });
@@ -52,8 +47,15 @@ export async function readCatalog(store: ObjectStore, source: string): Promise<C
   return { backups, incomplete: incomplete.sort(), problems };
 }
 
-/** Without continuous archiving, the restorable points are exactly the backups' own. */
-export function restorableWindow(backups: readonly BackupManifest[]): RestorableWindow | null {
-  if (backups.length === 0) return null;
-  return { from: backups[0].restorePoint.time, to: backups[backups.length - 1].restorePoint.time };
+/**
+ * One committed manifest, checked the same way wherever manifests are read (catalog, newest point):
+ * its seal's checksum, its schema, and that it belongs where it was found. Throws StorageError
+ * NoSuchKey when the folder has no manifest (the backup never finished), IntegrityError otherwise.
+ */
+export async function readManifestAt(store: ObjectStore, source: string, id: string): Promise<BackupManifest> {
+  const manifest = openManifest(await store.getBytes(manifestKey(source, id)), `backup ${id}`).manifest;
+  if (manifest.id !== id || manifest.source !== source) {
+    throw new IntegrityError(`backup ${id}: manifest belongs to ${manifest.source}/${manifest.id}, not here`);
+  }
+  return manifest;
 }

@@ -1,6 +1,8 @@
 import { createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import type { Engine } from '../config/schema';
+import { BACKUP_TYPES, type BackupType } from '../engines/backup-types';
+import { BackupDetailsSchema, type BackupDetails } from '../engines/registry';
 import type { EncryptionContext, WrappedKey } from '../crypto/key-provider';
 import { IntegrityError, TidemarkError } from '../errors';
 import type { StoredObject } from '../pipeline/stored-object';
@@ -12,11 +14,16 @@ import type { StoredObject } from '../pipeline/stored-object';
  * On disk:  { "manifest": {...}, "seal": { "sha256": …, "hmac": … } }
  * sha256 catches accidental damage without any key (list, catalog); the HMAC, keyed from the
  * backup's data key, catches deliberate edits (verify, restore).
+ *
+ * Versions: 1 had untyped `details` and a plaintext SHA-256 on every object. 2 types `details` by
+ * method (`kind`), adds `chain`, and drops `plainSha256` where node never sees the plaintext (the
+ * lean data plane: the dump tool writes straight into zstd, whose frame checksum covers it).
+ * Version 1 manifests are still read, and upgraded in memory after their seal was checked.
  */
 export const MANIFEST_FORMAT = 'tidemark.backup';
-export const MANIFEST_VERSION = 1;
+export const MANIFEST_VERSION = 2;
 
-export type BackupType = 'full' | 'diff' | 'incr' | 'logical';
+export type { BackupType };
 
 export interface RestorePoint {
   /** Wall-clock time the backup's data is consistent at. */
@@ -25,14 +32,24 @@ export interface RestorePoint {
   readonly binlog?: { readonly file: string; readonly position: number };
 }
 
+/** Where a diff or incr backup stands in its chain (physical backups). */
+export interface BackupChain {
+  /** The full backup the chain starts from. */
+  readonly base: string;
+  /** 1 for a backup whose parent is the full, 2 for the next, … */
+  readonly depth: number;
+}
+
 export interface BackupManifest {
   readonly format: typeof MANIFEST_FORMAT;
-  readonly version: typeof MANIFEST_VERSION;
+  /** The version it was written with (1 or 2); its content has been upgraded to the current shape. */
+  readonly version: 1 | typeof MANIFEST_VERSION;
   readonly id: string;
   readonly source: string;
   readonly engine: Engine;
   readonly type: BackupType;
   readonly parent?: string;
+  readonly chain?: BackupChain;
   readonly startedAt: string;
   readonly finishedAt: string;
   readonly restorePoint: RestorePoint;
@@ -44,8 +61,8 @@ export interface BackupManifest {
   readonly objects: readonly StoredObject[];
   readonly plainBytes: number;
   readonly storedBytes: number;
-  /** Engine specifics: server and tool versions, database, format. */
-  readonly details: Readonly<Record<string, unknown>>;
+  /** Method specifics (server and tool versions, database, snapshot, …), keyed by `kind`. */
+  readonly details: BackupDetails;
 }
 
 const iso = z.iso.datetime({ offset: true });
@@ -56,7 +73,7 @@ const StoredObjectSchema = z.object({
   key: z.string().min(1),
   compression: z.enum(['zstd', 'none']),
   plainBytes: z.number().int().nonnegative(),
-  plainSha256: hex64,
+  plainSha256: hex64.optional(),
   storedBytes: z.number().int().nonnegative(),
   storedSha256: hex64,
 });
@@ -78,12 +95,13 @@ const WrappedKeySchema = z.discriminatedUnion('provider', [
 
 const ManifestSchema = z.object({
   format: z.literal(MANIFEST_FORMAT),
-  version: z.literal(MANIFEST_VERSION),
+  version: z.union([z.literal(1), z.literal(MANIFEST_VERSION)]),
   id: z.string(),
   source: z.string(),
   engine: z.enum(['postgres', 'mysql']),
-  type: z.enum(['full', 'diff', 'incr', 'logical']),
+  type: z.enum(BACKUP_TYPES),
   parent: z.string().optional(),
+  chain: z.object({ base: z.string(), depth: z.number().int().positive() }).optional(),
   startedAt: iso,
   finishedAt: iso,
   restorePoint: z.object({
@@ -99,8 +117,19 @@ const ManifestSchema = z.object({
   objects: z.array(StoredObjectSchema),
   plainBytes: z.number().int().nonnegative(),
   storedBytes: z.number().int().nonnegative(),
-  details: z.record(z.string(), z.unknown()),
+  details: BackupDetailsSchema,
 });
+
+/**
+ * A version 1 manifest in today's shape. v1 details had no `kind`: PostgreSQL logical was the only
+ * engine writing objects, and RDS snapshot details already carried their kind.
+ */
+function upgradeV1(raw: unknown): unknown {
+  const m = raw as { version?: unknown; engine?: unknown; type?: unknown; details?: Record<string, unknown> };
+  if (m?.version !== 1 || !m.details || 'kind' in m.details) return raw;
+  if (m.engine === 'postgres' && m.type === 'logical') return { ...m, details: { kind: 'pg-logical', ...m.details } };
+  return raw;
+}
 
 const SealedSchema = z.object({
   manifest: z.unknown(),
@@ -142,12 +171,12 @@ export function openManifest(bytes: Buffer, where: string): OpenedManifest {
   if (createHash('sha256').update(body).digest('hex') !== sealed.seal.sha256) {
     throw new IntegrityError(`${where}: manifest is damaged (checksum mismatch)`);
   }
-  const parsed = ManifestSchema.safeParse(sealed.manifest);
+  const parsed = ManifestSchema.safeParse(upgradeV1(sealed.manifest));
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new IntegrityError(`${where}: manifest is invalid at ${issue.path.join('.')}: ${issue.message}`);
   }
-  const manifest = parsed.data as BackupManifest;
+  const manifest: BackupManifest = parsed.data;
   return {
     manifest,
     authenticate(dataKey: Buffer) {

@@ -6,7 +6,10 @@ import { SEGMENT_ALGORITHM } from '../crypto/segmented-aead';
 import { BackupNotFound, EncryptionKeyError, IntegrityError, StorageError, TidemarkError } from '../errors';
 import { readObject } from '../pipeline/read-object';
 import type { StoredObject } from '../pipeline/stored-object';
-import { writeObject, type WriteObjectOptions } from '../pipeline/write-object';
+import type { CompressedOutput } from '../pipeline/compressed-output';
+import { writeCompressedOutput, writeObject, type WriteObjectOptions } from '../pipeline/write-object';
+import type { ZstdOptions } from '../pipeline/zstd';
+import type { BackupDetails } from '../engines/registry';
 import { newBackupId } from './backup-id';
 import { readCatalog, type Catalog } from './catalog';
 import { manifestKey, objectKey, REPOSITORY_MARKER_KEY } from './layout';
@@ -196,16 +199,25 @@ export class BackupWriter {
     return this.draft.startedAt;
   }
 
-  async writeObject(name: string, input: Readable, options: Omit<WriteObjectOptions, 'dataKey'>): Promise<StoredObject> {
+  /** Stores bytes node delivers (and hashes); see writeCompressed for a tool's output. */
+  writeObject(name: string, input: Readable, options: Omit<WriteObjectOptions, 'dataKey'>): Promise<StoredObject> {
+    return this.add(name, (key) => writeObject(this.store, key, name, input, { ...options, dataKey: this.draft.dataKey }));
+  }
+
+  /** Stores a tool's output that flows into zstd without passing through node (the lean data plane). */
+  writeCompressed(name: string, compressed: CompressedOutput, options: Omit<WriteObjectOptions, 'dataKey' | 'compression'> & { compression: ZstdOptions }): Promise<StoredObject> {
+    return this.add(name, (key) => writeCompressedOutput(this.store, key, name, compressed, { ...options, dataKey: this.draft.dataKey }));
+  }
+
+  private async add(name: string, write: (key: string) => Promise<StoredObject>): Promise<StoredObject> {
     if (this.committed) throw new Error(`backup ${this.id} is already committed`);
-    const key = objectKey(this.draft.source, this.draft.id, name);
-    const stored = await writeObject(this.store, key, name, input, { ...options, dataKey: this.draft.dataKey });
+    const stored = await write(objectKey(this.draft.source, this.draft.id, name));
     this.objects.push(stored);
     return stored;
   }
 
   /** Writes the manifest — the single step that makes the backup exist. */
-  async commit(restorePoint: RestorePoint, details: Record<string, unknown>): Promise<BackupManifest> {
+  async commit(restorePoint: RestorePoint, details: BackupDetails): Promise<BackupManifest> {
     const { dataKey: _plaintextKey, ...draft } = this.draft;
     const manifest: BackupManifest = {
       format: MANIFEST_FORMAT,

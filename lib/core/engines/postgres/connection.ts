@@ -116,6 +116,11 @@ export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
+/** Single-quotes a string literal for SQL (standard_conforming_strings, on since PostgreSQL 9.1). */
+export function quoteLiteral(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
 /**
  * Environment for libpq tools (pg_dump, pg_restore, psql). The password goes into a private
  * passfile that lives only as long as the session — never into argv, where `ps` would show it,

@@ -1,22 +1,22 @@
-import type { Readable } from 'node:stream';
-import type { Client } from 'pg';
-import type { SourceConfig } from '../../config/schema';
+import { linkedAbort } from '../../abort';
 import { ToolFailed } from '../../errors';
 import { formatBytes } from '../../format';
-import type { ZstdOptions } from '../../pipeline/zstd';
+import { compressedOutput, type CompressedOutput } from '../../pipeline/compressed-output';
 import { firstCause } from '../../pipeline/write-object';
-import { runTool, toolOutput, withLargeOutputBuffer } from '../../process/tool';
-import type { Progress } from '../../progress';
+import { withLargeOutputBuffer } from '../../process/tool';
 import type { BackupManifest } from '../../repository/manifest';
-import type { Repository } from '../../repository/repository';
 import { allOrRelease } from '../../settle';
-import { resolveSecret } from '../../secrets';
-import { connectPg, parsePostgresUrl, PgToolSession, withPassword, type PgEndpoint } from './connection';
-import { pgBin } from './tools';
+import type { EngineRun } from '../engine';
+import { connectPg, PgToolSession } from './connection';
+import type { PgLogicalDetails } from './logical-details';
+import { serverInfo } from './server-info';
+import { postgresSource, sourceEndpoint } from './source';
+import { pgBin, toolMajor } from './tools';
 
 /**
  * Logical backup of one PostgreSQL database: roles (pg_dumpall --globals-only) and the database
- * (pg_dump), each streamed through compression and encryption into the repository.
+ * (pg_dump), each written straight into zstd (the lean data plane) and from there encrypted into
+ * the repository.
  *
  * Format: custom (-Fc) to stdout, not directory (-Fd -j N). The directory format needs local disk
  * for the whole dump before anything is uploaded, and the worker runs on small ephemeral storage;
@@ -27,63 +27,9 @@ import { pgBin } from './tools';
  * Consistency: we export a snapshot from our own REPEATABLE READ transaction and hand it to
  * pg_dump, so the recorded restore point (time and LSN) is exactly the data in the dump.
  */
-
-export type PostgresSource = Extract<SourceConfig, { engine: 'postgres' }>;
-
-export interface PostgresLogicalBackupInput {
-  readonly repository: Repository;
-  readonly source: string;
-  readonly config: PostgresSource;
-  readonly compression: ZstdOptions;
-  readonly progress: Progress;
-  readonly signal?: AbortSignal;
-}
-
-export interface PostgresServerInfo {
-  readonly version: string;
-  readonly major: number;
-  readonly encoding: string;
-  readonly collate: string;
-  readonly ctype: string;
-  /** Heap, TOAST and large-object bytes: what the dump will roughly stream (for the progress bar). */
-  readonly estimatedBytes: number;
-}
-
-export async function sourceEndpoint(source: string, config: PostgresSource): Promise<PgEndpoint> {
-  const ep = parsePostgresUrl(config.url, `sources.${source}.url`);
-  return withPassword(ep, config.password ? await resolveSecret(config.password, `sources.${source}.password`) : undefined);
-}
-
-export async function serverInfo(client: Client): Promise<PostgresServerInfo> {
-  const { rows } = await client.query(`
-    select current_setting('server_version') as version,
-           current_setting('server_version_num')::int / 10000 as major,
-           pg_encoding_to_char(d.encoding) as encoding, d.datcollate as collate, d.datctype as ctype,
-           (select coalesce(sum(pg_table_size(c.oid)), 0) from pg_class c where c.relkind in ('r', 'm'))
-             + (select pg_table_size('pg_largeobject')) as estimated
-      from pg_database d where d.datname = current_database()`);
-  const r = rows[0];
-  return {
-    version: r.version,
-    major: Number(r.major),
-    encoding: r.encoding,
-    collate: r.collate,
-    ctype: r.ctype,
-    estimatedBytes: Number(r.estimated),
-  };
-}
-
-/** Major version of a PostgreSQL client tool ("pg_dump (PostgreSQL) 15.19 (Debian …)" → 15). */
-export async function toolMajor(binary: string): Promise<number> {
-  const out = await runTool(binary, ['--version']);
-  const m = /\(PostgreSQL\)\s+(\d+)/.exec(out);
-  if (!m) throw new ToolFailed(`cannot tell the version of ${binary} from: ${out.trim()}`);
-  return Number(m[1]);
-}
-
-export async function backupPostgresLogical(input: PostgresLogicalBackupInput): Promise<BackupManifest> {
-  const { repository, source, compression, progress, signal } = input;
-  const ep = await sourceEndpoint(source, input.config);
+export async function backupPostgresLogical(run: EngineRun): Promise<BackupManifest> {
+  const { repository, source, compression, progress, signal } = run;
+  const ep = await sourceEndpoint(source, postgresSource(run.config));
   const what = `source '${source}'`;
   const pgDump = pgBin('pg_dump');
 
@@ -99,7 +45,7 @@ export async function backupPostgresLogical(input: PostgresLogicalBackupInput): 
     undefined,
     (s) => s.close(),
   ]);
-  const dumps: Readable[] = [];
+  const outputs: CompressedOutput[] = [];
   try {
     const server = await serverInfo(client);
     if (dumpMajor < server.major) {
@@ -116,51 +62,51 @@ export async function backupPostgresLogical(input: PostgresLogicalBackupInput): 
 
     // The tools start now and read the catalog while the key check may still be running; their
     // output waits in the pipe until the writer is ready (or they are killed if it never is).
-    const env = session.env;
-    const globals = toolOutput(pgBin('pg_dumpall'), ['--globals-only', '--no-role-passwords', '--no-password', '-l', ep.database], { env });
-    const dump = toolOutput(
-      ...withLargeOutputBuffer(pgDump, ['--format=custom', '--compress=0', '--no-password', `--snapshot=${snapshot.snapshot}`]),
-      { env, label: 'pg_dump' },
+    const options = { env: session.env };
+    const globals = compressedOutput(
+      { command: pgBin('pg_dumpall'), args: ['--globals-only', '--no-role-passwords', '--no-password', '-l', ep.database], options },
+      compression,
     );
-    dumps.push(globals, dump);
+    outputs.push(globals);
+    const [dumpCommand, dumpArgs] = withLargeOutputBuffer(pgDump, ['--format=custom', '--compress=0', '--no-password', `--snapshot=${snapshot.snapshot}`]);
+    const dump = compressedOutput({ command: dumpCommand, args: dumpArgs, options: { ...options, label: 'pg_dump' } }, compression, (n) =>
+      progress.advance(n),
+    );
+    outputs.push(dump);
     const { keyCheck, writer } = await writerReady;
     await keyCheck.confirm(); // a new repository's marker
     progress.note(`backup ${writer.id}: ${what}, PostgreSQL ${server.version}, about ${formatBytes(server.estimatedBytes)} of tables`);
 
     // Roles and the database stream side by side; if either fails, the other is stopped.
-    const stop = new AbortController();
-    const onAbort = () => stop.abort(signal?.reason);
-    if (signal?.aborted) onAbort();
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const stop = linkedAbort(signal);
     const failFast = <T>(p: Promise<T>) =>
       p.catch((e: unknown) => {
-        stop.abort(e);
+        stop.controller.abort(e);
         throw e;
       });
     progress.start('dump', server.estimatedBytes);
     const results = await Promise.allSettled([
-      failFast(writer.writeObject('globals.sql', globals, { compression, signal: stop.signal })),
-      failFast(writer.writeObject('dump', dump, { compression, signal: stop.signal, onPlainBytes: (n) => progress.advance(n) })),
+      failFast(writer.writeCompressed('globals.sql', globals, { compression, signal: stop.controller.signal })),
+      failFast(writer.writeCompressed('dump', dump, { compression, signal: stop.controller.signal })),
     ]);
     progress.stop();
-    signal?.removeEventListener('abort', onAbort);
+    stop.dispose();
     const errors = results.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
     if (errors.length > 0) throw firstCause(errors);
-    return await writer.commit(
-      { time: snapshot.at.toISOString(), lsn: snapshot.lsn },
-      {
-        database: ep.database,
-        format: 'pg_dump-custom',
-        serverVersion: server.version,
-        serverMajor: server.major,
-        pgDumpMajor: dumpMajor,
-        encoding: server.encoding,
-        collate: server.collate,
-        ctype: server.ctype,
-      },
-    );
+    const details: PgLogicalDetails = {
+      kind: 'pg-logical',
+      database: ep.database,
+      format: 'pg_dump-custom',
+      serverVersion: server.version,
+      serverMajor: server.major,
+      pgDumpMajor: dumpMajor,
+      encoding: server.encoding,
+      collate: server.collate,
+      ctype: server.ctype,
+    };
+    return await writer.commit({ time: snapshot.at.toISOString(), lsn: snapshot.lsn }, details);
   } catch (e) {
-    for (const d of dumps) d.destroy(); // kills a tool that is still running
+    for (const o of outputs) o.output.destroy(); // kills tools that are still running
     await writerReady.catch(() => undefined); // let a key check in flight finish before we report
     throw e;
   } finally {
@@ -168,4 +114,3 @@ export async function backupPostgresLogical(input: PostgresLogicalBackupInput): 
     await client.end().catch(() => undefined);
   }
 }
-

@@ -1,5 +1,9 @@
 import type { Client } from 'pg';
+import { throwIfAborted } from '../../abort';
 import { BackupNotFound, TargetNotEmpty, ToolFailed, UsageError } from '../../errors';
+import type { Catalog } from '../../repository/catalog';
+import type { EngineRun, RestorePlan, RestoreRequest, RestoredTarget, RestoreTarget } from '../engine';
+import { selectBackup } from '../select-backup';
 import { pipeToTool, runTool } from '../../process/tool';
 import type { Progress } from '../../progress';
 import type { OpenedBackup } from '../../repository/repository';
@@ -10,33 +14,15 @@ import {
   parsePostgresUrl,
   PgToolSession,
   quoteIdent,
+  quoteLiteral,
   sqlState,
   withDatabase,
   withPg,
   type PgEndpoint,
 } from './connection';
 import { planGlobals } from './globals';
-import { toolMajor } from './logical-backup';
-import { pgBin } from './tools';
-
-export interface PostgresLogicalRestoreInput {
-  /** The backup, or the promise of it while its data key is unwrapped (the target is inspected meanwhile). */
-  readonly backup: OpenedBackup | Promise<OpenedBackup>;
-  /** postgres://user@host:port/database — created when it does not exist. */
-  readonly target: string;
-  /** schema.table: restore only this table (its definition and data). */
-  readonly table?: string;
-  /** Replace what the backup contains even if the target holds data. */
-  readonly force: boolean;
-  readonly progress: Progress;
-}
-
-export interface PostgresRestoreResult {
-  readonly target: string;
-  readonly createdDatabase: boolean;
-  readonly createdRoles: readonly string[];
-  readonly table?: string;
-}
+import type { PgLogicalDetails } from './logical-details';
+import { pgBin, toolMajor } from './tools';
 
 export interface QualifiedTable {
   readonly schema: string;
@@ -82,12 +68,13 @@ function maintenance(ep: PgEndpoint): PgEndpoint {
   return withDatabase(ep, ep.database === 'postgres' ? 'template1' : 'postgres');
 }
 
-async function createDatabase(ep: PgEndpoint, details: Record<string, unknown>): Promise<void> {
-  const base = `CREATE DATABASE ${quoteIdent(ep.database)} TEMPLATE template0 ENCODING '${String(details.encoding ?? 'UTF8')}'`;
+async function createDatabase(ep: PgEndpoint, details: PgLogicalDetails): Promise<void> {
+  // The names were validated when the manifest was read (logical-details.ts); quoted all the same.
+  const base = `CREATE DATABASE ${quoteIdent(ep.database)} TEMPLATE template0 ENCODING ${quoteLiteral(details.encoding)}`;
   await withPg(maintenance(ep), 'restore target', async (c) => {
     try {
       // The source's locale when the target has it, so sorting and case rules match.
-      await c.query(`${base} LC_COLLATE '${String(details.collate)}' LC_CTYPE '${String(details.ctype)}'`);
+      await c.query(`${base} LC_COLLATE ${quoteLiteral(details.collate)} LC_CTYPE ${quoteLiteral(details.ctype)}`);
     } catch (e) {
       if (sqlState(e) === '42P04') throw e;
       await c.query(base);
@@ -117,68 +104,107 @@ function dbConninfo(database: string): string {
   return `dbname='${database.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
 
-export async function restorePostgresLogical(input: PostgresLogicalRestoreInput): Promise<PostgresRestoreResult> {
-  const { force, progress } = input;
-  const ep = parsePostgresUrl(input.target, '--to');
-  const table = input.table === undefined ? undefined : parseTableName(input.table);
-  const pgRestore = pgBin('pg_restore');
+/** A restore of a pg-logical backup, decided: the backup opened and authenticated, the target inspected. */
+export interface PgLogicalRestorePlan extends RestorePlan {
+  readonly backup: OpenedBackup;
+  readonly details: PgLogicalDetails;
+  readonly endpoint: PgEndpoint;
+  readonly table?: QualifiedTable;
+  /** The target database does not exist yet: the restore creates it (and drops it on failure). */
+  readonly createsDatabase: boolean;
+}
+
+function databaseTarget(to: RestoreTarget): Extract<RestoreTarget, { kind: 'database' }> {
+  if (to.kind !== 'database') throw new UsageError('a logical backup restores into a database: --to postgres://user@host:port/database');
+  return to;
+}
+
+/**
+ * Every check a restore can make before it changes anything: the backup (chosen, its manifest
+ * authenticated with its key), pg_restore's version, and the target (reachable, empty or --force).
+ */
+export async function planPostgresLogicalRestore(run: EngineRun, catalog: Catalog, request: RestoreRequest): Promise<PgLogicalRestorePlan> {
+  const { repository, source } = run;
+  const to = databaseTarget(request.to);
+  const ep = parsePostgresUrl(to.url, '--to');
+  const table = to.table === undefined ? undefined : parseTableName(to.table);
+  const chosen = selectBackup(catalog, request.at, source, { summary: 'logical (pg_dump)', accepts: (m) => m.details.kind === 'pg-logical' });
 
   // The backup's key (a KDF or a KMS call), pg_restore's version and the target, side by side.
-  const [backup, restoreMajor, existing] = await allOrRelease([input.backup, toolMajor(pgRestore), openTarget(ep)], [
-    undefined,
-    undefined,
-    async (c) => c?.end().catch(() => undefined),
-  ]);
-  const { manifest } = backup;
-  const dump = manifest.objects.find((o) => o.name === 'dump');
-  const globals = manifest.objects.find((o) => o.name === 'globals.sql');
-
-  // Refuse before changing anything.
+  const [backup, restoreMajor, existing] = await allOrRelease(
+    [repository.openBackup(source, { id: chosen.id }), toolMajor(pgBin('pg_restore')), openTarget(ep)],
+    [undefined, undefined, async (c) => c?.end().catch(() => undefined)],
+  );
   try {
-    if (!dump) throw new BackupNotFound(`backup ${manifest.id} has no dump object; it is not a PostgreSQL logical backup`);
-    if (restoreMajor < Number(manifest.details.pgDumpMajor)) {
-      throw new ToolFailed(`pg_restore ${restoreMajor} cannot read a dump made by pg_dump ${manifest.details.pgDumpMajor}`);
+    const { manifest } = backup;
+    const details = manifest.details;
+    if (details.kind !== 'pg-logical' || !manifest.objects.some((o) => o.name === 'dump')) {
+      throw new BackupNotFound(`backup ${manifest.id} has no dump object; it is not a PostgreSQL logical backup`);
+    }
+    if (restoreMajor < details.pgDumpMajor) {
+      throw new ToolFailed(`pg_restore ${restoreMajor} cannot read a dump made by pg_dump ${details.pgDumpMajor}: install the PostgreSQL ${details.pgDumpMajor} client tools`);
     }
     if (existing && table) {
       const { rows } = await existing.query('select to_regclass($1) is not null as present', [`${quoteIdent(table.schema)}.${quoteIdent(table.name)}`]);
-      if (rows[0].present && !force) {
+      if (rows[0].present && !request.force) {
         throw new TargetNotEmpty(`table ${table.schema}.${table.name} already exists in ${describeEndpoint(ep)}; drop or rename it, or pass --force to replace it`);
       }
     } else if (existing) {
       const holds = await contents(existing);
-      if (holds && !force) {
+      if (holds && !request.force) {
         throw new TargetNotEmpty(`target database ${describeEndpoint(ep)} is not empty (${holds}); restore into a new database or pass --force to replace the objects in the backup`);
       }
     }
+    return {
+      method: 'pg-logical',
+      chain: [manifest],
+      target: to,
+      force: request.force,
+      restorePoint: manifest.restorePoint,
+      backup,
+      details,
+      endpoint: ep,
+      ...(table ? { table } : {}),
+      createsDatabase: !existing,
+    };
   } finally {
     await existing?.end().catch(() => undefined);
   }
+}
+
+export async function applyPostgresLogicalRestore(run: EngineRun, plan: PgLogicalRestorePlan): Promise<RestoredTarget> {
+  const { progress, signal } = run;
+  const { backup, endpoint: ep, table, force, createsDatabase } = plan;
+  const { manifest } = backup;
+  const dump = manifest.objects.find((o) => o.name === 'dump')!;
+  const globals = manifest.objects.find((o) => o.name === 'globals.sql');
+  throwIfAborted(signal);
 
   progress.note(`restoring backup ${manifest.id} (consistent at ${manifest.restorePoint.time}) into ${describeEndpoint(ep)}`);
-  const createdDatabase = !existing;
   let createdRoles: readonly string[] = [];
   const session = await PgToolSession.open(ep);
   try {
     // The roles script is read (and verified) while the database is created.
     const globalsSql = globals && !table ? readText(backup, globals) : undefined;
     globalsSql?.catch(() => undefined); // awaited below, unless creating the database failed first
-    if (createdDatabase) {
+    if (createsDatabase) {
       progress.note(`creating database ${ep.database}`);
-      await createDatabase(ep, manifest.details);
+      await createDatabase(ep, plan.details);
     }
     if (globalsSql) createdRoles = await restoreRoles(await globalsSql, ep, session, progress);
+    throwIfAborted(signal);
 
     const args = ['--single-transaction', '--exit-on-error', '--no-tablespaces', '--no-password', '-d', dbConninfo(ep.database)];
     if (force) args.push('--clean', '--if-exists');
     if (table) args.push('-n', table.schema, '-t', table.name);
     progress.start('restore', dump.storedBytes);
     try {
-      await pipeToTool(await backup.read(dump, (n) => progress.advance(n)), pgRestore, args, { env: session.env });
+      await pipeToTool(await backup.read(dump, (n) => progress.advance(n)), pgBin('pg_restore'), args, { env: session.env, signal });
     } finally {
       progress.stop();
     }
   } catch (e) {
-    await rollBack(ep, createdDatabase, createdRoles).catch((undo) =>
+    await rollBack(ep, createsDatabase, createdRoles).catch((undo) =>
       progress.note(`could not undo everything after the failure: ${(undo as Error).message}`),
     );
     throw e;
@@ -187,9 +213,9 @@ export async function restorePostgresLogical(input: PostgresLogicalRestoreInput)
   }
   return {
     target: describeEndpoint(ep),
-    createdDatabase,
-    createdRoles,
-    table: table && `${table.schema}.${table.name}`,
+    restorePoint: manifest.restorePoint,
+    ...(table ? { table: `${table.schema}.${table.name}` } : {}),
+    created: [...(createsDatabase ? [`database ${ep.database}`] : []), ...createdRoles.map((r) => `role ${r}`)],
   };
 }
 

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ToolFailed } from '../../errors';
+import { runTool } from '../../process/tool';
 
 /** Debian/Ubuntu keep one directory per major version; other layouts use TIDEMARK_PG_BINDIR. */
 const VERSIONED_ROOT = '/usr/lib/postgresql';
@@ -70,4 +71,12 @@ export function pgBin(name: PostgresTool | string): string {
   const found = candidates.map((d) => join(d, name)).find((path) => existsSync(path));
   if (!found) throw missing(`PostgreSQL tool ${name} not found in ${[...new Set(candidates)].join(', ')}`);
   return found;
+}
+
+/** Major version of a PostgreSQL client tool ("pg_dump (PostgreSQL) 15.19 (Debian …)" → 15). */
+export async function toolMajor(binary: string): Promise<number> {
+  const out = await runTool(binary, ['--version']);
+  const m = /\(PostgreSQL\)\s+(\d+)/.exec(out);
+  if (!m) throw new ToolFailed(`cannot tell the version of ${binary} from: ${out.trim()}`);
+  return Number(m[1]);
 }

@@ -6,6 +6,7 @@ import { sleep, throwIfAborted } from '../../abort';
 import type { BackupManifest } from '../../repository/manifest';
 import type { Repository } from '../../repository/repository';
 import { isTransientRdsError, rdsFailureReason, RdsSnapshotFailed, type RdsFailureContext } from './rds-failure';
+import type { RdsSnapshotDetails } from './snapshot-details';
 import { snapshotIdentifier } from './snapshot-identifier';
 import { snapshotTarget, type RdsSnapshot, type SnapshotTarget } from './snapshot-target';
 
@@ -30,22 +31,6 @@ export interface RdsSnapshotBackupInput {
   readonly now?: () => Date;
   /** How often RDS is asked: the first wait, growing by half each time up to the longest. @default - 5 s up to 60 s */
   readonly poll?: { readonly firstMs: number; readonly maxMs: number };
-}
-
-/** What `details` of an RDS snapshot manifest hold. */
-export interface RdsSnapshotDetails {
-  readonly kind: 'rds-snapshot';
-  readonly snapshotArn: string;
-  readonly snapshotIdentifier: string;
-  readonly region: string;
-  readonly instance?: string;
-  readonly cluster?: string;
-  readonly rdsEngine?: string;
-  readonly engineVersion?: string;
-  readonly encrypted: boolean;
-  readonly kmsKeyId?: string;
-  readonly allocatedStorageGiB?: number;
-  readonly copy?: { readonly region: string; readonly snapshotArn: string; readonly kmsKeyId?: string; readonly encrypted: boolean };
 }
 
 const DEFAULT_POLL = { firstMs: 5_000, maxMs: 60_000 };
@@ -217,7 +202,7 @@ export async function backupRdsSnapshot(input: RdsSnapshotBackupInput): Promise<
   };
   const restorePoint = { time: (snapshot.createdAt ?? startedAt).toISOString() };
   // JSON drops the undefined fields; the manifest keeps only what RDS reported.
-  const manifest = await writer.commit(restorePoint, JSON.parse(JSON.stringify(details)) as Record<string, unknown>);
+  const manifest = await writer.commit(restorePoint, JSON.parse(JSON.stringify(details)) as RdsSnapshotDetails);
   progress.note(`backup ${writer.id}: snapshot ${identifier} recorded`);
   return manifest;
 }

@@ -1,0 +1,81 @@
+import type { SourceConfig } from '../config/schema';
+import type { Progress } from '../progress';
+import type { Catalog } from '../repository/catalog';
+import type { BackupManifest, RestorePoint } from '../repository/manifest';
+import type { Repository } from '../repository/repository';
+import type { ZstdOptions } from '../pipeline/zstd';
+import type { BackupType } from './backup-types';
+import type { RecoveryTarget } from './recovery-target';
+
+/**
+ * The seam between commands and engines (../shared/ENGINE-SEAM.md weighed): commands ask the
+ * registry (registry.ts) for a method and call it; they never branch on engine names.
+ */
+
+/** Everything one run of an engine needs; replaces per-engine input types. */
+export interface EngineRun {
+  readonly repository: Repository;
+  readonly source: string;
+  readonly config: SourceConfig;
+  readonly compression: ZstdOptions;
+  /** AWS region for engines that call AWS (RDS). @default - the source's, else aws.region, else the SDK's */
+  readonly region?: string;
+  readonly progress: Progress;
+  readonly signal: AbortSignal;
+}
+
+/** Where restored data goes. */
+export type RestoreTarget =
+  /** A running server: postgres://… or mysql://…; the database is created when missing. */
+  | { readonly kind: 'database'; readonly url: string; readonly table?: string }
+  /** An empty directory that becomes a data directory (physical PostgreSQL). */
+  | { readonly kind: 'data-dir'; readonly path: string; readonly start?: { readonly port: number } };
+
+export interface RestoreRequest {
+  readonly at: RecoveryTarget;
+  readonly to: RestoreTarget;
+  /** Restore over a target that holds data. */
+  readonly force: boolean;
+}
+
+/**
+ * A restore decided before anything changes: the backups to apply (base first, the chosen one last),
+ * the archive to replay after them, and the point the target will be at. planRestore has made every
+ * refusal it can (target not empty, target out of range, wrong key, altered manifest, tool too old),
+ * so applyRestore only does work. A drill can plan without applying.
+ */
+export interface RestorePlan {
+  readonly method: string;
+  readonly chain: readonly BackupManifest[];
+  readonly replay?: { readonly from: RestorePoint; readonly to: RecoveryTarget };
+  readonly target: RestoreTarget;
+  readonly force: boolean;
+  /** The point the restored data will be consistent at. */
+  readonly restorePoint: RestorePoint;
+}
+
+export interface RestoredTarget {
+  /** The target as shown to people (no password). */
+  readonly target: string;
+  readonly restorePoint: RestorePoint;
+  readonly table?: string;
+  /** What the restore created and would have undone on failure (database, roles). */
+  readonly created: readonly string[];
+}
+
+/** One way of backing up and restoring a kind of source: pg_dump, RDS snapshots, … */
+export interface BackupMethod<Plan extends RestorePlan = RestorePlan> {
+  backup(run: EngineRun, type: BackupType): Promise<BackupManifest>;
+  planRestore(run: EngineRun, catalog: Catalog, request: RestoreRequest): Promise<Plan>;
+  applyRestore(run: EngineRun, plan: Plan): Promise<RestoredTarget>;
+}
+
+/**
+ * Continuous archiving (WAL, binlog) is its own capability: the restorable window is the backups'
+ * points extended by the archive that continues unbroken from them (registry.ts restorableWindow).
+ */
+export interface ContinuousArchive {
+  /** Captures changes until the signal fires; resumes from the last durable point. */
+  stream(run: EngineRun): Promise<void>;
+  newestDurablePoint(run: EngineRun): Promise<RestorePoint | undefined>;
+}

@@ -1,0 +1,9 @@
+import type { BackupMethod } from '../engine';
+import { backupPostgresLogical } from './logical-backup';
+import { applyPostgresLogicalRestore, planPostgresLogicalRestore, type PgLogicalRestorePlan } from './logical-restore';
+
+export const pgLogicalMethod: BackupMethod<PgLogicalRestorePlan> = {
+  backup: (run) => backupPostgresLogical(run),
+  planRestore: planPostgresLogicalRestore,
+  applyRestore: applyPostgresLogicalRestore,
+};
