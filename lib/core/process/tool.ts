@@ -105,13 +105,14 @@ export class ToolRun {
 }
 
 /**
- * The failure to report when tools of one chain failed: the first that did not merely die of
- * SIGPIPE because a later one had gone (that one is the cause), in chain order.
+ * The failure to report when tools of one chain failed: the one furthest downstream. A tool fails
+ * on its own, while the tool feeding it fails only because its output went away (EPIPE, ECONNRESET
+ * — node's child pipes are socket pairs — or SIGPIPE), and zstd compressing a producer that died
+ * simply sees end-of-input and exits 0.
  */
 export function chainFailure(runs: readonly ToolRun[]): ToolFailed | undefined {
   const failed = runs.filter((r) => r.child.exitCode !== 0);
-  const cause = failed.find((r) => r.child.signalCode !== 'SIGPIPE') ?? failed[0];
-  return cause?.failure();
+  return failed[failed.length - 1]?.failure();
 }
 
 /**
