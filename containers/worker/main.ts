@@ -17,7 +17,8 @@ import { runBackup } from '../../lib/core/commands/backup';
 import { loadConfig, parseConfig } from '../../lib/core/config/load';
 import type { TidemarkConfig } from '../../lib/core/config/schema';
 import { ConfigError, TidemarkError, UsageError } from '../../lib/core/errors';
-import { JsonProgress, jsonLine, type LogFields, type LogLevel } from '../../lib/core/json-progress';
+import { JsonProgress } from '../../lib/core/json-progress';
+import { jsonLine, type LogFields, type LogLevel } from '../../lib/core/log';
 import { BACKUP_TYPES, isBackupType, type BackupType } from '../../lib/core/engines/backup-types';
 
 const EXIT_NOT_IMPLEMENTED = 69; // sysexits EX_UNAVAILABLE

@@ -1,3 +1,4 @@
+import { jsonLine, type LogFields } from './log';
 import type { Progress } from './progress';
 
 /**
@@ -7,13 +8,6 @@ import type { Progress } from './progress';
  * dump writes a few hundred lines, not millions.
  */
 
-export type LogLevel = 'info' | 'warn' | 'error';
-export type LogFields = Readonly<Record<string, unknown>>;
-
-/** One log record as a single line of JSON (newlines inside strings are escaped by JSON). */
-export function jsonLine(level: LogLevel, msg: string, fields: LogFields = {}): string {
-  return `${JSON.stringify({ level, msg, ...fields, time: new Date().toISOString() })}\n`;
-}
 
 export interface JsonProgressOptions {
   /** Receives each finished line. */

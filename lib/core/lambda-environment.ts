@@ -1,4 +1,5 @@
 import { ConfigError } from './errors';
+import { jsonLine } from './log';
 import { openStore } from './repository/open-store';
 import type { ObjectStore } from './repository/storage';
 
@@ -38,7 +39,7 @@ export function sourcesFromEnvironment(): string[] {
   return [...new Set(parsed as string[])];
 }
 
-/** One JSON log line (CloudWatch Logs, or the local runner's output). */
+/** One JSON log line (CloudWatch Logs, or the local runner's output), in the shape of log.ts. */
 export function logLine(level: 'warn' | 'error', message: string, fields: Record<string, unknown>): void {
-  console[level](JSON.stringify({ level, message, ...fields }));
+  console[level](jsonLine(level, message, fields).trimEnd());
 }

@@ -48,7 +48,7 @@ export async function checkRecoveryPoints(store: ObjectStore, sources: readonly 
         } catch (e) {
           // One broken source must not hide the others' datapoints; its own silence breaches its alarm.
           failed.push(source);
-          logLine('error', 'could not check source', { source, error: (e as Error).name, message: (e as Error).message });
+          logLine('error', 'could not check source', { source, error: (e as Error).name, reason: (e as Error).message });
         }
       }),
     ),
