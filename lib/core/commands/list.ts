@@ -8,6 +8,8 @@ import { Repository } from '../repository/repository';
 export interface ListedBackup {
   readonly id: string;
   readonly type: BackupType;
+  /** The backup method that wrote it (engines/registry.ts): pg-logical, rds-snapshot, … */
+  readonly method: string;
   readonly startedAt: string;
   readonly finishedAt: string;
   readonly parent?: string;
@@ -33,6 +35,7 @@ export async function runList(config: TidemarkConfig, source: string): Promise<L
     backups: catalog.backups.map((m) => ({
       id: m.id,
       type: m.type,
+      method: m.details.kind,
       startedAt: m.startedAt,
       finishedAt: m.finishedAt,
       ...(m.parent ? { parent: m.parent } : {}),

@@ -75,7 +75,7 @@ export const ScheduleConfig = z
     ...(Object.fromEntries(BACKUP_TYPES.map((t) => [t, Cron.optional()])) as Record<BackupType, z.ZodOptional<typeof Cron>>),
     timeZone: TimeZone.optional().describe('IANA time zone of these crons; defaults to aws.timeZone'),
   })
-  .describe('When each backup type runs');
+  .describe(`When each backup type runs (five-field cron per type: ${BACKUP_TYPES.join(', ')}); the default is the first backup method's schedule: a nightly logical dump, or a nightly snapshot for RDS`);
 
 export const StreamConfig = z
   .strictObject({
