@@ -135,7 +135,12 @@ export function watchProcesses(needles: readonly string[], intervalMs = 20): { s
     const pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name) && Number(name) !== process.pid);
     await Promise.all(
       pids.map(async (pid) => {
-        const [cmdline, environ] = await Promise.all([read(pid, 'cmdline'), read(pid, 'environ')]);
+        // A process that exec'd between the reads would pair one program's command line with the
+        // other's environment (a fork of a process holding a secret, just becoming a tool): skip it
+        // this time, the next sample sees it settled.
+        const cmdline = await read(pid, 'cmdline');
+        const environ = await read(pid, 'environ');
+        if (!cmdline.equals(await read(pid, 'cmdline'))) return;
         const argv0 = cmdline.toString('utf8').split('\0')[0];
         if (argv0) programs.add(basename(argv0));
         for (const [where, bytes] of [['cmdline', cmdline], ['environ', environ]] as const) {
