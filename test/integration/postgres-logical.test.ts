@@ -90,7 +90,42 @@ describe('PostgreSQL logical backup → verify → restore', () => {
     await expect(runRestore(onFolder.config, 'app', { to: target.url('live'), table: 'documents', progress })).rejects.toThrow(TargetNotEmpty);
   });
 
+  it('--force over a database holding other rows and an extra table brings back exactly the backup’s tables', async () => {
+    const { id } = await runBackup(onFolder.config, 'app', { type: 'logical', progress });
+    await runRestore(onFolder.config, 'app', { to: target.url('forced'), backup: id, progress });
+    await target.sql(
+      `DELETE FROM pgbench_accounts WHERE aid % 3 = 0;
+       UPDATE pgbench_branches SET bbalance = 42;
+       INSERT INTO documents VALUES (999999, 'not in the backup', 'x');
+       SELECT setval('invoice_number', 7);
+       SELECT lo_unlink(min(oid)) FROM pg_largeobject_metadata;
+       CREATE TABLE scratch (id int PRIMARY KEY, note text);
+       INSERT INTO scratch VALUES (1, 'kept');`,
+      'forced',
+    );
+    const before = await fingerprintDatabaseAt(target.url('forced'));
+    for (const table of ['public.pgbench_accounts', 'public.pgbench_branches', 'public.documents']) {
+      expect(before.tables[table]).not.toBe(original.tables[table]);
+    }
+    expect(before.largeObjects).not.toBe(original.largeObjects);
+    await expect(runRestore(onFolder.config, 'app', { to: target.url('forced'), backup: id, progress })).rejects.toThrow(TargetNotEmpty);
+
+    await runRestore(onFolder.config, 'app', { to: target.url('forced'), backup: id, force: true, progress });
+    const after = await fingerprintDatabaseAt(target.url('forced'));
+    const { 'public.scratch': scratch, ...restored } = after.tables;
+    expect(restored).toEqual(original.tables);
+    expect(after.sequences).toEqual(original.sequences);
+    expect(after.largeObjects).toBe(original.largeObjects);
+    // Not in the backup, so not the backup's to replace.
+    expect(scratch).toBe(before.tables['public.scratch']);
+    // Indexes, constraints and the rest of the definitions came back too.
+    await target.sql('DROP TABLE scratch', 'forced');
+    expect(await schemaOf(target, 'forced')).toEqual(await schemaOf(source, 'app'));
+  });
+
   describe('damage', () => {
+    // A cluster without the backup's role app_owner, whose log shows every DDL statement run on it.
+    const bare = usePostgres({ settings: { log_statement: 'ddl' } });
     let cfg: { path: string; config: TidemarkConfig };
     let folder: string;
     beforeAll(async () => {
