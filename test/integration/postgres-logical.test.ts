@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
@@ -22,6 +23,12 @@ import { runCli, spawnCli, useTempDir, waitForUploadInFlight, writeConfig } from
 async function schemaOf(cluster: ThrowawayPostgres, db: string): Promise<string> {
   const out = await runTool(pgBin('pg_dump'), ['--schema-only', '-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', db]);
   return out.replace(/^\\(un)?restrict .*$/gm, '');
+}
+
+/** The parts of a stored manifest the forgery tests edit. */
+interface EditableManifest {
+  restorePoint: { time: string };
+  objects: { name: string; plainBytes: number }[];
 }
 
 const databaseExists = async (cluster: ThrowawayPostgres, db: string) =>
@@ -192,6 +199,45 @@ describe('PostgreSQL logical backup → verify → restore', () => {
       expect(await databaseExists(target, 'never_created')).toBe(false);
       expect(await fingerprintDatabaseAt(target.url('busy'))).toEqual(before);
       expect(await target.sql('select string_agg(rolname, \',\' order by rolname) from pg_roles')).toBe(roles);
+    });
+
+    it('a restore that fails mid-stream drops the roles and the database it created', async () => {
+      const hasAppOwner = () => bare.sql("select count(*) from pg_roles where rolname = 'app_owner'");
+      expect(await hasAppOwner()).toBe('0');
+      await withDamage('dump', (b) => ((b[b.length - 20] ^= 0xff), b), async () => {
+        await expect(runRestore(cfg.config, 'app', { to: bare.url('half_restored'), progress })).rejects.toThrow(
+          /backup .* object dump: segment \d+ failed authentication/,
+        );
+      });
+      // The restore had created both before the damage showed.
+      const log = readFileSync(bare.logFile, 'utf8');
+      expect(log).toMatch(/statement: CREATE DATABASE "half_restored"/);
+      expect(log).toMatch(/statement: CREATE ROLE app_owner;/);
+      expect(await hasAppOwner()).toBe('0');
+      expect(await databaseExists(bare, 'half_restored')).toBe(false);
+    });
+
+    it.each<[string, (manifest: EditableManifest) => void]>([
+      ['the restore point moved an hour on', (m) => (m.restorePoint.time = new Date(Date.parse(m.restorePoint.time) + 3_600_000).toISOString())],
+      ['the dump’s plain size changed', (m) => (m.objects.find((o) => o.name === 'dump')!.plainBytes += 1)],
+    ])('restore and verify refuse a manifest edited and re-checksummed (%s): only the HMAC can tell', async (_edit, edit) => {
+      const forged = JSON.parse(readFileSync(join(folder, 'manifest.json'), 'utf8')) as { manifest: EditableManifest; seal: { sha256: string } };
+      edit(forged.manifest);
+      // The seal's checksum, as the writer computes it: the forgery passes every check without a key.
+      forged.seal.sha256 = createHash('sha256').update(JSON.stringify(forged.manifest)).digest('hex');
+      await withDamage('manifest.json', () => Buffer.from(`${JSON.stringify(forged, null, 2)}\n`), async () => {
+        const listed = await runList(cfg.config, 'app');
+        expect(listed.problems).toEqual([]);
+        expect(listed.backups.map((b) => b.restorePoint)).toEqual([forged.manifest.restorePoint.time]);
+
+        await expect(runRestore(cfg.config, 'app', { to: target.url('forged'), progress })).rejects.toThrow(
+          new IntegrityError(`backup ${listed.backups[0].id}: manifest was altered after it was written (HMAC mismatch)`),
+        );
+        const verified = await runVerify(cfg.config, 'app', { progress });
+        expect(verified.ok).toBe(false);
+        expect(verified.backups.map((b) => b.problems)).toEqual([[expect.stringMatching(/manifest was altered after it was written \(HMAC mismatch\)/)]]);
+      });
+      expect(await databaseExists(target, 'forged')).toBe(false);
     });
   });
 
