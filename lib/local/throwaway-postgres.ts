@@ -11,6 +11,13 @@ import { freePort } from './free-port';
 
 export type PostgresSettings = Record<string, string | number>;
 
+/** A login that must prove its password over TCP: a superuser, so it can back up and restore anything. */
+export interface ScramLogin {
+  readonly method: 'scram-sha-256';
+  readonly user: string;
+  readonly password: string;
+}
+
 export interface ThrowawayPostgresOptions {
   /** Extra postgresql.conf settings, e.g. `{ wal_level: 'logical' }`. @default - none */
   settings?: PostgresSettings;
@@ -20,6 +27,14 @@ export interface ThrowawayPostgresOptions {
   databases?: string[];
   /** fsync and synchronous_commit off: a throwaway cluster need not survive a power cut. @default true */
   fast?: boolean;
+  /**
+   * How TCP connections (127.0.0.1) authenticate. With a `ScramLogin`, every one of them must prove
+   * a password with SCRAM, and that login is created as a superuser; `postgres` has no password, so
+   * it cannot log in over TCP. The harness's own psql (sql(), createDatabase()) uses the Unix
+   * socket, which stays trusted.
+   * @default 'trust' - anyone connects as anyone, without a password
+   */
+  auth?: 'trust' | ScramLogin;
 }
 
 export interface ThrowawayPostgres extends AsyncDisposable {
@@ -29,7 +44,10 @@ export interface ThrowawayPostgres extends AsyncDisposable {
   readonly dir: string;
   readonly dataDir: string;
   readonly binDir: string;
-  url(database?: string, user?: string): string;
+  /** The server's log: what `log_statement` and friends record lands here. */
+  readonly logFile: string;
+  /** postgres://user[:password]@127.0.0.1:port/database; the password only when one is given. */
+  url(database?: string, user?: string, password?: string): string;
   /** Runs SQL through psql; returns unaligned, tuples-only output, trimmed. */
   sql(statement: string, database?: string): Promise<string>;
   createDatabase(name: string): Promise<void>;
@@ -85,7 +103,7 @@ async function logTail(path: string, lines = 25): Promise<string> {
 class Cluster implements ThrowawayPostgres {
   readonly host = '127.0.0.1' as const;
   readonly dataDir: string;
-  private readonly log: string;
+  readonly logFile: string;
   private untrack: (() => void) | undefined;
   private stopping: Promise<void> | undefined;
 
@@ -96,7 +114,7 @@ class Cluster implements ThrowawayPostgres {
     private readonly user: OsUser | undefined,
   ) {
     this.dataDir = join(dir, 'pgdata');
-    this.log = join(dir, 'server.log');
+    this.logFile = join(dir, 'server.log');
   }
 
   private bin(name: string): string {
@@ -109,11 +127,11 @@ class Cluster implements ThrowawayPostgres {
 
   async start(): Promise<void> {
     try {
-      await this.pgCtl('-w', '-t', '60', '-l', this.log, 'start');
+      await this.pgCtl('-w', '-t', '60', '-l', this.logFile, 'start');
     } catch (cause) {
       // A server still starting after the timeout must not outlive its deleted directory.
       await this.pgCtl('-m', 'immediate', '-w', 'stop').catch(() => undefined);
-      throw new ToolFailed(`PostgreSQL in ${this.dataDir} did not start:\n${await logTail(this.log)}`, { cause });
+      throw new ToolFailed(`PostgreSQL in ${this.dataDir} did not start:\n${await logTail(this.logFile)}`, { cause });
     }
     const pid = Number(readFileSync(join(this.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
     this.untrack = trackLiveServer({ pid, signal: 'SIGQUIT', dir: this.dir, stopNow: () => this.stopNow() });
@@ -140,12 +158,14 @@ class Cluster implements ThrowawayPostgres {
     this.untrack = undefined;
   }
 
-  url(database = 'postgres', user = 'postgres'): string {
-    return `postgres://${encodeURIComponent(user)}@${this.host}:${this.port}/${encodeURIComponent(database)}`;
+  url(database = 'postgres', user = 'postgres', password?: string): string {
+    const login = password === undefined ? encodeURIComponent(user) : `${encodeURIComponent(user)}:${encodeURIComponent(password)}`;
+    return `postgres://${login}@${this.host}:${this.port}/${encodeURIComponent(database)}`;
   }
 
   async sql(statement: string, database = 'postgres'): Promise<string> {
-    const args = ['-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-h', this.host, '-p', String(this.port)];
+    // The Unix socket: trusted even when TCP wants a password (auth option).
+    const args = ['-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-h', this.dir, '-p', String(this.port)];
     // Through stdin, so several statements run one by one (CREATE DATABASE cannot share a -c string).
     const out = await run(this.bin('psql'), [...args, '-U', 'postgres', '-d', database, '-f', '-'], this.dir, this.user, statement);
     return out.trim();
@@ -188,7 +208,8 @@ async function initdb(initdbPath: string, dir: string, user: OsUser | undefined,
 
 /** Starts a private PostgreSQL cluster in a temp dir on a free port; stop() removes every trace. */
 export async function startThrowawayPostgres(options: ThrowawayPostgresOptions = {}): Promise<ThrowawayPostgres> {
-  const { fast = true } = options;
+  const { fast = true, auth = 'trust' } = options;
+  const tcp = auth === 'trust' ? 'trust' : auth.method;
   const binDir = dirname(pgBin('initdb'));
   const user = serverUser();
   const dir = await mkdtemp(join(tmpdir(), 'tidemark-pg-'));
@@ -202,19 +223,25 @@ export async function startThrowawayPostgres(options: ThrowawayPostgresOptions =
       unix_socket_directories: dir,
       max_wal_senders: 10,
       ...(fast ? { fsync: 'off', synchronous_commit: 'off' } : {}),
+      ...(auth === 'trust' ? {} : { password_encryption: auth.method }),
       ...options.settings,
     };
     appendFileSync(join(cluster.dataDir, 'postgresql.conf'), `\n# tidemark throwaway cluster\n${confLines(settings)}`);
     const hba = [
       ...(options.extraHba ?? []),
       'local all all trust',
-      'host all all 127.0.0.1/32 trust',
+      `host all all 127.0.0.1/32 ${tcp}`,
       'local replication all trust',
-      'host replication all 127.0.0.1/32 trust',
+      `host replication all 127.0.0.1/32 ${tcp}`,
     ];
     await writeFile(join(cluster.dataDir, 'pg_hba.conf'), hba.join('\n') + '\n');
     await cluster.start();
     try {
+      if (auth !== 'trust') {
+        // Through psql's stdin, like every statement here: the password never shows in a process list.
+        const password = `'${auth.password.replace(/'/g, "''")}'`;
+        await cluster.sql(`CREATE ROLE ${quoteIdent(auth.user)} LOGIN SUPERUSER PASSWORD ${password}`);
+      }
       for (const name of options.databases ?? []) await cluster.createDatabase(name);
     } catch (err) {
       await cluster.stop();

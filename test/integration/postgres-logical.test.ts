@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
@@ -22,6 +23,12 @@ import { runCli, spawnCli, useTempDir, waitForUploadInFlight, writeConfig } from
 async function schemaOf(cluster: ThrowawayPostgres, db: string): Promise<string> {
   const out = await runTool(pgBin('pg_dump'), ['--schema-only', '-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', db]);
   return out.replace(/^\\(un)?restrict .*$/gm, '');
+}
+
+/** The parts of a stored manifest the forgery tests edit. */
+interface EditableManifest {
+  restorePoint: { time: string };
+  objects: { name: string; plainBytes: number }[];
 }
 
 const databaseExists = async (cluster: ThrowawayPostgres, db: string) =>
@@ -90,7 +97,42 @@ describe('PostgreSQL logical backup → verify → restore', () => {
     await expect(runRestore(onFolder.config, 'app', { to: target.url('live'), table: 'documents', progress })).rejects.toThrow(TargetNotEmpty);
   });
 
+  it('--force over a database holding other rows and an extra table brings back exactly the backup’s tables', async () => {
+    const { id } = await runBackup(onFolder.config, 'app', { type: 'logical', progress });
+    await runRestore(onFolder.config, 'app', { to: target.url('forced'), backup: id, progress });
+    await target.sql(
+      `DELETE FROM pgbench_accounts WHERE aid % 3 = 0;
+       UPDATE pgbench_branches SET bbalance = 42;
+       INSERT INTO documents VALUES (999999, 'not in the backup', 'x');
+       SELECT setval('invoice_number', 7);
+       SELECT lo_unlink(min(oid)) FROM pg_largeobject_metadata;
+       CREATE TABLE scratch (id int PRIMARY KEY, note text);
+       INSERT INTO scratch VALUES (1, 'kept');`,
+      'forced',
+    );
+    const before = await fingerprintDatabaseAt(target.url('forced'));
+    for (const table of ['public.pgbench_accounts', 'public.pgbench_branches', 'public.documents']) {
+      expect(before.tables[table]).not.toBe(original.tables[table]);
+    }
+    expect(before.largeObjects).not.toBe(original.largeObjects);
+    await expect(runRestore(onFolder.config, 'app', { to: target.url('forced'), backup: id, progress })).rejects.toThrow(TargetNotEmpty);
+
+    await runRestore(onFolder.config, 'app', { to: target.url('forced'), backup: id, force: true, progress });
+    const after = await fingerprintDatabaseAt(target.url('forced'));
+    const { 'public.scratch': scratch, ...restored } = after.tables;
+    expect(restored).toEqual(original.tables);
+    expect(after.sequences).toEqual(original.sequences);
+    expect(after.largeObjects).toBe(original.largeObjects);
+    // Not in the backup, so not the backup's to replace.
+    expect(scratch).toBe(before.tables['public.scratch']);
+    // Indexes, constraints and the rest of the definitions came back too.
+    await target.sql('DROP TABLE scratch', 'forced');
+    expect(await schemaOf(target, 'forced')).toEqual(await schemaOf(source, 'app'));
+  });
+
   describe('damage', () => {
+    // A cluster without the backup's role app_owner, whose log shows every DDL statement run on it.
+    const bare = usePostgres({ settings: { log_statement: 'ddl' } });
     let cfg: { path: string; config: TidemarkConfig };
     let folder: string;
     beforeAll(async () => {
@@ -157,6 +199,45 @@ describe('PostgreSQL logical backup → verify → restore', () => {
       expect(await databaseExists(target, 'never_created')).toBe(false);
       expect(await fingerprintDatabaseAt(target.url('busy'))).toEqual(before);
       expect(await target.sql('select string_agg(rolname, \',\' order by rolname) from pg_roles')).toBe(roles);
+    });
+
+    it('a restore that fails mid-stream drops the roles and the database it created', async () => {
+      const hasAppOwner = () => bare.sql("select count(*) from pg_roles where rolname = 'app_owner'");
+      expect(await hasAppOwner()).toBe('0');
+      await withDamage('dump', (b) => ((b[b.length - 20] ^= 0xff), b), async () => {
+        await expect(runRestore(cfg.config, 'app', { to: bare.url('half_restored'), progress })).rejects.toThrow(
+          /backup .* object dump: segment \d+ failed authentication/,
+        );
+      });
+      // The restore had created both before the damage showed.
+      const log = readFileSync(bare.logFile, 'utf8');
+      expect(log).toMatch(/statement: CREATE DATABASE "half_restored"/);
+      expect(log).toMatch(/statement: CREATE ROLE app_owner;/);
+      expect(await hasAppOwner()).toBe('0');
+      expect(await databaseExists(bare, 'half_restored')).toBe(false);
+    });
+
+    it.each<[string, (manifest: EditableManifest) => void]>([
+      ['the restore point moved an hour on', (m) => (m.restorePoint.time = new Date(Date.parse(m.restorePoint.time) + 3_600_000).toISOString())],
+      ['the dump’s plain size changed', (m) => (m.objects.find((o) => o.name === 'dump')!.plainBytes += 1)],
+    ])('restore and verify refuse a manifest edited and re-checksummed (%s): only the HMAC can tell', async (_edit, edit) => {
+      const forged = JSON.parse(readFileSync(join(folder, 'manifest.json'), 'utf8')) as { manifest: EditableManifest; seal: { sha256: string } };
+      edit(forged.manifest);
+      // The seal's checksum, as the writer computes it: the forgery passes every check without a key.
+      forged.seal.sha256 = createHash('sha256').update(JSON.stringify(forged.manifest)).digest('hex');
+      await withDamage('manifest.json', () => Buffer.from(`${JSON.stringify(forged, null, 2)}\n`), async () => {
+        const listed = await runList(cfg.config, 'app');
+        expect(listed.problems).toEqual([]);
+        expect(listed.backups.map((b) => b.restorePoint)).toEqual([forged.manifest.restorePoint.time]);
+
+        await expect(runRestore(cfg.config, 'app', { to: target.url('forged'), progress })).rejects.toThrow(
+          new IntegrityError(`backup ${listed.backups[0].id}: manifest was altered after it was written (HMAC mismatch)`),
+        );
+        const verified = await runVerify(cfg.config, 'app', { progress });
+        expect(verified.ok).toBe(false);
+        expect(verified.backups.map((b) => b.problems)).toEqual([[expect.stringMatching(/manifest was altered after it was written \(HMAC mismatch\)/)]]);
+      });
+      expect(await databaseExists(target, 'forged')).toBe(false);
     });
   });
 

@@ -98,7 +98,10 @@ function unreachable(e: unknown, ep: PgEndpoint, what: string): DatabaseUnreacha
       ? 'connection refused'
       : /timeout/i.test(msg)
         ? `no answer within ${CONNECT_TIMEOUT_SECONDS} s`
-        : msg.replace(/\s+/g, ' ');
+        : // node-postgres's words for a SCRAM challenge with no password to answer it
+          /client password must be a (non-empty )?string/.test(msg)
+          ? 'the server asks for a password and none was given'
+          : msg.replace(/\s+/g, ' ');
   return new DatabaseUnreachable(`${what}: cannot connect to ${ep.host}:${ep.port} as ${ep.user}: ${reason}`, { cause: e });
 }
 
