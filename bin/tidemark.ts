@@ -93,7 +93,8 @@ export function buildProgram(): Command {
   program
     .command('restore <source>')
     .description('restore into a database (created when missing) or, for --table, one table; the latest point unless a target is given')
-    .requiredOption('--to <target>', 'connection URL of the target database (postgres://user@host:port/db)')
+    .requiredOption('--to <target>', 'connection URL of the target database (postgres://user@host:port/db), without the password')
+    .option('--to-password <ref>', "the target's password: env:NAME, file:/path or secret:<ARN>")
     .option('--latest', 'the newest restorable point (the default)')
     .option('--backup <id>', 'exactly this backup (see: tidemark list)')
     .option('--time <iso>', 'point in time to recover to, with a zone: 2026-12-01T02:14:00Z')
@@ -104,7 +105,7 @@ export function buildProgram(): Command {
     .option('--before-drop <schema.table>', 'just before the DROP or TRUNCATE of this table')
     .option('--table <schema.table>', 'restore only this table')
     .option('--force', 'restore even if the target holds data, replacing what the backup contains')
-    .action(async (source: string, opts: RecoveryTargetOptions & { to: string; table?: string; force?: boolean }, cmd: Command) => {
+    .action(async (source: string, opts: RecoveryTargetOptions & { to: string; toPassword?: string; table?: string; force?: boolean }, cmd: Command) => {
       const result = await runRestore(await config(cmd), source, { ...opts, progress: progressFor(), signal: interrupt.signal });
       print(cmd, result, () => `restored ${result.backup}${result.table ? ` (table ${result.table})` : ''} into ${result.target} in ${result.seconds.toFixed(1)} s`);
     });

@@ -190,6 +190,28 @@ describe('PostgreSQL with passwords (scram-sha-256)', () => {
     expect(repository.holding).toEqual([]);
   });
 
+  it.each([
+    ['env:', 'environ' as const],
+    ['file:', 'nothing' as const],
+  ])('restore with --to-password %s: the target password is in no argument, not even the CLI’s', async (kind, own) => {
+    const config = writeConfig(tmp.path, `to-${kind.slice(0, -1)}.yaml`, configFor(`to-${kind.slice(0, -1)}`, `file:${passwordFile()}`));
+    const backup = await cli(['-c', config.path, '--json', 'backup', 'app', '--type', 'logical']);
+    expect(backup.code).toBe(0);
+    const db = `restored_${kind.slice(0, -1)}`;
+    const ref = kind === 'env:' ? 'env:TIDEMARK_TARGET_PASSWORD' : `file:${join(tmp.path, 'target-password')}`;
+    writeFileSync(join(tmp.path, 'target-password'), `${TARGET_PASSWORD}\n`, { mode: 0o600 });
+    const env = kind === 'env:' ? { TIDEMARK_TARGET_PASSWORD: TARGET_PASSWORD } : {};
+    const restore = await cli(['-c', config.path, 'restore', 'app', '--to', target.url(db, RESTORER), '--to-password', ref], env);
+    expect(restore.stderr).not.toMatch(/^tidemark: /m);
+    expect(restore.code).toBe(0);
+    expectNoPasswordOutside(restore, own);
+    expectLoggedInWithPassfile(restore, ['pg_restore']); // psql only runs when the target lacks a role
+    expect(await fingerprintDatabaseAt(targetUrl(db))).toEqual(await fingerprintDatabaseAt(sourceUrl()));
+    // Given twice is refused before anything happens.
+    const twice = await cli(['-c', config.path, 'restore', 'app', '--to', targetUrl(`${db}_twice`), '--to-password', ref], env);
+    expect([twice.code, twice.stderr.trim()]).toEqual([2, 'tidemark: the target password is given twice: keep it in --to-password and out of the --to URL']);
+  });
+
   it('backup with password: file:/path: the password shows nowhere, not even in the CLI’s environment', async () => {
     const config = writeConfig(tmp.path, 'file.yaml', configFor('file', `file:${passwordFile()}`));
     const backup = await cli(['-c', config.path, '--json', 'backup', 'app', '--type', 'logical']);

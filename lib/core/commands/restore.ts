@@ -12,6 +12,8 @@ import { Repository } from '../repository/repository';
 export interface RestoreCommandOptions extends RecoveryTargetOptions {
   /** A connection URL (logical restores) or a directory (physical restores). */
   readonly to: string;
+  /** The target's password as env:NAME, file:/path or secret:…, instead of in the URL. */
+  readonly toPassword?: string;
   readonly table?: string;
   readonly force?: boolean;
   readonly progress: Progress;
@@ -28,9 +30,12 @@ export interface RestoreResult {
 }
 
 /** `--to postgres://…` or `mysql://…` is a database; anything else is a directory. */
-export function restoreTargetOf(to: string, table: string | undefined): RestoreTarget {
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(to)) return { kind: 'database', url: to, ...(table !== undefined ? { table } : {}) };
+export function restoreTargetOf(to: string, table: string | undefined, passwordRef?: string): RestoreTarget {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(to)) {
+    return { kind: 'database', url: to, ...(table !== undefined ? { table } : {}), ...(passwordRef !== undefined ? { passwordRef } : {}) };
+  }
   if (table !== undefined) throw new UsageError('--table restores one table into a database: --to must be a connection URL');
+  if (passwordRef !== undefined) throw new UsageError('--to-password goes with a database URL in --to');
   return { kind: 'data-dir', path: resolve(to) };
 }
 
@@ -39,7 +44,7 @@ export async function runRestore(config: TidemarkConfig, source: string, options
   const started = process.hrtime.bigint();
   const src = sourceConfig(config, source);
   const at = parseRecoveryTarget(options);
-  const to = restoreTargetOf(options.to, options.table);
+  const to = restoreTargetOf(options.to, options.table, options.toPassword);
   const registration = restoreMethod(source, src, to.kind);
   const [repository, method] = await Promise.all([Repository.open(config), registration.load()]);
   const run = {

@@ -26,8 +26,12 @@ export interface EngineRun {
 
 /** Where restored data goes. */
 export type RestoreTarget =
-  /** A running server: postgres://… or mysql://…; the database is created when missing. */
-  | { readonly kind: 'database'; readonly url: string; readonly table?: string }
+  /**
+   * A running server: postgres://… or mysql://…; the database is created when missing. Its password
+   * comes as a reference (env:, file:, secret:), resolved by the engine at the moment of use, so it
+   * is in no argument, payload or plan.
+   */
+  | { readonly kind: 'database'; readonly url: string; readonly table?: string; readonly passwordRef?: string }
   /** An empty directory that becomes a data directory (physical PostgreSQL). */
   | { readonly kind: 'data-dir'; readonly path: string; readonly start?: { readonly port: number } };
 
