@@ -1,3 +1,4 @@
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, realpath, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -350,6 +351,28 @@ describe('S3 writes, watched through a proxy', () => {
     });
   });
 
+  describe('If-None-Match is the guard when the object appears after the HEAD pre-check', () => {
+    /** Enforces If-None-Match, and writes `original` under `key` just before `operation` reaches s3rver. */
+    const racedBy = (operation: 'PutObject' | 'CompleteMultipartUpload') =>
+      storeBehindProxy({
+        enforceIfNoneMatch: true,
+        onRequest: async (r) => {
+          if (r.operation === operation) await s3.client.send(new PutObjectCommand({ Bucket: r.bucket, Key: r.key, Body: 'original' }));
+        },
+      });
+
+    it.each([
+      ['a single PUT', 'PutObject', () => Buffer.from('replacement')],
+      ['a multipart upload', 'CompleteMultipartUpload', () => randomStream(40 * MiB).stream],
+    ] as const)('refuses %s with ObjectExists and keeps the object', async (_name, operation, body) => {
+      const { store, proxy, prefix } = await racedBy(operation);
+      const err = await expectCode(store.put('raced/k', body()), 'ObjectExists');
+      expect(err.message).toBe(`object already exists at s3://${s3.bucket}/${prefix}/raced/k; objects are never overwritten`);
+      expect(proxy.requests.find((r) => r.operation === operation)?.status).toBe(412);
+      expect(proxy.openUploads()).toEqual([]);
+      expect((await store.getBytes('raced/k')).toString()).toBe('original');
+    });
+  });
 });
 
 describe('file:// store properties', () => {
