@@ -136,14 +136,16 @@ export async function main(argv: string[]): Promise<number> {
     await buildProgram().parseAsync(argv);
     return Number(process.exitCode ?? 0);
   } catch (e) {
+    // First: the interrupt surfaces as whatever the aborted work threw (the abort reason, a killed
+    // tool, a destroyed stream), and all of it means the same to the user.
+    if (interrupt.signal.aborted) {
+      process.stderr.write(`tidemark: ${(interrupt.signal.reason as Error).message}\n`);
+      return 130;
+    }
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2; // commander already printed it
     if (e instanceof TidemarkError) {
       process.stderr.write(`tidemark: ${e.message}\n`);
       return e.exitCode;
-    }
-    if (interrupt.signal.aborted) {
-      process.stderr.write(`tidemark: ${(interrupt.signal.reason as Error).message}\n`);
-      return 130;
     }
     process.stderr.write(`tidemark: unexpected error (a bug; please report it): ${(e as Error).stack ?? e}\n`);
     return 70;

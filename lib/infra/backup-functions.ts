@@ -150,8 +150,7 @@ export class BackupFunctions extends Construct {
         target: 'node22',
         format: OutputFormat.CJS,
         // The SDK is bundled rather than taken from the runtime: the runtime's copy is whatever
-        // version Lambda ships (and is not guaranteed to carry @aws-sdk/lib-storage, which the S3
-        // store imports); bundling runs exactly the SDK the tests ran.
+        // version Lambda ships; bundling runs exactly the SDK the tests ran.
         externalModules: [],
       },
     });

@@ -1,8 +1,11 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { runList } from '../../lib/core/commands/list';
 import { parseConfig } from '../../lib/core/config/load';
+import { loadSampleData } from '../../lib/local/sample-postgres';
 import { usePostgres } from '../harness/postgres';
-import { runCli, useTempDir, writeConfig } from '../harness/tidemark';
+import { runCli, spawnCli, useTempDir, waitForUploadInFlight, writeConfig } from '../harness/tidemark';
 
 /** The CLI as scripts use it: `--json` shapes of DESIGN.md §5, `init`, exit codes. */
 describe('tidemark CLI', () => {
@@ -71,5 +74,80 @@ describe('tidemark CLI', () => {
     const lsn = await runCli(['-c', config, 'restore', 'app', '--to', pg.url('x'), '--lsn', '0/1A2B3C']);
     expect(lsn.code).toBe(2);
     expect(lsn.stderr.trim()).toMatch(/^tidemark: --lsn 0\/1A2B3C needs continuous archiving \(WAL or binlog\), which source 'app' does not have/);
+  });
+
+  describe('exit codes (README: 1 failed, 2 config or usage, 3 damage found, 130 interrupted)', () => {
+    const configFor = (name: string, extra: { key?: string; url?: string; source?: string } = {}) =>
+      writeConfig(tmp.path, `${name}.yaml`, {
+        repository: `file://${tmp.path}/${name}-repo`,
+        encryption: { key: extra.key ?? 'env:TIDEMARK_TEST_KEY' },
+        sources: { app: { engine: 'postgres', url: extra.url ?? pg.url(extra.source ?? 'app') } },
+      });
+    const oneLine = (stderr: string) => expect(stderr.trimEnd().split('\n')).toHaveLength(1);
+
+    beforeAll(async () => {
+      // Big enough (~100 MB of dump, about a second to back up) that the backup is still streaming
+      // when the signal arrives.
+      await pg.createDatabase('big');
+      await loadSampleData(pg.url('big'), { pgbenchScale: 0, toastMegabytes: 100 });
+    });
+
+    it('1 when the operation fails: unreachable database, wrong key', async () => {
+      const refused = await runCli(['-c', configFor('refused', { url: 'postgres://postgres@127.0.0.1:1/app' }).path, 'backup', 'app', '--type', 'logical']);
+      expect(refused.code).toBe(1);
+      oneLine(refused.stderr);
+      expect(refused.stderr).toMatch(/^tidemark: source 'app': cannot connect to 127\.0\.0\.1:1/);
+
+      const keyed = configFor('keyed');
+      expect((await runCli(['-c', keyed.path, 'backup', 'app', '--type', 'logical'])).code).toBe(0);
+      const otherKey = { TIDEMARK_OTHER_KEY: 'another-key-that-is-long-enough-0123456789' };
+      const wrong = await runCli(['-c', configFor('keyed', { key: 'env:TIDEMARK_OTHER_KEY' }).path, 'backup', 'app', '--type', 'logical'], otherKey);
+      expect(wrong.code).toBe(1);
+      oneLine(wrong.stderr);
+      expect(wrong.stderr).toMatch(/^tidemark: wrong encryption key/);
+    });
+
+    it('2 for a config or usage error', async () => {
+      const missing = await runCli(['-c', join(tmp.path, 'nope.yaml'), 'list', 'app']);
+      expect(missing.code).toBe(2);
+      expect(missing.stderr.trim()).toMatch(/^tidemark: config file not found: .*nope\.yaml/);
+      const unknownSource = await runCli(['-c', config, 'list', 'billing']);
+      expect(unknownSource.code).toBe(2);
+      expect(unknownSource.stderr.trim()).toBe("tidemark: unknown source 'billing' (configured: app)");
+    });
+
+    it('3 when verify finds a corrupt object', async () => {
+      const cfg = configFor('damaged');
+      const backup = await runCli(['-c', cfg.path, 'backup', 'app', '--type', 'logical']);
+      expect(backup.code).toBe(0);
+      const dump = join(tmp.path, 'damaged-repo/app/backups', backup.stdout.trim(), 'dump');
+      const bytes = readFileSync(dump);
+      bytes[Math.floor(bytes.length / 2)] ^= 0x40;
+      writeFileSync(dump, bytes);
+
+      const verify = await runCli(['-c', cfg.path, 'verify', 'app']);
+      expect(verify.code).toBe(3);
+      expect(verify.stdout).toMatch(new RegExp(`^FAILED  ${backup.stdout.trim()}  `));
+    });
+
+    it.each(['SIGINT', 'SIGTERM'] as const)('130 with one line when %s arrives mid-stream, and nothing is committed', async (signal) => {
+      const cfg = configFor(`interrupted-${signal}`, { source: 'big' });
+      const child = spawnCli(['-c', cfg.path, 'backup', 'app', '--type', 'logical']);
+      let stderr = '';
+      child.stderr!.on('data', (d) => (stderr += d));
+      const closed = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
+      expect(await waitForUploadInFlight(join(tmp.path, `interrupted-${signal}-repo/app/backups`))).toBe(true);
+      child.kill(signal);
+
+      const [code] = await closed;
+      expect(code).toBe(130);
+      // Progress lines aside: the notice when the signal lands, then one line saying why it stopped.
+      expect(stderr.split('\n').filter((line) => line.startsWith('tidemark:'))).toEqual([
+        `tidemark: ${signal}: stopping`,
+        `tidemark: interrupted by ${signal}`,
+      ]);
+      expect(stderr.trimEnd().split('\n').at(-1)).toBe(`tidemark: interrupted by ${signal}`);
+      expect((await runList(cfg.config, 'app')).backups).toEqual([]);
+    });
   });
 });

@@ -1,9 +1,11 @@
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, realpath, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import fc from 'fast-check';
 import { ConfigError, StorageError, type StorageErrorCode } from '../../lib/core/errors';
@@ -11,6 +13,7 @@ import { FileStore } from '../../lib/core/repository/file-store';
 import { openStore } from '../../lib/core/repository/open-store';
 import type { ObjectStore } from '../../lib/core/repository/storage';
 import { useS3 } from '../harness/s3';
+import { startS3Proxy, type S3Proxy, type S3ProxyOptions } from '../harness/s3-proxy';
 
 const MiB = 1024 * 1024;
 const s3 = useS3();
@@ -254,6 +257,121 @@ describe('opening a store', () => {
     const store = openStore({ ...s3.repository(), url: 's3://no-such-bucket-here/p' });
     const err = await failure(store.list(''));
     expect(err.message).toContain("bucket 'no-such-bucket-here' does not exist");
+  });
+});
+
+/** The promise's rejection; fails if it resolves, or is still pending after `ms`. */
+async function rejectionWithin(promise: Promise<unknown>, ms: number): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms);
+  });
+  const settled = promise.then(
+    () => Promise.reject(new Error('resolved; expected a rejection')),
+    (err: unknown) => err,
+  );
+  try {
+    return await Promise.race([settled, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (const deadline = Date.now() + 10_000; !condition(); await sleep(10)) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+  }
+}
+
+/** A stream that gives `bytes` at once and then nothing more, never ending. */
+function stalledAfter(bytes: number): Readable {
+  const stream = new Readable({ read() {} });
+  for (let sent = 0; sent < bytes; sent += MiB) stream.push(randomBytes(MiB));
+  return stream;
+}
+
+describe('S3 writes, watched through a proxy', () => {
+  let running: S3Proxy | undefined;
+  afterEach(() => running?.close());
+
+  /** An S3 store reaching s3rver through a fresh proxy (closed after the test), and its key prefix in the bucket. */
+  async function storeBehindProxy(options: S3ProxyOptions): Promise<{ store: ObjectStore; proxy: S3Proxy; prefix: string }> {
+    const proxy = (running = await startS3Proxy(s3.endpoint, options));
+    const prefix = `proxied-${randomBytes(3).toString('hex')}`;
+    return { store: openStore({ ...s3.repository(prefix), endpoint: proxy.endpoint }), proxy, prefix };
+  }
+
+  describe('an abort ends put within 2 s, whatever it waits for', () => {
+    it('before put starts: nothing is sent', async () => {
+      const { store, proxy } = await storeBehindProxy({});
+      const reason = new Error('user cancelled');
+      await expect(rejectionWithin(store.put('early/k', Buffer.from('x'), { signal: AbortSignal.abort(reason) }), 2_000)).resolves.toBe(reason);
+      expect(proxy.requests).toEqual([]);
+    });
+
+    it('during the HEAD pre-check, on a server that does not answer it', async () => {
+      // The HEAD stalls until the client gives up on it.
+      const { store, proxy } = await storeBehindProxy({
+        onRequest: (r) => (r.operation === 'HeadObject' ? new Promise<void>((resolve) => r.signal.addEventListener('abort', () => resolve())) : undefined),
+      });
+      const controller = new AbortController();
+      const putting = store.put('stalled-head/k', Buffer.from('x'), { signal: controller.signal });
+      await until(() => proxy.requests.some((r) => r.operation === 'HeadObject'), 'the HEAD');
+      const reason = new Error('user cancelled');
+      controller.abort(reason);
+      expect(await rejectionWithin(putting, 2_000)).toBe(reason);
+      expect(proxy.requests.map((r) => r.operation)).toEqual(['HeadObject']);
+    });
+
+    it('during a slow HEAD pre-check: nothing is written, even once the HEAD answers', async () => {
+      const { store, proxy } = await storeBehindProxy({ onRequest: (r) => (r.operation === 'HeadObject' ? sleep(500) : undefined) });
+      const controller = new AbortController();
+      const putting = store.put('slow-head/k', Buffer.from('x'), { signal: controller.signal });
+      await until(() => proxy.requests.some((r) => r.operation === 'HeadObject'), 'the HEAD');
+      const reason = new Error('user cancelled');
+      controller.abort(reason);
+      expect(await rejectionWithin(putting, 2_000)).toBe(reason);
+      await sleep(700); // past the moment the HEAD would have answered
+      expect(proxy.requests.map((r) => r.operation)).toEqual(['HeadObject']);
+      expect(await store.head('slow-head/k')).toBeUndefined();
+    });
+
+    it('mid-upload with a stalled producer: the multipart upload is aborted before put returns', async () => {
+      const { store, proxy } = await storeBehindProxy({});
+      const controller = new AbortController();
+      // Two whole 16 MiB parts go up; the third never fills.
+      const putting = store.put('stalled-body/k', stalledAfter(40 * MiB), { signal: controller.signal });
+      await until(() => proxy.requests.filter((r) => r.operation === 'UploadPart' && r.status === 200).length === 2, 'two parts uploaded');
+      const reason = new Error('user cancelled');
+      controller.abort(reason);
+      expect(await rejectionWithin(putting, 2_000)).toBe(reason);
+      expect(proxy.requests.filter((r) => r.operation === 'CreateMultipartUpload')).toHaveLength(1);
+      expect(proxy.openUploads()).toEqual([]);
+      expect(await store.head('stalled-body/k')).toBeUndefined();
+    });
+  });
+
+  describe('If-None-Match is the guard when the object appears after the HEAD pre-check', () => {
+    /** Enforces If-None-Match, and writes `original` under `key` just before `operation` reaches s3rver. */
+    const racedBy = (operation: 'PutObject' | 'CompleteMultipartUpload') =>
+      storeBehindProxy({
+        enforceIfNoneMatch: true,
+        onRequest: async (r) => {
+          if (r.operation === operation) await s3.client.send(new PutObjectCommand({ Bucket: r.bucket, Key: r.key, Body: 'original' }));
+        },
+      });
+
+    it.each([
+      ['a single PUT', 'PutObject', () => Buffer.from('replacement')],
+      ['a multipart upload', 'CompleteMultipartUpload', () => randomStream(40 * MiB).stream],
+    ] as const)('refuses %s with ObjectExists and keeps the object', async (_name, operation, body) => {
+      const { store, proxy, prefix } = await racedBy(operation);
+      const err = await expectCode(store.put('raced/k', body()), 'ObjectExists');
+      expect(err.message).toBe(`object already exists at s3://${s3.bucket}/${prefix}/raced/k; objects are never overwritten`);
+      expect(proxy.requests.find((r) => r.operation === operation)?.status).toBe(412);
+      expect(proxy.openUploads()).toEqual([]);
+      expect((await store.getBytes('raced/k')).toString()).toBe('original');
+    });
   });
 });
 

@@ -6,11 +6,11 @@ import {
   S3Client,
   type _Error as S3DeleteError,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { Readable } from 'node:stream';
 import { StorageError } from '../errors';
-import { abortReason, assertValidKey, assertValidPrefix, checkRange, compareKeys } from './keys';
+import { abortReason, assertValidKey, assertValidPrefix, checkRange, compareKeys, untilAborted } from './keys';
 import { describeS3Location, safeEndpoint, type S3Location } from './s3-location';
+import { uploadNewObject } from './s3-upload';
 import type { ListOptions, ListPage, ObjectStore, PutOptions, StoredObjectInfo } from './storage';
 
 export type { S3Location };
@@ -54,41 +54,20 @@ export class S3Store implements ObjectStore {
     assertValidKey(key);
     const { signal } = options;
     if (signal?.aborted) throw abortReason(signal);
-    // IfNoneMatch below is the real guard on AWS; this check is for servers that ignore it (s3rver,
-    // older MinIO) and spares uploading gigabytes only to be refused.
-    if ((await this.head(key)) !== undefined) throw this.exists(key);
+    // IfNoneMatch in the upload is the real guard on AWS; this check is for servers that ignore it
+    // (s3rver, older MinIO) and spares uploading gigabytes only to be refused.
+    if ((await this.headObject(key, signal)) !== undefined) throw this.exists(key);
 
     const counted = countBytes(body);
-    const upload = new Upload({
-      client: this.client,
-      params: {
-        Bucket: this.bucket,
-        Key: this.keyPrefix + key,
-        Body: counted.body,
-        IfNoneMatch: '*',
-        ...(options.contentType ? { ContentType: options.contentType } : {}),
-      },
-      partSize: PART_SIZE,
-      queueSize: QUEUE_SIZE,
-      leavePartsOnError: false,
-    });
-    // Destroying the body also unblocks part readers waiting on a stalled producer, so lib-storage
-    // gets to abort the multipart upload instead of leaving it open.
-    const onAbort = (): void => {
-      void upload.abort();
-      if (counted.body instanceof Readable) counted.body.destroy(abortReason(signal as AbortSignal) as Error);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const target = { Bucket: this.bucket, Key: this.keyPrefix + key, ...(options.contentType ? { ContentType: options.contentType } : {}) };
     try {
-      await upload.done();
+      await uploadNewObject(this.client, target, counted.body, { partSize: PART_SIZE, queueSize: QUEUE_SIZE }, signal);
       return { bytes: counted.bytes() };
     } catch (err) {
       if (signal?.aborted) throw abortReason(signal);
-      // The producer's failure is the cause even when cleaning up the multipart upload failed too.
+      // A failing producer's error is passed on as it is, not as a storage error.
       if (counted.failure() !== undefined) throw counted.failure();
       throw this.mapError(err, 'upload', key);
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
     }
   }
 
@@ -113,15 +92,7 @@ export class S3Store implements ObjectStore {
   }
 
   async head(key: string): Promise<{ size: number } | undefined> {
-    assertValidKey(key);
-    try {
-      const response = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key }));
-      return { size: response.ContentLength ?? 0 };
-    } catch (err) {
-      const mapped = this.mapError(err, 'inspect', key);
-      if (mapped.code === 'NoSuchKey') return undefined;
-      throw mapped;
-    }
+    return this.headObject(key);
   }
 
   async list(prefix: string, options: ListOptions = {}): Promise<ListPage> {
@@ -182,6 +153,21 @@ export class S3Store implements ObjectStore {
     const more = failures.length > 3 ? ` and ${failures.length - 3} more` : '';
     const code = failures.every((f) => f.Code === 'AccessDenied') ? 'AccessDenied' : 'Other';
     throw new StorageError(`could not delete ${failures.length} object(s) from s3://${this.bucket}: ${shown}${more}`, code);
+  }
+
+  /** `head`, ended by `signal` (with its reason) even while the request waits on the server. */
+  private async headObject(key: string, signal?: AbortSignal): Promise<{ size: number } | undefined> {
+    assertValidKey(key);
+    try {
+      const request = this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key }), { abortSignal: signal });
+      const response = await untilAborted(request, signal);
+      return { size: response.ContentLength ?? 0 };
+    } catch (err) {
+      if (signal?.aborted) throw abortReason(signal);
+      const mapped = this.mapError(err, 'inspect', key);
+      if (mapped.code === 'NoSuchKey') return undefined;
+      throw mapped;
+    }
   }
 
   /**
@@ -250,7 +236,7 @@ export class S3Store implements ObjectStore {
   }
 }
 
-/** Counts what lib-storage reads and remembers whether the producer failed, to pass its error on as-is. */
+/** Counts what the upload reads and remembers whether the producer failed, to pass its error on as-is. */
 function countBytes(body: Readable | Buffer): { body: Readable | Buffer; bytes(): number; failure(): unknown } {
   if (Buffer.isBuffer(body)) return { body, bytes: () => body.length, failure: () => undefined };
   let bytes = 0;
