@@ -14,8 +14,9 @@ import { buildSync, type BuildOptions } from 'esbuild';
  *   is parsed, which the bundle cannot do for itself.
  *
  * The AWS SDK stays outside the bundle (a dependency in node_modules, as npm installs it): it is
- * only used with an s3:// repository or a KMS key, and parsing its 2 MB on every start cost more
- * than all the module resolution the bundle saves (BENCHMARKS.md, "CLI start-up").
+ * only used with an s3:// repository or a KMS key, and with it inside, parsing 2 MB more on every
+ * start moved pg_dump's spawn ~35 ms later on Node 20 and ~50 ms on Node 22 without the cache (by
+ * hand, 15 interleaved runs each on a shared 2-core machine), most of what the bundle saves.
  */
 export const CLI_LAUNCHER = 'tidemark.js';
 export const CLI_BUNDLE = 'tidemark-cli.js';
