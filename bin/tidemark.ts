@@ -4,18 +4,15 @@
  * result for humans or (--json) for scripts, and turn failures into one line and an exit code.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { runBackup } from '../lib/core/commands/backup';
-import { runList } from '../lib/core/commands/list';
-import { runRestore } from '../lib/core/commands/restore';
-import { runVerify } from '../lib/core/commands/verify';
-import { writeExampleConfig } from '../lib/core/config/example';
-import { loadConfig } from '../lib/core/config/load';
 import type { TidemarkConfig } from '../lib/core/config/schema';
 import { TidemarkError } from '../lib/core/errors';
+import { formatBytes } from '../lib/core/format';
 import type { Progress } from '../lib/core/progress';
+// Start-up is part of every backup: only commander, the error types and the backup-type list (a
+// module without imports) load up front. Each action imports what it runs (zod and yaml for the
+// config, pg, the AWS SDK), so `--help` and usage errors load none of it.
 import { BACKUP_TYPES, type BackupType } from '../lib/core/engines/backup-types';
 import type { RecoveryTargetOptions } from '../lib/core/engines/recovery-target';
-import { formatBytes, TerminalProgress } from '../lib/local/terminal-progress';
 
 const DEFAULT_CONFIG = 'tidemark.config.yaml';
 
@@ -32,11 +29,13 @@ function globals(cmd: Command): GlobalOptions {
 }
 
 async function config(cmd: Command): Promise<TidemarkConfig> {
+  const { loadConfig } = await import('../lib/core/config/load');
   return (await loadConfig(globals(cmd).config)).config;
 }
 
 /** Progress always goes to stderr, so with --json stdout carries exactly one JSON document. */
-function progressFor(): Progress {
+async function progressFor(): Promise<Progress> {
+  const { TerminalProgress } = await import('../lib/local/terminal-progress');
   return new TerminalProgress(process.stderr);
 }
 
@@ -58,6 +57,7 @@ export function buildProgram(): Command {
     .option('--force', 'overwrite an existing file')
     .action(async (opts: { force?: boolean }, cmd: Command) => {
       const path = globals(cmd).config;
+      const { writeExampleConfig } = await import('../lib/core/config/example');
       await writeExampleConfig(path, { force: opts.force });
       print(cmd, { path }, () => `wrote ${path}: edit the source URL, then: export TIDEMARK_KEY=$(openssl rand -base64 32)`);
     });
@@ -67,7 +67,9 @@ export function buildProgram(): Command {
     .description('take a backup and print its id')
     .addOption(new Option('-t, --type <type>', 'backup type').choices([...BACKUP_TYPES]).makeOptionMandatory())
     .action(async (source: string, opts: { type: BackupType }, cmd: Command) => {
-      const result = await runBackup(await config(cmd), source, { type: opts.type, progress: progressFor(), signal: interrupt.signal });
+      const cfg = await config(cmd);
+      const { runBackup } = await import('../lib/core/commands/backup');
+      const result = await runBackup(cfg, source, { type: opts.type, progress: await progressFor(), signal: interrupt.signal });
       print(cmd, result, () => result.id);
       if (!globals(cmd).json) {
         process.stderr.write(
@@ -80,7 +82,9 @@ export function buildProgram(): Command {
     .command('list <source>')
     .description('list backups and the restorable window')
     .action(async (source: string, _opts: unknown, cmd: Command) => {
-      const result = await runList(await config(cmd), source);
+      const cfg = await config(cmd);
+      const { runList } = await import('../lib/core/commands/list');
+      const result = await runList(cfg, source);
       for (const p of result.problems) process.stderr.write(`warning: backup ${p.id}: ${p.reason}\n`);
       print(cmd, result, () => {
         if (result.backups.length === 0) return `no backups of ${source}`;
@@ -106,7 +110,9 @@ export function buildProgram(): Command {
     .option('--table <schema.table>', 'restore only this table')
     .option('--force', 'restore even if the target holds data, replacing what the backup contains')
     .action(async (source: string, opts: RecoveryTargetOptions & { to: string; toPassword?: string; table?: string; force?: boolean }, cmd: Command) => {
-      const result = await runRestore(await config(cmd), source, { ...opts, progress: progressFor(), signal: interrupt.signal });
+      const cfg = await config(cmd);
+      const { runRestore } = await import('../lib/core/commands/restore');
+      const result = await runRestore(cfg, source, { ...opts, progress: await progressFor(), signal: interrupt.signal });
       print(cmd, result, () => `restored ${result.backup}${result.table ? ` (table ${result.table})` : ''} into ${result.target} in ${result.seconds.toFixed(1)} s`);
     });
 
@@ -115,7 +121,9 @@ export function buildProgram(): Command {
     .description('read every stored object back and check it against its manifest')
     .option('--backup <id>', 'verify only this backup')
     .action(async (source: string, opts: { backup?: string }, cmd: Command) => {
-      const result = await runVerify(await config(cmd), source, { backup: opts.backup, progress: progressFor(), signal: interrupt.signal });
+      const cfg = await config(cmd);
+      const { runVerify } = await import('../lib/core/commands/verify');
+      const result = await runVerify(cfg, source, { backup: opts.backup, progress: await progressFor(), signal: interrupt.signal });
       print(cmd, result, () =>
         result.backups.map((b) => (b.ok ? `ok      ${b.id}  ${b.objects} objects, ${formatBytes(b.storedBytes)}` : `FAILED  ${b.id}  ${b.problems.join('; ')}`)).join('\n'),
       );

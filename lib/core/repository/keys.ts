@@ -1,3 +1,4 @@
+import { abortReason } from '../abort';
 import { StorageError } from '../errors';
 
 /** Rules shared by every storage backend, so a repository can move between a folder and a bucket. */
@@ -42,7 +43,7 @@ export function compareKeys(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
-export { abortReason } from '../abort';
+export { abortReason };
 
 /**
  * `promise`, or the abort reason as soon as `signal` fires: an await that cannot outlive an abort,
