@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runBackup } from '../../lib/core/commands/backup';
@@ -66,7 +67,12 @@ async function fingerprint(maria: ThrowawayMariadb, db: string): Promise<Record<
     const q = `\`${t}\``;
     out[`table ${t}`] = strip(await server.sql(`SHOW CREATE TABLE ${q}`, db));
     out[`checksum ${t}`] = (await server.sql(`CHECKSUM TABLE ${q} EXTENDED`, db)).split('\t')[1];
-    out[`rows ${t}`] = await server.sql(`SELECT COUNT(*), MD5(GROUP_CONCAT(HEX(MD5(CONCAT_WS('|', t.*))) ORDER BY 1)) FROM (SELECT * FROM ${q}) t`, db).catch(() => '');
+    const columns = await list(`SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ${lit} AND TABLE_NAME = '${t}' ORDER BY ORDINAL_POSITION`);
+    const row = columns.map((c) => `IFNULL(HEX(CAST(\`${c}\` AS BINARY)), 'NULL')`).join(', ');
+    out[`rows ${t}`] = await server.sql(
+      `SET SESSION group_concat_max_len = 1 << 30; SELECT COUNT(*), MD5(GROUP_CONCAT(MD5(CONCAT_WS('|', ${row})) ORDER BY \`${columns[0]}\`)) FROM ${q}`,
+      db,
+    );
   }
   for (const v of await list(`SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ${lit} ORDER BY 1`)) {
     out[`view ${v}`] = strip(await server.sql(`SHOW CREATE VIEW \`${v}\``, db));
@@ -81,7 +87,7 @@ async function fingerprint(maria: ThrowawayMariadb, db: string): Promise<Record<
     out[`event ${e}`] = strip((await server.sql(`SHOW CREATE EVENT \`${e}\``, db)).split('\t').slice(0, 4).join('\t'));
   }
   out.blob = await server.sql('SELECT id, LENGTH(b), MD5(b) FROM blobs ORDER BY id', db);
-  out.names = await server.sql('SELECT HEX(`nämé€`), HEX(amount), HEX(doc), doubled, tag FROM `cüst€` ORDER BY id', db);
+  out.names = await server.sql('SELECT HEX(`nämé€`), CAST(amount AS CHAR), HEX(doc), doubled, tag FROM `cüst€` ORDER BY id', db);
   return out;
 }
 
@@ -141,6 +147,10 @@ describe('MySQL/MariaDB logical backup → restore', () => {
     await runRestore(config, 'app', { to: `${target.url(db)}`, backup: backup.id, progress: silentProgress });
     expect(await fingerprint(target, db)).toEqual(original);
     expect(original['table orders']).toMatch(/AUTO_INCREMENT=6/);
+    expect(original.names).toContain('12345678901234567890123456789012345.123456789012345678901234567890\t');
+    expect(original.names).toContain('-0.000000000000000000000000000001\t');
+    expect(original['rows blobs']).toMatch(/^3\t[0-9a-f]{32}$/);
+    expect(original.blob.split('\n')[0]).toBe(`1\t256\t${createHash('md5').update(Buffer.from(EVERY_BYTE, 'hex')).digest('hex')}`);
     expect(Object.keys(original).filter((k) => /^(PROCEDURE|FUNCTION|view|trigger|event) /.test(k))).toHaveLength(5);
   });
 
