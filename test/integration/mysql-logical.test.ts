@@ -2,10 +2,11 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runBackup } from '../../lib/core/commands/backup';
+import { runList } from '../../lib/core/commands/list';
 import { runRestore } from '../../lib/core/commands/restore';
 import type { TidemarkConfig } from '../../lib/core/config/schema';
 import type { MysqlLogicalDetails } from '../../lib/core/engines/mysql/logical-details';
-import { EncryptionKeyError, IntegrityError, TargetNotEmpty } from '../../lib/core/errors';
+import { EncryptionKeyError, IntegrityError, TargetNotEmpty, UsageError } from '../../lib/core/errors';
 import { silentProgress, type Progress } from '../../lib/core/progress';
 import { Repository } from '../../lib/core/repository/repository';
 import type { ThrowawayMariadb } from '../../lib/local/throwaway-mariadb';
@@ -179,6 +180,18 @@ describe('MySQL/MariaDB logical backup → restore', () => {
     writeFileSync(path, bytes);
     await expect(runRestore(config, 'app', { to: target.url('damaged'), progress: silentProgress })).rejects.toThrow(IntegrityError);
     expect(await databaseExists(target, 'damaged')).toBe(false);
+  });
+
+  it('fails when the source refuses non-transactional tables, and stores nothing', async () => {
+    const strict = writeConfig(tmp.path, 'strict.yaml', {
+      repository: `file://${tmp.path}/strict-repo`,
+      encryption: { key: 'env:TIDEMARK_TEST_KEY' },
+      sources: { app: { engine: 'mysql', url: sourceUrl(), password: 'env:TIDEMARK_TEST_MYSQL_PASSWORD', mysql: { refuseNonTransactional: true } } },
+    }).config;
+    await expect(runBackup(strict, 'app', { type: 'logical', progress: silentProgress })).rejects.toThrow(
+      new UsageError("source 'app': legacy (MyISAM) cannot be made consistent by a single transaction, and sources.app.mysql.refuseNonTransactional is set: convert them to InnoDB (ALTER TABLE … ENGINE=InnoDB) or unset it"),
+    );
+    expect((await runList(strict, 'app')).backups).toEqual([]);
   });
 
   it('fails clearly with the wrong key and creates nothing', async () => {

@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { ToolFailed } from '../../errors';
+import { ToolFailed, UsageError } from '../../errors';
 import { compressedOutput, type CompressedOutput } from '../../pipeline/compressed-output';
 import { runTool, withLargeOutputBuffer } from '../../process/tool';
 import type { BackupManifest } from '../../repository/manifest';
@@ -27,7 +27,8 @@ async function dumpToolVersion(dump: string): Promise<string> {
  */
 export async function backupMysqlLogical(run: EngineRun): Promise<BackupManifest> {
   const { repository, source, compression, progress, signal } = run;
-  const ep = await sourceEndpoint(source, mysqlSource(run.config));
+  const config = mysqlSource(run.config);
+  const ep = await sourceEndpoint(source, config);
   const what = `source '${source}'`;
   const dumpTool = mysqlBin('dump');
 
@@ -57,9 +58,15 @@ export async function backupMysqlLogical(run: EngineRun): Promise<BackupManifest
     const flavor = /mariadb/i.test(serverVersion) ? 'mariadb' : 'mysql';
     const binlogOn = logBin === '1';
     const nonTransactionalTables = tables.map(([table, engine]) => ({ table, engine }));
+    const named = nonTransactionalTables.map((t) => `${t.table} (${t.engine})`).join(', ');
+    if (nonTransactionalTables.length > 0 && config.mysql?.refuseNonTransactional) {
+      throw new UsageError(
+        `${what}: ${named} cannot be made consistent by a single transaction, and sources.${source}.mysql.refuseNonTransactional is set: convert them to InnoDB (ALTER TABLE … ENGINE=InnoDB) or unset it`,
+      );
+    }
     if (nonTransactionalTables.length > 0) {
       progress.note(
-        `warning: ${what}: ${nonTransactionalTables.map((t) => `${t.table} (${t.engine})`).join(', ')} ` +
+        `warning: ${what}: ${named} ` +
           'cannot be made consistent by a single transaction; their rows may be from a slightly different moment. Convert them to InnoDB.',
       );
     }
