@@ -143,6 +143,7 @@ describe('MySQL/MariaDB logical backup → restore', () => {
     expect(manifest.restorePoint.binlog).toEqual({ file: details.binlog!.file, position: details.binlog!.position });
     const [[file, position]] = (await source.sql('SHOW MASTER STATUS')).split('\n').map((l) => l.split('\t'));
     expect(details.binlog).toMatchObject({ file, position: Number(position) }); // nothing written since
+    expect(details.binlog!.gtid).toBe(await source.sql('SELECT @@GLOBAL.gtid_binlog_pos'));
 
     const db = `restored_${kind === 'S3' ? 's3' : 'folder'}`;
     await runRestore(config, 'app', { to: `${target.url(db)}`, backup: backup.id, progress: silentProgress });
