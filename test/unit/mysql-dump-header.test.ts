@@ -19,6 +19,7 @@ describe('the binlog position at the top of a dump', () => {
   it('is read from the CHANGE MASTER and gtid_slave_pos comments', () => {
     expect(parseCoordinates(HEADER)).toEqual({ file: 'mariadb-bin.000003', position: 1234, gtid: '0-1-42' });
     expect(parseCoordinates(HEADER.replace(/^.*gtid_slave_pos.*$/m, ''))).toEqual({ file: 'mariadb-bin.000003', position: 1234 });
+    expect(parseCoordinates("-- CHANGE REPLICATION SOURCE TO SOURCE_LOG_FILE='binlog.000007', SOURCE_LOG_POS=157;\n")).toEqual({ file: 'binlog.000007', position: 157 });
     expect(parseCoordinates('-- MariaDB dump 10.19\nCREATE TABLE t (id int);\n')).toBeUndefined();
   });
 

@@ -54,9 +54,12 @@ function decodePrefix(prefix: Buffer): Promise<string> {
   });
 }
 
-/** The `-- CHANGE MASTER TO MASTER_LOG_FILE=…` and `-- SET GLOBAL gtid_slave_pos=…` comments. */
+/**
+ * The `-- CHANGE MASTER TO MASTER_LOG_FILE=…` (MySQL 8.0.23+: `-- CHANGE REPLICATION SOURCE TO
+ * SOURCE_LOG_FILE=…`) and MariaDB's `-- SET GLOBAL gtid_slave_pos=…` comments.
+ */
 export function parseCoordinates(header: string): BinlogCoordinates | undefined {
-  const pos = /^-- CHANGE MASTER TO MASTER_LOG_FILE='([^']+)', MASTER_LOG_POS=(\d+);/m.exec(header);
+  const pos = /^-- CHANGE (?:MASTER|REPLICATION SOURCE) TO (?:MASTER|SOURCE)_LOG_FILE='([^']+)', (?:MASTER|SOURCE)_LOG_POS=(\d+);/m.exec(header);
   if (!pos) return undefined;
   const gtid = /^-- SET GLOBAL gtid_slave_pos='([^']*)';/m.exec(header)?.[1];
   return { file: pos[1], position: Number(pos[2]), ...(gtid ? { gtid } : {}) };

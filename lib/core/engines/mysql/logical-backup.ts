@@ -10,10 +10,29 @@ import type { MysqlLogicalDetails } from './logical-details';
 import { mysqlSource, sourceEndpoint } from './source';
 import { mysqlBin } from './tools';
 
-/** The dump tool's version line: "mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, …". */
-async function dumpToolVersion(dump: string): Promise<string> {
+interface DumpToolVersion {
+  readonly version: string;
+  readonly mariadb: boolean;
+}
+
+/** "mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, …" or "mysqldump  Ver 8.0.36 for Linux …". */
+async function dumpToolVersion(dump: string): Promise<DumpToolVersion> {
   const out = (await runTool(dump, ['--version'])).trim();
-  return /Distrib\s+([^\s,]+)/.exec(out)?.[1] ?? /Ver\s+([^\s,]+)/.exec(out)?.[1] ?? out;
+  const version = /Distrib\s+([^\s,]+)/.exec(out)?.[1] ?? /Ver\s+([^\s,]+)/.exec(out)?.[1] ?? out;
+  return { version, mariadb: /mariadb/i.test(out) };
+}
+
+/**
+ * How the dump tool is told to write the snapshot's binlog position as a comment: MySQL renamed
+ * --master-data to --source-data in 8.0.26 (and writes CHANGE REPLICATION SOURCE TO …); MariaDB
+ * keeps --master-data and adds the GTID with --gtid. MySQL's own GTID line (SET @@GLOBAL.GTID_PURGED)
+ * is not a comment and would change the target server's state, so it is left out there.
+ */
+function positionArgs(tool: DumpToolVersion): string[] {
+  if (tool.mariadb) return ['--master-data=2', '--gtid'];
+  const [major, minor, patch] = tool.version.split(/[.-]/).map(Number);
+  const renamed = major > 8 || (major === 8 && (minor > 0 || patch >= 26));
+  return [renamed ? '--source-data=2' : '--master-data=2', '--set-gtid-purged=OFF'];
 }
 
 /**
@@ -84,8 +103,8 @@ export async function backupMysqlLogical(run: EngineRun): Promise<BackupManifest
       '--hex-blob',
       '--default-character-set=utf8mb4',
       '--skip-dump-date',
-      // MariaDB reads the position from its snapshot (no global lock); --gtid adds the GTID.
-      ...(binlogOn ? ['--master-data=2', ...(flavor === 'mariadb' ? ['--gtid'] : [])] : []),
+      // MariaDB reads the position from its snapshot (no global lock); dump-header.ts reads it back.
+      ...(binlogOn ? positionArgs(toolVersion) : toolVersion.mariadb ? [] : ['--set-gtid-purged=OFF']),
       ep.database,
     ];
     const [command, commandArgs] = withLargeOutputBuffer(dumpTool, args);
@@ -111,7 +130,7 @@ export async function backupMysqlLogical(run: EngineRun): Promise<BackupManifest
       flavor,
       serverVersion,
       dumpTool: basename(dumpTool),
-      dumpToolVersion: toolVersion,
+      dumpToolVersion: toolVersion.version,
       charset,
       collation,
       ...(coordinates ? { binlog: coordinates } : {}),
