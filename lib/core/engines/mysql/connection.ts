@@ -81,8 +81,6 @@ export class MysqlToolSession {
   }
 
   static async open(ep: MysqlEndpoint): Promise<MysqlToolSession> {
-    const dir = await mkdtemp(join(tmpdir(), 'tidemark-mycnf-'));
-    const file = join(dir, 'my.cnf');
     const lines = [
       '[client]',
       `host=${optionValue(ep.host)}`,
@@ -95,6 +93,8 @@ export class MysqlToolSession {
       `connect-timeout=${CONNECT_TIMEOUT_SECONDS}`,
       '',
     ];
+    const dir = await mkdtemp(join(tmpdir(), 'tidemark-mycnf-'));
+    const file = join(dir, 'my.cnf');
     try {
       await writeFile(file, lines.join('\n'), { mode: 0o600 });
     } catch (e) {
