@@ -26,8 +26,8 @@ describe('the engine registry', () => {
   it('knows which methods take which sources, and every registered type is a declared type', () => {
     expect(methodsFor(src.app).map((m) => m.id)).toEqual(['pg-logical']);
     expect(methodsFor(src.orders).map((m) => m.id)).toEqual(['rds-snapshot', 'pg-logical']);
-    expect(methodsFor(src.shop).map((m) => m.id)).toEqual(['rds-snapshot']);
-    expect(methodsFor(src.legacy)).toEqual([]);
+    expect(methodsFor(src.shop).map((m) => m.id)).toEqual(['rds-snapshot', 'mysql-logical']);
+    expect(methodsFor(src.legacy).map((m) => m.id)).toEqual(['mysql-logical']);
     expect(availableTypes(src.orders)).toEqual(['full', 'logical']);
     for (const r of REGISTRATIONS) for (const t of r.types) expect(BACKUP_TYPES).toContain(t);
   });
@@ -35,7 +35,9 @@ describe('the engine registry', () => {
   it('fails with what is available when no method takes the type or the target', () => {
     expect(backupMethod('app', src.app, 'logical').id).toBe('pg-logical');
     expect(() => backupMethod('app', src.app, 'full')).toThrow(new UsageError("full backups of source 'app' (postgres) are not available (available: logical (pg_dump))"));
-    expect(() => backupMethod('legacy', src.legacy, 'logical')).toThrow(new UsageError("logical backups of source 'legacy' (mysql) are not available (available: none in this version)"));
+    expect(backupMethod('legacy', src.legacy, 'logical').id).toBe('mysql-logical');
+    expect(() => backupMethod('legacy', src.legacy, 'full')).toThrow(new UsageError("full backups of source 'legacy' (mysql) are not available (available: logical (mysqldump))"));
+    expect(restoreMethod('shop', src.shop, 'database').id).toBe('mysql-logical');
     expect(restoreMethod('orders', src.orders, 'database').id).toBe('pg-logical');
     expect(() => restoreMethod('app', src.app, 'data-dir')).toThrow(
       "source 'app' (postgres) cannot be restored into a data directory by this version (its logical (pg_dump) backups restore into database)",
@@ -45,16 +47,15 @@ describe('the engine registry', () => {
   it('gives each source the default schedule of its first method', () => {
     expect(defaultSchedule(src.app)).toEqual({ logical: '0 3 * * *' });
     expect(defaultSchedule(src.orders)).toEqual({ full: '0 3 * * *' });
-    expect(defaultSchedule(src.legacy)).toEqual({});
+    expect(defaultSchedule(src.legacy)).toEqual({ logical: '0 3 * * *' });
+    expect(defaultSchedule(src.shop)).toEqual({ full: '0 3 * * *' }); // RDS sources still default to snapshots
   });
 
   it('the deployment plan schedules what methods take, and warns about what none takes', () => {
     const [deployment] = planDeployments(config);
     const scheduled = Object.fromEntries(deployment.schedules.flatMap((s) => s.sources.map((name) => [`${name}/${s.type}`, s.cron])));
     expect(scheduled).toEqual({ 'app/logical': '0 3 * * *', 'orders/full': '0 3 * * *', 'shop/full': '0 3 * * *', 'legacy/logical': '0 2 * * *' });
-    expect(deployment.warnings).toEqual([
-      'config: sources.legacy.schedule.logical: logical backups of mysql sources are not available in this version (available: none in this version); these runs will fail until it is',
-    ]);
+    expect(deployment.warnings).toEqual([]);
   });
 
   it('loads no engine code, no pg and no AWS SDK client when only the registry is imported (cdk synth, --help)', () => {
@@ -63,6 +64,6 @@ describe('the engine registry', () => {
       ['--import', 'tsx', '-e', "require('./lib/core/engines/registry'); console.log(Object.keys(require.cache).join('\\n'))"],
       { cwd: ROOT, encoding: 'utf8' },
     ).split('\n');
-    expect(loaded.filter((m) => /node_modules\/(pg|@aws-sdk)\/|engines\/postgres\/logical-(backup|restore)/.test(m))).toEqual([]);
+    expect(loaded.filter((m) => /node_modules\/(pg|@aws-sdk)\/|engines\/(postgres|mysql)\/logical-(backup|restore)/.test(m))).toEqual([]);
   });
 });

@@ -442,8 +442,8 @@ describe('tidemark backup dispatch for RDS sources', () => {
     await expect(runBackup(config(), 'app', { type: 'incr', progress: recordingProgress() })).rejects.toThrow(
       new UsageError("incr backups of source 'app' (postgres on RDS) are not available (available: full (an RDS snapshot), logical (pg_dump))"),
     );
-    await expect(runBackup(config(), 'shop', { type: 'logical', progress: recordingProgress() })).rejects.toThrow(
-      new UsageError("logical backups of source 'shop' (mysql on RDS) are not available (available: full (an RDS snapshot))"),
+    await expect(runBackup(config(), 'shop', { type: 'incr', progress: recordingProgress() })).rejects.toThrow(
+      new UsageError("incr backups of source 'shop' (mysql on RDS) are not available (available: full (an RDS snapshot), logical (mysqldump))"),
     );
     expect(rds.calls()).toHaveLength(0);
   });

@@ -129,6 +129,15 @@ const MysqlSource = z.strictObject({
     .regex(/^(mysql|mariadb):\/\/[^/]+/, { message: 'expected mysql://user@host:port[/database]' })
     .describe('mysql://user@host:port[/database]; keep the password out of it'),
   ...sourceOptions,
+  mysql: z
+    .strictObject({
+      refuseNonTransactional: z
+        .boolean()
+        .default(false)
+        .describe('Fail logical backups while the database holds tables a transaction cannot snapshot (MyISAM, Aria, MEMORY); otherwise they are only named in a warning'),
+    })
+    .optional()
+    .describe('Settings for MySQL and MariaDB sources'),
 });
 
 export const SourceConfig = z

@@ -3,6 +3,7 @@ import type { SourceConfig } from '../config/schema';
 import { UsageError } from '../errors';
 import type { BackupType } from './backup-types';
 import type { BackupMethod, RestoreTarget } from './engine';
+import { mysqlLogical } from './mysql/registration';
 import { pgLogical } from './postgres/registration';
 import { rdsSnapshot } from './rds/registration';
 import type { MethodRegistration } from './registration';
@@ -12,10 +13,10 @@ import type { MethodRegistration } from './registration';
  * a source can do. A new method is a folder with a registration and one entry in each list below.
  * Order matters where several methods accept a source: the first one's schedule is the default.
  */
-export const REGISTRATIONS = [rdsSnapshot, pgLogical] as const;
+export const REGISTRATIONS = [rdsSnapshot, pgLogical, mysqlLogical] as const;
 
 /** Every manifest's `details`, by method id (validated on read: repository/manifest.ts). */
-export const BackupDetailsSchema = z.discriminatedUnion('kind', [rdsSnapshot.details, pgLogical.details]);
+export const BackupDetailsSchema = z.discriminatedUnion('kind', [rdsSnapshot.details, pgLogical.details, mysqlLogical.details]);
 export type BackupDetails = z.infer<typeof BackupDetailsSchema>;
 export type MethodId = (typeof REGISTRATIONS)[number]['id'];
 

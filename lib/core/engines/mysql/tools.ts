@@ -27,13 +27,16 @@ function isFile(path: string): boolean {
   return existsSync(path) && statSync(path).isFile();
 }
 
-/** Absolute path of a MariaDB/MySQL tool, searched on PATH plus the sbin directories. */
-export function mysqlBin(name: MysqlTool): string {
+/**
+ * Absolute path of a MariaDB/MySQL tool, searched on PATH plus the sbin directories.
+ * @param extraDirs searched after PATH @default - /usr/sbin and /usr/local/sbin
+ */
+export function mysqlBin(name: MysqlTool, extraDirs: readonly string[] = EXTRA_DIRS): string {
   const searchPath = process.env.PATH ?? '';
-  const key = `${name}\0${searchPath}`;
+  const key = `${name}\0${searchPath}\0${extraDirs.join(delimiter)}`;
   const hit = cache.get(key);
   if (hit) return hit;
-  const dirs = [...searchPath.split(delimiter).filter(Boolean), ...EXTRA_DIRS];
+  const dirs = [...searchPath.split(delimiter).filter(Boolean), ...extraDirs];
   for (const program of CANDIDATES[name]) {
     const found = dirs.map((dir) => join(dir, program)).find(isFile);
     if (found) {

@@ -1,0 +1,9 @@
+import type { BackupMethod } from '../engine';
+import { backupMysqlLogical } from './logical-backup';
+import { applyMysqlLogicalRestore, planMysqlLogicalRestore, type MysqlLogicalRestorePlan } from './logical-restore';
+
+export const mysqlLogicalMethod: BackupMethod<MysqlLogicalRestorePlan> = {
+  backup: (run) => backupMysqlLogical(run),
+  planRestore: planMysqlLogicalRestore,
+  applyRestore: applyMysqlLogicalRestore,
+};

@@ -1,0 +1,131 @@
+import { throwIfAborted } from '../../abort';
+import { BackupNotFound, TargetNotEmpty, UsageError } from '../../errors';
+import { pipeToTool } from '../../process/tool';
+import type { Catalog } from '../../repository/catalog';
+import type { OpenedBackup } from '../../repository/repository';
+import type { EngineRun, RestorePlan, RestoreRequest, RestoredTarget, RestoreTarget } from '../engine';
+import { selectBackup } from '../select-backup';
+import { describeEndpoint, MysqlToolSession, parseMysqlUrl, quoteIdent, quoteLiteral, type MysqlEndpoint } from './connection';
+import type { MysqlLogicalDetails } from './logical-details';
+import { mysqlBin } from './tools';
+
+/** A restore of a mysql-logical backup, decided: the backup opened and authenticated, the target inspected. */
+export interface MysqlLogicalRestorePlan extends RestorePlan {
+  readonly backup: OpenedBackup;
+  readonly details: MysqlLogicalDetails;
+  readonly endpoint: MysqlEndpoint;
+  /** The target database does not exist yet: the restore creates it (and drops it on failure). */
+  readonly createsDatabase: boolean;
+}
+
+function databaseTarget(to: RestoreTarget): Extract<RestoreTarget, { kind: 'database' }> {
+  if (to.kind !== 'database') throw new UsageError('a logical backup restores into a database: --to mysql://user@host:port/database');
+  return to;
+}
+
+/** What a database holds, as a short description ('' when empty), or undefined when it does not exist. */
+async function contents(session: MysqlToolSession, database: string): Promise<string | undefined> {
+  const db = quoteLiteral(database);
+  const rows = await session.query(
+    `SELECT (SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${db}),
+            (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${db} AND TABLE_TYPE <> 'VIEW'),
+            (SELECT COUNT(*) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ${db}),
+            (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ${db}),
+            (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ${db}),
+            (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ${db})`,
+    'restore target',
+  );
+  const [exists, ...counts] = rows[0].map(Number);
+  if (!exists) return undefined;
+  return ['tables', 'views', 'routines', 'triggers', 'events']
+    .map((name, i) => [name, counts[i]] as const)
+    .filter(([, n]) => n > 0)
+    .map(([name, n]) => `${n} ${name}`)
+    .join(', ');
+}
+
+/**
+ * Every check a restore can make before it changes anything: the backup (chosen, its manifest
+ * authenticated with its key) and the target (reachable, empty or --force).
+ */
+export async function planMysqlLogicalRestore(run: EngineRun, catalog: Catalog, request: RestoreRequest): Promise<MysqlLogicalRestorePlan> {
+  const { repository, source } = run;
+  const to = databaseTarget(request.to);
+  const ep = parseMysqlUrl(to.url, '--to');
+  if (!ep.database) throw new UsageError('--to: the URL names no database (mysql://user@host:port/database)');
+  if (to.table !== undefined) throw new UsageError('--table is not available for MySQL logical backups in this version; restore the whole database into a new one');
+  const chosen = selectBackup(catalog, request.at, source, { summary: 'logical (mysqldump)', accepts: (m) => m.details.kind === 'mysql-logical' });
+
+  const session = await MysqlToolSession.open(ep);
+  try {
+    const [backup, holds] = await Promise.all([repository.openBackup(source, { id: chosen.id }), contents(session, ep.database)]);
+    const { manifest } = backup;
+    const details = manifest.details;
+    if (details.kind !== 'mysql-logical' || !manifest.objects.some((o) => o.name === 'dump')) {
+      throw new BackupNotFound(`backup ${manifest.id} has no dump object; it is not a MySQL logical backup`);
+    }
+    if (holds && !request.force) {
+      throw new TargetNotEmpty(`target database ${describeEndpoint(ep)} is not empty (${holds}); restore into a new database or pass --force to replace the objects in the backup`);
+    }
+    return {
+      method: 'mysql-logical',
+      chain: [manifest],
+      target: to,
+      force: request.force,
+      restorePoint: manifest.restorePoint,
+      backup,
+      details,
+      endpoint: ep,
+      createsDatabase: holds === undefined,
+    };
+  } finally {
+    await session.close();
+  }
+}
+
+/**
+ * The dump runs through the client statement by statement. It cannot be one transaction: every
+ * CREATE TABLE commits implicitly. So a failure is undone the coarse way: a database the restore
+ * created is dropped (with --force into an existing database, what was replaced stays replaced).
+ * backup.read holds back the last chunk until every checksum has passed, and a failed read kills
+ * the client before it sees end-of-input, so a damaged backup fails before the dump's end.
+ */
+export async function applyMysqlLogicalRestore(run: EngineRun, plan: MysqlLogicalRestorePlan): Promise<RestoredTarget> {
+  const { progress, signal } = run;
+  const { backup, endpoint: ep, createsDatabase, details } = plan;
+  const { manifest } = backup;
+  const dump = manifest.objects.find((o) => o.name === 'dump')!;
+  throwIfAborted(signal);
+
+  progress.note(`restoring backup ${manifest.id} (consistent at ${manifest.restorePoint.time}) into ${describeEndpoint(ep)}`);
+  const session = await MysqlToolSession.open(ep);
+  try {
+    if (createsDatabase) {
+      progress.note(`creating database ${ep.database}`);
+      // The names were validated when the manifest was read (logical-details.ts).
+      await session.query(`CREATE DATABASE ${quoteIdent(ep.database)} CHARACTER SET ${details.charset} COLLATE ${details.collation}`, 'restore target');
+    }
+    try {
+      throwIfAborted(signal);
+      progress.start('restore', dump.storedBytes);
+      const args = [...session.connectArgs, '--binary-mode', '--default-character-set=utf8mb4', '-D', ep.database];
+      await pipeToTool(await backup.read(dump, (n) => progress.advance(n)), mysqlBin('client'), args, { env: session.env, signal });
+    } catch (e) {
+      if (createsDatabase) {
+        await session
+          .query(`DROP DATABASE IF EXISTS ${quoteIdent(ep.database)}`, 'restore target')
+          .catch((undo: unknown) => progress.note(`could not drop database ${ep.database} after the failure: ${(undo as Error).message}`));
+      }
+      throw e;
+    } finally {
+      progress.stop();
+    }
+  } finally {
+    await session.close();
+  }
+  return {
+    target: describeEndpoint(ep),
+    restorePoint: manifest.restorePoint,
+    created: createsDatabase ? [`database ${ep.database}`] : [],
+  };
+}
