@@ -5,7 +5,8 @@ import type { Catalog } from '../../repository/catalog';
 import type { OpenedBackup } from '../../repository/repository';
 import type { EngineRun, RestorePlan, RestoreRequest, RestoredTarget, RestoreTarget } from '../engine';
 import { selectBackup } from '../select-backup';
-import { describeEndpoint, MysqlToolSession, parseMysqlUrl, quoteIdent, quoteLiteral, type MysqlEndpoint } from './connection';
+import { resolveSecret } from '../../secrets';
+import { describeEndpoint, MysqlToolSession, parseMysqlUrl, quoteIdent, quoteLiteral, withPassword, type MysqlEndpoint } from './connection';
 import type { MysqlLogicalDetails } from './logical-details';
 import { mysqlBin } from './tools';
 
@@ -51,7 +52,11 @@ async function contents(session: MysqlToolSession, database: string): Promise<st
 export async function planMysqlLogicalRestore(run: EngineRun, catalog: Catalog, request: RestoreRequest): Promise<MysqlLogicalRestorePlan> {
   const { repository, source } = run;
   const to = databaseTarget(request.to);
-  const ep = parseMysqlUrl(to.url, '--to');
+  const parsed = parseMysqlUrl(to.url, '--to');
+  if (to.passwordRef !== undefined && parsed.password !== undefined) {
+    throw new UsageError('the target password is given twice: keep it in --to-password and out of the --to URL');
+  }
+  const ep = to.passwordRef === undefined ? parsed : withPassword(parsed, await resolveSecret(to.passwordRef, '--to-password'));
   if (!ep.database) throw new UsageError('--to: the URL names no database (mysql://user@host:port/database)');
   if (to.table !== undefined) throw new UsageError('--table is not available for MySQL logical backups in this version; restore the whole database into a new one');
   const chosen = selectBackup(catalog, request.at, source, { summary: 'logical (mysqldump)', accepts: (m) => m.details.kind === 'mysql-logical' });
