@@ -40,5 +40,19 @@ export function linkedAbort(outer: AbortSignal | undefined): { readonly controll
   return { controller, dispose: () => outer?.removeEventListener('abort', onAbort) };
 }
 
+/**
+ * `promise`, or the abort reason as soon as `signal` fires: an await that cannot outlive an abort,
+ * whether or not the work behind it listens to the signal.
+ */
+export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(abortReason(signal));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 /** A signal that never fires, for callers that have none. */
 export const NEVER_ABORTED: AbortSignal = new AbortController().signal;

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { SourceConfig } from '../config/schema';
 import { UsageError } from '../errors';
 import type { BackupType } from './backup-types';
-import type { BackupMethod, RestoreTarget } from './engine';
+import type { RestoreTarget } from './engine';
 import { mysqlLogical } from './mysql/registration';
 import { pgLogical } from './postgres/registration';
 import { rdsSnapshot } from './rds/registration';
@@ -62,15 +62,6 @@ export function restoreMethod(source: string, config: SourceConfig, into: Restor
     );
   }
   return method;
-}
-
-/** The method that wrote a manifest's details. */
-export function registrationOf(kind: BackupDetails['kind']): Registration {
-  return ALL.find((m) => m.id === kind)!;
-}
-
-export function loadMethod(registration: Registration): Promise<BackupMethod> {
-  return registration.load();
 }
 
 /** The schedules a source gets when its config names none: those of its first method. */

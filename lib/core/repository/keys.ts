@@ -1,4 +1,3 @@
-import { abortReason } from '../abort';
 import { StorageError } from '../errors';
 
 /** Rules shared by every storage backend, so a repository can move between a folder and a bucket. */
@@ -43,21 +42,7 @@ export function compareKeys(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
-export { abortReason };
 
-/**
- * `promise`, or the abort reason as soon as `signal` fires: an await that cannot outlive an abort,
- * whether or not the work behind it listens to the signal.
- */
-export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(abortReason(signal));
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
 
 /** Validates an inclusive byte range the way S3 answers it: a start past the end is unsatisfiable. */
 export function checkRange(range: { start: number; end?: number }, size: number | undefined, where: string): void {

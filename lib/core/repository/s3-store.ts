@@ -8,7 +8,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { Readable } from 'node:stream';
 import { StorageError } from '../errors';
-import { abortReason, assertValidKey, assertValidPrefix, checkRange, compareKeys, untilAborted } from './keys';
+import { abortReason, untilAborted } from '../abort';
+import { assertValidKey, assertValidPrefix, checkRange, compareKeys } from './keys';
 import { describeS3Location, safeEndpoint, type S3Location } from './s3-location';
 import { uploadNewObject } from './s3-upload';
 import type { ListOptions, ListPage, ObjectStore, PutOptions, StoredObjectInfo } from './storage';

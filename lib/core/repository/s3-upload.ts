@@ -9,7 +9,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Readable } from 'node:stream';
-import { abortReason, untilAborted } from './keys';
+import { abortReason, untilAborted } from '../abort';
 
 /** Where a new object goes. */
 export interface NewObject {

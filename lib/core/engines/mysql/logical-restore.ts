@@ -3,10 +3,10 @@ import { BackupNotFound, TargetNotEmpty, UsageError } from '../../errors';
 import { pipeToTool } from '../../process/tool';
 import type { Catalog } from '../../repository/catalog';
 import type { OpenedBackup } from '../../repository/repository';
-import type { EngineRun, RestorePlan, RestoreRequest, RestoredTarget, RestoreTarget } from '../engine';
+import type { EngineRun, RestorePlan, RestoreRequest, RestoredTarget } from '../engine';
+import { databaseTarget, withTargetPassword } from '../database-target';
 import { selectBackup } from '../select-backup';
-import { resolveSecret } from '../../secrets';
-import { describeEndpoint, MysqlToolSession, parseMysqlUrl, quoteIdent, quoteLiteral, withPassword, type MysqlEndpoint } from './connection';
+import { describeEndpoint, MysqlToolSession, parseMysqlUrl, quoteIdent, quoteLiteral, type MysqlEndpoint } from './connection';
 import type { MysqlLogicalDetails } from './logical-details';
 import { mysqlBin } from './tools';
 
@@ -17,11 +17,6 @@ export interface MysqlLogicalRestorePlan extends RestorePlan {
   readonly endpoint: MysqlEndpoint;
   /** The target database does not exist yet: the restore creates it (and drops it on failure). */
   readonly createsDatabase: boolean;
-}
-
-function databaseTarget(to: RestoreTarget): Extract<RestoreTarget, { kind: 'database' }> {
-  if (to.kind !== 'database') throw new UsageError('a logical backup restores into a database: --to mysql://user@host:port/database');
-  return to;
 }
 
 /** What a database holds, as a short description ('' when empty), or undefined when it does not exist. */
@@ -51,12 +46,8 @@ async function contents(session: MysqlToolSession, database: string): Promise<st
  */
 export async function planMysqlLogicalRestore(run: EngineRun, catalog: Catalog, request: RestoreRequest): Promise<MysqlLogicalRestorePlan> {
   const { repository, source } = run;
-  const to = databaseTarget(request.to);
-  const parsed = parseMysqlUrl(to.url, '--to');
-  if (to.passwordRef !== undefined && parsed.password !== undefined) {
-    throw new UsageError('the target password is given twice: keep it in --to-password and out of the --to URL');
-  }
-  const ep = to.passwordRef === undefined ? parsed : withPassword(parsed, await resolveSecret(to.passwordRef, '--to-password'));
+  const to = databaseTarget(request.to, 'mysql://user@host:port/database');
+  const ep = await withTargetPassword(to, parseMysqlUrl(to.url, '--to'));
   if (!ep.database) throw new UsageError('--to: the URL names no database (mysql://user@host:port/database)');
   if (to.table !== undefined) throw new UsageError('--table is not available for MySQL logical backups in this version; restore the whole database into a new one');
   const chosen = selectBackup(catalog, request.at, source, { summary: 'logical (mysqldump)', accepts: (m) => m.details.kind === 'mysql-logical' });

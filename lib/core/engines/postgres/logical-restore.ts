@@ -2,9 +2,9 @@ import type { Client } from 'pg';
 import { throwIfAborted } from '../../abort';
 import { BackupNotFound, TargetNotEmpty, ToolFailed, UsageError } from '../../errors';
 import type { Catalog } from '../../repository/catalog';
-import type { EngineRun, RestorePlan, RestoreRequest, RestoredTarget, RestoreTarget } from '../engine';
+import type { EngineRun, RestorePlan, RestoreRequest, RestoredTarget } from '../engine';
+import { databaseTarget, withTargetPassword } from '../database-target';
 import { selectBackup } from '../select-backup';
-import { resolveSecret } from '../../secrets';
 import { pipeToTool, runTool } from '../../process/tool';
 import type { Progress } from '../../progress';
 import type { OpenedBackup } from '../../repository/repository';
@@ -18,7 +18,6 @@ import {
   quoteLiteral,
   sqlState,
   withDatabase,
-  withPassword,
   withPg,
   type PgEndpoint,
 } from './connection';
@@ -116,27 +115,14 @@ export interface PgLogicalRestorePlan extends RestorePlan {
   readonly createsDatabase: boolean;
 }
 
-/** The target's endpoint; a --to-password reference is resolved now, at the moment of use. */
-async function targetEndpoint(to: Extract<RestoreTarget, { kind: 'database' }>): Promise<PgEndpoint> {
-  const ep = parsePostgresUrl(to.url, '--to');
-  if (to.passwordRef === undefined) return ep;
-  if (ep.password !== undefined) throw new UsageError('the target password is given twice: keep it in --to-password and out of the --to URL');
-  return withPassword(ep, await resolveSecret(to.passwordRef, '--to-password'));
-}
-
-function databaseTarget(to: RestoreTarget): Extract<RestoreTarget, { kind: 'database' }> {
-  if (to.kind !== 'database') throw new UsageError('a logical backup restores into a database: --to postgres://user@host:port/database');
-  return to;
-}
-
 /**
  * Every check a restore can make before it changes anything: the backup (chosen, its manifest
  * authenticated with its key), pg_restore's version, and the target (reachable, empty or --force).
  */
 export async function planPostgresLogicalRestore(run: EngineRun, catalog: Catalog, request: RestoreRequest): Promise<PgLogicalRestorePlan> {
   const { repository, source } = run;
-  const to = databaseTarget(request.to);
-  const ep = await targetEndpoint(to);
+  const to = databaseTarget(request.to, 'postgres://user@host:port/database');
+  const ep = await withTargetPassword(to, parsePostgresUrl(to.url, '--to'));
   const table = to.table === undefined ? undefined : parseTableName(to.table);
   const chosen = selectBackup(catalog, request.at, source, { summary: 'logical (pg_dump)', accepts: (m) => m.details.kind === 'pg-logical' });
 
