@@ -17,7 +17,7 @@ import { zstdDecompress } from './zstd';
  * which it may already have written out. With zstd -d writing straight into pg_restore, a damaged
  * frame could be complete enough for pg_restore to commit before zstd reports. Here zstd's exit
  * status is known before the held-back chunk is released. The cost is a pass-through copy, no
- * hashing (BENCHMARKS.md, restore).
+ * hashing (the bench's restore contender against its floor measures it).
  */
 class VerifiedTail extends Transform {
   private held?: Buffer;

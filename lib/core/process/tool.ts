@@ -240,8 +240,9 @@ let stdbufPath: string | null | undefined;
 /**
  * The command line that runs `command` with a 1 MiB stdout buffer, via coreutils' stdbuf when it
  * is installed. pg_dump writes through stdio in 4 KiB pieces when stdout is a pipe; each one costs
- * a system call here and a chunk in our stream. With 1 MiB writes a scale-50 pgbench backup took
- * about a sixth less CPU and a tenth less time (BENCHMARKS.md, "Interpretation"). Without stdbuf
+ * a system call on both ends. When pg_dump still wrote into node, 1 MiB writes made a scale-50
+ * pgbench backup take about a sixth less CPU and a tenth less time (BENCHMARKS.md, by-hand
+ * measurements); since pg_dump writes into zstd directly that gain is unmeasured. Without stdbuf
  * the tool runs as is.
  */
 export function withLargeOutputBuffer(command: string, args: readonly string[]): [string, string[]] {
