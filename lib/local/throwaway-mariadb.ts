@@ -183,6 +183,9 @@ function myCnf(server: Server, options: ThrowawayMariadbOptions): string {
     socket: server.socket,
     'pid-file': join(server.dir, 'mariadb.pid'),
     'log-error': server.log,
+    // Its own temp dir: servers bootstrapping side by side in a shared /tmp have tripped over each
+    // other's temporary tables (install-db failed with "Unknown table 'mysql.tmp_user_sys'").
+    tmpdir: join(server.dir, 'tmp'),
     server_id: 1,
     ...(binlog ? { log_bin: join(server.dir, 'binlog', 'mariadb-bin'), binlog_format: 'ROW' } : {}),
     // A small redo log makes install-db noticeably quicker; tests needing more can override it.
@@ -199,11 +202,12 @@ export async function startThrowawayMariadb(options: ThrowawayMariadbOptions = {
   const dir = await mkdtemp(join(tmpdir(), 'tidemark-maria-'));
   try {
     const server = new Server(dir, await freePort());
-    await mkdir(join(dir, 'binlog'));
+    const ownDirs = [dir, join(dir, 'binlog'), join(dir, 'tmp')];
+    await Promise.all(ownDirs.slice(1).map((path) => mkdir(path)));
     await writeFile(server.defaultsFile, myCnf(server, options));
     if (user) {
       const { uid, gid } = osIds(user);
-      await Promise.all([dir, join(dir, 'binlog')].map((path) => chown(path, uid, gid)));
+      await Promise.all(ownDirs.map((path) => chown(path, uid, gid)));
     }
     await runTool(mysqlBin('installDb'), [
       `--defaults-file=${server.defaultsFile}`,
