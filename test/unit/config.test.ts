@@ -48,7 +48,7 @@ describe('parseConfig', () => {
       url: 'postgres://backup@10.0.1.5:5432/app',
       password: 'env:APP_DB_PASSWORD',
     });
-    expect(config.compression).toEqual({ level: 3, threads: 0 });
+    expect(config.compression).toEqual({ level: 1, threads: 0 });
   });
 
   it('accepts the same config as JSON', () => {

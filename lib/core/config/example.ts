@@ -27,7 +27,7 @@ encryption:
 
 # Optional zstd settings:
 # compression:
-#   level: 3                            # 1-19; higher is smaller and slower
+#   level: 1                            # 1-19; higher is smaller and slower (BENCHMARKS.md)
 #   threads: 0                          # 0 = one per CPU core
 
 # The databases to back up; the name (here "app") is what commands take: tidemark backup app

@@ -46,7 +46,7 @@ export const RepositoryConfig = z.union(
 
 export const CompressionConfig = z.strictObject({
   /** zstd level; 1–3 keeps up with a fast dump on two cores, higher trades CPU for storage. */
-  level: z.number().int().min(1).max(19).default(3).describe('zstd level, 1-19'),
+  level: z.number().int().min(1).max(19).default(1).describe('zstd level, 1-19'),
   threads: z.number().int().min(0).max(64).default(0).describe('zstd worker threads; 0 = one per core'),
 });
 
@@ -192,7 +192,7 @@ export const AwsConfig = z
 export const TidemarkConfigSchema = z.strictObject({
   repository: RepositoryConfig,
   encryption: z.strictObject({ key: KeyRef }),
-  compression: CompressionConfig.default({ level: 3, threads: 0 }),
+  compression: CompressionConfig.default({ level: 1, threads: 0 }),
   aws: AwsConfig.optional(),
   sources: z
     .record(
