@@ -93,6 +93,10 @@ describe('repository format', () => {
       };
       const manifestPath = join(repo(), 'app/backups', manifest.id, 'manifest.json');
       const goodManifest = readFileSync(manifestPath);
+      // A database the restore does not create, so a failure cannot be undone by dropping it: only
+      // the end-of-input gate (decompress-into.ts) keeps pg_restore --clean from committing.
+      await runRestore(config, 'app', { to: target.url('kept'), progress });
+      await target.sql("insert into pgbench_branches (bid, bbalance, filler) values (-1, 0, 'must survive')", 'kept');
       writeFileSync(path, resealed);
       writeFileSync(manifestPath, sealManifest(edited, dataKey));
       try {
@@ -103,6 +107,9 @@ describe('repository format', () => {
         expect(error).toBeInstanceOf(ToolFailed);
         expect((error as Error).message).toMatch(/^zstd failed .*checksum/i);
         expect(await target.sql("select count(*) from pg_database where datname = 'never_committed'")).toBe('0');
+        const forced = await runRestore(config, 'app', { to: target.url('kept'), force: true, progress }).catch((e: unknown) => e);
+        expect((forced as Error).message).toMatch(/^zstd failed .*checksum/i);
+        expect(await target.sql('select filler from pgbench_branches where bid = -1', 'kept')).toBe('must survive');
       } finally {
         writeFileSync(path, good);
         writeFileSync(manifestPath, goodManifest);

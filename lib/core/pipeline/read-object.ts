@@ -8,16 +8,10 @@ import type { StoredObject } from './stored-object';
 import { zstdDecompress } from './zstd';
 
 /**
- * Holds back the last chunk of plaintext until every check has passed: a consumer such as
- * `pg_restore --single-transaction` cannot see end-of-input, and so cannot commit, unless the
- * whole object is authentic.
- *
- * Why node stays between zstd -d and the consumer on restore (while on backup the dump tool writes
- * into zstd directly): zstd verifies a frame's content checksum only after the frame's last block,
- * which it may already have written out. With zstd -d writing straight into pg_restore, a damaged
- * frame could be complete enough for pg_restore to commit before zstd reports. Here zstd's exit
- * status is known before the held-back chunk is released. The cost is a pass-through copy, no
- * hashing (the bench's restore contender against its floor measures it).
+ * Holds back the last chunk of plaintext until every check has passed, so a reader cannot see
+ * end-of-input unless the whole object is authentic. For readers in node (verify, small objects
+ * such as globals.sql, uncompressed objects); a tool that restores from an object gets it through
+ * decompress-into.ts instead, where zstd writes into the tool directly and node gates its EOF.
  */
 class VerifiedTail extends Transform {
   private held?: Buffer;

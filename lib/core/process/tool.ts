@@ -43,8 +43,11 @@ export class ToolRun {
   private signal: NodeJS.Signals | null = null;
   private spawnError?: Error;
 
-  /** `stdio[0]` may be another tool's stdout: the two then share a kernel pipe that node never reads. */
-  constructor(command: string, args: readonly string[], stdio: ['pipe' | 'ignore' | Stream, 'pipe' | 'ignore'], options: ToolOptions) {
+  /**
+   * `stdio[0]` may be another tool's stdout, `stdio[1]` another tool's stdin: the two then share a
+   * kernel pipe that node never reads.
+   */
+  constructor(command: string, args: readonly string[], stdio: ['pipe' | 'ignore' | Stream, 'pipe' | 'ignore' | Stream], options: ToolOptions) {
     this.label = options.label ?? basename(command);
     this.child = spawn(command, args, {
       stdio: [stdio[0], stdio[1], 'pipe'],

@@ -6,7 +6,8 @@ import { SEGMENT_ALGORITHM } from '../crypto/segmented-aead';
 import { BackupNotFound, EncryptionKeyError, IntegrityError, StorageError, TidemarkError } from '../errors';
 import { readObject } from '../pipeline/read-object';
 import type { StoredObject } from '../pipeline/stored-object';
-import type { CompressedOutput } from '../pipeline/compressed-output';
+import type { CompressedOutput, ToolCommand } from '../pipeline/compressed-output';
+import { decompressInto, type ConsumerOptions } from '../pipeline/decompress-into';
 import { writeCompressedOutput, writeObject, type WriteObjectOptions } from '../pipeline/write-object';
 import type { ZstdOptions } from '../pipeline/zstd';
 import type { BackupDetails } from '../engines/registry';
@@ -37,6 +38,11 @@ export interface OpenedBackup {
   readonly dataKey: Buffer;
   /** Streams one object's plaintext, verified (see readObject). */
   read(object: StoredObject, onStoredBytes?: (n: number) => void): Promise<Readable>;
+  /**
+   * Feeds one object into a tool's stdin through zstd -d, node seeing only the compressed bytes; the
+   * tool sees end-of-input only after every check passed (see decompressInto). Resolves when it exited 0.
+   */
+  restoreInto(object: StoredObject, consumer: ToolCommand, options?: ConsumerOptions): Promise<void>;
 }
 
 export type BackupSelector = { readonly id: string } | { readonly latest: true };
@@ -155,6 +161,8 @@ export class Repository {
       dataKey,
       read: (object, onStoredBytes) =>
         readObject(store, object, { dataKey, label: `backup ${id} object ${object.name}`, onStoredBytes }),
+      restoreInto: (object, consumer, options) =>
+        decompressInto(store, object, { dataKey, label: `backup ${id} object ${object.name}` }, consumer, options),
     };
   }
 

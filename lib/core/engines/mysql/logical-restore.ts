@@ -1,6 +1,5 @@
 import { throwIfAborted } from '../../abort';
 import { BackupNotFound, TargetNotEmpty, UsageError } from '../../errors';
-import { pipeToTool } from '../../process/tool';
 import type { Catalog } from '../../repository/catalog';
 import type { OpenedBackup } from '../../repository/repository';
 import type { EngineRun, RestorePlan, RestoreRequest, RestoredTarget } from '../engine';
@@ -105,7 +104,8 @@ export async function applyMysqlLogicalRestore(run: EngineRun, plan: MysqlLogica
       throwIfAborted(signal);
       progress.start('restore', dump.storedBytes);
       const args = [...session.connectArgs, '--binary-mode', '--default-character-set=utf8mb4', '-D', ep.database];
-      await pipeToTool(await backup.read(dump, (n) => progress.advance(n)), mysqlBin('client'), args, { env: session.env, signal });
+      const client = { command: mysqlBin('client'), args, options: { env: session.env } };
+      await backup.restoreInto(dump, client, { onStoredBytes: (n) => progress.advance(n), signal });
     } catch (e) {
       if (createsDatabase) {
         await session

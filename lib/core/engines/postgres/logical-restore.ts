@@ -5,7 +5,7 @@ import type { Catalog } from '../../repository/catalog';
 import type { EngineRun, RestorePlan, RestoreRequest, RestoredTarget } from '../engine';
 import { databaseTarget, withTargetPassword } from '../database-target';
 import { selectBackup } from '../select-backup';
-import { pipeToTool, runTool } from '../../process/tool';
+import { runTool } from '../../process/tool';
 import type { Progress } from '../../progress';
 import type { OpenedBackup } from '../../repository/repository';
 import { allOrRelease } from '../../settle';
@@ -195,7 +195,8 @@ export async function applyPostgresLogicalRestore(run: EngineRun, plan: PgLogica
     if (table) args.push('-n', table.schema, '-t', table.name);
     progress.start('restore', dump.storedBytes);
     try {
-      await pipeToTool(await backup.read(dump, (n) => progress.advance(n)), pgBin('pg_restore'), args, { env: session.env, signal });
+      const pgRestore = { command: pgBin('pg_restore'), args, options: { env: session.env } };
+      await backup.restoreInto(dump, pgRestore, { onStoredBytes: (n) => progress.advance(n), signal });
     } finally {
       progress.stop();
     }
