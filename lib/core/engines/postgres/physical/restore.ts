@@ -271,7 +271,8 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
       packFiles.map((p) =>
         limit(async () => {
           throwIfAborted(signal);
-          written += await restorePack(plan.packs[p], directory.packs[p], await readFile(join(work, String(p))), paths, backup.manifest.id, progress);
+          const n = await restorePack(plan.packs[p], directory.packs[p], await readFile(join(work, String(p))), paths, backup.manifest.id, progress);
+          written += n;
         }),
       ),
     );
