@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readdirSync, readSync, rmSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, openSync, readdirSync, readSync, rmSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { runBackup } from '../../lib/core/commands/backup';
 import { runList } from '../../lib/core/commands/list';
@@ -67,6 +67,7 @@ describe('PostgreSQL physical backups: full, diff, incr, and restore into a data
   }
 
   beforeAll(async () => {
+    chmodSync(tmp.path, 0o755); // restored servers run as postgres and must reach their directories
     await source.createDatabase('app');
     await loadSampleData(source.url('app'), { pgbenchScale: 5, toastMegabytes: 5 });
   }, 300_000);

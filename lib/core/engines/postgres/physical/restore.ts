@@ -14,7 +14,7 @@ import { selectBackup } from '../../select-backup';
 import { BlockIndexReader, parseIndexDirectory, type IndexDirectory, type PackRef } from './block-index';
 import type { PgPhysicalDetails } from './details';
 import { readObjectBytes } from './read-bytes';
-import { serverBinDir, startRestoredCluster, type StartOptions } from './start-cluster';
+import { checkServerCanReach, serverBinDir, startRestoredCluster, type StartOptions } from './start-cluster';
 
 /** Packs read at once: each is a download, a zstd -d and writes into the data directory. */
 const PARALLEL_PACKS = 3;
@@ -153,7 +153,10 @@ export async function planPgPhysicalRestore(run: EngineRun, catalog: Catalog, re
   const chain = backupChain(catalog, chosen);
   const backup = await repository.openBackup(source, { id: chosen.id });
   const details = backup.manifest.details as PgPhysicalDetails;
-  if (to.start) serverBinDir(details.serverMajor); // refuses now if the server is not installed
+  if (to.start) {
+    serverBinDir(details.serverMajor); // refuses now if the server is not installed
+    await checkServerCanReach(to.path, to.start.osUser);
+  }
   const { directory, packs } = await openPhysicalBackup(repository, source, backup);
   return {
     method: 'pg-physical',

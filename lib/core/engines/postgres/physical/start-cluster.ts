@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { appendFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { throwIfAborted } from '../../../abort';
 import { ToolFailed, UsageError } from '../../../errors';
 import { runTool } from '../../../process/tool';
@@ -50,6 +50,23 @@ export function serverBinDir(major: number): string {
     throw new ToolFailed(`--start needs the PostgreSQL ${major} server (postgres, pg_ctl) in ${dir}: install postgresql-${major}, or restore without --start`);
   }
   return dir;
+}
+
+/**
+ * Refuses, before anything is written, a data directory the server's OS user could not reach: as
+ * root, every existing directory above it must be searchable by that user (a 0700 temp folder is not).
+ */
+export async function checkServerCanReach(dataDir: string, osUser: string | undefined): Promise<void> {
+  if (process.getuid?.() !== 0) return;
+  const user = osUserIds(osUser ?? 'postgres');
+  for (let dir = dirname(dataDir); ; dir = dirname(dir)) {
+    const info = await stat(dir).catch(() => undefined);
+    if (info) {
+      const searchable = info.uid === user.uid ? info.mode & 0o100 : info.gid === user.gid ? info.mode & 0o010 : info.mode & 0o001;
+      if (!searchable) throw new UsageError(`--start: the OS user ${osUser ?? 'postgres'} cannot reach ${dataDir} (${dir} is mode ${(info.mode & 0o777).toString(8)}); restore under a directory it can enter`);
+    }
+    if (dir === dirname(dir)) return;
+  }
 }
 
 function osUserIds(name: string): { uid: number; gid: number } {
