@@ -139,6 +139,24 @@ describe('worker entry (containers/worker/main.ts)', () => {
     expect(await listed(config)).toEqual([result.id]);
   });
 
+  it('backup app --type full, then incr, as the Dockerfile’s bundle: physical backups, the incr on the full', async () => {
+    const config = configFor('physical');
+    const ids: string[] = [];
+    for (const type of ['full', 'incr']) {
+      const run = await runWorker(bundleEntry, ['backup', 'app', '--type', type], onAws(config));
+      expect(run.code).toBe(0);
+      expect(run.stdout + run.stderr).not.toContain(PASSWORD);
+      const lines = logLines(run.stdout);
+      expect(lines[lines.length - 1]).toMatchObject({ level: 'info', msg: 'backup committed', result: { type } });
+      ids.push((lines[lines.length - 1].result as { id: string }).id);
+    }
+    const backups = (await runList(TidemarkConfigSchema.parse(config), 'app')).backups;
+    expect(backups.map((b) => [b.id, b.type, b.parent])).toEqual([
+      [ids[0], 'full', undefined],
+      [ids[1], 'incr', ids[0]],
+    ]);
+  });
+
   it('reads the config file TIDEMARK_CONFIG names when TIDEMARK_CONFIG_JSON is not set (local runs)', async () => {
     const file = writeConfig(tmp.path, 'local.yaml', configFor('local'));
     const run = await runWorker(TS_ENTRY, ['backup', 'app', '--type', 'logical'], { TIDEMARK_CONFIG: file.path, TIDEMARK_SECRET_APP: PASSWORD });
