@@ -195,6 +195,8 @@ describe('PostgreSQL physical backups: full, diff, incr, and restore into a data
     expect(cli.code).not.toBe(0);
     expect(cli.stderr.trim().split('\n')).toHaveLength(1);
     expect(cli.stderr).toContain('is not empty');
+    const portless = await runCli(['--config', path, 'restore', 'app', '--to', freshDir(), '--start']);
+    expect([portless.code, portless.stderr.trim()]).toEqual([2, 'tidemark: --start needs --port N (1-65535)']);
 
     const repo = join(tmp.path, 'bad-input-repo', 'app', 'backups');
     const before = readdirSync(repo).sort();
