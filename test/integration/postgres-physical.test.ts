@@ -148,7 +148,11 @@ describe('PostgreSQL physical backups: full, diff, incr, and restore into a data
 
   it('after a contiguous 1% update of pgbench_accounts, an incr stores at most 10% of the full’s bytes', async () => {
     const { config } = configFor('incr-size');
-    const full = await runBackup(config, 'app', { type: 'full', progress });
+    // Nothing to build on yet: the incr asked for becomes a full, and says so.
+    const notes: string[] = [];
+    const full = await runBackup(config, 'app', { type: 'incr', progress: { ...progress, note: (m: string) => void notes.push(m) } });
+    expect(full.type).toBe('full');
+    expect(notes).toContainEqual(expect.stringMatching(/^no physical backup of source 'app' to build on: taking a full backup instead$/));
     // scale 5: 500,000 accounts; 1% is 5,000 consecutive aids
     await source.sql('UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid BETWEEN 300001 AND 305000', 'app');
     const incr = await runBackup(config, 'app', { type: 'incr', progress });
