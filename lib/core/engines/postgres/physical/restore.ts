@@ -16,6 +16,14 @@ import type { PgPhysicalDetails } from './details';
 import { readObjectBytes } from './read-bytes';
 import { checkServerCanReach, serverBinDir, startRestoredCluster, type StartOptions } from './start-cluster';
 
+/**
+ * Restore of a physical backup into a data directory, in three steps that point-in-time recovery
+ * reuses: planPgPhysicalRestore (every refusal; a PITR planner can pick the backup itself and call
+ * backupChain + openPhysicalBackup), assembleDataDirectory (the chain's blocks into the directory,
+ * backup_label and the backup's own WAL included), and startRestoredCluster (start-cluster.ts:
+ * recovery settings and recovery.signal, the OS user, waiting for connections).
+ */
+
 /** Packs read at once: each is a download, a zstd -d and writes into the data directory. */
 const PARALLEL_PACKS = 3;
 /** Work lists waiting in memory before they go to their spill files. */
