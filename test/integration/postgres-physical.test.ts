@@ -9,7 +9,7 @@ import type { TidemarkConfig } from '../../lib/core/config/schema';
 import { fingerprintDatabaseAt } from '../../lib/core/engines/postgres/fingerprint';
 import type { PgPhysicalDetails } from '../../lib/core/engines/postgres/physical/details';
 import { pgBin } from '../../lib/core/engines/postgres/tools';
-import { BackupNotFound, EncryptionKeyError, TargetNotEmpty, UsageError } from '../../lib/core/errors';
+import { BackupNotFound, EncryptionKeyError, IntegrityError, TargetNotEmpty, UsageError } from '../../lib/core/errors';
 import { runTool } from '../../lib/core/process/tool';
 import { silentProgress as progress } from '../../lib/core/progress';
 import { Repository } from '../../lib/core/repository/repository';
@@ -216,5 +216,18 @@ describe('PostgreSQL physical backups: full, diff, incr, and restore into a data
     expect(existsSync(target)).toBe(false);
 
     await expect(runRestore(config, 'app', { to: freshDir(), backup: '20990101T000000.000Z-000000', progress })).rejects.toThrow(BackupNotFound);
+
+    // A damaged pack: the restore fails on it and leaves no half-written directory behind.
+    const pack = join(repo, full.id, 'pack-00001');
+    const fd = openSync(pack, 'r+');
+    const byte = Buffer.alloc(1);
+    readSync(fd, byte, 0, 1, 100_000);
+    byte[0] ^= 0x40;
+    writeSync(fd, byte, 0, 1, 100_000);
+    closeSync(fd);
+    const damaged = freshDir();
+    await expect(runRestore(config, 'app', { to: damaged, backup: full.id, progress })).rejects.toThrow(IntegrityError);
+    expect(existsSync(damaged)).toBe(false);
+    expect((await runVerify(config, 'app', { backup: full.id, progress })).ok).toBe(false);
   });
 });
