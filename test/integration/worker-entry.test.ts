@@ -201,6 +201,25 @@ describe('worker entry (containers/worker/main.ts)', () => {
     expect(lines[0].msg).toMatch(message);
   });
 
+  it('SIGTERM during a physical backup exits 143, kills pg_basebackup and commits nothing', async () => {
+    const config = configFor('sigterm-physical');
+    const backups = join(tmp.path, 'sigterm-physical-repo/app/backups');
+    const child = spawnWorker(bundleEntry, ['backup', 'app', '--type', 'full'], onAws(config));
+    const run = finished(child);
+    expect(await waitForUploadInFlight(backups)).toBe(true);
+    child.kill('SIGTERM');
+
+    const { code, stdout } = await run;
+    expect(code).toBe(143);
+    const lines = logLines(stdout);
+    expect(lines[lines.length - 1]).toMatchObject({ level: 'error', msg: 'stopped by SIGTERM: nothing was committed', type: 'full' });
+    expect((await runList(TidemarkConfigSchema.parse(config), 'app')).backups).toEqual([]);
+    // pg_basebackup was killed: its walsender leaves the server.
+    const sending = () => pg.sql("select count(*) from pg_stat_activity where backend_type = 'walsender'");
+    for (let i = 0; i < 50 && (await sending()) !== '0'; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await sending()).toBe('0');
+  });
+
   it('SIGTERM while the dump streams exits 143, kills pg_dump and commits nothing', async () => {
     const config = configFor('sigterm', pg.url('bulk'));
     const backups = join(tmp.path, 'sigterm-repo/app/backups');
