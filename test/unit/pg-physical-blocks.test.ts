@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { parseBackupLabel, parseManifestWalRange } from '../../lib/core/engines/postgres/physical/backup-label';
-import { BlockIndexReader, BlockIndexWriter, CHUNK_BYTES, type IndexedFile } from '../../lib/core/engines/postgres/physical/block-index';
+import { BlockIndexReader, BlockIndexWriter, CHUNK_BYTES, ZERO_PACK, type IndexedFile } from '../../lib/core/engines/postgres/physical/block-index';
 import { chooseParent } from '../../lib/core/engines/postgres/physical/backup';
 import { pageChecksum, parseLsn, relationSegment, verifyPage } from '../../lib/core/engines/postgres/physical/page-checksum';
 import { walSegmentStart, zeroStaleWalPages, WAL_PAGE_SIZE } from '../../lib/core/engines/postgres/physical/wal-pages';
@@ -53,6 +53,18 @@ describe('the block index', () => {
       }),
       { numRuns: 50 },
     );
+  });
+
+  it('records all-zero blocks as stored nowhere', async () => {
+    const stored = new Map<string, Buffer>();
+    const writer = new BlockIndexWriter(65536, async (name, bytes) => void stored.set(name, bytes));
+    const real = { pack: { backup: 'b', name: 'pack-00001' }, offset: 0, length: 65536, sha256: sha('x') };
+    await writer.addFile({ path: 'pg_wal/000000010000000000000001', mode: 0o600, size: 131072, mtime: 0, blocks: [real, { ...real, pack: ZERO_PACK }] });
+    const directory = await writer.finish();
+    expect(directory.packs).toEqual([real.pack]); // the zeros need no pack
+    const file = await new BlockIndexReader(directory, async (name) => stored.get(name)!, 'test').lookup('pg_wal/000000010000000000000001');
+    expect(file!.blocks.map((b) => b.pack)).toEqual([real.pack, ZERO_PACK]);
+    expect(file!.blocks[1].pack).toBe(ZERO_PACK);
   });
 
   it('splits into chunks of about CHUNK_BYTES, never splitting a file record', async () => {

@@ -14,7 +14,15 @@ import { connectPg, PgToolSession, type PgEndpoint } from '../connection';
 import { postgresSource, sourceEndpoint } from '../source';
 import { pgBin, toolMajor } from '../tools';
 import { parseBackupLabel, parseManifestWalRange } from './backup-label';
-import { BlockIndexReader, BlockIndexWriter, INDEX_DIRECTORY_NAME, parseIndexDirectory, type BlockLocation, type IndexedFile } from './block-index';
+import {
+  BlockIndexReader,
+  BlockIndexWriter,
+  INDEX_DIRECTORY_NAME,
+  parseIndexDirectory,
+  ZERO_PACK,
+  type BlockLocation,
+  type IndexedFile,
+} from './block-index';
 import { MAX_RECORDED_CHECKSUM_FAILURES, type ChecksumFailure, type PgPhysicalDetails } from './details';
 import { PackWriter } from './pack-writer';
 import { PAGE_SIZE, PAGES_PER_SEGMENT, parseLsn, relationSegment, verifyPage } from './page-checksum';
@@ -27,6 +35,9 @@ import { walSegmentStart, zeroStaleWalPages } from './wal-pages';
  */
 export const BLOCK_SIZE = 64 * 1024;
 const MANIFEST_TAIL_BYTES = 64 * 1024;
+const ZEROS = Buffer.alloc(BLOCK_SIZE);
+const sha256Of = (b: Buffer): Buffer => createHash('sha256').update(b).digest();
+const ZEROS_SHA256 = sha256Of(ZEROS);
 
 /** The cluster as the replication connection describes it, before anything is written. */
 interface ClusterIdentity {
@@ -110,6 +121,7 @@ function memberPath(name: string): string {
 class BackupScan {
   storedBlocks = 0;
   reusedBlocks = 0;
+  zeroBlocks = 0;
   files = 0;
   checksumFailures: ChecksumFailure[] = [];
   checksumFailureCount = 0;
@@ -228,6 +240,7 @@ export async function backupPostgresPhysical(run: EngineRun, requested: BackupTy
       files: scan.files,
       storedBlocks: scan.storedBlocks,
       reusedBlocks: scan.reusedBlocks,
+      zeroBlocks: scan.zeroBlocks,
       requestedType: requested as 'full' | 'diff' | 'incr',
       checksumFailureCount: scan.checksumFailureCount,
       checksumFailures: scan.checksumFailures,
@@ -297,7 +310,13 @@ async function storeFile(entry: Readable, path: string, header: tar.Header, ctx:
     }
     if (keep === 'all') scan.backupLabel += block.toString('utf8');
     if (keep === 'tail') scan.manifestTail = (scan.manifestTail + block.toString('utf8')).slice(-MANIFEST_TAIL_BYTES);
-    const sha256 = createHash('sha256').update(block).digest();
+    if (ZEROS.subarray(0, block.length).equals(block)) {
+      blocks.push({ pack: ZERO_PACK, offset: 0, length: block.length, sha256: block.length === BLOCK_SIZE ? ZEROS_SHA256 : sha256Of(block) });
+      scan.zeroBlocks++;
+      fileOffset += block.length;
+      return;
+    }
+    const sha256 = sha256Of(block);
     const before = parent?.blocks[blocks.length];
     if (before && before.length === block.length && before.sha256.equals(sha256)) {
       blocks.push(before);

@@ -12,6 +12,9 @@ import { IntegrityError } from '../../../errors';
  * reader holds the directory and a few chunks (an LRU), never the whole index, whatever the size of
  * the cluster; consecutive lookups in tar order hit the same chunk.
  *
+ * A block of zeros (new pages, blanked WAL pages, preallocated space) is stored nowhere: its
+ * record names the pseudo-pack ZERO_PACK, and a restore leaves the hole the file's size made.
+ *
  * Record layout (little-endian):
  *   file:  u16 path length, path (UTF-8), u32 mode, f64 size, f64 mtime (s), u32 block count
  *   block: u32 pack (index into the directory's packs), u48 offset in the pack's plaintext,
@@ -57,6 +60,10 @@ export interface IndexDirectory {
   readonly directories: readonly (readonly [string, number])[];
 }
 
+/** Where an all-zero block "lives": nowhere (pack number 0xFFFFFFFF in a record). */
+export const ZERO_PACK: PackRef = Object.freeze({ backup: '', name: 'zeros' });
+const ZERO_PACK_ID = 0xffffffff;
+
 export const chunkName = (n: number): string => `index-${String(n + 1).padStart(5, '0')}`;
 export const INDEX_DIRECTORY_NAME = 'index.json';
 
@@ -80,6 +87,7 @@ export class BlockIndexWriter {
   }
 
   private packId(ref: PackRef): number {
+    if (ref === ZERO_PACK) return ZERO_PACK_ID;
     const key = `${ref.backup}/${ref.name}`;
     let id = this.packIds.get(key);
     if (id === undefined) {
@@ -150,7 +158,8 @@ export function decodeFile(chunk: Buffer, offset: number, packs: readonly PackRe
     at += 24;
     const blocks: BlockLocation[] = new Array(count);
     for (let i = 0; i < count; i++) {
-      const pack = packs[chunk.readUInt32LE(at)];
+      const id = chunk.readUInt32LE(at);
+      const pack = id === ZERO_PACK_ID ? ZERO_PACK : packs[id];
       if (!pack) throw new Error('pack reference out of range');
       blocks[i] = {
         pack,

@@ -32,6 +32,8 @@ export const PgPhysicalDetailsSchema = z.object({
   /** Blocks written into this backup's packs / taken over from its parent. */
   storedBlocks: z.number().int().nonnegative(),
   reusedBlocks: z.number().int().nonnegative(),
+  /** All-zero blocks, stored nowhere (block-index.ts ZERO_PACK). */
+  zeroBlocks: z.number().int().nonnegative(),
   /** diff or incr was asked for but there was nothing to build on, so this is a full backup. */
   requestedType: z.enum(['full', 'diff', 'incr']),
   checksumFailureCount: z.number().int().nonnegative(),

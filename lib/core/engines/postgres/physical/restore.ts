@@ -11,7 +11,7 @@ import type { BackupManifest } from '../../../repository/manifest';
 import type { OpenedBackup, Repository } from '../../../repository/repository';
 import type { EngineRun, RestorePlan, RestoreRequest, RestoredTarget, RestoreTarget } from '../../engine';
 import { selectBackup } from '../../select-backup';
-import { BlockIndexReader, parseIndexDirectory, type IndexDirectory, type PackRef } from './block-index';
+import { BlockIndexReader, parseIndexDirectory, ZERO_PACK, type IndexDirectory, type PackRef } from './block-index';
 import type { PgPhysicalDetails } from './details';
 import { readObjectBytes } from './read-bytes';
 import { checkServerCanReach, serverBinDir, startRestoredCluster, type StartOptions } from './start-cluster';
@@ -253,6 +253,10 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
     const fileNo = paths.push(path) - 1;
     let fileOffset = 0;
     for (const b of file.blocks) {
+      if (b.pack === ZERO_PACK) {
+        fileOffset += b.length; // the truncate above made the hole: zeros
+        continue;
+      }
       const item = Buffer.allocUnsafe(WORK_BYTES);
       item.writeUInt32LE(fileNo, 0);
       item.writeDoubleLE(fileOffset, 4);
