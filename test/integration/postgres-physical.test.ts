@@ -35,6 +35,7 @@ async function stopDataDir(dir: string): Promise<void> {
 describe('PostgreSQL physical backups: full, diff, incr, and restore into a data directory', () => {
   const source = usePostgres({ dataChecksums: true });
   const other = usePostgres({ dataChecksums: true });
+  const secured = usePostgres({ auth: { method: 'scram-sha-256', user: 'backup', password: 'phys-Pässword:with\\odd\'chars' } });
   const s3 = useS3();
   const tmp = useTempDir();
   const started: string[] = [];
@@ -184,6 +185,22 @@ describe('PostgreSQL physical backups: full, diff, incr, and restore into a data
     const verified = await runVerify(config, 'app', { progress });
     expect(verified.ok).toBe(true); // the backup is intact; the source was damaged
     expect(verified.backups[0].warnings.join()).toContain(`${relation} at byte 8192`);
+  });
+
+  it('backs up a server that wants a password: pg_basebackup gets it from the passfile, nothing shows it', async () => {
+    process.env.TIDEMARK_PHYSICAL_PASSWORD = "phys-Pässword:with\\odd'chars";
+    const { path } = writeConfig(tmp.path, 'secured.yaml', {
+      repository: `file://${tmp.path}/secured-repo`,
+      encryption: { key: 'env:TIDEMARK_TEST_KEY' },
+      sources: { app: { engine: 'postgres', url: secured.url('postgres', 'backup'), password: 'env:TIDEMARK_PHYSICAL_PASSWORD' } },
+    });
+    const run = await runCli(['--config', path, '--json', 'backup', 'app', '--type', 'full']);
+    expect([run.code, run.stderr.includes('Pässword')]).toEqual([0, false]);
+    expect(JSON.parse(run.stdout)).toMatchObject({ type: 'full' });
+    const wrong = await runCli(['--config', path, 'backup', 'app', '--type', 'full'], { TIDEMARK_PHYSICAL_PASSWORD: 'not-it' });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr.trim().split('\n')).toHaveLength(1);
+    expect(wrong.stderr).toMatch(/password authentication failed for user "backup"/);
   });
 
   it('refuses bad input with one line and writes nothing: a non-empty directory, an incr of another cluster, a wrong key', async () => {
