@@ -39,7 +39,8 @@ export class PackWriter {
   private open(): OpenPack {
     const ref = { backup: this.writer.id, name: packName(this.count++) };
     const input = new PassThrough({ highWaterMark: 4 << 20 });
-    const stored = this.writer.writeObject(ref.name, input, { compression: this.compression, signal: this.signal });
+    // Every block has its SHA-256 in the index: a second hash over the whole pack would add nothing.
+    const stored = this.writer.writeObject(ref.name, input, { compression: this.compression, plainSha256: false, signal: this.signal });
     stored.catch(() => undefined); // awaited in close()/finish(); a failure also surfaces through write()
     return { ref, input, stored, bytes: 0 };
   }

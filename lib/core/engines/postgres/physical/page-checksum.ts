@@ -21,28 +21,27 @@ const BASE_OFFSETS = Uint32Array.from([
 // Uint32Array view needs 4-byte alignment (and the checksum field must read as zero).
 const scratch = new Uint32Array(PAGE_SIZE / 4);
 const scratchBytes = new Uint8Array(scratch.buffer);
-const sums = new Uint32Array(N_SUMS);
 
 /** pg_checksum_page(page, blkno) for one 8 KiB page; `page` is not modified. */
 export function pageChecksum(page: Uint8Array, blockNumber: number): number {
   scratchBytes.set(page.subarray(0, PAGE_SIZE));
   scratchBytes[8] = 0; // pd_checksum, after the 8-byte pd_lsn
   scratchBytes[9] = 0;
-  sums.set(BASE_OFFSETS);
-  for (let i = 0; i < PAGE_SIZE / 4; i += N_SUMS) {
-    for (let j = 0; j < N_SUMS; j++) {
-      const tmp = (sums[j] ^ scratch[i + j]) >>> 0;
-      sums[j] = (Math.imul(tmp, FNV_PRIME) ^ (tmp >>> 17)) >>> 0;
-    }
-  }
-  for (let round = 0; round < 2; round++) {
-    for (let j = 0; j < N_SUMS; j++) {
-      const tmp = sums[j];
-      sums[j] = (Math.imul(tmp, FNV_PRIME) ^ (tmp >>> 17)) >>> 0;
-    }
-  }
+  // The 32 sums are independent: one column at a time keeps its sum in a register (the C code's
+  // row order, vectorised, gives the same result).
   let result = 0;
-  for (let j = 0; j < N_SUMS; j++) result = (result ^ sums[j]) >>> 0;
+  for (let j = 0; j < N_SUMS; j++) {
+    let sum = BASE_OFFSETS[j];
+    for (let i = j; i < PAGE_SIZE / 4; i += N_SUMS) {
+      const tmp = sum ^ scratch[i];
+      sum = Math.imul(tmp, FNV_PRIME) ^ (tmp >>> 17);
+    }
+    for (let round = 0; round < 2; round++) {
+      const tmp = sum;
+      sum = Math.imul(tmp, FNV_PRIME) ^ (tmp >>> 17);
+    }
+    result ^= sum;
+  }
   result = (result ^ blockNumber) >>> 0;
   return (result % 65535) + 1;
 }
