@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, readFile, appendFile, rm, stat, chmod, type FileHandle } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import pLimit from 'p-limit';
 import { throwIfAborted } from '../../../abort';
 import { BackupNotFound, IntegrityError, TargetNotEmpty, UsageError } from '../../../errors';
@@ -216,13 +216,23 @@ export async function assembleDataDirectory(plan: PgPhysicalRestorePlan, options
   }
 }
 
+/** A path from the index inside the data directory; anything that would leave it is damage. */
+function inside(dataDir: string, path: string, backup: string): string {
+  if (path === '' || isAbsolute(path) || path.split('/').some((part) => part === '..' || part === '')) {
+    throw new IntegrityError(`backup ${backup}: the block index names a path outside the data directory: ${JSON.stringify(path)}`);
+  }
+  return join(dataDir, path);
+}
+
 async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { progress: Progress; signal: AbortSignal }): Promise<void> {
   const { dataDir, directory, backup } = plan;
+  const id = backup.manifest.id;
   const work = join(dataDir, WORK_DIR);
   await mkdir(work);
   for (const [path, mode] of directory.directories) {
-    await mkdir(join(dataDir, path), { recursive: true });
-    await chmod(join(dataDir, path), mode & 0o7777);
+    const dir = inside(dataDir, path, id);
+    await mkdir(dir, { recursive: true });
+    await chmod(dir, mode & 0o7777);
   }
 
   // Pass 1: the index, a chunk at a time → empty files of the right size + a work list per pack.
@@ -240,7 +250,7 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
   const made = new Set<string>();
   for await (const file of reader.files()) {
     throwIfAborted(signal);
-    const path = join(dataDir, file.path);
+    const path = inside(dataDir, file.path, id);
     const parent = dirname(path);
     if (!made.has(parent)) {
       await mkdir(parent, { recursive: true });
