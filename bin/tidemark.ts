@@ -88,7 +88,9 @@ export function buildProgram(): Command {
       for (const p of result.problems) process.stderr.write(`warning: backup ${p.id}: ${p.reason}\n`);
       print(cmd, result, () => {
         if (result.backups.length === 0) return `no backups of ${source}`;
-        const rows = result.backups.map((b) => `${b.id}  ${b.type.padEnd(7)}  ${b.restorePoint}  ${formatBytes(b.storedBytes).padStart(10)}`);
+        for (const b of result.backups) for (const w of b.warnings ?? []) process.stderr.write(`warning: backup ${b.id}: ${w}\n`);
+        const chain = (b: (typeof result.backups)[number]) => (b.parent ? `  on ${b.parent} (depth ${b.chain?.depth ?? 1})` : '');
+        const rows = result.backups.map((b) => `${b.id}  ${b.type.padEnd(7)}  ${b.restorePoint}  ${formatBytes(b.storedBytes).padStart(10)}${chain(b)}`);
         const window = result.window ? `restorable: ${result.window.from} … ${result.window.to}` : '';
         return [`ID                           TYPE     RESTORE POINT              STORED`, ...rows, window].join('\n');
       });
@@ -96,8 +98,8 @@ export function buildProgram(): Command {
 
   program
     .command('restore <source>')
-    .description('restore into a database (created when missing) or, for --table, one table; the latest point unless a target is given')
-    .requiredOption('--to <target>', 'connection URL of the target database (postgres://user@host:port/db), without the password')
+    .description('restore into a database (created when missing), one table (--table), or an empty data directory (physical backups); the latest point unless a target is given')
+    .requiredOption('--to <target>', 'connection URL of the target database (postgres://user@host:port/db), without the password; or an empty directory for a physical backup')
     .option('--to-password <ref>', "the target's password: env:NAME, file:/path or secret:<ARN>")
     .option('--latest', 'the newest restorable point (the default)')
     .option('--backup <id>', 'exactly this backup (see: tidemark list)')
@@ -109,12 +111,21 @@ export function buildProgram(): Command {
     .option('--before-drop <schema.table>', 'just before the DROP or TRUNCATE of this table')
     .option('--table <schema.table>', 'restore only this table')
     .option('--force', 'restore even if the target holds data, replacing what the backup contains')
-    .action(async (source: string, opts: RecoveryTargetOptions & { to: string; toPassword?: string; table?: string; force?: boolean }, cmd: Command) => {
+    .option('--start', 'start PostgreSQL on the restored data directory and wait until it accepts connections')
+    .option('--port <n>', 'port for --start', (v: string) => Number(v))
+    .option('--os-user <name>', 'with --start as root: the OS user that owns the data directory and runs the server (default postgres)')
+    .action(
+      async (
+        source: string,
+        opts: RecoveryTargetOptions & { to: string; toPassword?: string; table?: string; force?: boolean; start?: boolean; port?: number; osUser?: string },
+        cmd: Command,
+      ) => {
       const cfg = await config(cmd);
       const { runRestore } = await import('../lib/core/commands/restore');
       const result = await runRestore(cfg, source, { ...opts, progress: await progressFor(), signal: interrupt.signal });
       print(cmd, result, () => `restored ${result.backup}${result.table ? ` (table ${result.table})` : ''} into ${result.target} in ${result.seconds.toFixed(1)} s`);
-    });
+      },
+    );
 
   program
     .command('verify <source>')
@@ -124,6 +135,7 @@ export function buildProgram(): Command {
       const cfg = await config(cmd);
       const { runVerify } = await import('../lib/core/commands/verify');
       const result = await runVerify(cfg, source, { backup: opts.backup, progress: await progressFor(), signal: interrupt.signal });
+      for (const b of result.backups) for (const w of b.warnings) process.stderr.write(`warning: backup ${b.id}: ${w}\n`);
       print(cmd, result, () =>
         result.backups.map((b) => (b.ok ? `ok      ${b.id}  ${b.objects} objects, ${formatBytes(b.storedBytes)}` : `FAILED  ${b.id}  ${b.problems.join('; ')}`)).join('\n'),
       );

@@ -35,6 +35,8 @@ export interface ThrowawayPostgresOptions {
    * @default 'trust' - anyone connects as anyone, without a password
    */
   auth?: 'trust' | ScramLogin;
+  /** initdb --data-checksums (physical backups validate page checksums when a cluster has them). @default false */
+  dataChecksums?: boolean;
 }
 
 export interface ThrowawayPostgres extends AsyncDisposable {
@@ -194,8 +196,8 @@ class Cluster implements ThrowawayPostgres {
   }
 }
 
-async function initdb(initdbPath: string, dir: string, user: OsUser | undefined, fast: boolean): Promise<void> {
-  const base = [initdbPath, '-D', join(dir, 'pgdata'), '-U', 'postgres', '--auth=trust', '-E', 'UTF8'];
+async function initdb(initdbPath: string, dir: string, user: OsUser | undefined, fast: boolean, checksums: boolean): Promise<void> {
+  const base = [initdbPath, '-D', join(dir, 'pgdata'), '-U', 'postgres', '--auth=trust', '-E', 'UTF8', ...(checksums ? ['--data-checksums'] : [])];
   const args = (locale: string) => [...base.slice(1), `--locale=${locale}`, ...(fast ? ['--no-sync'] : [])];
   try {
     await run(initdbPath, args('C.UTF-8'), dir, user);
@@ -215,7 +217,7 @@ export async function startThrowawayPostgres(options: ThrowawayPostgresOptions =
   const dir = await mkdtemp(join(tmpdir(), 'tidemark-pg-'));
   try {
     if (user) await chown(dir, user.uid, user.gid);
-    await initdb(join(binDir, 'initdb'), dir, user, fast);
+    await initdb(join(binDir, 'initdb'), dir, user, fast, options.dataChecksums ?? false);
     const cluster = new Cluster(dir, binDir, await freePort(), user);
     const settings: PostgresSettings = {
       port: cluster.port,

@@ -139,6 +139,24 @@ describe('worker entry (containers/worker/main.ts)', () => {
     expect(await listed(config)).toEqual([result.id]);
   });
 
+  it('backup app --type full, then incr, as the Dockerfile’s bundle: physical backups, the incr on the full', async () => {
+    const config = configFor('physical');
+    const ids: string[] = [];
+    for (const type of ['full', 'incr']) {
+      const run = await runWorker(bundleEntry, ['backup', 'app', '--type', type], onAws(config));
+      expect(run.code).toBe(0);
+      expect(run.stdout + run.stderr).not.toContain(PASSWORD);
+      const lines = logLines(run.stdout);
+      expect(lines[lines.length - 1]).toMatchObject({ level: 'info', msg: 'backup committed', result: { type } });
+      ids.push((lines[lines.length - 1].result as { id: string }).id);
+    }
+    const backups = (await runList(TidemarkConfigSchema.parse(config), 'app')).backups;
+    expect(backups.map((b) => [b.id, b.type, b.parent])).toEqual([
+      [ids[0], 'full', undefined],
+      [ids[1], 'incr', ids[0]],
+    ]);
+  });
+
   it('reads the config file TIDEMARK_CONFIG names when TIDEMARK_CONFIG_JSON is not set (local runs)', async () => {
     const file = writeConfig(tmp.path, 'local.yaml', configFor('local'));
     const run = await runWorker(TS_ENTRY, ['backup', 'app', '--type', 'logical'], { TIDEMARK_CONFIG: file.path, TIDEMARK_SECRET_APP: PASSWORD });
@@ -181,6 +199,25 @@ describe('worker entry (containers/worker/main.ts)', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0].level).toBe('error');
     expect(lines[0].msg).toMatch(message);
+  });
+
+  it('SIGTERM during a physical backup exits 143, kills pg_basebackup and commits nothing', async () => {
+    const config = configFor('sigterm-physical');
+    const backups = join(tmp.path, 'sigterm-physical-repo/app/backups');
+    const child = spawnWorker(bundleEntry, ['backup', 'app', '--type', 'full'], onAws(config));
+    const run = finished(child);
+    expect(await waitForUploadInFlight(backups)).toBe(true);
+    child.kill('SIGTERM');
+
+    const { code, stdout } = await run;
+    expect(code).toBe(143);
+    const lines = logLines(stdout);
+    expect(lines[lines.length - 1]).toMatchObject({ level: 'error', msg: 'stopped by SIGTERM: nothing was committed', type: 'full' });
+    expect((await runList(TidemarkConfigSchema.parse(config), 'app')).backups).toEqual([]);
+    // pg_basebackup was killed: its walsender leaves the server.
+    const sending = () => pg.sql("select count(*) from pg_stat_activity where backend_type = 'walsender'");
+    for (let i = 0; i < 50 && (await sending()) !== '0'; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await sending()).toBe('0');
   });
 
   it('SIGTERM while the dump streams exits 143, kills pg_dump and commits nothing', async () => {

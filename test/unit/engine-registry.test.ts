@@ -24,7 +24,7 @@ const src = config.sources;
 
 describe('the engine registry', () => {
   it('knows which methods take which sources, and every registered type is a declared type', () => {
-    expect(methodsFor(src.app).map((m) => m.id)).toEqual(['pg-logical']);
+    expect(methodsFor(src.app).map((m) => m.id)).toEqual(['pg-logical', 'pg-physical']);
     expect(methodsFor(src.orders).map((m) => m.id)).toEqual(['rds-snapshot', 'pg-logical']);
     expect(methodsFor(src.shop).map((m) => m.id)).toEqual(['rds-snapshot', 'mysql-logical']);
     expect(methodsFor(src.legacy).map((m) => m.id)).toEqual(['mysql-logical']);
@@ -34,14 +34,16 @@ describe('the engine registry', () => {
 
   it('fails with what is available when no method takes the type or the target', () => {
     expect(backupMethod('app', src.app, 'logical').id).toBe('pg-logical');
-    expect(() => backupMethod('app', src.app, 'full')).toThrow(new UsageError("full backups of source 'app' (postgres) are not available (available: logical (pg_dump))"));
+    expect(backupMethod('app', src.app, 'full').id).toBe('pg-physical');
+    expect(backupMethod('app', src.app, 'incr').id).toBe('pg-physical');
+    // RDS gives no replication role: no pg_basebackup there.
+    expect(() => backupMethod('orders', src.orders, 'incr')).toThrow(/^incr backups of source 'orders' \(postgres on RDS\) are not available \(available: .*logical \(pg_dump\)\)$/);
     expect(backupMethod('legacy', src.legacy, 'logical').id).toBe('mysql-logical');
     expect(() => backupMethod('legacy', src.legacy, 'full')).toThrow(new UsageError("full backups of source 'legacy' (mysql) are not available (available: logical (mysqldump))"));
     expect(restoreMethod('shop', src.shop, 'database').id).toBe('mysql-logical');
     expect(restoreMethod('orders', src.orders, 'database').id).toBe('pg-logical');
-    expect(() => restoreMethod('app', src.app, 'data-dir')).toThrow(
-      "source 'app' (postgres) cannot be restored into a data directory by this version (its logical (pg_dump) backups restore into database)",
-    );
+    expect(restoreMethod('app', src.app, 'data-dir').id).toBe('pg-physical');
+    expect(() => restoreMethod('orders', src.orders, 'data-dir')).toThrow(/^source 'orders' \(postgres on RDS\) cannot be restored into a data directory by this version/);
   });
 
   it('gives each source the default schedule of its first method', () => {

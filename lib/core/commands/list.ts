@@ -1,7 +1,9 @@
 import { sourceConfig } from '../config/load';
 import type { TidemarkConfig } from '../config/schema';
 import type { BackupType } from '../engines/backup-types';
+import { registrationOf } from '../engines/registry';
 import { restorableWindow } from '../engines/window';
+import type { BackupManifest } from '../repository/manifest';
 import type { CatalogProblem, RestorableWindow } from '../repository/catalog';
 import { Repository } from '../repository/repository';
 
@@ -13,10 +15,14 @@ export interface ListedBackup {
   readonly startedAt: string;
   readonly finishedAt: string;
   readonly parent?: string;
+  /** Where a diff or incr stands: the full it builds on and how many steps away. */
+  readonly chain?: { readonly base: string; readonly depth: number };
   /** Bytes the engine produced; `storedBytes` after compression and encryption. */
   readonly bytes: number;
   readonly storedBytes: number;
   readonly restorePoint: string;
+  /** What to know about the backup (pages damaged on the source at backup time). */
+  readonly warnings?: readonly string[];
 }
 
 /** `tidemark list --json` (DESIGN.md §5); `incomplete` and `problems` are additions. */
@@ -25,6 +31,11 @@ export interface ListResult {
   readonly window: RestorableWindow | null;
   readonly incomplete: readonly string[];
   readonly problems: readonly CatalogProblem[];
+}
+
+function warningsOf(m: BackupManifest): { warnings?: readonly string[] } {
+  const warnings = registrationOf(m.details.kind).warnings?.(m.details) ?? [];
+  return warnings.length > 0 ? { warnings } : {};
 }
 
 export async function runList(config: TidemarkConfig, source: string): Promise<ListResult> {
@@ -39,9 +50,11 @@ export async function runList(config: TidemarkConfig, source: string): Promise<L
       startedAt: m.startedAt,
       finishedAt: m.finishedAt,
       ...(m.parent ? { parent: m.parent } : {}),
+      ...(m.chain ? { chain: m.chain } : {}),
       bytes: m.plainBytes,
       storedBytes: m.storedBytes,
       restorePoint: m.restorePoint.time,
+      ...warningsOf(m),
     })),
     window: restorableWindow(catalog.backups),
     incomplete: catalog.incomplete,

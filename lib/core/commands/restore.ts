@@ -16,6 +16,10 @@ export interface RestoreCommandOptions extends RecoveryTargetOptions {
   readonly toPassword?: string;
   readonly table?: string;
   readonly force?: boolean;
+  /** Data directories: start PostgreSQL on the result (port required) as `osUser` when root. */
+  readonly start?: boolean;
+  readonly port?: number;
+  readonly osUser?: string;
   readonly progress: Progress;
   readonly signal?: AbortSignal;
 }
@@ -30,13 +34,24 @@ export interface RestoreResult {
 }
 
 /** `--to postgres://…` or `mysql://…` is a database; anything else is a directory. */
-export function restoreTargetOf(to: string, table: string | undefined, passwordRef?: string): RestoreTarget {
+export function restoreTargetOf(
+  to: string,
+  table: string | undefined,
+  passwordRef?: string,
+  start?: { readonly start?: boolean; readonly port?: number; readonly osUser?: string },
+): RestoreTarget {
+  const starting = start?.start === true;
+  if (!starting && (start?.port !== undefined || start?.osUser !== undefined)) throw new UsageError('--port and --os-user go with --start');
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(to)) {
+    if (starting) throw new UsageError('--start starts a restored data directory: --to must be a directory');
     return { kind: 'database', url: to, ...(table !== undefined ? { table } : {}), ...(passwordRef !== undefined ? { passwordRef } : {}) };
   }
   if (table !== undefined) throw new UsageError('--table restores one table into a database: --to must be a connection URL');
   if (passwordRef !== undefined) throw new UsageError('--to-password goes with a database URL in --to');
-  return { kind: 'data-dir', path: resolve(to) };
+  if (!starting) return { kind: 'data-dir', path: resolve(to) };
+  const port = start?.port;
+  if (port === undefined || !Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError('--start needs --port N (1-65535)');
+  return { kind: 'data-dir', path: resolve(to), start: { port, ...(start?.osUser ? { osUser: start.osUser } : {}) } };
 }
 
 /** Plans the restore (every refusal happens there, before anything changes), then applies it. */
@@ -44,7 +59,7 @@ export async function runRestore(config: TidemarkConfig, source: string, options
   const started = process.hrtime.bigint();
   const src = sourceConfig(config, source);
   const at = parseRecoveryTarget(options);
-  const to = restoreTargetOf(options.to, options.table, options.toPassword);
+  const to = restoreTargetOf(options.to, options.table, options.toPassword, options);
   const registration = restoreMethod(source, src, to.kind);
   const [repository, method] = await Promise.all([Repository.open(config), registration.load()]);
   const run = {

@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { throwIfAborted } from '../abort';
 import { sourceConfig } from '../config/load';
 import type { TidemarkConfig } from '../config/schema';
+import { registrationOf } from '../engines/registry';
 import { BackupNotFound, EncryptionKeyError, TidemarkError } from '../errors';
 import type { Progress } from '../progress';
 import { Repository } from '../repository/repository';
@@ -14,6 +15,8 @@ export interface VerifiedBackup {
   readonly storedBytes: number;
   /** One line per problem found; empty when ok. */
   readonly problems: readonly string[];
+  /** Things to know that do not make the backup unusable (pages damaged on the source at backup time). */
+  readonly warnings: readonly string[];
 }
 
 export interface VerifyResult {
@@ -42,10 +45,11 @@ export async function runVerify(
   }
   const results: VerifiedBackup[] = catalog.problems
     .filter((p) => !options.backup || p.id === options.backup)
-    .map((p) => ({ id: p.id, ok: false, objects: 0, storedBytes: 0, problems: [p.reason] }));
+    .map((p) => ({ id: p.id, ok: false, objects: 0, storedBytes: 0, problems: [p.reason], warnings: [] }));
   for (const id of ids) {
     throwIfAborted(options.signal);
     const problems: string[] = [];
+    const warnings: string[] = [];
     let objects = 0;
     let storedBytes = 0;
     try {
@@ -66,12 +70,19 @@ export async function runVerify(
       } finally {
         options.progress.stop();
       }
+      // Method-specific checks: a physical backup also needs the packs of its ancestors.
+      const method = await registrationOf(backup.manifest.details.kind).load();
+      if (method.verifyBackup) {
+        const extra = await method.verifyBackup(repository, source, backup);
+        problems.push(...extra.problems);
+        warnings.push(...extra.warnings);
+      }
     } catch (e) {
       // A wrong key says nothing about the backup's health: stop rather than report it damaged.
       if (!(e instanceof TidemarkError) || options.signal?.aborted || e instanceof EncryptionKeyError || (options.backup && e instanceof BackupNotFound)) throw e;
       problems.push(e.message);
     }
-    results.push({ id, ok: problems.length === 0, objects, storedBytes, problems });
+    results.push({ id, ok: problems.length === 0, objects, storedBytes, problems, warnings });
   }
   results.sort((a, b) => a.id.localeCompare(b.id));
   return { ok: results.every((r) => r.ok), backups: results };

@@ -2,7 +2,7 @@ import type { SourceConfig } from '../config/schema';
 import type { Progress } from '../progress';
 import type { Catalog } from '../repository/catalog';
 import type { BackupManifest, RestorePoint } from '../repository/manifest';
-import type { Repository } from '../repository/repository';
+import type { OpenedBackup, Repository } from '../repository/repository';
 import type { ZstdOptions } from '../pipeline/zstd';
 import type { BackupType } from './backup-types';
 import type { RecoveryTarget } from './recovery-target';
@@ -33,7 +33,7 @@ export type RestoreTarget =
    */
   | { readonly kind: 'database'; readonly url: string; readonly table?: string; readonly passwordRef?: string }
   /** An empty directory that becomes a data directory (physical PostgreSQL). */
-  | { readonly kind: 'data-dir'; readonly path: string; readonly start?: { readonly port: number } };
+  | { readonly kind: 'data-dir'; readonly path: string; readonly start?: { readonly port: number; readonly osUser?: string } };
 
 export interface RestoreRequest {
   readonly at: RecoveryTarget;
@@ -72,6 +72,11 @@ export interface BackupMethod<Plan extends RestorePlan = RestorePlan> {
   backup(run: EngineRun, type: BackupType): Promise<BackupManifest>;
   planRestore(run: EngineRun, catalog: Catalog, request: RestoreRequest): Promise<Plan>;
   applyRestore(run: EngineRun, plan: Plan): Promise<RestoredTarget>;
+  /**
+   * Checks beyond reading the backup's own objects (verify reads those for every method): e.g.
+   * that the ancestors' packs a physical backup points into are stored. Warnings do not fail verify.
+   */
+  verifyBackup?(repository: Repository, source: string, backup: OpenedBackup): Promise<{ readonly problems: readonly string[]; readonly warnings: readonly string[] }>;
 }
 
 /**

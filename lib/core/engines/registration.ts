@@ -21,5 +21,7 @@ export interface MethodRegistration<Kind extends string = string> {
   readonly defaultSchedule: Readonly<Partial<Record<BackupType, string>>>;
   /** The manifest `details` this method writes, validated on every read. */
   readonly details: z.ZodObject<{ kind: z.ZodLiteral<Kind> } & z.ZodRawShape>;
+  /** Warnings a backup's `details` carry (damaged pages seen at backup time), for list and verify. */
+  warnings?(details: { readonly kind: string }): readonly string[];
   load(): Promise<BackupMethod>;
 }

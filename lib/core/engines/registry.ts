@@ -4,6 +4,7 @@ import { UsageError } from '../errors';
 import type { BackupType } from './backup-types';
 import type { RestoreTarget } from './engine';
 import { mysqlLogical } from './mysql/registration';
+import { pgPhysical } from './postgres/physical/registration';
 import { pgLogical } from './postgres/registration';
 import { rdsSnapshot } from './rds/registration';
 import type { MethodRegistration } from './registration';
@@ -13,15 +14,20 @@ import type { MethodRegistration } from './registration';
  * a source can do. A new method is a folder with a registration and one entry in each list below.
  * Order matters where several methods accept a source: the first one's schedule is the default.
  */
-export const REGISTRATIONS = [rdsSnapshot, pgLogical, mysqlLogical] as const;
+export const REGISTRATIONS = [rdsSnapshot, pgLogical, pgPhysical, mysqlLogical] as const;
 
 /** Every manifest's `details`, by method id (validated on read: repository/manifest.ts). */
-export const BackupDetailsSchema = z.discriminatedUnion('kind', [rdsSnapshot.details, pgLogical.details, mysqlLogical.details]);
+export const BackupDetailsSchema = z.discriminatedUnion('kind', [rdsSnapshot.details, pgLogical.details, pgPhysical.details, mysqlLogical.details]);
 export type BackupDetails = z.infer<typeof BackupDetailsSchema>;
 export type MethodId = (typeof REGISTRATIONS)[number]['id'];
 
 type Registration = MethodRegistration<MethodId>;
 const ALL: readonly Registration[] = REGISTRATIONS;
+
+/** The method that wrote a manifest (`details.kind`). */
+export function registrationOf(kind: MethodId): Registration {
+  return ALL.find((m) => m.id === kind)!;
+}
 
 export function methodsFor(config: SourceConfig): readonly Registration[] {
   return ALL.filter((m) => m.accepts(config));

@@ -15,6 +15,11 @@ export interface WriteObjectOptions {
   readonly compression: ZstdOptions | false;
   /** Called with plaintext byte counts as the producer delivers them (progress). */
   readonly onPlainBytes?: (n: number) => void;
+  /**
+   * false skips the plaintext SHA-256 (writeObject): for block packs, whose every block carries its
+   * own SHA-256 in the block index and whose zstd frame checksum covers the rest. @default true
+   */
+  readonly plainSha256?: boolean;
   readonly signal?: AbortSignal;
 }
 
@@ -64,7 +69,9 @@ async function encryptAndStore(
  * node produces or must look at anyway (small scripts, block packs); dump tools use writeToolOutput.
  */
 export async function writeObject(store: ObjectStore, key: string, name: string, input: Readable, options: WriteObjectOptions): Promise<StoredObject> {
-  const plain = new DigestStream(options.onPlainBytes);
+  // Without compression nothing else would prove the plaintext: then it is always hashed.
+  const hashing = options.plainSha256 !== false || !options.compression;
+  const plain = new DigestStream(options.onPlainBytes, hashing);
   const stages = [plain, ...(options.compression ? [zstdCompress(options.compression)] : [])];
   const stored = await encryptAndStore(store, key, input, stages, options);
   return {
@@ -72,7 +79,7 @@ export async function writeObject(store: ObjectStore, key: string, name: string,
     key,
     compression: options.compression ? 'zstd' : 'none',
     plainBytes: plain.bytes,
-    plainSha256: plain.sha256,
+    ...(hashing ? { plainSha256: plain.sha256 } : {}),
     ...stored,
   };
 }

@@ -19,6 +19,7 @@ import {
   MANIFEST_VERSION,
   openManifest,
   sealManifest,
+  type BackupChain,
   type BackupManifest,
   type BackupType,
   type RestorePoint,
@@ -167,7 +168,7 @@ export class Repository {
   }
 
   /** Starts writing a new backup; nothing is visible until `commit`. */
-  async beginBackup(source: string, engine: Engine, type: BackupType, parent?: string): Promise<BackupWriter> {
+  async beginBackup(source: string, engine: Engine, type: BackupType, parent?: string, chain?: BackupChain): Promise<BackupWriter> {
     const startedAt = new Date();
     const id = newBackupId(startedAt);
     const context = backupContext(source, id);
@@ -178,6 +179,7 @@ export class Repository {
       engine,
       type,
       parent,
+      ...(chain ? { chain } : {}),
       startedAt: startedAt.toISOString(),
       encryption: { algorithm: SEGMENT_ALGORITHM, context, dataKey: wrapped },
       dataKey: plaintext,
@@ -186,7 +188,7 @@ export class Repository {
 }
 
 /** What is known when a backup begins: the manifest's opening fields, and the data key in plain. */
-type BackupDraft = Pick<BackupManifest, 'id' | 'source' | 'engine' | 'type' | 'parent' | 'startedAt' | 'encryption'> & {
+type BackupDraft = Pick<BackupManifest, 'id' | 'source' | 'engine' | 'type' | 'parent' | 'chain' | 'startedAt' | 'encryption'> & {
   readonly dataKey: Buffer;
 };
 

@@ -57,9 +57,14 @@ export function describeEndpoint(ep: PgEndpoint): string {
   return `${ep.user}@${ep.host}:${ep.port}/${ep.database}`;
 }
 
-/** Connects with a short timeout; connection failures become DatabaseUnreachable naming the server. */
-export async function connectPg(ep: PgEndpoint, what: string): Promise<Client> {
+/**
+ * Connects with a short timeout; connection failures become DatabaseUnreachable naming the server.
+ * `replication: 'database'` opens a walsender connection that also takes SQL (IDENTIFY_SYSTEM and
+ * selects, simple protocol only), and proves the REPLICATION privilege a base backup needs.
+ */
+export async function connectPg(ep: PgEndpoint, what: string, options: { replication?: 'database' } = {}): Promise<Client> {
   const client = new Client({
+    ...(options.replication ? { replication: options.replication } : {}),
     host: ep.host,
     port: ep.port,
     user: ep.user,

@@ -1,0 +1,11 @@
+import type { BackupMethod } from '../../engine';
+import { backupPostgresPhysical } from './backup';
+import { applyPgPhysicalRestore, planPgPhysicalRestore, type PgPhysicalRestorePlan } from './restore';
+import { verifyPhysicalBackup } from './verify';
+
+export const pgPhysicalMethod: BackupMethod<PgPhysicalRestorePlan> = {
+  backup: (run, type) => backupPostgresPhysical(run, type),
+  planRestore: planPgPhysicalRestore,
+  applyRestore: applyPgPhysicalRestore,
+  verifyBackup: verifyPhysicalBackup,
+};

@@ -1,0 +1,11 @@
+import { BackupNotFound } from '../../../errors';
+import type { OpenedBackup } from '../../../repository/repository';
+
+/** One (small) object of a backup, verified, in memory: index chunks (≤ 4 MiB) and the index directory. */
+export async function readObjectBytes(backup: OpenedBackup, name: string): Promise<Buffer> {
+  const object = backup.manifest.objects.find((o) => o.name === name);
+  if (!object) throw new BackupNotFound(`backup ${backup.manifest.id} has no object ${name} in its manifest`);
+  const chunks: Buffer[] = [];
+  for await (const c of await backup.read(object)) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}

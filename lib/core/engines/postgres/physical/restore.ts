@@ -1,0 +1,397 @@
+import { createHash } from 'node:crypto';
+import { mkdir, open, readdir, readFile, appendFile, rm, stat, chmod, type FileHandle } from 'node:fs/promises';
+import { dirname, isAbsolute, join } from 'node:path';
+import pLimit from 'p-limit';
+import { throwIfAborted } from '../../../abort';
+import { BackupNotFound, IntegrityError, TargetNotEmpty, UsageError } from '../../../errors';
+import type { Progress } from '../../../progress';
+import type { StoredObject } from '../../../pipeline/stored-object';
+import type { Catalog } from '../../../repository/catalog';
+import type { BackupManifest } from '../../../repository/manifest';
+import type { OpenedBackup, Repository } from '../../../repository/repository';
+import type { EngineRun, RestorePlan, RestoreRequest, RestoredTarget, RestoreTarget } from '../../engine';
+import { selectBackup } from '../../select-backup';
+import { BlockIndexReader, parseIndexDirectory, ZERO_PACK, type IndexDirectory, type PackRef } from './block-index';
+import type { PgPhysicalDetails } from './details';
+import { readObjectBytes } from './read-bytes';
+import { checkServerCanReach, serverBinDir, startRestoredCluster, type StartOptions } from './start-cluster';
+
+/**
+ * Restore of a physical backup into a data directory, in three steps that point-in-time recovery
+ * reuses: planPgPhysicalRestore (every refusal; a PITR planner can pick the backup itself and call
+ * backupChain + openPhysicalBackup), assembleDataDirectory (the chain's blocks into the directory,
+ * backup_label and the backup's own WAL included), and startRestoredCluster (start-cluster.ts:
+ * recovery settings and recovery.signal, the OS user, waiting for connections).
+ */
+
+/** Packs read at once: each is a download, a zstd -d and writes into the data directory. */
+const PARALLEL_PACKS = 3;
+/** Work lists waiting in memory before they go to their spill files. */
+const SPILL_BUFFER_BYTES = 8 << 20;
+/** One work item: u32 file, f64 file offset, f64 pack offset, u32 length, 32 bytes SHA-256. */
+const WORK_BYTES = 56;
+const WORK_DIR = '.tidemark-restore';
+/** Directories PostgreSQL needs, in case the source had none to send (they are usually in the tar). */
+const REQUIRED_DIRS = [
+  'pg_wal/archive_status',
+  'pg_commit_ts',
+  'pg_dynshmem',
+  'pg_logical/mappings',
+  'pg_logical/snapshots',
+  'pg_notify',
+  'pg_replslot',
+  'pg_serial',
+  'pg_snapshots',
+  'pg_stat',
+  'pg_stat_tmp',
+  'pg_subtrans',
+  'pg_tblspc',
+  'pg_twophase',
+];
+
+export type DataDirTarget = Extract<RestoreTarget, { kind: 'data-dir' }>;
+
+/** A pack as a restore reads it: its owner backup (for the key) and its manifest entry. */
+interface PackSource {
+  readonly owner: OpenedBackup;
+  readonly object: StoredObject;
+}
+
+/** A restore of a physical backup, decided: every backup of the chain opened, every object present. */
+export interface PgPhysicalRestorePlan extends RestorePlan {
+  readonly backup: OpenedBackup;
+  readonly details: PgPhysicalDetails;
+  readonly directory: IndexDirectory;
+  /** By position in `directory.packs`. */
+  readonly packs: readonly PackSource[];
+  readonly dataDir: string;
+  readonly start?: StartOptions;
+}
+
+function dataDirTarget(to: RestoreTarget): DataDirTarget {
+  if (to.kind !== 'data-dir') throw new UsageError('a physical backup restores into a data directory: --to /path/to/empty/dir');
+  return to;
+}
+
+/** The target must be absent or an empty directory; --force does not empty a data directory. */
+async function checkEmptyTarget(path: string): Promise<void> {
+  const info = await stat(path).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return undefined;
+    throw e;
+  });
+  if (!info) return;
+  if (!info.isDirectory()) throw new TargetNotEmpty(`--to ${path} is a file, not a directory`);
+  const entries = await readdir(path);
+  if (entries.length > 0) {
+    throw new TargetNotEmpty(`--to ${path} is not empty (${entries.length} entries, e.g. ${entries[0]}); restore into an empty or new directory`);
+  }
+}
+
+/** Base first, `chosen` last, following `parent`; a missing link is named. */
+export function backupChain(catalog: Catalog, chosen: BackupManifest): BackupManifest[] {
+  const chain = [chosen];
+  for (let m = chosen; m.parent; ) {
+    const parent = catalog.backups.find((b) => b.id === m.parent);
+    if (!parent) throw new BackupNotFound(`backup ${chosen.id} needs backup ${m.parent} (its chain to the full backup), which is not in the repository`);
+    chain.unshift(parent);
+    m = parent;
+  }
+  return chain;
+}
+
+/** Refuses unless `object` is stored under its key with its recorded size. */
+async function checkStored(repository: Repository, object: StoredObject, what: string): Promise<void> {
+  const head = await repository.store.head(object.key);
+  if (!head) throw new BackupNotFound(`${what} is missing from the repository (${object.key})`);
+  if (head.size !== object.storedBytes) {
+    throw new IntegrityError(`${what} has ${head.size} bytes in the repository, the manifest says ${object.storedBytes} (${object.key})`);
+  }
+}
+
+/**
+ * Opens a backup's index and every backup its blocks live in, and checks that every pack it needs
+ * and every chunk of its index is stored. Verify uses it too.
+ */
+export async function openPhysicalBackup(
+  repository: Repository,
+  source: string,
+  backup: OpenedBackup,
+): Promise<{ directory: IndexDirectory; packs: PackSource[] }> {
+  const id = backup.manifest.id;
+  const details = backup.manifest.details;
+  if (details.kind !== 'pg-physical') throw new UsageError(`backup ${id} is not a physical backup`);
+  const indexObject = backup.manifest.objects.find((o) => o.name === details.index);
+  if (!indexObject) throw new IntegrityError(`backup ${id}: its manifest lists no ${details.index}`);
+  await checkStored(repository, indexObject, `backup ${id} object ${details.index}`);
+  const directory = parseIndexDirectory(await readObjectBytes(backup, details.index), `backup ${id}`);
+  for (const chunk of directory.chunks) {
+    const object = backup.manifest.objects.find((o) => o.name === chunk);
+    if (!object) throw new IntegrityError(`backup ${id}: its manifest lists no index chunk ${chunk}`);
+    await checkStored(repository, object, `backup ${id} object ${chunk}`);
+  }
+  const owners = new Map<string, OpenedBackup>([[id, backup]]);
+  const packs: PackSource[] = [];
+  for (const ref of directory.packs) {
+    let owner = owners.get(ref.backup);
+    if (!owner) {
+      owner = await repository.openBackup(source, { id: ref.backup }).catch((e: unknown) => {
+        if (e instanceof BackupNotFound) throw new BackupNotFound(`backup ${id} needs blocks of backup ${ref.backup}, which is not in the repository`, { cause: e });
+        throw e;
+      });
+      owners.set(ref.backup, owner);
+    }
+    const object = owner.manifest.objects.find((o) => o.name === ref.name);
+    if (!object) throw new IntegrityError(`backup ${id} needs ${ref.name} of backup ${ref.backup}, which its manifest does not list`);
+    await checkStored(repository, object, `backup ${id} needs pack ${ref.name} of backup ${ref.backup}, which`);
+    packs.push({ owner, object });
+  }
+  return { directory, packs };
+}
+
+/**
+ * Every refusal before anything is written: the target (a data directory, absent or empty), the
+ * backup (chosen; its manifest and every ancestor's authenticated with their keys), every pack and
+ * index chunk present, and the server binaries when --start is asked for.
+ */
+export async function planPgPhysicalRestore(run: EngineRun, catalog: Catalog, request: RestoreRequest): Promise<PgPhysicalRestorePlan> {
+  const { repository, source } = run;
+  const to = dataDirTarget(request.to);
+  await checkEmptyTarget(to.path);
+  const chosen = selectBackup(catalog, request.at, source, { summary: 'physical (pg_basebackup)', accepts: (m) => m.details.kind === 'pg-physical' });
+  const chain = backupChain(catalog, chosen);
+  const backup = await repository.openBackup(source, { id: chosen.id });
+  const details = backup.manifest.details as PgPhysicalDetails;
+  if (to.start) {
+    serverBinDir(details.serverMajor); // refuses now if the server is not installed
+    await checkServerCanReach(to.path, to.start.osUser);
+  }
+  const { directory, packs } = await openPhysicalBackup(repository, source, backup);
+  return {
+    method: 'pg-physical',
+    chain,
+    target: to,
+    force: request.force,
+    restorePoint: backup.manifest.restorePoint,
+    backup,
+    details,
+    directory,
+    packs,
+    dataDir: to.path,
+    ...(to.start ? { start: { port: to.start.port, ...(to.start.osUser ? { osUser: to.start.osUser } : {}) } } : {}),
+  };
+}
+
+export async function applyPgPhysicalRestore(run: EngineRun, plan: PgPhysicalRestorePlan): Promise<RestoredTarget> {
+  const { progress, signal } = run;
+  progress.note(`restoring backup ${plan.backup.manifest.id} (${plan.chain.length} in its chain, consistent at ${plan.restorePoint.lsn}) into ${plan.dataDir}`);
+  await assembleDataDirectory(plan, { progress, signal });
+  if (plan.start) {
+    progress.note(`starting PostgreSQL ${plan.details.serverMajor} on port ${plan.start.port}`);
+    await startRestoredCluster(plan.dataDir, plan.details.serverMajor, { ...plan.start, signal });
+  }
+  return { target: plan.dataDir, restorePoint: plan.restorePoint, created: [`data directory ${plan.dataDir}`] };
+}
+
+/**
+ * Writes the data directory of a planned restore: every file at its size and mode, every block from
+ * the pack that holds it, each checked against its SHA-256 before it is written. Memory stays flat:
+ * the index is read a chunk at a time and turned into one work list per pack on disk (in the target,
+ * removed at the end); each pack is then streamed once, PARALLEL_PACKS at a time. On failure the
+ * directory is emptied again.
+ */
+export async function assembleDataDirectory(plan: PgPhysicalRestorePlan, options: { progress: Progress; signal: AbortSignal }): Promise<void> {
+  const { dataDir } = plan;
+  const existed = await stat(dataDir).then(
+    () => true,
+    () => false,
+  );
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await chmod(dataDir, 0o700);
+  try {
+    await assemble(plan, options);
+  } catch (e) {
+    if (existed) await Promise.all((await readdir(dataDir)).map((n) => rm(join(dataDir, n), { recursive: true, force: true })));
+    else await rm(dataDir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/** A path from the index inside the data directory; anything that would leave it is damage. */
+function inside(dataDir: string, path: string, backup: string): string {
+  if (path === '' || isAbsolute(path) || path.split('/').some((part) => part === '..' || part === '')) {
+    throw new IntegrityError(`backup ${backup}: the block index names a path outside the data directory: ${JSON.stringify(path)}`);
+  }
+  return join(dataDir, path);
+}
+
+async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { progress: Progress; signal: AbortSignal }): Promise<void> {
+  const { dataDir, directory, backup } = plan;
+  const id = backup.manifest.id;
+  const work = join(dataDir, WORK_DIR);
+  await mkdir(work);
+  for (const [path, mode] of directory.directories) {
+    const dir = inside(dataDir, path, id);
+    await mkdir(dir, { recursive: true });
+    await chmod(dir, mode & 0o7777);
+  }
+
+  // Pass 1: the index, a chunk at a time → empty files of the right size + a work list per pack.
+  const packIds = new Map<PackRef, number>(directory.packs.map((p, i) => [p, i]));
+  const paths: string[] = [];
+  const spill = new Map<number, Buffer[]>();
+  let spilled = 0;
+  let blocks = 0;
+  const flush = async () => {
+    for (const [pack, parts] of spill) await appendFile(join(work, String(pack)), Buffer.concat(parts));
+    spill.clear();
+    spilled = 0;
+  };
+  const reader = new BlockIndexReader(directory, (name) => readObjectBytes(backup, name), `backup ${backup.manifest.id}`);
+  const made = new Set<string>();
+  for await (const file of reader.files()) {
+    throwIfAborted(signal);
+    const path = inside(dataDir, file.path, id);
+    const parent = dirname(path);
+    if (!made.has(parent)) {
+      await mkdir(parent, { recursive: true });
+      made.add(parent);
+    }
+    const handle = await open(path, 'w', file.mode & 0o7777);
+    await handle.truncate(file.size);
+    await handle.chmod(file.mode & 0o7777);
+    await handle.close();
+    const fileNo = paths.push(path) - 1;
+    let fileOffset = 0;
+    for (const b of file.blocks) {
+      if (b.pack === ZERO_PACK) {
+        fileOffset += b.length; // the truncate above made the hole: zeros
+        continue;
+      }
+      const item = Buffer.allocUnsafe(WORK_BYTES);
+      item.writeUInt32LE(fileNo, 0);
+      item.writeDoubleLE(fileOffset, 4);
+      item.writeDoubleLE(b.offset, 12);
+      item.writeUInt32LE(b.length, 20);
+      b.sha256.copy(item, 24);
+      const pack = packIds.get(b.pack)!;
+      const list = spill.get(pack);
+      if (list) list.push(item);
+      else spill.set(pack, [item]);
+      spilled += WORK_BYTES;
+      fileOffset += b.length;
+      blocks++;
+    }
+    if (spilled >= SPILL_BUFFER_BYTES) await flush();
+  }
+  await flush();
+
+  // Pass 2: each pack streamed once; its blocks checked and written where they belong.
+  const packFiles = (await readdir(work)).map(Number).sort((a, b) => a - b);
+  const total = packFiles.reduce((n, p) => n + plan.packs[p].object.storedBytes, 0);
+  progress.start('restore', total);
+  let written = 0;
+  try {
+    const limit = pLimit(PARALLEL_PACKS);
+    await Promise.all(
+      packFiles.map((p) =>
+        limit(async () => {
+          throwIfAborted(signal);
+          const n = await restorePack(plan.packs[p], directory.packs[p], await readFile(join(work, String(p))), paths, backup.manifest.id, progress);
+          written += n;
+        }),
+      ),
+    );
+  } finally {
+    progress.stop();
+  }
+  if (written !== blocks) throw new IntegrityError(`backup ${backup.manifest.id}: ${blocks - written} block(s) of the index were not found in their packs`);
+  await rm(work, { recursive: true, force: true });
+  for (const dir of REQUIRED_DIRS) await mkdir(join(dataDir, dir), { recursive: true, mode: 0o700 });
+}
+
+interface WorkItem {
+  readonly file: number;
+  readonly fileOffset: number;
+  readonly packOffset: number;
+  readonly length: number;
+  readonly sha256: Buffer;
+}
+
+/** Streams one pack, writing the blocks its work list names; returns how many it wrote. */
+async function restorePack(source: PackSource, ref: PackRef, list: Buffer, paths: readonly string[], target: string, progress: Progress): Promise<number> {
+  const items: WorkItem[] = [];
+  for (let at = 0; at < list.length; at += WORK_BYTES) {
+    items.push({
+      file: list.readUInt32LE(at),
+      fileOffset: list.readDoubleLE(at + 4),
+      packOffset: list.readDoubleLE(at + 12),
+      length: list.readUInt32LE(at + 20),
+      sha256: list.subarray(at + 24, at + 56),
+    });
+  }
+  items.sort((a, b) => a.packOffset - b.packOffset);
+  const where = `backup ${target}: pack ${ref.name} of backup ${ref.backup}`;
+  const handles = new Map<number, FileHandle>();
+  const handleFor = async (file: number): Promise<FileHandle> => {
+    let h = handles.get(file);
+    if (h) return h;
+    if (handles.size >= 16) {
+      const [oldest, oh] = handles.entries().next().value!;
+      handles.delete(oldest);
+      await oh.close();
+    }
+    h = await open(paths[file], 'r+');
+    handles.set(file, h);
+    return h;
+  };
+  const write = async (item: WorkItem, data: Buffer) => {
+    if (!createHash('sha256').update(data).digest().equals(item.sha256)) {
+      throw new IntegrityError(`${where}: the block at ${item.packOffset} does not match its checksum (for ${paths[item.file]})`);
+    }
+    await (await handleFor(item.file)).write(data, 0, data.length, item.fileOffset);
+  };
+
+  let done = 0;
+  try {
+    const stream = await source.owner.read(source.object, (n) => progress.advance(n));
+    let position = 0; // pack plaintext offset of the chunk's first byte
+    let parts: Buffer[] = [];
+    let collected = 0;
+    let last: { offset: number; data: Buffer } | undefined;
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      let off = 0;
+      while (done < items.length && off < chunk.length) {
+        const item = items[done];
+        if (last && item.packOffset === last.offset) {
+          await write(item, last.data); // the same block named twice
+          done++;
+          continue;
+        }
+        const here = position + off;
+        if (collected === 0 && here < item.packOffset) {
+          off += Math.min(item.packOffset - here, chunk.length - off);
+          continue;
+        }
+        if (collected === 0 && here > item.packOffset) throw new IntegrityError(`${where}: blocks overlap at ${item.packOffset}`);
+        const take = Math.min(item.length - collected, chunk.length - off);
+        parts.push(chunk.subarray(off, off + take));
+        collected += take;
+        off += take;
+        if (collected === item.length) {
+          const data = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+          await write(item, data);
+          last = { offset: item.packOffset, data };
+          parts = [];
+          collected = 0;
+          done++;
+        }
+      }
+      position += chunk.length;
+    }
+    while (done < items.length && last && items[done].packOffset === last.offset) await write(items[done++], last.data);
+    if (done < items.length) throw new IntegrityError(`${where} ends before the block at ${items[done].packOffset}`);
+  } finally {
+    await Promise.all([...handles.values()].map((h) => h.close()));
+  }
+  return done;
+}
