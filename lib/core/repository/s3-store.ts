@@ -116,7 +116,14 @@ export class S3Store implements ObjectStore {
           throw this.mapError(err, 'list', prefix);
         });
       for (const object of response.Contents ?? []) {
-        if (object.Key) objects.push({ key: object.Key.slice(this.keyPrefix.length), size: object.Size ?? 0 });
+        if (object.Key) {
+          objects.push({
+            key: object.Key.slice(this.keyPrefix.length),
+            size: object.Size ?? 0,
+            ...(object.LastModified ? { modifiedAt: object.LastModified.toISOString() } : {}),
+            ...(object.StorageClass ? { storageClass: object.StorageClass } : {}),
+          });
+        }
       }
       for (const common of response.CommonPrefixes ?? []) {
         if (common.Prefix) prefixes.push(common.Prefix.slice(this.keyPrefix.length));

@@ -5,6 +5,10 @@ export interface StoredObjectInfo {
   /** Key relative to the repository root, '/'-separated, never starting with '/'. */
   readonly key: string;
   readonly size: number;
+  /** When the object was stored (ISO), where the backend says (retention: locks, archive times). */
+  readonly modifiedAt?: string;
+  /** S3 storage class (STANDARD, STANDARD_IA, GLACIER, …); absent for a folder. */
+  readonly storageClass?: string;
 }
 
 export interface PutOptions {
