@@ -97,9 +97,20 @@ export class S3Store implements ObjectStore {
   }
 
   async list(prefix: string, options: ListOptions = {}): Promise<ListPage> {
-    assertValidPrefix(prefix);
     const objects: StoredObjectInfo[] = [];
     const prefixes: string[] = [];
+    for await (const page of this.listPages(prefix, options)) {
+      objects.push(...page.objects);
+      prefixes.push(...page.prefixes);
+    }
+    // S3 already answers in key order; S3-compatible servers are not all that careful.
+    objects.sort((a, b) => compareKeys(a.key, b.key));
+    prefixes.sort(compareKeys);
+    return { objects, prefixes };
+  }
+
+  async *listPages(prefix: string, options: ListOptions = {}): AsyncIterable<ListPage> {
+    assertValidPrefix(prefix);
     const fullPrefix = this.keyPrefix + prefix;
     let token: string | undefined;
     do {
@@ -115,25 +126,20 @@ export class S3Store implements ObjectStore {
         .catch((err: unknown) => {
           throw this.mapError(err, 'list', prefix);
         });
+      const objects: StoredObjectInfo[] = [];
       for (const object of response.Contents ?? []) {
-        if (object.Key) {
-          objects.push({
-            key: object.Key.slice(this.keyPrefix.length),
-            size: object.Size ?? 0,
-            ...(object.LastModified ? { modifiedAt: object.LastModified.toISOString() } : {}),
-            ...(object.StorageClass ? { storageClass: object.StorageClass } : {}),
-          });
-        }
+        if (!object.Key) continue;
+        objects.push({
+          key: object.Key.slice(this.keyPrefix.length),
+          size: object.Size ?? 0,
+          ...(object.LastModified ? { modifiedAt: object.LastModified.toISOString() } : {}),
+          ...(object.StorageClass ? { storageClass: object.StorageClass } : {}),
+        });
       }
-      for (const common of response.CommonPrefixes ?? []) {
-        if (common.Prefix) prefixes.push(common.Prefix.slice(this.keyPrefix.length));
-      }
+      const prefixes = (response.CommonPrefixes ?? []).flatMap((c) => (c.Prefix ? [c.Prefix.slice(this.keyPrefix.length)] : []));
+      yield { objects, prefixes };
       token = response.IsTruncated ? response.NextContinuationToken : undefined;
     } while (token);
-    // S3 already answers in key order; S3-compatible servers are not all that careful.
-    objects.sort((a, b) => compareKeys(a.key, b.key));
-    prefixes.sort(compareKeys);
-    return { objects, prefixes };
   }
 
   async delete(keys: string[]): Promise<void> {

@@ -32,6 +32,12 @@ export interface ListPage {
   readonly prefixes: string[];
 }
 
+/** Pages of a listing: the store's own pages where it has them, else the whole listing as one. */
+export async function* listPages(store: ObjectStore, prefix: string, options?: ListOptions): AsyncIterable<ListPage> {
+  if (store.listPages) yield* store.listPages(prefix, options);
+  else yield await store.list(prefix, options);
+}
+
 /**
  * The repository's storage: a flat, append-only key space.
  *
@@ -59,6 +65,12 @@ export interface ObjectStore {
 
   /** Every object (and with a delimiter, every rolled-up prefix) under `prefix`, in key order. */
   list(prefix: string, options?: ListOptions): Promise<ListPage>;
+
+  /**
+   * The same listing a page at a time (S3: 1,000 keys per request), for callers that must not hold
+   * a whole listing at once (retention over millions of WAL segments). Absent: use `list`.
+   */
+  listPages?(prefix: string, options?: ListOptions): AsyncIterable<ListPage>;
 
   /**
    * Removes objects. Only garbage collection and retention call this; a missing key is not an

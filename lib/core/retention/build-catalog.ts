@@ -5,7 +5,7 @@ import { readManifestAt } from '../repository/catalog';
 import { isBackupId } from '../repository/backup-id';
 import { backupsPrefix, manifestKey } from '../repository/layout';
 import { LEASE_NAME, leaseEnd } from '../repository/lease';
-import type { ObjectStore, StoredObjectInfo } from '../repository/storage';
+import { listPages, type ObjectStore, type StoredObjectInfo } from '../repository/storage';
 import { parseSegmentName, replayOf } from './archive-use';
 import { streamId, type ArchivePiece, type ArchiveStream, type CatalogBackup, type CatalogObject, type RetentionCatalog, type UnfinishedBackup } from './catalog-model';
 
@@ -22,7 +22,8 @@ const DAY = 86_400_000;
 
 /**
  * The retention catalog of one source, from the repository: one listing of the backups' folders
- * (every object, manifests read in parallel) and one of each archive (WAL; binlog when it lands).
+ * (every object, manifests read in parallel) and one of each archive (WAL; binlog when it lands),
+ * read a page at a time: nothing but the model itself is held.
  * Folders whose manifest cannot be read are untouchable: retention never deletes what it cannot read.
  */
 export async function buildRetentionCatalog(store: ObjectStore, source: string, options: BuildCatalogOptions = {}): Promise<RetentionCatalog> {
@@ -36,9 +37,13 @@ export async function buildRetentionCatalog(store: ObjectStore, source: string, 
 
   const prefix = backupsPrefix(source);
   const folders = new Map<string, CatalogObject[]>();
-  for (const o of (await store.list(prefix)).objects) {
-    const id = o.key.slice(prefix.length).split('/')[0];
-    folders.set(id, [...(folders.get(id) ?? []), toObject(o)]);
+  for await (const page of listPages(store, prefix)) {
+    for (const o of page.objects) {
+      const id = o.key.slice(prefix.length).split('/')[0];
+      const folder = folders.get(id);
+      if (folder) folder.push(toObject(o));
+      else folders.set(id, [toObject(o)]);
+    }
   }
 
   const backups: CatalogBackup[] = [];
@@ -92,18 +97,22 @@ export async function buildRetentionCatalog(store: ObjectStore, source: string, 
 async function walArchive(store: ObjectStore, source: string, toObject: (o: StoredObjectInfo) => CatalogObject): Promise<ArchiveStream[]> {
   const prefix = `${source}/wal/`;
   const streams = new Map<string, ArchivePiece[]>();
-  for (const o of (await store.list(prefix)).objects) {
-    const m = /^([0-9A-F]{8})\/([0-9A-F]{24})(?:\.partial\.(\d{6}))?$/.exec(o.key.slice(prefix.length));
-    const segment = m && parseSegmentName(m[2]);
-    if (!m || !segment || segment.timeline !== m[1] || !o.modifiedAt) continue;
-    const piece: ArchivePiece = {
-      ...toObject(o),
-      start: segment.segment,
-      end: segment.segment + 1,
-      endTime: o.modifiedAt,
-      ...(m[3] !== undefined ? { partial: Number(m[3]) } : {}),
-    };
-    streams.set(m[1], [...(streams.get(m[1]) ?? []), piece]);
+  for await (const page of listPages(store, prefix)) {
+    for (const o of page.objects) {
+      const m = /^([0-9A-F]{8})\/([0-9A-F]{24})(?:\.partial\.(\d{6}))?$/.exec(o.key.slice(prefix.length));
+      const segment = m && parseSegmentName(m[2]);
+      if (!m || !segment || segment.timeline !== m[1] || !o.modifiedAt) continue;
+      const piece: ArchivePiece = {
+        ...toObject(o),
+        start: segment.segment,
+        end: segment.segment + 1,
+        endTime: o.modifiedAt,
+        ...(m[3] !== undefined ? { partial: Number(m[3]) } : {}),
+      };
+      const pieces = streams.get(m[1]);
+      if (pieces) pieces.push(piece);
+      else streams.set(m[1], [piece]);
+    }
   }
   return [...streams].map(([timeline, pieces]) => ({
     kind: 'wal' as const,
