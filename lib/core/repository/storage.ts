@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { RehydrateOptions, RehydrationResult } from './rehydrate';
 
 /** One stored object as a listing sees it. */
 export interface StoredObjectInfo {
@@ -71,6 +72,12 @@ export interface ObjectStore {
    * a whole listing at once (retention over millions of WAL segments). Absent: use `list`.
    */
   listPages?(prefix: string, options?: ListOptions): AsyncIterable<ListPage>;
+
+  /**
+   * Makes objects in a cold class (GLACIER, DEEP_ARCHIVE) readable: reports the expected time and
+   * cost, asks S3 to restore them, and waits. Absent: every object is always readable (a folder).
+   */
+  rehydrate?(keys: readonly string[], options?: RehydrateOptions): Promise<RehydrationResult>;
 
   /**
    * Removes objects. Only garbage collection and retention call this; a missing key is not an
