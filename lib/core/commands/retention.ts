@@ -1,9 +1,10 @@
 import { sourceConfig } from '../config/load';
-import { mergePolicy } from '../config/retention';
+import { mergePolicy, type SourcePolicy } from '../config/retention';
 import type { TidemarkConfig } from '../config/schema';
 import { UsageError } from '../errors';
 import { formatBytes } from '../format';
 import { Repository } from '../repository/repository';
+import type { ObjectStore } from '../repository/storage';
 import { applyRetentionPlan } from '../retention/apply';
 import { buildRetentionCatalog } from '../retention/build-catalog';
 import { planRetention, type KeptBackup, type PlannedDeletion, type RetentionOptions } from '../retention/plan-retention';
@@ -51,22 +52,31 @@ export async function runRetention(config: TidemarkConfig, source: string | unde
   const now = options.now ?? new Date();
   const sources: SourceRetention[] = [];
   for (const name of names) {
-    const policy = mergePolicy(config, config.sources[name]);
-    const catalog = await buildRetentionCatalog(repository.store, name, { lockDays });
-    const plan = planRetention(catalog, policy.retention, now, options);
-    const tiering = planTiering(catalog, policy, now, options, plan);
-    const due = plan.delete.filter((d) => d.notBefore === undefined);
-    if (options.apply) await applyRetentionPlan(repository.store, plan, (d) => options.onDeleted?.(name, d));
-    sources.push({
-      source: name,
-      keep: plan.keep,
-      delete: plan.delete,
-      tiering: tiering.moves,
-      bytesFreed: due.reduce((n, d) => n + d.bytes, 0),
-      untouchable: catalog.untouchable,
-    });
+    sources.push(await retainSource(repository.store, name, mergePolicy(config, config.sources[name]), { ...options, now, lockDays }));
   }
   return { applied: options.apply === true, now: now.toISOString(), sources };
+}
+
+/** One source: catalog, plan, and (with `apply`) the due deletions. The retention Lambda calls this too. */
+export async function retainSource(
+  store: ObjectStore,
+  source: string,
+  policy: SourcePolicy,
+  options: RetentionCommandOptions & { readonly now: Date; readonly lockDays?: number },
+): Promise<SourceRetention> {
+  const catalog = await buildRetentionCatalog(store, source, { lockDays: options.lockDays });
+  const plan = planRetention(catalog, policy.retention, options.now, options);
+  const tiering = planTiering(catalog, policy, options.now, options, plan);
+  const due = plan.delete.filter((d) => d.notBefore === undefined);
+  if (options.apply) await applyRetentionPlan(store, plan, (d) => options.onDeleted?.(source, d));
+  return {
+    source,
+    keep: plan.keep,
+    delete: plan.delete,
+    tiering: tiering.moves,
+    bytesFreed: due.reduce((n, d) => n + d.bytes, 0),
+    untouchable: catalog.untouchable,
+  };
 }
 
 /** The plan as a table for people: what, why, bytes freed. */
