@@ -1,9 +1,11 @@
-import { GetObjectCommand, HeadObjectCommand, RestoreObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, PutObjectTaggingCommand, RestoreObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { StorageError } from '../../lib/core/errors';
 import type { Progress } from '../../lib/core/progress';
 import { describeEstimate, estimateRehydration, parseRestoreHeader, type RehydrationEstimate } from '../../lib/core/repository/rehydrate';
 import { S3Store } from '../../lib/core/repository/s3-store';
+import { FileStore } from '../../lib/core/repository/file-store';
+import { applyTieringPlan } from '../../lib/core/retention/apply';
 
 /**
  * The Glacier read path, which no local S3 endpoint has: GET of a cold object fails with
@@ -89,5 +91,22 @@ describe('reading from the cold tier', () => {
     expect(parseRestoreHeader(undefined)).toBe('none');
     expect(parseRestoreHeader('ongoing-request="true"')).toBe('ongoing');
     expect(parseRestoreHeader('ongoing-request="false", expiry-date="Fri, 21 Dec 2012 00:00:00 GMT"')).toBe('restored');
+  });
+});
+
+describe('applying a tiering plan', () => {
+  it('tags every object of the planned chains with the tier tag the lifecycle rules match', async () => {
+    s3.on(PutObjectTaggingCommand).resolves(meta);
+    const plan = {
+      source: 'app',
+      now: '2026-12-01T00:00:00.000Z',
+      moves: [{ chain: 'b1', backups: ['b1'], tier: 'cold' as const, keys: ['app/backups/b1/dump', 'app/backups/b1/globals.sql'], bytes: 2 << 20, reason: 'old' }],
+    };
+    expect(await applyTieringPlan(store(), plan)).toBe(true);
+    expect(s3.commandCalls(PutObjectTaggingCommand).map((c) => c.args[0].input)).toEqual(
+      ['dump', 'globals.sql'].map((name) => ({ Bucket: 'vault', Key: `tidemark/app/backups/b1/${name}`, Tagging: { TagSet: [{ Key: 'tidemark:tier', Value: 'cold' }] } })),
+    );
+    // A folder has no tiers: nothing to do, and the caller is told.
+    expect(await applyTieringPlan(new FileStore('/nonexistent-tidemark-folder'), plan)).toBe(false);
   });
 });

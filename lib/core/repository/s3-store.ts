@@ -3,6 +3,7 @@ import {
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
+  PutObjectTaggingCommand,
   RestoreObjectCommand,
   S3Client,
   type _Error as S3DeleteError,
@@ -226,6 +227,22 @@ export class S3Store implements ObjectStore {
       progress?.stop();
     }
     return { objects: cold.length, bytes: estimate.bytes, estimate };
+  }
+
+  async tag(keys: readonly string[], tag: { readonly key: string; readonly value: string }): Promise<void> {
+    const limit = pLimit(PARALLEL_HEADS);
+    await Promise.all(
+      keys.map((key) =>
+        limit(async () => {
+          assertValidKey(key);
+          // Tidemark sets no other tags: the tag set is exactly the tier tag.
+          const input = { Bucket: this.bucket, Key: this.keyPrefix + key, Tagging: { TagSet: [{ Key: tag.key, Value: tag.value }] } };
+          await this.client.send(new PutObjectTaggingCommand(input)).catch((err: unknown) => {
+            throw this.mapError(err, 'tag', key);
+          });
+        }),
+      ),
+    );
   }
 
   /** The object's cold class (undefined: readable as it is) and its restore status. */

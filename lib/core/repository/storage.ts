@@ -80,6 +80,12 @@ export interface ObjectStore {
   rehydrate?(keys: readonly string[], options?: RehydrateOptions): Promise<RehydrationResult>;
 
   /**
+   * Sets an object tag (the tier-tag contract, config/tiers.ts: the bucket's lifecycle rules move
+   * what is tagged). Absent: the store has no tiers (a folder).
+   */
+  tag?(keys: readonly string[], tag: { readonly key: string; readonly value: string }): Promise<void>;
+
+  /**
    * Removes objects. Only garbage collection and retention call this; a missing key is not an
    * error. Under S3 Object Lock the store may refuse (StorageError).
    */

@@ -1,3 +1,4 @@
+import { TIER_TAG_KEY } from '../config/tiers';
 import type { ObjectStore } from '../repository/storage';
 import type { ArchivePiece, CatalogBackup, RetentionCatalog } from './catalog-model';
 import { dueDeletions, type PlannedDeletion, type RetentionPlan } from './plan-retention';
@@ -25,6 +26,16 @@ export async function applyRetentionPlan(
     onDone(d);
   }
   return { deleted, bytes: deleted.reduce((n, d) => n + d.bytes, 0) };
+}
+
+/**
+ * Tags whole chains by the tier-tag contract; the bucket's lifecycle rules then move them. A store
+ * without tags (a folder) has no tiers: nothing is done, and the plan says so by returning false.
+ */
+export async function applyTieringPlan(store: ObjectStore, plan: TieringPlan): Promise<boolean> {
+  if (!store.tag) return false;
+  for (const move of plan.moves) await store.tag(move.keys, { key: TIER_TAG_KEY, value: move.tier });
+  return true;
 }
 
 /** The catalog as it is after `applyRetentionPlan` (and, given, the tier tags): for tests and dry runs. */
