@@ -37,6 +37,8 @@ interface EventSpec {
   lockDays: number | null;
   bytes: number[];
   needsArchive: boolean;
+  /** A logical backup the archive continues from its snapshot (MySQL with binlog). */
+  logicalReplay: boolean;
 }
 
 interface Spec {
@@ -66,6 +68,7 @@ const specArb: fc.Arbitrary<Spec> = fc.record({
       lockDays: lock,
       bytes: fc.array(fc.integer({ min: 1, max: 2 * 1024 * 1024 }), { minLength: 1, maxLength: 3 }),
       needsArchive: fc.boolean(),
+      logicalReplay: fc.boolean(),
     }),
     { maxLength: 40 },
   ),
@@ -136,7 +139,9 @@ function buildCatalog(spec: Spec): { catalog: RetentionCatalog; now: Date } {
       ...(parent ? { parent, chain: { base: base!, depth: (backups.find((b) => b.id === parent)?.chain?.depth ?? 0) + 1 } } : {}),
       restorePoint: { time: iso(restoreAt) },
       ...(type === 'logical'
-        ? {}
+        ? e.logicalReplay
+          ? { replay: { stream: streamId('wal', timeline(t, switchAt)), from: Math.floor(t / DAY), consistentAt: Math.floor(t / DAY), needsArchive: false } }
+          : {}
         : {
             replay: {
               stream: streamId('wal', timeline(t, switchAt)),
@@ -293,7 +298,7 @@ describe('planRetention over generated catalogs', () => {
 
   it('fails when it would delete what the PITR window needs (the check can fail)', () => {
     // A window of 10 days over a full 20 days old and unbroken WAL: dropping the full must be caught.
-    const event = (kind: EventSpec['kind'], gapHours: number): EventSpec => ({ gapHours, kind, durationMin: 30, broken: false, lockDays: null, bytes: [1 << 20], needsArchive: true });
+    const event = (kind: EventSpec['kind'], gapHours: number): EventSpec => ({ gapHours, kind, durationMin: 30, broken: false, lockDays: null, bytes: [1 << 20], needsArchive: true, logicalReplay: false });
     const spec: Spec = {
       nowOffset: 400 * DAY,
       events: [event('full', 1), event('logical', 24 * 20)],

@@ -94,8 +94,13 @@ export function resolveTime<B extends RestorableBackup>(
 }
 
 /** Whether a named backup restores: its chain whole, and the archive that makes it consistent present. */
-export function resolveBackup<B extends RestorableBackup>(backups: readonly B[], runs: readonly ArchiveRun[], id: string): ResolvedRestore<B> | undefined {
-  const chain = backupChain(new Map(backups.map((b) => [b.id, b])), id);
+export function resolveBackup<B extends RestorableBackup>(
+  backups: readonly B[] | ReadonlyMap<string, B>,
+  runs: readonly ArchiveRun[],
+  id: string,
+): ResolvedRestore<B> | undefined {
+  const byId = 'get' in backups ? backups : new Map(backups.map((b) => [b.id, b]));
+  const chain = backupChain(byId, id);
   if (!chain) return undefined;
   return backupReach(chain[chain.length - 1], runs) === undefined ? undefined : { chain };
 }

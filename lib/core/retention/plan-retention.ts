@@ -63,7 +63,7 @@ export function planRetention(catalog: RetentionCatalog, policy: RetentionPolicy
   const byId = new Map(catalog.backups.map((b) => [b.id, b]));
   const newestFirst = [...catalog.backups].sort((a, b) => b.restorePoint.time.localeCompare(a.restorePoint.time) || b.id.localeCompare(a.id));
   // Valid: the chain is whole and the archive that makes the backup consistent is there.
-  const valid = newestFirst.filter((b) => resolveBackup(catalog.backups, runs, b.id) !== undefined);
+  const valid = newestFirst.filter((b) => resolveBackup(byId, runs, b.id) !== undefined);
   const keep = new Map<string, string[]>();
   const longTermUntil = new Map<string, number>();
   const add = (id: string, reason: string) => keep.set(id, [...(keep.get(id) ?? []), reason]);
@@ -155,7 +155,7 @@ export function planRetention(catalog: RetentionCatalog, policy: RetentionPolicy
 
   for (const stream of catalog.archive) {
     const dead = supersededPartials(stream);
-    const mine = needed.filter((n) => n.stream === stream.id);
+    const isNeeded = overlapTest(needed.filter((n) => n.stream === stream.id));
     let group: ArchivePiece[] = [];
     let groupReason = '';
     let groupLocked = false;
@@ -168,7 +168,7 @@ export function planRetention(catalog: RetentionCatalog, policy: RetentionPolicy
       let reason: string | undefined;
       if (dead.has(p)) reason = 'partial superseded by a newer generation or the completed piece';
       // A stream no kept backup replays from (a new timeline, say) is kept whole: never guess.
-      else if (referenced.has(stream.id) && !mine.some((n) => p.start < (n.to ?? Infinity) && p.end > n.from)) {
+      else if (referenced.has(stream.id) && !isNeeded(p.start, p.end)) {
         reason = 'archive no kept backup or the point-in-time window needs';
       }
       // Pieces under Object Lock and free ones go in separate groups: the free ones go now.
@@ -197,6 +197,34 @@ export function planRetention(catalog: RetentionCatalog, policy: RetentionPolicy
   const windowStart = new Date(now.getTime() - policy.archiveDays * DAY).toISOString();
   if (policy.archiveDays > 0) for (const b of valid) if (b.restorePoint.time >= windowStart && b.replay) active.add(b.id);
   return { source: catalog.source, now: nowIso, keep: kept, delete: deletions, activeBackups: [...active], archiveKept };
+}
+
+/**
+ * Whether [start, end) overlaps any of the intervals: merged once, then a binary search per piece,
+ * so millions of segments against thousands of kept backups stay cheap.
+ */
+function overlapTest(intervals: readonly { from: number; to: number | null }[]): (start: number, end: number) => boolean {
+  const sorted = intervals.map((i) => ({ from: i.from, to: i.to ?? Infinity })).sort((a, b) => a.from - b.from);
+  const merged: { from: number; to: number }[] = [];
+  for (const i of sorted) {
+    const last = merged[merged.length - 1];
+    if (last && i.from <= last.to) last.to = Math.max(last.to, i.to);
+    else merged.push({ ...i });
+  }
+  return (start, end) => {
+    // The last interval beginning before `end`, if it reaches past `start`.
+    let lo = 0;
+    let hi = merged.length - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (merged[mid].from < end) {
+        found = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return found >= 0 && merged[found].to > start;
+  };
 }
 
 /** Due now (no Object Lock in the way) — what apply does. */
