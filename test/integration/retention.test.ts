@@ -80,6 +80,18 @@ describe('tidemark retention', () => {
     // Nothing changed yet.
     expect((await runList(cfg.config, 'app')).backups).toHaveLength(count);
 
+    if (name === 'folder') {
+      // People get a table: what, why, bytes freed; and are told nothing happened.
+      const table = await runCli(['retention', 'app', '--config', cfg.path]);
+      expect(table.code).toBe(0);
+      expect(table.stdout).toMatch(new RegExp(`^app: keeps ${retention.logical} backups; would delete \\d`, 'm'));
+      expect(table.stdout).toMatch(new RegExp(`backup ${made[0]}\\s+[\\d.]+ [KM]?i?B\\s+logical backup .* is outside the policy`));
+      expect(table.stdout).toMatch(new RegExp(`unfinished ${dead}\\s+.*parts of a backup that never finished`));
+      expect(table.stdout).toMatch(/dry run: nothing was deleted \(use --apply\)$/m);
+      const usage = await runCli(['retention', '--config', cfg.path]);
+      expect([usage.code, usage.stderr.trim()]).toEqual([2, 'tidemark: name one source or give --all']);
+    }
+
     // Apply (through the CLI on the folder, as operators run it): exactly the planned set is left.
     let applied: RetentionResult;
     if (name === 'folder') {
