@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { RetentionConfig, TiersConfig, type SourcePolicy } from './config/retention';
+import { SourcePolicySchema, type SourcePolicy } from './config/retention';
 import { ConfigError } from './errors';
 import { jsonLine } from './log';
 import { openStore } from './repository/open-store';
@@ -46,7 +46,7 @@ export function logLine(level: 'warn' | 'error', message: string, fields: Record
   console[level](jsonLine(level, message, fields).trimEnd());
 }
 
-const PoliciesSchema = z.record(z.string().min(1), z.strictObject({ retention: RetentionConfig, tiers: TiersConfig }));
+const PoliciesSchema = z.record(z.string().min(1), SourcePolicySchema);
 
 /**
  * The retention function's policies, per source: TIDEMARK_RETENTION_POLICIES is the JSON of

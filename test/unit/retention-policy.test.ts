@@ -58,8 +58,11 @@ describe('retention and tiers policy', () => {
 
   it('fails when the cold class differs from the vault\'s', () => {
     const aws = 'aws: { account: "111111111111", region: eu-west-1, coldStorageClass: DEEP_ARCHIVE }';
-    expect(errorOf(base(aws))).toMatch(/tiers\.coldClass: the vault moves every cold-tagged object to aws\.coldStorageClass DEEP_ARCHIVE/);
-    expect(() => parseConfig(base(`${aws}\ntiers: { coldClass: DEEP_ARCHIVE, coldAfterDays: 150 }`), 'c.yaml')).not.toThrow();
+    expect(errorOf(base(`${aws}\ntiers: { coldClass: GLACIER }`))).toMatch(/tiers\.coldClass: the vault moves every cold-tagged object to aws\.coldStorageClass DEEP_ARCHIVE/);
+    // Unset, the cold class follows the vault's.
+    const config = parseConfig(base(aws), 'c.yaml');
+    expect(mergePolicy(config, config.sources.app).tiers.coldClass).toBe('DEEP_ARCHIVE');
+    expect(mergePolicy(parseConfig(base(''), 'c.yaml'), config.sources.app).tiers.coldClass).toBe('GLACIER');
   });
 
   it('shows both in the example that tidemark init writes', () => {
@@ -74,6 +77,6 @@ describe('retention and tiers policy', () => {
       .join('\n');
     const config = parseConfig(base(uncommented), 'example.yaml');
     expect(config.retention).toEqual(RETENTION_DEFAULTS);
-    expect(config.tiers).toEqual(TIERS_DEFAULTS);
+    expect(config.tiers).toEqual({ ...TIERS_DEFAULTS, coldClass: 'GLACIER' });
   });
 });

@@ -44,7 +44,7 @@ encryption:
 # tiers:
 #   warmAfterDays: 30                   # STANDARD_IA (tag tidemark:tier=warm); at least 30
 #   coldAfterDays: 90                   # the cold class (tag tidemark:tier=cold); at least warm + 30
-#   coldClass: GLACIER                  # or DEEP_ARCHIVE (same as aws.coldStorageClass)
+#   coldClass: GLACIER                  # or DEEP_ARCHIVE; default: aws.coldStorageClass, else GLACIER
 
 # The databases to back up; the name (here "app") is what commands take: tidemark backup app
 sources:

@@ -38,7 +38,7 @@ export const RetentionConfig = z
   })
   .describe('What retention keeps; everything else is deleted by `tidemark retention --apply` (dry run by default)');
 
-export const TIERS_DEFAULTS = { warmAfterDays: 30, coldAfterDays: 90, coldClass: 'GLACIER' } as const;
+export const TIERS_DEFAULTS = { warmAfterDays: 30, coldAfterDays: 90 } as const;
 
 export const TiersConfig = z
   .strictObject({
@@ -46,7 +46,7 @@ export const TiersConfig = z
       .describe('Age in days after which long-kept chains move to STANDARD_IA (tag tidemark:tier=warm)'),
     coldAfterDays: z.number().int().min(0).max(36_500).default(TIERS_DEFAULTS.coldAfterDays)
       .describe('Age in days after which long-kept chains move to the cold class (tag tidemark:tier=cold)'),
-    coldClass: z.enum(COLD_CLASSES).default(TIERS_DEFAULTS.coldClass).describe('GLACIER or DEEP_ARCHIVE; must match aws.coldStorageClass on AWS'),
+    coldClass: z.enum(COLD_CLASSES).optional().describe('GLACIER or DEEP_ARCHIVE; defaults to aws.coldStorageClass (the class the vault moves cold-tagged objects to), else GLACIER'),
   })
   .describe('Storage tiers of chains that are kept long (long-term keeps): never a chain the PITR window or the newest chain uses');
 
@@ -74,13 +74,25 @@ export const SourceTiersConfig = z
   .strictObject({
     warmAfterDays: TiersConfig.shape.warmAfterDays.unwrap().optional(),
     coldAfterDays: TiersConfig.shape.coldAfterDays.unwrap().optional(),
-    coldClass: TiersConfig.shape.coldClass.unwrap().optional(),
+    coldClass: TiersConfig.shape.coldClass,
   })
   .describe('This source\'s tiers: keys given here override the top-level tiers');
 
 export type LongTermPolicy = z.output<typeof LongTermConfig>;
 export type RetentionPolicy = z.output<typeof RetentionConfig>;
-export type TiersPolicy = z.output<typeof TiersConfig>;
+export type TiersConfigOutput = z.output<typeof TiersConfig>;
+/** Tiers as a source runs under them: the cold class resolved. */
+export interface TiersPolicy {
+  readonly warmAfterDays: number;
+  readonly coldAfterDays: number;
+  readonly coldClass: ColdClass;
+}
+
+/** A source's whole policy as data (the retention and tiering functions get it in their environment). */
+export const SourcePolicySchema = z.strictObject({
+  retention: RetentionConfig,
+  tiers: TiersConfig.extend({ coldClass: z.enum(COLD_CLASSES).default('GLACIER') }),
+});
 export type SourceRetention = z.output<typeof SourceRetentionConfig>;
 export type SourceTiers = z.output<typeof SourceTiersConfig>;
 
@@ -91,15 +103,16 @@ export interface SourcePolicy {
 }
 
 export function mergePolicy(
-  defaults: { retention: RetentionPolicy; tiers: TiersPolicy },
+  defaults: { retention: RetentionPolicy; tiers: TiersConfigOutput; aws?: { coldStorageClass?: ColdClass } },
   source: { retention?: SourceRetention; tiers?: SourceTiers },
 ): SourcePolicy {
   const r = source.retention ?? {};
   const defined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
   const { longTerm, ...flat } = r;
+  const tiers = { ...defaults.tiers, ...defined(source.tiers ?? {}) };
   return {
     retention: { ...defaults.retention, ...defined(flat), longTerm: { ...defaults.retention.longTerm, ...defined(longTerm ?? {}) } },
-    tiers: { ...defaults.tiers, ...defined(source.tiers ?? {}) },
+    tiers: { ...tiers, coldClass: tiers.coldClass ?? defaults.aws?.coldStorageClass ?? 'GLACIER' },
   };
 }
 
