@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import type { RetentionPolicy, SourcePolicy } from '../../lib/core/config/retention';
-import { TIER_MINIMUM_OBJECT_BYTES } from '../../lib/core/config/tiers';
+import { MINIMUM_STORAGE_DAYS, TIER_MINIMUM_OBJECT_BYTES } from '../../lib/core/config/tiers';
 import { backupReach, resolveBackup, resolveTime } from '../../lib/core/engines/restore-path';
 import { catalogAfter } from '../../lib/core/retention/apply';
 import {
@@ -16,6 +16,7 @@ import {
 } from '../../lib/core/retention/catalog-model';
 import { DEFAULT_UNFINISHED_GRACE_MS, dueDeletions, planRetention } from '../../lib/core/retention/plan-retention';
 import { planTiering } from '../../lib/core/retention/plan-tiering';
+import { periodLabel, periodOf, periodStart } from '../../lib/core/retention/periods';
 
 /**
  * Retention over generated catalogs: physical chains (full/diff/incr, some with a missing parent),
@@ -288,6 +289,12 @@ describe('planRetention over generated catalogs', () => {
           expect([...m.backups].sort()).toEqual(members.map((b) => b.id).sort());
           const sizes = new Map(after.backups.flatMap((b) => b.objects).map((o) => [o.key, o.bytes]));
           for (const k of m.keys) if (sizes.get(k)! < TIER_MINIMUM_OBJECT_BYTES) fail(`small ${k} tiered`);
+          // The chain stays kept at least as long as the class bills for.
+          const minDays = m.tier === 'cold' ? MINIMUM_STORAGE_DAYS[spec.tiers.coldClass] : MINIMUM_STORAGE_DAYS.STANDARD_IA;
+          for (const id of m.backups) {
+            const until = again.keep.find((k) => k.id === id)?.longTermUntil;
+            if (!until || Date.parse(until) - now.getTime() < minDays * DAY) fail(`${id} tiered ${m.tier} but kept only until ${until}`);
+          }
         }
         // Tiering twice moves nothing the second time.
         expect(planTiering(catalogAfter(after, again, tiering), policy, now).moves).toEqual([]);
@@ -325,5 +332,18 @@ describe('planRetention over generated catalogs', () => {
     const reasons = plan.delete.map((d) => d.reason);
     expect(reasons.some((r) => r.startsWith('archive no kept backup'))).toBe(true);
     expect(reasons).not.toContain('partial superseded by a newer generation or the completed piece');
+  });
+});
+
+describe('long-term periods', () => {
+  it('are calendar days, ISO weeks (from Monday), months and years in UTC', () => {
+    const monday = '2026-11-30T00:00:00.000Z';
+    expect(periodOf('weekly', monday)).toBe(periodOf('weekly', '2026-12-06T23:59:59.999Z'));
+    expect(periodOf('weekly', monday)).toBe(periodOf('weekly', '2026-11-29T23:59:59.999Z') + 1);
+    expect(periodLabel('weekly', periodOf('weekly', '2026-12-02T12:00:00Z'))).toBe('week of 2026-11-30');
+    expect(periodLabel('monthly', periodOf('monthly', '2026-12-31T23:59:59Z'))).toBe('2026-12');
+    expect(periodOf('monthly', '2027-01-01T00:00:00Z')).toBe(periodOf('monthly', '2026-12-31T23:59:59Z') + 1);
+    expect(new Date(periodStart('yearly', 2027)).toISOString()).toBe('2027-01-01T00:00:00.000Z');
+    expect(periodLabel('daily', periodOf('daily', '2026-02-28T23:00:00Z') + 1)).toBe('2026-03-01');
   });
 });
