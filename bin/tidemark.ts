@@ -142,6 +142,18 @@ export function buildProgram(): Command {
       if (!result.ok) process.exitCode = 3;
     });
 
+  program
+    .command('retention [source]')
+    .description('plan retention (a dry run, the default) or apply it: what is deleted, why, and the bytes freed')
+    .option('--all', 'every configured source')
+    .option('--apply', 'delete what the plan says is due (never an object under Object Lock)')
+    .action(async (source: string | undefined, opts: { all?: boolean; apply?: boolean }, cmd: Command) => {
+      const cfg = await config(cmd);
+      const { runRetention, formatRetention } = await import('../lib/core/commands/retention');
+      const result = await runRetention(cfg, source, { all: opts.all, apply: opts.apply });
+      print(cmd, result, () => formatRetention(result));
+    });
+
   return program;
 }
 

@@ -33,7 +33,8 @@ export class IntegrityError extends TidemarkError {
   override readonly exitCode = 3;
 }
 
-export type StorageErrorCode = 'ObjectExists' | 'NoSuchKey' | 'AccessDenied' | 'Unreachable' | 'Other';
+/** `Archived`: the object is in GLACIER or DEEP_ARCHIVE and must be rehydrated before it can be read. */
+export type StorageErrorCode = 'ObjectExists' | 'NoSuchKey' | 'AccessDenied' | 'Unreachable' | 'Archived' | 'Other';
 
 /** The storage backend failed or refused (unreachable endpoint, missing bucket, overwrite attempt). */
 export class StorageError extends TidemarkError {

@@ -1,3 +1,5 @@
+import { z } from 'zod';
+import { SourcePolicySchema, type SourcePolicy } from './config/retention';
 import { ConfigError } from './errors';
 import { jsonLine } from './log';
 import { openStore } from './repository/open-store';
@@ -42,4 +44,36 @@ export function sourcesFromEnvironment(): string[] {
 /** One JSON log line (CloudWatch Logs, or the local runner's output), in the shape of log.ts. */
 export function logLine(level: 'warn' | 'error', message: string, fields: Record<string, unknown>): void {
   console[level](jsonLine(level, message, fields).trimEnd());
+}
+
+const PoliciesSchema = z.record(z.string().min(1), SourcePolicySchema);
+
+/**
+ * The retention function's policies, per source: TIDEMARK_RETENTION_POLICIES is the JSON of
+ * `{ "<source>": { "retention": {…}, "tiers": {…} } }` the stack writes from the config (each
+ * source's merged policy, already checked at synth). Checked again here: a function must not
+ * delete by a policy it misread.
+ */
+export function retentionPoliciesFromEnvironment(): Record<string, SourcePolicy> {
+  const raw = process.env.TIDEMARK_RETENTION_POLICIES;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw ?? '');
+  } catch {
+    throw new ConfigError('TIDEMARK_RETENTION_POLICIES must be JSON: { "<source>": { "retention": {...}, "tiers": {...} } }');
+  }
+  const result = PoliciesSchema.safeParse(parsed);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    throw new ConfigError(`TIDEMARK_RETENTION_POLICIES: ${issue.path.join('.')}: ${issue.message}`);
+  }
+  return result.data;
+}
+
+/** Days of the bucket's default Object Lock retention (TIDEMARK_OBJECT_LOCK_DAYS), if it has one. */
+export function objectLockDaysFromEnvironment(): number | undefined {
+  const raw = process.env.TIDEMARK_OBJECT_LOCK_DAYS;
+  if (raw === undefined || raw === '') return undefined;
+  if (!/^\d{1,5}$/.test(raw)) throw new ConfigError(`TIDEMARK_OBJECT_LOCK_DAYS must be a whole number of days, got ${JSON.stringify(raw)}`);
+  return Number(raw);
 }

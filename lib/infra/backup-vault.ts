@@ -4,7 +4,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { TIER_COLD, TIER_TAG_KEY, TIER_WARM } from '../core/config/tiers';
+import { TIER_COLD, TIER_TAG_KEY, TIER_WARM, WARM_TRANSITION_DAYS, type ColdClass } from '../core/config/tiers';
 import { nagReference } from './nag-finding';
 
 /** Default S3 Object Lock retention applied to every new object version. */
@@ -14,7 +14,7 @@ export interface ObjectLockDefault {
   readonly days: number;
 }
 
-export type ColdStorageClass = 'GLACIER' | 'DEEP_ARCHIVE';
+export type ColdStorageClass = ColdClass;
 
 /** The second copy of 3-2-1: a bucket in another region and the key it encrypts with. */
 export interface VaultReplica {
@@ -62,7 +62,7 @@ const COLD_CLASSES: Record<ColdStorageClass, s3.StorageClass> = {
 };
 // S3 refuses a STANDARD_IA transition younger than 30 days; GLACIER and DEEP_ARCHIVE accept 0, so a
 // chain the planner tags cold moves at the next lifecycle run.
-const WARM_AFTER = Duration.days(30);
+const WARM_AFTER = Duration.days(WARM_TRANSITION_DAYS);
 const COLD_AFTER = Duration.days(0);
 // Parts of an upload a killed worker never finished: nobody can read them, yet they are billed.
 const ABORT_UPLOADS_AFTER = Duration.days(7);

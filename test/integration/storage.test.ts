@@ -158,7 +158,8 @@ describe.each(backends)('$name store', (backend) => {
     const keys = ['ls/a/x/1', 'ls/b/2', 'ls/d', 'ls/a/1', 'ls/c', 'lsx/1'];
     for (const key of keys) await store.put(key, Buffer.from(key));
     const all = await store.list('ls/');
-    expect(all.objects).toEqual(['ls/a/1', 'ls/a/x/1', 'ls/b/2', 'ls/c', 'ls/d'].map((key) => ({ key, size: key.length })));
+    expect(all.objects.map(({ key, size }) => ({ key, size }))).toEqual(['ls/a/1', 'ls/a/x/1', 'ls/b/2', 'ls/c', 'ls/d'].map((key) => ({ key, size: key.length })));
+    for (const o of all.objects) expect(Date.parse(o.modifiedAt ?? '')).toBeGreaterThan(Date.now() - 3_600_000);
     expect(all.prefixes).toEqual([]);
     const top = await store.list('ls/', { delimiter: '/' });
     expect(top.objects.map((o) => o.key)).toEqual(['ls/c', 'ls/d']);

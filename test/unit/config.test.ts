@@ -95,7 +95,8 @@ describe('parseConfig', () => {
     expect(errorOf(withSource('engine: postgres\nurl: postgres://h/db\npasword: env:PW'))).toBe(
       "tidemark.config.yaml: sources.app.pasword: unknown key, did you mean 'password'?",
     );
-    expect(errorOf(`${VALID}retention: 7d\n`)).toBe('tidemark.config.yaml: retention: unknown key');
+    expect(errorOf(`${VALID}retention: 7d\n`)).toBe('tidemark.config.yaml: retention: expected a mapping, got "7d"');
+    expect(errorOf(`${VALID}retension: {}\n`)).toBe("tidemark.config.yaml: retension: unknown key, did you mean 'retention'?");
   });
 
   it('rejects a repository that is not file:// or s3://', () => {

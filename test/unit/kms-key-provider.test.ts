@@ -279,7 +279,7 @@ describe('a repository encrypted with KMS', () => {
     const manifestText = await readFile(manifestPath, 'utf8');
     expect(manifestText).not.toContain(backup.dataKey.toString('base64'));
     expect(manifestText).not.toContain(backup.dataKey.toString('hex'));
-    expect(await readdir(join(dir, 'app', 'backups', writer.id))).toEqual(['dump', 'manifest.json'].sort());
+    expect(await readdir(join(dir, 'app', 'backups', writer.id))).toEqual(['dump', 'lease.json', 'manifest.json'].sort());
   });
 
   it('fails to open the backup with another KMS key, naming the backup', async () => {

@@ -54,6 +54,7 @@ export async function runVerify(
     let storedBytes = 0;
     try {
       const backup = await repository.openBackup(source, { id });
+      await repository.store.rehydrate?.(backup.manifest.objects.map((o) => o.key), { progress: options.progress, signal: options.signal });
       const total = backup.manifest.storedBytes;
       options.progress.start(`verify ${id}`, total);
       try {

@@ -30,12 +30,29 @@ encryption:
 #   level: 1                            # 1-19; higher is smaller and slower (BENCHMARKS.md)
 #   threads: 0                          # 0 = one per CPU core
 
+# What retention keeps (tidemark retention --all plans it; --apply deletes the rest). These are the
+# defaults; a source can override any key under sources.<name>.retention.
+# retention:
+#   full: 4                             # physical full backups (RDS snapshots count as fulls)
+#   diff: 4                             # differential backups; the fulls they build on are kept too
+#   logical: 30                         # logical backups (pg_dump, mysqldump)
+#   archiveDays: 30                     # point-in-time window: WAL/binlog and the backup before it
+#   minFull: 1                          # fulls never to go below, whatever else says
+#   longTerm: { daily: 0, weekly: 0, monthly: 12, yearly: 0 }   # newest full or logical per period
+#
+# Storage tiers of long-term keeps (S3 only; never the newest chain or one the window needs):
+# tiers:
+#   warmAfterDays: 30                   # STANDARD_IA (tag tidemark:tier=warm); at least 30
+#   coldAfterDays: 90                   # the cold class (tag tidemark:tier=cold); at least warm + 30
+#   coldClass: GLACIER                  # or DEEP_ARCHIVE; default: aws.coldStorageClass, else GLACIER
+
 # The databases to back up; the name (here "app") is what commands take: tidemark backup app
 sources:
   app:
     engine: postgres                    # postgres, or mysql for MySQL and MariaDB
     url: postgres://backup@127.0.0.1:5432/app   # user@host:port/database; keep the password out of it
     password: env:APP_DB_PASSWORD       # or file:/path, or secret:<Secrets Manager ARN or name>
+    # retention: { logical: 7, longTerm: { monthly: 24 } }   # this source's own keys
   # shop:
   #   engine: mysql
   #   url: mysql://backup@127.0.0.1:3306/shop

@@ -1,7 +1,18 @@
 import { z } from 'zod';
 import { BACKUP_TYPES, type BackupType } from '../engines/backup-types';
+import { availableTypes } from '../engines/registry';
 import { toEventBridgeCron } from './cron';
 import { DURATION, formatDuration, parseDuration } from './duration';
+import {
+  checkPolicy,
+  mergePolicy,
+  RETENTION_DEFAULTS,
+  RetentionConfig,
+  SourceRetentionConfig,
+  SourceTiersConfig,
+  TIERS_DEFAULTS,
+  TiersConfig,
+} from './retention';
 
 /**
  * The config contract (DESIGN.md §5). The minimal keys — repository, encryption.key, sources.<name>
@@ -111,6 +122,8 @@ const sourceOptions = {
   securityGroupId: z.string().regex(/^sg-[0-9a-f]+$/, { message: 'expected a security group id (sg-...)' }).optional()
     .describe("The database's security group; workers get an ingress rule on the database port"),
   aws: Placement.optional(),
+  retention: SourceRetentionConfig.optional(),
+  tiers: SourceTiersConfig.optional(),
 };
 
 const PostgresSource = z.strictObject({
@@ -193,6 +206,8 @@ export const TidemarkConfigSchema = z.strictObject({
   repository: RepositoryConfig,
   encryption: z.strictObject({ key: KeyRef }),
   compression: CompressionConfig.default({ level: 1, threads: 0 }),
+  retention: RetentionConfig.default(RETENTION_DEFAULTS).describe('Every source\'s retention unless it sets its own keys (sources.<name>.retention)'),
+  tiers: TiersConfig.default(TIERS_DEFAULTS).describe('Every source\'s tiers unless it sets its own keys (sources.<name>.tiers)'),
   aws: AwsConfig.optional(),
   sources: z
     .record(
@@ -203,6 +218,18 @@ export const TidemarkConfigSchema = z.strictObject({
     )
     .refine((s) => Object.keys(s).length > 0, { message: 'at least one source is required' })
     .describe('The databases to back up, by name (the name commands take)'),
+}).superRefine((config, ctx) => {
+  // Each source's policy (the top level merged with its own keys) is checked as a whole; a problem
+  // is reported at the key the source set, or else at the top-level key it inherited.
+  for (const [name, source] of Object.entries(config.sources)) {
+    const policy = mergePolicy(config, source);
+    const types = source.schedule ? BACKUP_TYPES.filter((t) => source.schedule?.[t] !== undefined) : availableTypes(source);
+    for (const problem of checkPolicy(policy, { types, rds: source.rds !== undefined, vaultColdClass: config.aws?.coldStorageClass })) {
+      const [section, ...rest] = problem.path as [string, ...(string | number)[]];
+      const own = rest.reduce<unknown>((v, k) => (v as Record<string | number, unknown> | undefined)?.[k], (source as Record<string, unknown>)[section]);
+      ctx.addIssue({ code: 'custom', path: own !== undefined ? ['sources', name, ...problem.path] : [...problem.path], message: problem.message });
+    }
+  }
 });
 
 export type TidemarkConfig = z.output<typeof TidemarkConfigSchema>;
@@ -212,3 +239,4 @@ export type RepositoryConfig = z.output<typeof RepositoryConfig>;
 export type Engine = SourceConfig['engine'];
 export type AwsConfig = z.output<typeof AwsConfig>;
 export type ScheduleConfig = z.output<typeof ScheduleConfig>;
+export type { RetentionPolicy, SourcePolicy, TiersPolicy } from './retention';

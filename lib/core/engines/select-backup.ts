@@ -2,6 +2,7 @@ import { BackupNotFound, IntegrityError, UsageError } from '../errors';
 import type { Catalog } from '../repository/catalog';
 import type { BackupManifest } from '../repository/manifest';
 import { assertTimeInWindow, describeRecoveryTarget, type RecoveryTarget } from './recovery-target';
+import { resolveTime } from './restore-path';
 import { restorableWindow } from './window';
 
 /**
@@ -37,13 +38,13 @@ export function selectBackup(
     }
     case 'time': {
       assertTimeInWindow(at.at, restorableWindow(usable), source);
+      // The shared resolver (restore-path.ts): without an archive it reaches only backups' own points.
+      const resolved = resolveTime(usable, [], at.at);
+      if (resolved) return resolved.chain[resolved.chain.length - 1];
       const before = usable.filter((m) => m.restorePoint.time <= at.at).pop()!;
-      if (before.restorePoint.time !== at.at) {
-        throw new UsageError(
-          `--time ${at.at}: source '${source}' has no continuous archive, so it restores only to its backups' points; the newest before that time is backup ${before.id} (${before.restorePoint.time}): use --backup ${before.id}`,
-        );
-      }
-      return before;
+      throw new UsageError(
+        `--time ${at.at}: source '${source}' has no continuous archive, so it restores only to its backups' points; the newest before that time is backup ${before.id} (${before.restorePoint.time}): use --backup ${before.id}`,
+      );
     }
     default:
       throw new UsageError(

@@ -189,7 +189,7 @@ export class FileStore implements ObjectStore {
         else if (await containsObject(path)) page.prefixes.push(folder);
       } else if (entry.isFile() && key.startsWith(prefix)) {
         const stats = await lstat(path).catch(() => undefined);
-        if (stats?.isFile()) page.objects.push({ key, size: stats.size });
+        if (stats?.isFile()) page.objects.push({ key, size: stats.size, modifiedAt: stats.mtime.toISOString() });
       }
     }
   }

@@ -14,6 +14,7 @@ import type { BackupDetails } from '../engines/registry';
 import { newBackupId } from './backup-id';
 import { readCatalog, type Catalog } from './catalog';
 import { manifestKey, objectKey, REPOSITORY_MARKER_KEY } from './layout';
+import { LEASE_NAME, leaseBytes } from './lease';
 import {
   MANIFEST_FORMAT,
   MANIFEST_VERSION,
@@ -195,6 +196,7 @@ type BackupDraft = Pick<BackupManifest, 'id' | 'source' | 'engine' | 'type' | 'p
 export class BackupWriter {
   private readonly objects: StoredObject[] = [];
   private committed = false;
+  private leased?: Promise<unknown>;
 
   constructor(
     private readonly store: ObjectStore,
@@ -221,6 +223,9 @@ export class BackupWriter {
 
   private async add(name: string, write: (key: string) => Promise<StoredObject>): Promise<StoredObject> {
     if (this.committed) throw new Error(`backup ${this.id} is already committed`);
+    // The lease goes first, so retention never collects the parts of a backup still running (lease.ts).
+    this.leased ??= this.store.put(objectKey(this.draft.source, this.draft.id, LEASE_NAME), leaseBytes(this.draft.id, this.draft.startedAt));
+    await this.leased;
     const stored = await write(objectKey(this.draft.source, this.draft.id, name));
     this.objects.push(stored);
     return stored;

@@ -3,15 +3,29 @@ import {
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
+  PutObjectTaggingCommand,
+  RestoreObjectCommand,
   S3Client,
   type _Error as S3DeleteError,
 } from '@aws-sdk/client-s3';
 import { Readable } from 'node:stream';
 import { StorageError } from '../errors';
-import { abortReason, untilAborted } from '../abort';
+import { abortReason, sleep, throwIfAborted, untilAborted } from '../abort';
+import pLimit from 'p-limit';
+import { formatBytes } from '../format';
 import { assertValidKey, assertValidPrefix, checkRange, compareKeys } from './keys';
 import { describeS3Location, safeEndpoint, type S3Location } from './s3-location';
 import { uploadNewObject } from './s3-upload';
+import {
+  describeEstimate,
+  effectiveTier,
+  estimateRehydration,
+  isArchiveClass,
+  parseRestoreHeader,
+  type ArchiveClass,
+  type RehydrateOptions,
+  type RehydrationResult,
+} from './rehydrate';
 import type { ListOptions, ListPage, ObjectStore, PutOptions, StoredObjectInfo } from './storage';
 
 export type { S3Location };
@@ -21,6 +35,14 @@ export type { S3Location };
 const PART_SIZE = 16 * 1024 * 1024;
 const QUEUE_SIZE = 4;
 const DELETE_BATCH = 1000;
+const PARALLEL_HEADS = 16;
+
+interface ArchiveState {
+  readonly key: string;
+  readonly size: number;
+  readonly storageClass?: ArchiveClass;
+  readonly restore: 'none' | 'ongoing' | 'restored';
+}
 
 const NETWORK_ERRORS = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE',
@@ -97,9 +119,20 @@ export class S3Store implements ObjectStore {
   }
 
   async list(prefix: string, options: ListOptions = {}): Promise<ListPage> {
-    assertValidPrefix(prefix);
     const objects: StoredObjectInfo[] = [];
     const prefixes: string[] = [];
+    for await (const page of this.listPages(prefix, options)) {
+      objects.push(...page.objects);
+      prefixes.push(...page.prefixes);
+    }
+    // S3 already answers in key order; S3-compatible servers are not all that careful.
+    objects.sort((a, b) => compareKeys(a.key, b.key));
+    prefixes.sort(compareKeys);
+    return { objects, prefixes };
+  }
+
+  async *listPages(prefix: string, options: ListOptions = {}): AsyncIterable<ListPage> {
+    assertValidPrefix(prefix);
     const fullPrefix = this.keyPrefix + prefix;
     let token: string | undefined;
     do {
@@ -115,18 +148,20 @@ export class S3Store implements ObjectStore {
         .catch((err: unknown) => {
           throw this.mapError(err, 'list', prefix);
         });
+      const objects: StoredObjectInfo[] = [];
       for (const object of response.Contents ?? []) {
-        if (object.Key) objects.push({ key: object.Key.slice(this.keyPrefix.length), size: object.Size ?? 0 });
+        if (!object.Key) continue;
+        objects.push({
+          key: object.Key.slice(this.keyPrefix.length),
+          size: object.Size ?? 0,
+          ...(object.LastModified ? { modifiedAt: object.LastModified.toISOString() } : {}),
+          ...(object.StorageClass ? { storageClass: object.StorageClass } : {}),
+        });
       }
-      for (const common of response.CommonPrefixes ?? []) {
-        if (common.Prefix) prefixes.push(common.Prefix.slice(this.keyPrefix.length));
-      }
+      const prefixes = (response.CommonPrefixes ?? []).flatMap((c) => (c.Prefix ? [c.Prefix.slice(this.keyPrefix.length)] : []));
+      yield { objects, prefixes };
       token = response.IsTruncated ? response.NextContinuationToken : undefined;
     } while (token);
-    // S3 already answers in key order; S3-compatible servers are not all that careful.
-    objects.sort((a, b) => compareKeys(a.key, b.key));
-    prefixes.sort(compareKeys);
-    return { objects, prefixes };
   }
 
   async delete(keys: string[]): Promise<void> {
@@ -154,6 +189,72 @@ export class S3Store implements ObjectStore {
     const more = failures.length > 3 ? ` and ${failures.length - 3} more` : '';
     const code = failures.every((f) => f.Code === 'AccessDenied') ? 'AccessDenied' : 'Other';
     throw new StorageError(`could not delete ${failures.length} object(s) from s3://${this.bucket}: ${shown}${more}`, code);
+  }
+
+  async rehydrate(keys: readonly string[], options: RehydrateOptions = {}): Promise<RehydrationResult> {
+    const { signal, progress } = options;
+    const limit = pLimit(PARALLEL_HEADS);
+    const states = await Promise.all(keys.map((key) => limit(() => this.archiveState(key, signal))));
+    const cold = states.filter((s): s is ArchiveState & { storageClass: ArchiveClass } => s.storageClass !== undefined && s.restore !== 'restored');
+    if (cold.length === 0) return { objects: 0, bytes: 0 };
+    const tier = options.tier ?? 'Standard';
+    const estimate = estimateRehydration(cold.map((c) => ({ bytes: c.size, storageClass: c.storageClass })), tier);
+    (options.onEstimate ?? ((e) => progress?.note(describeEstimate(e, formatBytes))))(estimate);
+    await Promise.all(
+      cold
+        .filter((c) => c.restore === 'none')
+        .map((c) =>
+          limit(async () => {
+            const request = { Days: options.days ?? 7, GlacierJobParameters: { Tier: effectiveTier(c.storageClass, tier) } };
+            await this.client.send(new RestoreObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + c.key, RestoreRequest: request }), { abortSignal: signal }).catch((err: unknown) => {
+              // Someone (an earlier, interrupted restore) asked already: just wait for it.
+              if ((err as { name?: string }).name !== 'RestoreAlreadyInProgress') throw this.mapError(err, 'rehydrate', c.key);
+            });
+          }),
+        ),
+    );
+    progress?.start(`rehydrate ${cold.length} object${cold.length === 1 ? '' : 's'}`, estimate.bytes);
+    try {
+      let pending = cold;
+      while (pending.length > 0) {
+        await sleep(options.pollMs ?? 60_000, signal);
+        const now = await Promise.all(pending.map((c) => limit(() => this.archiveState(c.key, signal))));
+        const done = now.filter((s) => s.restore === 'restored' || s.storageClass === undefined);
+        progress?.advance(done.reduce((n, s) => n + s.size, 0));
+        pending = pending.filter((c) => !done.some((d) => d.key === c.key));
+      }
+    } finally {
+      progress?.stop();
+    }
+    return { objects: cold.length, bytes: estimate.bytes, estimate };
+  }
+
+  async tag(keys: readonly string[], tag: { readonly key: string; readonly value: string }): Promise<void> {
+    const limit = pLimit(PARALLEL_HEADS);
+    await Promise.all(
+      keys.map((key) =>
+        limit(async () => {
+          assertValidKey(key);
+          // Tidemark sets no other tags: the tag set is exactly the tier tag.
+          const input = { Bucket: this.bucket, Key: this.keyPrefix + key, Tagging: { TagSet: [{ Key: tag.key, Value: tag.value }] } };
+          await this.client.send(new PutObjectTaggingCommand(input)).catch((err: unknown) => {
+            throw this.mapError(err, 'tag', key);
+          });
+        }),
+      ),
+    );
+  }
+
+  /** The object's cold class (undefined: readable as it is) and its restore status. */
+  private async archiveState(key: string, signal?: AbortSignal): Promise<ArchiveState> {
+    throwIfAborted(signal);
+    try {
+      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key }), { abortSignal: signal });
+      return { key, size: r.ContentLength ?? 0, storageClass: isArchiveClass(r.StorageClass) ? r.StorageClass : undefined, restore: parseRestoreHeader(r.Restore) };
+    } catch (err) {
+      if (signal?.aborted) throw abortReason(signal);
+      throw this.mapError(err, 'inspect', key);
+    }
   }
 
   /** `head`, ended by `signal` (with its reason) even while the request waits on the server. */
@@ -220,6 +321,9 @@ export class S3Store implements ObjectStore {
       return new StorageError(`no object at ${where}`, 'NoSuchKey', options);
     }
     if (name === 'PreconditionFailed' || status === 412) return this.exists(key);
+    if (name === 'InvalidObjectState') {
+      return new StorageError(`${where} is in cold storage (GLACIER or DEEP_ARCHIVE): it must be rehydrated before it can be read (tidemark restore does this and says how long it takes)`, 'Archived', options);
+    }
     if (name === 'InvalidRange' || status === 416) {
       return new StorageError(`byte range ${range ?? ''} is outside ${where}`, 'Other', options);
     }

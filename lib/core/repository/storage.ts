@@ -1,10 +1,15 @@
 import type { Readable } from 'node:stream';
+import type { RehydrateOptions, RehydrationResult } from './rehydrate';
 
 /** One stored object as a listing sees it. */
 export interface StoredObjectInfo {
   /** Key relative to the repository root, '/'-separated, never starting with '/'. */
   readonly key: string;
   readonly size: number;
+  /** When the object was stored (ISO), where the backend says (retention: locks, archive times). */
+  readonly modifiedAt?: string;
+  /** S3 storage class (STANDARD, STANDARD_IA, GLACIER, …); absent for a folder. */
+  readonly storageClass?: string;
 }
 
 export interface PutOptions {
@@ -26,6 +31,12 @@ export interface ListOptions {
 export interface ListPage {
   readonly objects: StoredObjectInfo[];
   readonly prefixes: string[];
+}
+
+/** Pages of a listing: the store's own pages where it has them, else the whole listing as one. */
+export async function* listPages(store: ObjectStore, prefix: string, options?: ListOptions): AsyncIterable<ListPage> {
+  if (store.listPages) yield* store.listPages(prefix, options);
+  else yield await store.list(prefix, options);
 }
 
 /**
@@ -55,6 +66,24 @@ export interface ObjectStore {
 
   /** Every object (and with a delimiter, every rolled-up prefix) under `prefix`, in key order. */
   list(prefix: string, options?: ListOptions): Promise<ListPage>;
+
+  /**
+   * The same listing a page at a time (S3: 1,000 keys per request), for callers that must not hold
+   * a whole listing at once (retention over millions of WAL segments). Absent: use `list`.
+   */
+  listPages?(prefix: string, options?: ListOptions): AsyncIterable<ListPage>;
+
+  /**
+   * Makes objects in a cold class (GLACIER, DEEP_ARCHIVE) readable: reports the expected time and
+   * cost, asks S3 to restore them, and waits. Absent: every object is always readable (a folder).
+   */
+  rehydrate?(keys: readonly string[], options?: RehydrateOptions): Promise<RehydrationResult>;
+
+  /**
+   * Sets an object tag (the tier-tag contract, config/tiers.ts: the bucket's lifecycle rules move
+   * what is tagged). Absent: the store has no tiers (a folder).
+   */
+  tag?(keys: readonly string[], tag: { readonly key: string; readonly value: string }): Promise<void>;
 
   /**
    * Removes objects. Only garbage collection and retention call this; a missing key is not an
