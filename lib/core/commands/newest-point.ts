@@ -1,9 +1,10 @@
+import { ARCHIVES, newestWindowEnd } from '../engines/continuous-archive';
 import { restorableWindow } from '../engines/window';
 import { StorageError, TidemarkError } from '../errors';
 import { isBackupId } from '../repository/backup-id';
 import { readManifestAt, type CatalogProblem } from '../repository/catalog';
 import { backupsPrefix } from '../repository/layout';
-import type { BackupManifest } from '../repository/manifest';
+import type { BackupManifest, RestorePoint } from '../repository/manifest';
 import { Repository } from '../repository/repository';
 import type { ObjectStore } from '../repository/storage';
 
@@ -37,9 +38,27 @@ export interface NewestBackupOptions {
 export async function newestRestorablePoint(from: Repository | ObjectStore, source: string): Promise<NewestRestorablePoint | null> {
   const found = await newestCommittedBackup(from, source);
   if (found === null) return null;
-  // The same window as list and restore; a continuous archive (WAL, binlog) will pass its newest
-  // durable point here as the window's end, once one exists.
-  return { time: restorableWindow([found.backup])!.to, backupId: found.backup.id, ...found };
+  // The same window as list and restore: a continuous archive (WAL, binlog) extends it to its
+  // newest durable point when that continues unbroken from a backup it replays onto.
+  return { time: restorableWindow([found.backup], await archiveEnd(from, source))!.to, backupId: found.backup.id, ...found };
+}
+
+/**
+ * How far a source's continuous archive reaches from its newest replayable backup, or undefined.
+ * rpo-check knows no config, so every kind of archive is asked; one without a backup to replay
+ * onto costs one more listing and no archive reads.
+ */
+async function archiveEnd(from: Repository | ObjectStore, source: string): Promise<RestorePoint | undefined> {
+  const store = from instanceof Repository ? from.store : from;
+  for (const registration of ARCHIVES) {
+    const base = await newestCommittedBackup(store, source, { accept: (m) => registration.replaysOnto.includes(m.details.kind) });
+    if (base === null) continue;
+    const archive = await registration.load();
+    const description = await archive.describe(store, source);
+    const end = description && newestWindowEnd(archive.windows(description, [base.backup]));
+    if (end) return end;
+  }
+  return undefined;
 }
 
 /** Whole seconds from `time` to `now`; never negative (a clock a little ahead is not "in the future"). */

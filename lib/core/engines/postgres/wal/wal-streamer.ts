@@ -310,7 +310,9 @@ export class WalStreamer {
     }
     this.learnSegmentBytes(bytes.length);
     if (!isValidSegmentBytes(bytes.length)) return; // not padded yet
-    const extent = writtenExtent(bytes);
+    // Trailing zeros of the last record look like padding; records end MAXALIGNed (8 bytes), so
+    // rounding up is exact for the alignment padding and never claims more than was received.
+    const extent = Math.min(bytes.length, Math.ceil(writtenExtent(bytes) / 8) * 8);
     const known = this.partials.get(segment);
     if (extent === 0 || (known && extent <= known.extent)) return;
     this.checkGap(segment);
