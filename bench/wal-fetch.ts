@@ -33,7 +33,7 @@ async function main(): Promise<void> {
     const first = await pg.sql('select pg_walfile_name(pg_current_wal_lsn())');
     // ~1.2 MB of WAL per 1000 rows of 1 kB: fill `count` segments, then close the last one.
     while ((await pg.sql('select pg_walfile_name(pg_current_wal_lsn())')) < first.slice(0, 16) + (parseInt(first.slice(16), 16) + count).toString(16).toUpperCase().padStart(8, '0')) {
-      await pg.sql("insert into t select g, md5(g::text) || repeat(md5(random()::text), 30) from generate_series(1, 20000) g");
+      await pg.sql("insert into t select g, array_to_string(array(select md5(random()::text || g) from generate_series(1, 30)), '') from generate_series(1, 10000) g");
     }
     await pg.sql('select pg_switch_wal()');
     const names = (await pg.sql(`select name from pg_ls_waldir() where name ~ '^[0-9A-F]{24}$' and name >= '${first}' order by name`)).split('\n').slice(0, count);
@@ -43,7 +43,7 @@ async function main(): Promise<void> {
     let started = Date.now();
     for (const name of names) await pushWalFile(repository, 'app', join(pg.dataDir, 'pg_wal', name), config.compression);
     const pushSeconds = (Date.now() - started) / 1000;
-    const mb = (names.length * 16) / 1.048576;
+    const mb = names.length * 16 * 1.048576; // 16 MiB segments, in MB
     console.log(`archived ${names.length} segments (${mb.toFixed(0)} MB) in ${pushSeconds.toFixed(1)} s (in-process wal-push code): ${(mb / pushSeconds).toFixed(0)} MB/s`);
 
     const replay = join(dir, 'pg_wal');
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
     started = Date.now();
     for (const name of serial) await sh(`node --import tsx ${join(__dirname, '../bin/tidemark.ts')} wal-fetch ${name} ${join(replay, 'RECOVERYXLOG')} --source app --config ${yaml}`);
     const seconds = (Date.now() - started) / 1000;
-    console.log(`tidemark wal-fetch per segment: ${serial.length} segments in ${seconds.toFixed(1)} s = ${(serial.length / seconds).toFixed(1)} segments/s, ${((serial.length * 16) / 1.048576 / seconds).toFixed(0)} MB/s`);
+    console.log(`tidemark wal-fetch per segment: ${serial.length} segments in ${seconds.toFixed(1)} s = ${(serial.length / seconds).toFixed(1)} segments/s, ${((serial.length * 16 * 1.048576) / seconds).toFixed(0)} MB/s`);
   } finally {
     await pg.stop();
     rmSync(dir, { recursive: true, force: true });
