@@ -301,4 +301,39 @@ describe('continuous WAL: stream, wal-push, wal-fetch, prefetch', () => {
     }
     expect(existsSync(spool)).toBe(false);
   });
+
+  // Last: it drops the slot the other tests rely on.
+  it('a slot lost while the streamer was away: the restart says which segments are gone, counts them, and list shows the gap', async () => {
+    const before = (await (await archiveOf(cfg.config)).inventory())!;
+    const lastRun = before.timelines[0].runs[before.timelines[0].runs.length - 1];
+    const [lastArchived, lastEndsInPartial] = [lastRun.last, lastRun.partial !== undefined];
+    await pg.sql("select pg_drop_replication_slot('tidemark_app')");
+    for (let i = 0; i < 4; i++) await fillAndSwitch(pg, 500);
+    await pg.sql('checkpoint');
+    await pg.sql('checkpoint');
+    const stop = new AbortController();
+    const lines: string[] = [];
+    // A new spool (a new container): the streamer first tries to resume at the archive's end.
+    const streaming = runStream(cfg.config, 'app', { spoolDir: join(tmp.path, 'spool-gap'), signal: stop.signal, write: (l) => void lines.push(l) });
+    try {
+      await until('the streamer to start', async () => lines.some((l) => l.includes('streamer started')));
+      await until('streaming again', async () => (await pg.sql("select count(*) from pg_replication_slots where slot_name = 'tidemark_app' and active")) === '1', 30_000).catch((e) => {
+        throw new Error(`${(e as Error).message}: ${lines.join('')}`);
+      });
+      await fillAndSwitch(pg);
+      await until('the gap to be logged', async () => lines.some((l) => l.includes('"error":"WalGap"') && l.includes('were never archived')), 30_000);
+    } finally {
+      stop.abort();
+      await streaming;
+    }
+    const gapLine = JSON.parse(lines.find((l) => l.includes('were never archived'))!) as { level: string; from: string; to: string; count: number };
+    expect(gapLine.level).toBe('error');
+    // The gap starts at the archive's last segment if only its partial is there, else after it.
+    expect(parseSegmentName(gapLine.from, SEGMENT).segno).toBe(parseSegmentName(lastArchived, SEGMENT).segno + (lastEndsInPartial ? 0 : 1));
+    expect(gapLine.count).toBeGreaterThanOrEqual(4);
+    expect(lines.some((l) => l.includes(`"WalGapSegments":${gapLine.count}`) && l.includes('"_aws"'))).toBe(true);
+    const listed = await runList(cfg.config, 'app');
+    expect(listed.archive?.gaps).toEqual([{ timeline: '00000001', from: gapLine.from, to: gapLine.to, count: gapLine.count }]);
+    expect((await runVerify(cfg.config, 'app', { progress })).archive?.problems).toEqual([expect.stringContaining(`WAL gap on timeline 00000001: segments ${gapLine.from} to`)]);
+  });
 });

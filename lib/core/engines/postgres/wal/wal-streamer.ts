@@ -73,6 +73,8 @@ export class WalStreamer {
   private readonly partials = new Map<string, PartialState>();
   private lastFlush = 0;
   private seeded?: string;
+  /** The server no longer had the WAL at the archive's end: later reconnects start where it is. */
+  private seedRefused = false;
 
   constructor(
     private readonly run: EngineRun,
@@ -120,6 +122,7 @@ export class WalStreamer {
             error: 'WalGap',
           });
           this.seeded = undefined;
+          this.seedRefused = true;
         }
         attempt = Date.now() - started > RECEIVER_RAN_LONG_MS ? 1 : attempt + 1;
         const wait = Math.min(options.maxBackoffMs ?? 60_000, 500 * 2 ** Math.min(attempt, 10));
@@ -216,7 +219,7 @@ export class WalStreamer {
   /** With an empty spool, pg_receivewal would start at its slot (or the server's position): start at the archive's end instead. */
   private async seedIfEmpty(): Promise<void> {
     const spool = await readSpool(this.options.spoolDir);
-    if (spool.partial || spool.segments.length > 0 || this.segmentBytes === undefined) return;
+    if (spool.partial || spool.segments.length > 0 || this.segmentBytes === undefined || this.seedRefused) return;
     const timelines = [...this.newest.keys()].sort();
     const timeline = timelines[timelines.length - 1];
     if (timeline === undefined) return;
@@ -235,11 +238,13 @@ export class WalStreamer {
     const timeline = segment.slice(0, 8);
     const { segno } = parseSegmentName(segment, this.segmentBytes);
     const newest = this.newest.get(timeline);
-    if (newest !== undefined && segno > newest + 1) {
-      const tl = parseInt(timeline, 16);
-      const from = segmentName({ timeline: tl, segno: newest + 1 }, this.segmentBytes);
+    const tl = parseInt(timeline, 16);
+    // A newest segment archived only as a partial is missing too once streaming jumps past it.
+    const firstMissing = newest === undefined ? undefined : this.partials.has(segmentName({ timeline: tl, segno: newest }, this.segmentBytes)) ? newest : newest + 1;
+    if (firstMissing !== undefined && segno > firstMissing) {
+      const from = segmentName({ timeline: tl, segno: firstMissing }, this.segmentBytes);
       const to = segmentName({ timeline: tl, segno: segno - 1 }, this.segmentBytes);
-      const count = segno - newest - 1;
+      const count = segno - firstMissing;
       this.log('error', `WAL gap: segments ${from} to ${to} (${count}) of timeline ${timeline} were never archived and are gone from the server; point-in-time recovery cannot cross them`, {
         error: 'WalGap',
         timeline,
@@ -298,7 +303,9 @@ export class WalStreamer {
   private async flushPartial(final: boolean): Promise<void> {
     this.lastFlush = Date.now();
     const spool = await readSpool(this.options.spoolDir);
-    if (!spool.partial) return;
+    // A segment that just completed is archived first (the next tick), so the open one after it
+    // never looks like a jump past a segment known only as a partial.
+    if (!spool.partial || spool.segments.length > 0) return;
     const segment = spool.partial;
     const at = new Date();
     let bytes: Buffer;
