@@ -337,3 +337,84 @@ describe('continuous WAL: stream, wal-push, wal-fetch, prefetch', () => {
     expect((await runVerify(cfg.config, 'app', { progress })).archive?.problems).toEqual([expect.stringContaining(`WAL gap on timeline 00000001: segments ${gapLine.from} to`)]);
   });
 });
+
+/** A streaming standby of `primary` (pg_basebackup -R), run as the OS user the harness uses. */
+async function startStandby(primary: ThrowawayPostgres, dir: string): Promise<{ port: number; url: (db: string) => string; sql: (s: string, db?: string) => string; promote(): void; stop(): void }> {
+  const asRoot = process.getuid?.() === 0;
+  const user = asRoot ? { uid: Number(execFileSync('id', ['-u', 'postgres']).toString()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString()) } : {};
+  mkdirSync(dir, { recursive: true });
+  if (asRoot) execFileSync('chown', ['postgres:', dir]);
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PG')));
+  const run = (bin: string, args: string[]) => execFileSync(join(primary.binDir, bin), args, { cwd: dir, env: { ...env, HOME: dir }, ...user, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+  const data = join(dir, 'pgdata');
+  run('pg_basebackup', ['-h', '127.0.0.1', '-p', String(primary.port), '-U', 'postgres', '-D', data, '-R', '-X', 'stream', '--checkpoint=fast']);
+  const port = primary.port + 1 + Math.floor(Math.random() * 500);
+  writeFileSync(join(data, 'postgresql.conf'), `${readFileSync(join(data, 'postgresql.conf'), 'utf8')}\nport = ${port}\nunix_socket_directories = '${dir}'\n`);
+  run('pg_ctl', ['-D', data, '-l', join(dir, 'log'), '-w', '-t', '60', 'start']);
+  return {
+    port,
+    url: (db) => `postgres://postgres@127.0.0.1:${port}/${db}`,
+    sql: (s, db = 'postgres') => run('psql', ['-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-d', db, '-c', s]).trim(),
+    promote: () => void run('pg_ctl', ['-D', data, '-w', 'promote']),
+    stop: () => {
+      try {
+        run('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);
+      } catch {
+        // already stopped
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+describe('continuous WAL across a promotion', () => {
+  const primary = usePostgres({ settings: { wal_level: 'replica', hot_standby: 'on' } });
+  const tmp = useTempDir('tidemark-wal-tl-');
+  let standby: Awaited<ReturnType<typeof startStandby>> | undefined;
+  afterAll(() => standby?.stop());
+
+  it('follows the new timeline: the .history file is archived and new segments go under the new timeline', async () => {
+    await primary.createDatabase('app');
+    await primary.sql('create table ledger (id bigserial primary key, note text)', 'app');
+    standby = await startStandby(primary, join(primary.dir, 'standby')); // the primary's root is the server user's
+    const s = standby;
+    const { config } = writeConfig(tmp.path, 'tl.yaml', {
+      repository: `file://${join(tmp.path, 'repo')}`,
+      encryption: { key: 'env:TIDEMARK_TEST_KEY' },
+      sources: { app: { engine: 'postgres', url: s.url('app'), stream: { flushSeconds: 1 } } },
+    });
+    const stop = new AbortController();
+    const lines: string[] = [];
+    const streaming = runStream(config, 'app', { spoolDir: join(tmp.path, 'spool'), signal: stop.signal, write: (l) => void lines.push(l) });
+    try {
+      await until('the streamer to start', async () => lines.some((l) => l.includes('streamer started')));
+      await until('streaming from the standby', async () => s.sql("select count(*) from pg_stat_replication where application_name = 'tidemark'") === '1' || undefined, 30_000);
+      for (let i = 0; i < 2; i++) await fillAndSwitch(primary, 500);
+      await until('timeline 1 segments', async () => (await archivedNames(config)).some((n) => n.startsWith('00000001/') && !n.includes('.partial')));
+      await until('the standby to catch up', async () => s.sql('select pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn()') === 't' || undefined);
+      s.promote();
+      await until('the promotion', async () => s.sql('select pg_is_in_recovery()') === 'f' || undefined, 30_000);
+      for (let i = 0; i < 2; i++) {
+        s.sql("insert into ledger (note) select repeat('z', 200) from generate_series(1, 500)", 'app');
+        s.sql('select pg_switch_wal()', 'app');
+      }
+      await until('timeline 2 in the archive', async () => {
+        const names = await archivedNames(config);
+        return names.includes('00000002.history') && names.some((n) => /^00000002\/[0-9A-F]{24}$/.test(n));
+      }, 60_000).catch((e: Error) => {
+        throw new Error(`${e.message}: ${lines.join('')}`);
+      });
+    } finally {
+      stop.abort();
+      await streaming;
+    }
+    s.stop();
+    const listed = await runList(config, 'app');
+    expect(listed.archive?.runs.map((r) => r.timeline)).toEqual(expect.arrayContaining(['00000001', '00000002']));
+    expect(listed.archive?.gaps).toEqual([]);
+    expect((await runVerify(config, 'app', { progress })).archive).toMatchObject({ ok: true });
+    const history = join(tmp.path, 'fetched.history');
+    expect(await (await archiveOf(config)).fetch('00000002.history', history)).toBe('history');
+    expect(readFileSync(history, 'utf8')).toMatch(/^1\t[0-9A-F]+\/[0-9A-F]+\t/);
+  });
+});

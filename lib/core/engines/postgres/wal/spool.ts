@@ -17,6 +17,11 @@ export interface SpoolContents {
   readonly histories: readonly string[];
   /** The open segment pg_receivewal is writing (its name without ".partial"). */
   readonly partial?: string;
+  /**
+   * Older open segments: an earlier timeline's last segment, left as .partial when the server
+   * switched timeline in its middle (the new timeline's copy of that segment carries the same WAL).
+   */
+  readonly stalePartials: readonly string[];
 }
 
 export async function readSpool(dir: string): Promise<SpoolContents> {
@@ -27,6 +32,7 @@ export async function readSpool(dir: string): Promise<SpoolContents> {
     histories: names.filter((n) => HISTORY_NAME.test(n)).sort(),
     // After a restart pg_receivewal continues in the newest partial; an older one would be stale.
     ...(partials.length > 0 ? { partial: partials[partials.length - 1].replace(/\.partial$/, '') } : {}),
+    stalePartials: partials.slice(0, -1).map((p) => p.replace(/\.partial$/, '')),
   };
 }
 

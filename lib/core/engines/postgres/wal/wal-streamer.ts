@@ -269,6 +269,11 @@ export class WalStreamer {
       await this.archiveOnce(historyArchiveName(history), join(dir, history), undefined);
       await unlink(join(dir, history));
     }
+    for (const stale of spool.stalePartials) {
+      // A finished timeline's last segment: stored once more if it grew, then it is done.
+      await this.flushSegmentSnapshot(stale, new Date());
+      await unlink(join(dir, `${stale}.partial`));
+    }
     for (const segment of spool.segments) {
       const path = join(dir, segment);
       const { size, mtime } = await fileFacts(path);
@@ -306,22 +311,26 @@ export class WalStreamer {
     // A segment that just completed is archived first (the next tick), so the open one after it
     // never looks like a jump past a segment known only as a partial.
     if (!spool.partial || spool.segments.length > 0) return;
-    const segment = spool.partial;
-    const at = new Date();
+    const end = await this.flushSegmentSnapshot(spool.partial, new Date());
+    if (final && end) this.log('info', `stored the open segment up to ${end}`, { segment: spool.partial });
+  }
+
+  /** Stores a snapshot of an open segment as its next generation if it grew; returns how far it reaches. */
+  private async flushSegmentSnapshot(segment: string, at: Date): Promise<string | undefined> {
     let bytes: Buffer;
     try {
       bytes = await readFile(join(this.options.spoolDir, `${segment}.partial`));
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return; // completed meanwhile: drain takes it
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined; // completed meanwhile: drain takes it
       throw e;
     }
     this.learnSegmentBytes(bytes.length);
-    if (!isValidSegmentBytes(bytes.length)) return; // not padded yet
+    if (!isValidSegmentBytes(bytes.length)) return undefined; // not padded yet
     // Trailing zeros of the last record look like padding; records end MAXALIGNed (8 bytes), so
     // rounding up is exact for the alignment padding and never claims more than was received.
     const extent = Math.min(bytes.length, Math.ceil(writtenExtent(bytes) / 8) * 8);
     const known = this.partials.get(segment);
-    if (extent === 0 || (known && extent <= known.extent)) return;
+    if (extent === 0 || (known && extent <= known.extent)) return undefined;
     this.checkGap(segment);
     const generation = (known?.generation ?? 0) + 1;
     const end = formatLsn(segmentStartLsn(parseSegmentName(segment, bytes.length).segno, bytes.length) + BigInt(extent));
@@ -330,7 +339,7 @@ export class WalStreamer {
       attributes: { end, at: at.toISOString() },
     });
     this.partials.set(segment, { generation, extent });
-    if (final) this.log('info', `stored the open segment up to ${end}`, { segment, generation });
+    return end;
   }
 }
 
