@@ -1,4 +1,7 @@
 import fc from 'fast-check';
+import { newestWindowEnd } from '../../lib/core/engines/continuous-archive';
+import { pgWalArchive } from '../../lib/core/engines/postgres/wal/wal-method';
+import type { BackupManifest } from '../../lib/core/repository/manifest';
 import { inventoryOf } from '../../lib/core/engines/postgres/wal/wal-inventory';
 import { formatLsn, parseLsn, parseSegmentName, partialArchiveName, segmentArchiveName, segmentName } from '../../lib/core/engines/postgres/wal/wal-names';
 import { writtenExtent } from '../../lib/core/engines/postgres/wal/spool';
@@ -96,5 +99,37 @@ describe('WAL inventory: runs and gaps from names', () => {
     expect(inv.timelines[1].runs[0]).toMatchObject({ first: name(5, 2), last: name(6, 2), segments: 2, startLsn: '0/5000000', completeEndLsn: '0/7000000' });
     expect(inv.histories).toEqual(['00000002']);
     expect(inv.unknown).toEqual(['stray-object']);
+  });
+});
+
+describe('restorable windows from archive runs (pgWalArchive.windows)', () => {
+  const run = (timeline: string, startLsn: string, endLsn: string, endTime: string) => ({
+    timeline,
+    first: 'x',
+    last: 'y',
+    startLsn,
+    end: { timeline, lsn: endLsn, time: endTime },
+    files: 1,
+    endsInPartial: false,
+  });
+  const backup = (lsn: string, time: string) => ({ restorePoint: { lsn, time } }) as unknown as BackupManifest;
+
+  it('a gap splits the window: each run extends only the backups it holds, and the newest window ends the whole', () => {
+    const description = {
+      runs: [run('00000001', '0/1000000', '0/5000000', '2026-12-01T01:00:00.000Z'), run('00000001', '0/7000000', '0/9800000', '2026-12-01T03:00:00.000Z')],
+      gaps: [{ timeline: '00000001', from: 'a', to: 'b', count: 2 }],
+      objects: 7,
+      storedBytes: 1,
+    };
+    const windows = pgWalArchive.windows(description, [backup('0/2000000', '2026-12-01T00:30:00.000Z'), backup('0/6000000', '2026-12-01T01:30:00.000Z')]);
+    // The backup inside the gap (0/6000000) starts no window: replay from it would need the missing segments.
+    expect(windows).toEqual([{ timeline: '00000001', from: '2026-12-01T00:30:00.000Z', to: '2026-12-01T01:00:00.000Z', fromLsn: '0/2000000', toLsn: '0/5000000' }]);
+    expect(newestWindowEnd(windows)).toEqual({ time: '2026-12-01T01:00:00.000Z', lsn: '0/5000000' });
+    const both = pgWalArchive.windows(description, [backup('0/2000000', '2026-12-01T00:30:00.000Z'), backup('0/7100000', '2026-12-01T02:00:00.000Z')]);
+    expect(both.map((w) => [w.from, w.to])).toEqual([
+      ['2026-12-01T00:30:00.000Z', '2026-12-01T01:00:00.000Z'],
+      ['2026-12-01T02:00:00.000Z', '2026-12-01T03:00:00.000Z'],
+    ]);
+    expect(newestWindowEnd(both)?.time).toBe('2026-12-01T03:00:00.000Z');
   });
 });

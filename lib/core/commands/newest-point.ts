@@ -40,22 +40,22 @@ export async function newestRestorablePoint(from: Repository | ObjectStore, sour
   if (found === null) return null;
   // The same window as list and restore: a continuous archive (WAL, binlog) extends it to its
   // newest durable point when that continues unbroken from a backup it replays onto.
-  return { time: restorableWindow([found.backup], await archiveEnd(from, source))!.to, backupId: found.backup.id, ...found };
+  return { time: restorableWindow([found.backup], await archiveEnd(from, source, found.backup))!.to, backupId: found.backup.id, ...found };
 }
 
 /**
- * How far a source's continuous archive reaches from its newest replayable backup, or undefined.
- * rpo-check knows no config, so every kind of archive is asked; one without a backup to replay
- * onto costs one more listing and no archive reads.
+ * How far a continuous archive reaches from the newest backup, when that backup is one the archive
+ * replays onto (a physical base for WAL). Only then is the archive read, so a source of logical
+ * dumps costs nothing more; when a newer backup of another kind exists the backup's own point is
+ * reported: too old at worst, never too new, like the ordering above.
  */
-async function archiveEnd(from: Repository | ObjectStore, source: string): Promise<RestorePoint | undefined> {
+async function archiveEnd(from: Repository | ObjectStore, source: string, newest: BackupManifest): Promise<RestorePoint | undefined> {
   const store = from instanceof Repository ? from.store : from;
   for (const registration of ARCHIVES) {
-    const base = await newestCommittedBackup(store, source, { accept: (m) => registration.replaysOnto.includes(m.details.kind) });
-    if (base === null) continue;
+    if (!registration.replaysOnto.includes(newest.details.kind)) continue;
     const archive = await registration.load();
     const description = await archive.describe(store, source);
-    const end = description && newestWindowEnd(archive.windows(description, [base.backup]));
+    const end = description && newestWindowEnd(archive.windows(description, [newest]));
     if (end) return end;
   }
   return undefined;

@@ -338,13 +338,14 @@ export class StreamArchive {
    * never writes objects nobody can read.
    */
   async writer(options: { epoch: 'new' | 'newest' }): Promise<ArchiveWriter> {
-    const keyCheck = await this.repository.prepareKeyCheck();
-    await keyCheck.confirm();
     if (options.epoch === 'newest') {
       const epochs = await this.epochs();
       const newest = epochs[epochs.length - 1];
+      // Unwrapping the epoch's key proves the configured key is the right one: one KMS call in all.
       if (newest !== undefined) return new ArchiveWriter(this, newest, await this.dataKey(newest));
     }
+    const keyCheck = await this.repository.prepareKeyCheck();
+    await keyCheck.confirm();
     const epoch = newBackupId();
     const context = archiveContext(this.source, epoch);
     const { plaintext, wrapped } = await this.repository.keys.generateDataKey(context);

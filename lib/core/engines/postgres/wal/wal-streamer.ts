@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sleep } from '../../../abort';
@@ -296,7 +297,6 @@ export class WalStreamer {
       await this.writer!.writeFile(name, path, { compression: this.run.compression, ...(attributes ? { attributes: { ...attributes } } : {}) });
     } catch (e) {
       if (!(e instanceof StorageError && e.code === 'ObjectExists')) throw e;
-      const { createHash } = await import('node:crypto');
       const local = createHash('sha256').update(await readFile(path)).digest('hex');
       if ((await this.archive.objects.plaintextSha256(name)) !== local) {
         throw new StorageError(`${name} is already archived with different content; keeping the local copy ${path} for inspection`, 'ObjectExists');
