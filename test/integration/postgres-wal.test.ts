@@ -16,6 +16,7 @@ import { silentProgress as progress } from '../../lib/core/progress';
 import { Repository } from '../../lib/core/repository/repository';
 import type { ThrowawayPostgres } from '../../lib/local/throwaway-postgres';
 import { usePostgres } from '../harness/postgres';
+import { useS3 } from '../harness/s3';
 import { runCli, spawnCli, useTempDir, writeConfig } from '../harness/tidemark';
 
 const SEGMENT = 16 * 1024 * 1024;
@@ -416,5 +417,41 @@ describe('continuous WAL across a promotion', () => {
     const history = join(tmp.path, 'fetched.history');
     expect(await (await archiveOf(config)).fetch('00000002.history', history)).toBe('history');
     expect(readFileSync(history, 'utf8')).toMatch(/^1\t[0-9A-F]+\/[0-9A-F]+\t/);
+  });
+});
+
+describe('continuous WAL into S3', () => {
+  const pg = usePostgres();
+  const s3 = useS3();
+  const tmp = useTempDir('tidemark-wal-s3-');
+
+  it('streams segments into a bucket and fetches them back byte-equal; a missing one is absent', async () => {
+    await pg.createDatabase('app');
+    await pg.sql('create table ledger (id bigserial primary key, note text)', 'app');
+    const { config } = writeConfig(tmp.path, 's3.yaml', {
+      repository: s3.repository('wal'),
+      encryption: { key: 'env:TIDEMARK_TEST_KEY' },
+      sources: { app: { engine: 'postgres', url: pg.url('app'), stream: { flushSeconds: 1 } } },
+    });
+    const stop = new AbortController();
+    const lines: string[] = [];
+    const streaming = runStream(config, 'app', { spoolDir: join(tmp.path, 'spool'), signal: stop.signal, write: (l) => void lines.push(l) });
+    let closed: string;
+    try {
+      await until('the streamer to start', async () => lines.some((l) => l.includes('streamer started')));
+      await until('the slot', async () => (await pg.sql("select count(*) from pg_replication_slots where slot_name = 'tidemark_app' and active")) === '1');
+      closed = await fillAndSwitch(pg);
+      await until('the segment in the bucket', async () => (await archivedNames(config)).includes(segmentArchiveName(closed)));
+    } finally {
+      stop.abort();
+      await streaming;
+    }
+    const archive = await archiveOf(config);
+    const out = join(tmp.path, 'fetched');
+    expect(await archive.fetch(closed, out)).toBe('segment');
+    expect(readFileSync(out).equals(readFileSync(join(pg.dataDir, 'pg_wal', closed)))).toBe(true);
+    expect(await archive.fetch('0000000100000000000000FE', join(tmp.path, 'none'))).toBe('absent');
+    expect(existsSync(join(tmp.path, 'none'))).toBe(false);
+    expect(lines.filter((l) => l.includes('"level":"error"'))).toEqual([]);
   });
 });
