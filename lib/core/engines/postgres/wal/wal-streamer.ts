@@ -58,6 +58,7 @@ export function slotNameFor(source: string): string {
 
 const RECEIVER_RAN_LONG_MS = 60_000;
 const STOP_RECEIVER_MS = 10_000;
+const ERROR_REPEAT_MS = 60_000;
 
 interface PartialState {
   generation: number;
@@ -76,6 +77,7 @@ export class WalStreamer {
   private seeded?: string;
   /** The server no longer had the WAL at the archive's end: later reconnects start where it is. */
   private seedRefused = false;
+  private lastError?: { message: string; at: number };
 
   constructor(
     private readonly run: EngineRun,
@@ -120,7 +122,7 @@ export class WalStreamer {
           // server) is; the first segment that arrives shows the gap (checkGap).
           await unlink(this.seeded).catch(() => undefined);
           this.log('error', `the server no longer has the WAL after the archive's end (${this.seeded}); streaming resumes later, leaving a gap`, {
-            error: 'WalGap',
+            error: 'WalResumeRefused',
           });
           this.seeded = undefined;
           this.seedRefused = true;
@@ -187,7 +189,12 @@ export class WalStreamer {
       if (Date.now() - this.lastFlush >= this.options.flushSeconds * 1000) await this.flushPartial(false);
     } catch (e) {
       if (!(e instanceof TidemarkError)) throw e;
-      this.log('error', `archiving failed, will retry: ${e.message}`, { error: e.name });
+      // Retried every poll; said again only when the reason changes or a minute has passed.
+      const now = Date.now();
+      if (e.message !== this.lastError?.message || now - this.lastError.at >= ERROR_REPEAT_MS) {
+        this.log('error', `archiving failed, will retry: ${e.message}`, { error: e.name });
+        this.lastError = { message: e.message, at: now };
+      }
     }
   }
 
