@@ -113,6 +113,11 @@ describe('continuous WAL: stream, wal-push, wal-fetch, prefetch', () => {
     expect(lines.some((l) => l.includes('WalSegmentsArchived'))).toBe(true);
     // A clean stop leaves no pg_receivewal and releases the slot.
     expect(await pg.sql("select active from pg_replication_slots where slot_name = 'tidemark_app'")).toBe('f');
+    // The second slot holds the server's WAL from the archive's end, not from what reached the spool.
+    const point = (await (await archiveOf(cfg.config)).newestDurablePoint())!;
+    const held = parseLsn(await pg.sql("select restart_lsn from pg_replication_slots where slot_name = 'tidemark_app_archived'"));
+    expect(held).toBeLessThanOrEqual(parseLsn(point.lsn));
+    expect(held).toBeGreaterThanOrEqual(segmentStartLsn(parseSegmentName(point.object.split('/')[1].slice(0, 24), SEGMENT).segno, SEGMENT));
   });
 
   it('SIGKILL under load and a restart lose nothing: the archive is continuous and covers the last committed row', async () => {
@@ -308,7 +313,7 @@ describe('continuous WAL: stream, wal-push, wal-fetch, prefetch', () => {
     const before = (await (await archiveOf(cfg.config)).inventory())!;
     const lastRun = before.timelines[0].runs[before.timelines[0].runs.length - 1];
     const [lastArchived, lastEndsInPartial] = [lastRun.last, lastRun.partial !== undefined];
-    await pg.sql("select pg_drop_replication_slot('tidemark_app')");
+    await pg.sql("select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name in ('tidemark_app', 'tidemark_app_archived')");
     for (let i = 0; i < 4; i++) await fillAndSwitch(pg, 500);
     await pg.sql('checkpoint');
     await pg.sql('checkpoint');

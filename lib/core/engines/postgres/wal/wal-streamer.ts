@@ -11,6 +11,7 @@ import type { EngineRun } from '../../engine';
 import { PgToolSession } from '../connection';
 import { postgresSource, sourceEndpoint } from '../source';
 import { pgBin } from '../tools';
+import { ArchivedSlot } from './archived-slot';
 import { fileFacts, lockSpool, readSpool, seedSpool, writtenExtent } from './spool';
 import { WalArchive, walAttributes } from './wal-archive';
 import {
@@ -51,6 +52,11 @@ export interface WalStreamOptions {
   readonly maxBackoffMs?: number;
 }
 
+/** The slot that holds WAL until it is archived, beside pg_receivewal's `slot`. */
+export function archivedSlotName(slot: string): string {
+  return `${slot.slice(0, 54)}_archived`;
+}
+
 /** A slot name from a source name: lower-case letters, digits and underscores, at most 63. */
 export function slotNameFor(source: string): string {
   return `tidemark_${source.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63);
@@ -78,6 +84,8 @@ export class WalStreamer {
   /** The server no longer had the WAL at the archive's end: later reconnects start where it is. */
   private seedRefused = false;
   private lastError?: { message: string; at: number };
+  /** Holds the server's WAL until it is archived (archived-slot.ts). */
+  private guard?: ArchivedSlot;
 
   constructor(
     private readonly run: EngineRun,
@@ -98,6 +106,7 @@ export class WalStreamer {
     const lock = await lockSpool(spool);
     const ep = await sourceEndpoint(run.source, postgresSource(run.config));
     const session = await PgToolSession.open(ep);
+    this.guard = new ArchivedSlot(ep, archivedSlotName(options.slot), this.log);
     try {
       this.writer = await this.archive.objects.writer({ epoch: 'new' });
       await this.loadArchiveState();
@@ -110,6 +119,7 @@ export class WalStreamer {
         let failure: string | undefined;
         try {
           await runTool(pgBin('pg_receivewal'), ['--create-slot', '--if-not-exists', '--slot', options.slot, '--no-password'], { env: session.env });
+          await this.guard.ensure();
           await this.seedIfEmpty();
           failure = await this.receive(session, lock);
         } catch (e) {
@@ -141,6 +151,7 @@ export class WalStreamer {
       await this.flushPartial(true);
       this.log('info', 'streamer stopped; everything received is archived');
     } finally {
+      await this.guard.close();
       await session.close();
       await lock.release();
     }
@@ -292,6 +303,7 @@ export class WalStreamer {
       this.partials.delete(segment);
       this.options.metrics?.({ WalSegmentsArchived: { value: 1, unit: 'Count' } });
       await unlink(path);
+      await this.guard?.advance(end);
     }
   }
 
@@ -346,6 +358,7 @@ export class WalStreamer {
       attributes: { end, at: at.toISOString() },
     });
     this.partials.set(segment, { generation, extent });
+    await this.guard?.advance(end);
     return end;
   }
 }
