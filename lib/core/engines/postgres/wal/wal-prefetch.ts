@@ -115,7 +115,8 @@ export class WalPrefetcher {
   async stop(): Promise<void> {
     this.stopper.abort();
     await this.loop;
-    await this.limit(() => undefined); // queued fetches see the abort and return
+    // Queued and running fetches see the abort and return; the spool goes once they have.
+    while (this.limit.activeCount + this.limit.pendingCount > 0) await sleep(10);
     this.stoppedAt ??= Date.now();
     await rm(this.options.spoolDir, { recursive: true, force: true });
   }
