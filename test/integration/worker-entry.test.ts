@@ -167,9 +167,14 @@ describe('worker entry (containers/worker/main.ts)', () => {
     let started = false;
     child.stdout!.on('data', (d: Buffer) => (started ||= d.toString().includes('streamer started')));
     for (const deadline = Date.now() + 60_000; !started && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 100));
-    await pg.sql("select pg_switch_wal(); create table if not exists stream_probe (x int); insert into stream_probe values (1); select pg_switch_wal();", 'app');
     for (const deadline = Date.now() + 30_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
-      if ((await runList(TidemarkConfigSchema.parse(config), 'app').catch(() => undefined))?.archive?.objects) break;
+      if ((await pg.sql("select count(*) from pg_replication_slots where slot_name = 'tidemark_app' and active")) === '1') break;
+    }
+    await pg.sql('create table if not exists stream_probe (x int); insert into stream_probe values (1); select pg_switch_wal();', 'app');
+    // A completed segment (not only a partial) is archived before the stop.
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
+      const runs = (await runList(TidemarkConfigSchema.parse(config), 'app').catch(() => undefined))?.archive?.runs ?? [];
+      if (runs.some((r) => r.files > (r.endsInPartial ? 1 : 0))) break;
     }
     child.kill('SIGTERM');
     const { code, stdout } = await run;

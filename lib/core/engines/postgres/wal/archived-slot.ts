@@ -30,6 +30,13 @@ export class ArchivedSlot {
     );
   }
 
+  /** Drops and creates the slot: after the WAL it held was lost anyway (a gap), it holds from now. */
+  async recreate(): Promise<void> {
+    await this.query(`select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = $1 and not active`, [this.name]);
+    this.position = 0n;
+    await this.ensure();
+  }
+
   /** Lets the server recycle WAL before `lsn`: everything before it is archived. */
   async advance(lsn: string): Promise<void> {
     const target = parseLsn(lsn);

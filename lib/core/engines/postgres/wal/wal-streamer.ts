@@ -127,15 +127,19 @@ export class WalStreamer {
           failure = e.message;
         }
         if (signal.aborted) break;
-        if (failure !== undefined && this.seeded && /already been removed/.test(failure)) {
-          // The server no longer has the WAL where the archive ends: start where the slot (or the
-          // server) is; the first segment that arrives shows the gap (checkGap).
-          await unlink(this.seeded).catch(() => undefined);
-          this.log('error', `the server no longer has the WAL after the archive's end (${this.seeded}); streaming resumes later, leaving a gap`, {
+        if (failure !== undefined && /already been removed/.test(failure)) {
+          // The server no longer has the WAL where the archive ends (or where the slot points: the
+          // server takes a slot's position from what pg_receivewal reports, even the start of a
+          // segment it then refuses). Start again where the server is, with fresh slots; the first
+          // segment that arrives shows the gap (checkGap).
+          if (this.seeded) await unlink(this.seeded).catch(() => undefined);
+          this.log('error', `the server no longer has the WAL after the archive's end; streaming resumes where the server is, leaving a gap`, {
             error: 'WalResumeRefused',
           });
           this.seeded = undefined;
           this.seedRefused = true;
+          await runTool(pgBin('pg_receivewal'), ['--drop-slot', '--slot', options.slot, '--no-password'], { env: session.env }).catch(() => undefined);
+          await this.guard.recreate();
         }
         attempt = Date.now() - started > RECEIVER_RAN_LONG_MS ? 1 : attempt + 1;
         const wait = Math.min(options.maxBackoffMs ?? 60_000, 500 * 2 ** Math.min(attempt, 10));
