@@ -1,5 +1,6 @@
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { NEVER_ABORTED } from '../abort';
 import { sourceConfig } from '../config/load';
 import type { SourceConfig, TidemarkConfig } from '../config/schema';
@@ -76,7 +77,9 @@ export async function runWalPush(config: TidemarkConfig, source: string, path: s
 /** restore_command: `tidemark wal-fetch %f %p --source app`; `absent` → exit 1, nothing written. */
 export async function runWalFetch(config: TidemarkConfig, source: string, file: string, dest: string): Promise<{ file: string; result: string }> {
   postgresWalSource(config, source);
+  const target = resolve(dest);
+  if (!(await stat(dirname(target)).catch(() => undefined))?.isDirectory()) throw new UsageError(`wal-fetch: ${dirname(target)} is not a directory`);
   const [repository, { WalArchive }] = await Promise.all([Repository.open(config), import('../engines/postgres/wal/wal-archive')]);
-  const result = await new WalArchive(repository, source).fetch(file, resolve(dest));
+  const result = await new WalArchive(repository, source).fetch(file, target);
   return { file, result };
 }
