@@ -86,13 +86,26 @@ export function buildProgram(): Command {
       const { runList } = await import('../lib/core/commands/list');
       const result = await runList(cfg, source);
       for (const p of result.problems) process.stderr.write(`warning: backup ${p.id}: ${p.reason}\n`);
+      for (const g of result.archive?.gaps ?? []) {
+        process.stderr.write(`warning: WAL gap on timeline ${g.timeline}: ${g.count === 1 ? `segment ${g.from} is` : `segments ${g.from} to ${g.to} (${g.count}) are`} missing; no restore can cross it\n`);
+      }
       print(cmd, result, () => {
-        if (result.backups.length === 0) return `no backups of ${source}`;
+        const archive = result.archive
+          ? [
+              `archive: ${result.archive.objects} objects, ${formatBytes(result.archive.storedBytes)}`,
+              ...result.archive.runs.map(
+                (r) => `  timeline ${r.timeline}: ${r.first} … ${r.last}${r.endsInPartial ? ' (partial)' : ''}  ${r.startLsn ?? ''} … ${r.end.lsn ?? ''}  to ${r.end.time || '?'}`,
+              ),
+              ...result.archive.gaps.map((g) => `  GAP timeline ${g.timeline}: ${g.from} … ${g.to} (${g.count} missing)`),
+              ...result.archive.windows.map((w) => `  restorable on timeline ${w.timeline}: ${w.from} … ${w.to}`),
+            ]
+          : [];
+        if (result.backups.length === 0) return [`no backups of ${source}`, ...archive].join('\n');
         for (const b of result.backups) for (const w of b.warnings ?? []) process.stderr.write(`warning: backup ${b.id}: ${w}\n`);
         const chain = (b: (typeof result.backups)[number]) => (b.parent ? `  on ${b.parent} (depth ${b.chain?.depth ?? 1})` : '');
         const rows = result.backups.map((b) => `${b.id}  ${b.type.padEnd(7)}  ${b.restorePoint}  ${formatBytes(b.storedBytes).padStart(10)}${chain(b)}`);
         const window = result.window ? `restorable: ${result.window.from} … ${result.window.to}` : '';
-        return [`ID                           TYPE     RESTORE POINT              STORED`, ...rows, window].join('\n');
+        return [`ID                           TYPE     RESTORE POINT              STORED`, ...rows, window, ...archive].join('\n');
       });
     });
 
@@ -136,9 +149,12 @@ export function buildProgram(): Command {
       const { runVerify } = await import('../lib/core/commands/verify');
       const result = await runVerify(cfg, source, { backup: opts.backup, progress: await progressFor(), signal: interrupt.signal });
       for (const b of result.backups) for (const w of b.warnings) process.stderr.write(`warning: backup ${b.id}: ${w}\n`);
-      print(cmd, result, () =>
-        result.backups.map((b) => (b.ok ? `ok      ${b.id}  ${b.objects} objects, ${formatBytes(b.storedBytes)}` : `FAILED  ${b.id}  ${b.problems.join('; ')}`)).join('\n'),
-      );
+      print(cmd, result, () => {
+        const lines = result.backups.map((b) => (b.ok ? `ok      ${b.id}  ${b.objects} objects, ${formatBytes(b.storedBytes)}` : `FAILED  ${b.id}  ${b.problems.join('; ')}`));
+        const a = result.archive;
+        if (a) lines.push(a.ok ? `ok      archive  ${a.objects} objects, ${formatBytes(a.storedBytes)}` : `FAILED  archive  ${a.problems.join('; ')}`);
+        return lines.join('\n');
+      });
       if (!result.ok) process.exitCode = 3;
     });
 
@@ -152,6 +168,44 @@ export function buildProgram(): Command {
       const { runRetention, formatRetention } = await import('../lib/core/commands/retention');
       const result = await runRetention(cfg, source, { all: opts.all, apply: opts.apply });
       print(cmd, result, () => formatRetention(result));
+    });
+
+  program
+    .command('stream <source>')
+    .description('archive WAL continuously (pg_receivewal with a replication slot) until stopped; logs JSON lines')
+    .option('--spool <dir>', 'local directory for WAL not yet archived; keep it across restarts (default: $TIDEMARK_SPOOL or the temp dir)')
+    .option('--slot <name>', 'replication slot (created if absent; default: tidemark_<source>)')
+    .action(async (source: string, opts: { spool?: string; slot?: string }, cmd: Command) => {
+      const cfg = await config(cmd);
+      const { runStream } = await import('../lib/core/commands/wal');
+      await runStream(cfg, source, { spoolDir: opts.spool, slot: opts.slot, signal: interrupt.signal });
+    });
+
+  program
+    .command('wal-push <path>')
+    .description("archive one WAL file, as archive_command: 'tidemark wal-push %p --source app --config /etc/tidemark.yaml'")
+    .requiredOption('--source <name>', 'the source whose archive takes the file')
+    .action(async (path: string, opts: { source: string }, cmd: Command) => {
+      const cfg = await config(cmd);
+      const { runWalPush } = await import('../lib/core/commands/wal');
+      const result = await runWalPush(cfg, opts.source, path);
+      print(cmd, result, () => `${result.outcome}: ${result.name}`);
+    });
+
+  program
+    .command('wal-fetch <file> <dest>')
+    .description("write one archived WAL file to dest, as restore_command: 'tidemark wal-fetch %f %p --source app'; exit 1 when the archive does not have it")
+    .requiredOption('--source <name>', 'the source whose archive holds the file')
+    .action(async (file: string, dest: string, opts: { source: string }, cmd: Command) => {
+      const cfg = await config(cmd);
+      const { runWalFetch } = await import('../lib/core/commands/wal');
+      const result = await runWalFetch(cfg, opts.source, file, dest);
+      if (result.result === 'absent') {
+        process.stderr.write(`tidemark: ${file} is not in the archive of '${opts.source}'\n`);
+        process.exitCode = 1;
+        return;
+      }
+      print(cmd, result, () => `${result.result}: ${file} → ${dest}`);
     });
 
   return program;

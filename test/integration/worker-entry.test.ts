@@ -178,13 +178,33 @@ describe('worker entry (containers/worker/main.ts)', () => {
     expect(await listed(config)).toEqual([]);
   });
 
-  it('stream app exits 69: not implemented yet', async () => {
-    const run = await runWorker(bundleEntry, ['stream', 'app'], onAws(configFor('stream')));
-    expect(run.code).toBe(69);
-    const lines = logLines(run.stdout);
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ level: 'error', source: 'app', command: 'stream', error: 'NotImplemented' });
-    expect(lines[0].msg).toMatch(/^stream is not implemented yet/);
+  it('stream app archives WAL until SIGTERM, then stops cleanly with exit 0', async () => {
+    const config = configFor('stream');
+    const child = spawnWorker(bundleEntry, ['stream', 'app'], { ...onAws(config), TIDEMARK_SPOOL: join(tmp.path, 'spool') });
+    const run = finished(child);
+    let started = false;
+    child.stdout!.on('data', (d: Buffer) => (started ||= d.toString().includes('streamer started')));
+    for (const deadline = Date.now() + 60_000; !started && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 100));
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
+      if ((await pg.sql("select count(*) from pg_replication_slots where slot_name = 'tidemark_app' and active")) === '1') break;
+    }
+    await pg.sql('create table if not exists stream_probe (x int); insert into stream_probe values (1); select pg_switch_wal();', 'app');
+    // A completed segment (not only a partial) is archived before the stop.
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
+      const runs = (await runList(TidemarkConfigSchema.parse(config), 'app').catch(() => undefined))?.archive?.runs ?? [];
+      if (runs.some((r) => r.files > (r.endsInPartial ? 1 : 0))) break;
+    }
+    child.kill('SIGTERM');
+    const { code, stdout } = await run;
+    expect(code).toBe(0);
+    // Log lines and EMF metric lines (which CloudWatch turns into metrics) share stdout.
+    const metrics = stdout.split('\n').filter((l) => l.startsWith('{"_aws"'));
+    expect(metrics.length).toBeGreaterThan(0);
+    const lines = logLines(stdout.split('\n').filter((l) => !l.startsWith('{"_aws"')).join('\n'));
+    expect(lines.filter((l) => l.level === 'error')).toEqual([]);
+    expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining(['streamer started', 'streamer stopped; everything received is archived']));
+    expect(stdout).not.toContain(PASSWORD);
+    expect((await runList(TidemarkConfigSchema.parse(config), 'app')).archive?.objects).toBeGreaterThan(0);
   });
 
   it.each<[string, string[], NodeJS.ProcessEnv, RegExp]>([

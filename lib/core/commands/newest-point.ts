@@ -1,9 +1,10 @@
+import { ARCHIVES, newestWindowEnd } from '../engines/continuous-archive';
 import { restorableWindow } from '../engines/window';
 import { StorageError, TidemarkError } from '../errors';
 import { isBackupId } from '../repository/backup-id';
 import { readManifestAt, type CatalogProblem } from '../repository/catalog';
 import { backupsPrefix } from '../repository/layout';
-import type { BackupManifest } from '../repository/manifest';
+import type { BackupManifest, RestorePoint } from '../repository/manifest';
 import { Repository } from '../repository/repository';
 import type { ObjectStore } from '../repository/storage';
 
@@ -37,9 +38,27 @@ export interface NewestBackupOptions {
 export async function newestRestorablePoint(from: Repository | ObjectStore, source: string): Promise<NewestRestorablePoint | null> {
   const found = await newestCommittedBackup(from, source);
   if (found === null) return null;
-  // The same window as list and restore; a continuous archive (WAL, binlog) will pass its newest
-  // durable point here as the window's end, once one exists.
-  return { time: restorableWindow([found.backup])!.to, backupId: found.backup.id, ...found };
+  // The same window as list and restore: a continuous archive (WAL, binlog) extends it to its
+  // newest durable point when that continues unbroken from a backup it replays onto.
+  return { time: restorableWindow([found.backup], await archiveEnd(from, source, found.backup))!.to, backupId: found.backup.id, ...found };
+}
+
+/**
+ * How far a continuous archive reaches from the newest backup, when that backup is one the archive
+ * replays onto (a physical base for WAL). Only then is the archive read, so a source of logical
+ * dumps costs nothing more; when a newer backup of another kind exists the backup's own point is
+ * reported: too old at worst, never too new, like the ordering above.
+ */
+async function archiveEnd(from: Repository | ObjectStore, source: string, newest: BackupManifest): Promise<RestorePoint | undefined> {
+  const store = from instanceof Repository ? from.store : from;
+  for (const registration of ARCHIVES) {
+    if (!registration.replaysOnto.includes(newest.details.kind)) continue;
+    const archive = await registration.load();
+    const description = await archive.describe(store, source);
+    const end = description && newestWindowEnd(archive.windows(description, [newest]));
+    if (end) return end;
+  }
+  return undefined;
 }
 
 /** Whole seconds from `time` to `now`; never negative (a clock a little ahead is not "in the future"). */

@@ -1,0 +1,113 @@
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import pLimit from 'p-limit';
+import { TidemarkError } from '../../../errors';
+import type { BackupManifest } from '../../../repository/manifest';
+import type { ObjectStore } from '../../../repository/storage';
+import type { ArchiveDescription, ArchiveGap, ArchiveRun, ArchiveWindow, ContinuousArchive } from '../../continuous-archive';
+import { WalArchive } from './wal-archive';
+import type { WalInventory } from './wal-inventory';
+import { parseLsn, parseSegmentName, segmentOfLsn } from './wal-names';
+import { slotNameFor, streamWal } from './wal-streamer';
+
+const PARALLEL_VERIFY = 4;
+
+function gapsOf(inventory: WalInventory): ArchiveGap[] {
+  return inventory.timelines.flatMap((t) => t.gaps.map((g) => ({ ...g })));
+}
+
+async function describe(archive: WalArchive): Promise<ArchiveDescription | undefined> {
+  const objects = await archive.list();
+  const inventory = await archive.inventory(objects);
+  if (!inventory) return undefined;
+  const runs: ArchiveRun[] = [];
+  for (const timeline of inventory.timelines) {
+    for (const run of timeline.runs) {
+      const end = await archive.endOf(run);
+      runs.push({
+        timeline: run.timeline,
+        first: run.first,
+        last: run.last,
+        startLsn: run.startLsn,
+        end: { timeline: end.timeline, time: end.time, lsn: end.lsn },
+        files: run.segments,
+        endsInPartial: run.partial !== undefined,
+      });
+    }
+  }
+  return { runs, gaps: gapsOf(inventory), objects: objects.length, storedBytes: objects.reduce((n, o) => n + o.storedBytes, 0) };
+}
+
+const lsnIn = (lsn: string | undefined, from: string | undefined, to: string | undefined) =>
+  lsn !== undefined && from !== undefined && to !== undefined && parseLsn(from) <= parseLsn(lsn) && parseLsn(lsn) <= parseLsn(to);
+
+/** PostgreSQL's continuous archive (registration.ts). */
+export const pgWalArchive: ContinuousArchive = {
+  stream: (run, options) =>
+    streamWal(run, {
+      spoolDir: options.spoolDir,
+      slot: options.slot ?? slotNameFor(run.source),
+      flushSeconds: options.flushSeconds,
+      log: options.log,
+      ...(options.metrics ? { metrics: options.metrics } : {}),
+    }),
+
+  describe: (store: ObjectStore, source: string) => describe(WalArchive.keyless(store, source)),
+
+  async newestDurablePoint(store, source) {
+    const point = await WalArchive.keyless(store, source).newestDurablePoint();
+    return point && { timeline: point.timeline, time: point.time, lsn: point.lsn };
+  },
+
+  windows(description, backups: readonly BackupManifest[]): ArchiveWindow[] {
+    const windows: ArchiveWindow[] = [];
+    for (const run of description.runs) {
+      const held = backups.filter((b) => lsnIn(b.restorePoint.lsn, run.startLsn, run.end.lsn)).sort((a, b) => a.restorePoint.time.localeCompare(b.restorePoint.time));
+      if (held.length === 0 || !run.end.time) continue;
+      windows.push({ timeline: run.timeline, from: held[0].restorePoint.time, to: run.end.time, fromLsn: held[0].restorePoint.lsn, toLsn: run.end.lsn });
+    }
+    return windows;
+  },
+
+  async verify(repository, source, { from, progress, signal }) {
+    const archive = new WalArchive(repository, source);
+    const objects = await archive.list();
+    const inventory = await archive.inventory(objects);
+    const problems: string[] = [];
+    let gaps: ArchiveGap[] = [];
+    if (inventory) {
+      const fromSegno = from?.lsn ? segmentOfLsn(parseLsn(from.lsn), inventory.segmentBytes) : -1;
+      gaps = gapsOf(inventory).filter((g) => parseSegmentName(g.to, inventory.segmentBytes).segno >= fromSegno);
+      for (const g of gaps) problems.push(`WAL gap on timeline ${g.timeline}: ${g.count === 1 ? `segment ${g.from} is` : `segments ${g.from} to ${g.to} (${g.count}) are`} missing`);
+      for (const name of inventory.unknown) problems.push(`unexpected object in the WAL archive: ${archive.objects.keyOf(name)}`);
+    }
+    const limit = pLimit(PARALLEL_VERIFY);
+    let verified = 0;
+    let storedBytes = 0;
+    progress.start('verify WAL archive', objects.reduce((n, o) => n + o.storedBytes, 0));
+    try {
+      await Promise.all(
+        objects.map((o) =>
+          limit(async () => {
+            if (signal?.aborted) return;
+            try {
+              const { plaintext } = await archive.objects.open(o.name, { signal });
+              await pipeline(plaintext, new Writable({ write: (_c, _e, done) => done() }));
+              verified++;
+              storedBytes += o.storedBytes;
+            } catch (e) {
+              if (!(e instanceof TidemarkError) || signal?.aborted) throw e;
+              problems.push(e.message);
+            } finally {
+              progress.advance(o.storedBytes);
+            }
+          }),
+        ),
+      );
+    } finally {
+      progress.stop();
+    }
+    problems.sort();
+    return { ok: problems.length === 0, objects: verified, storedBytes, gaps, problems };
+  },
+};

@@ -1,0 +1,373 @@
+import { createHash } from 'node:crypto';
+import { readFile, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { sleep } from '../../../abort';
+import { StorageError, TidemarkError } from '../../../errors';
+import type { LogFields, LogLevel } from '../../../log';
+import type { MetricValue } from '../../../metrics';
+import { summarizeStderr, ToolRun, runTool } from '../../../process/tool';
+import type { ArchiveWriter } from '../../../repository/archive';
+import type { EngineRun } from '../../engine';
+import { PgToolSession } from '../connection';
+import { postgresSource, sourceEndpoint } from '../source';
+import { pgBin } from '../tools';
+import { ArchivedSlot } from './archived-slot';
+import { fileFacts, lockSpool, readSpool, seedSpool, writtenExtent } from './spool';
+import { WalArchive, walAttributes } from './wal-archive';
+import {
+  formatLsn,
+  historyArchiveName,
+  isValidSegmentBytes,
+  parseArchiveName,
+  parseLsn,
+  parseSegmentName,
+  partialArchiveName,
+  segmentArchiveName,
+  segmentName,
+  segmentStartLsn,
+} from './wal-names';
+
+/**
+ * `tidemark stream`: pg_receivewal with a replication slot writes WAL into a local spool; every
+ * completed segment goes through the pipeline into the archive and is then removed locally, and
+ * the open segment is stored every `flushSeconds` as the next immutable partial generation when it
+ * has grown. Litestream's shape: a loop that keeps its position, backs off exponentially up to a
+ * cap, and rate-limits repeated error logs.
+ *
+ * Why not `pg_receivewal --synchronous`: it fsyncs the local file on every write and reports that
+ * position at once, which matters to a synchronous standby, not to us. What a flush stores is read
+ * from the file pg_receivewal wrote (write(2) without user-space buffering, so the page cache has
+ * it), and durability comes from the repository, not from the spool's disk.
+ */
+export interface WalStreamOptions {
+  readonly spoolDir: string;
+  readonly slot: string;
+  readonly flushSeconds: number;
+  readonly log: (level: LogLevel, msg: string, fields?: LogFields) => void;
+  /** Emits metrics (EMF) with the source as dimension. */
+  readonly metrics?: (values: Readonly<Record<string, MetricValue>>) => void;
+  /** How often the spool is looked at for completed segments. @default 250 */
+  readonly pollMs?: number;
+  /** Longest wait between reconnects. @default 60 s */
+  readonly maxBackoffMs?: number;
+}
+
+/** The slot that holds WAL until it is archived, beside pg_receivewal's `slot`. */
+export function archivedSlotName(slot: string): string {
+  return `${slot.slice(0, 54)}_archived`;
+}
+
+/** A slot name from a source name: lower-case letters, digits and underscores, at most 63. */
+export function slotNameFor(source: string): string {
+  return `tidemark_${source.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63);
+}
+
+const RECEIVER_RAN_LONG_MS = 60_000;
+const STOP_RECEIVER_MS = 10_000;
+const ERROR_REPEAT_MS = 60_000;
+
+interface PartialState {
+  generation: number;
+  extent: number;
+}
+
+export class WalStreamer {
+  private readonly archive: WalArchive;
+  private writer?: ArchiveWriter;
+  private segmentBytes?: number;
+  /** Newest segment number seen per timeline (archived or in the spool), for the gap check. */
+  private readonly newest = new Map<string, number>();
+  /** Newest archived partial generation (and how far it reached) per open segment. */
+  private readonly partials = new Map<string, PartialState>();
+  private lastFlush = 0;
+  private seeded?: string;
+  /** The server no longer had the WAL at the archive's end: later reconnects start where it is. */
+  private seedRefused = false;
+  private lastError?: { message: string; at: number };
+  /** Holds the server's WAL until it is archived (archived-slot.ts). */
+  private guard?: ArchivedSlot;
+
+  constructor(
+    private readonly run: EngineRun,
+    private readonly options: WalStreamOptions,
+  ) {
+    this.archive = new WalArchive(run.repository, run.source);
+  }
+
+  private get log() {
+    return this.options.log;
+  }
+
+  /** Streams until the run's signal fires, then stores what it has and returns. */
+  async stream(): Promise<void> {
+    const { run, options } = this;
+    const { signal } = run;
+    const spool = options.spoolDir;
+    const lock = await lockSpool(spool);
+    const ep = await sourceEndpoint(run.source, postgresSource(run.config));
+    const session = await PgToolSession.open(ep);
+    this.guard = new ArchivedSlot(ep, archivedSlotName(options.slot), this.log);
+    try {
+      this.writer = await this.archive.objects.writer({ epoch: 'new' });
+      await this.loadArchiveState();
+      await this.drain(); // completed segments a previous run left behind
+      this.log('info', 'streamer started', { spool, slot: options.slot, epoch: this.writer.epoch, flushSeconds: options.flushSeconds });
+
+      let attempt = 0;
+      while (!signal.aborted) {
+        const started = Date.now();
+        let failure: string | undefined;
+        try {
+          await runTool(pgBin('pg_receivewal'), ['--create-slot', '--if-not-exists', '--slot', options.slot, '--no-password'], { env: session.env });
+          await this.guard.ensure();
+          await this.seedIfEmpty();
+          failure = await this.receive(session, lock);
+        } catch (e) {
+          if (!(e instanceof TidemarkError)) throw e;
+          failure = e.message;
+        }
+        if (signal.aborted) break;
+        if (failure !== undefined && /already been removed/.test(failure)) {
+          // The server no longer has the WAL where the archive ends (or where the slot points: the
+          // server takes a slot's position from what pg_receivewal reports, even the start of a
+          // segment it then refuses). Start again where the server is, with fresh slots; the first
+          // segment that arrives shows the gap (checkGap).
+          if (this.seeded) await unlink(this.seeded).catch(() => undefined);
+          this.log('error', `the server no longer has the WAL after the archive's end; streaming resumes where the server is, leaving a gap`, {
+            error: 'WalResumeRefused',
+          });
+          this.seeded = undefined;
+          this.seedRefused = true;
+          await runTool(pgBin('pg_receivewal'), ['--drop-slot', '--slot', options.slot, '--no-password'], { env: session.env }).catch(() => undefined);
+          await this.guard.recreate();
+        }
+        attempt = Date.now() - started > RECEIVER_RAN_LONG_MS ? 1 : attempt + 1;
+        const wait = Math.min(options.maxBackoffMs ?? 60_000, 500 * 2 ** Math.min(attempt, 10));
+        // Rate-limited: the first failures, then every power of two.
+        if ((attempt & (attempt - 1)) === 0) {
+          this.log('error', `pg_receivewal stopped: ${failure ?? 'exited'}; reconnecting in ${(wait / 1000).toFixed(1)} s`, { error: 'StreamInterrupted', attempt });
+        }
+        this.options.metrics?.({ StreamReconnects: { value: 1, unit: 'Count' } });
+        await sleep(wait, signal).catch(() => undefined);
+      }
+      // Stopped: what pg_receivewal wrote is stored before we go.
+      await this.drain();
+      await this.flushPartial(true);
+      this.log('info', 'streamer stopped; everything received is archived');
+    } finally {
+      await this.guard.close();
+      await session.close();
+      await lock.release();
+    }
+  }
+
+  /** One pg_receivewal run: returns why it ended (undefined when we stopped it). */
+  private async receive(session: PgToolSession, lock: Awaited<ReturnType<typeof lockSpool>>): Promise<string | undefined> {
+    const { signal } = this.run;
+    const receiver = new ToolRun(
+      pgBin('pg_receivewal'),
+      ['-D', this.options.spoolDir, '--slot', this.options.slot, '--no-loop', '--no-password', '--status-interval', '1', '--verbose'],
+      ['ignore', 'ignore'],
+      { env: session.env, label: 'pg_receivewal' },
+    );
+    await lock.recordReceiver(receiver.child.pid);
+    let exited = false;
+    void receiver.exited.then(() => (exited = true));
+    const onAbort = () => receiver.child.kill('SIGINT'); // pg_receivewal's clean stop: it fsyncs the partial
+    signal.addEventListener('abort', onAbort, { once: true });
+    const poll = this.options.pollMs ?? 250;
+    try {
+      while (!exited) {
+        await Promise.race([receiver.exited, sleep(poll)]);
+        await this.tick();
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      if (!exited) {
+        receiver.child.kill('SIGINT');
+        const hard = setTimeout(() => receiver.kill(), STOP_RECEIVER_MS);
+        await receiver.exited;
+        clearTimeout(hard);
+      }
+      await lock.recordReceiver(undefined);
+    }
+    await this.tick();
+    if (signal.aborted) return undefined;
+    const code = await receiver.exited;
+    return code === 0 ? 'pg_receivewal exited' : receiver.failure().message.replace(/^pg_receivewal /, '') || summarizeStderr(receiver.stderr);
+  }
+
+  /** Archives what completed; flushes the open segment when its interval is up. Never throws for storage trouble. */
+  private async tick(): Promise<void> {
+    try {
+      await this.drain();
+      if (Date.now() - this.lastFlush >= this.options.flushSeconds * 1000) await this.flushPartial(false);
+    } catch (e) {
+      if (!(e instanceof TidemarkError)) throw e;
+      // Retried every poll; said again only when the reason changes or a minute has passed.
+      const now = Date.now();
+      if (e.message !== this.lastError?.message || now - this.lastError.at >= ERROR_REPEAT_MS) {
+        this.log('error', `archiving failed, will retry: ${e.message}`, { error: e.name });
+        this.lastError = { message: e.message, at: now };
+      }
+    }
+  }
+
+  /** What the archive already holds: the newest segment per timeline, and partial generations. */
+  private async loadArchiveState(): Promise<void> {
+    const objects = await this.archive.list();
+    const inventory = await this.archive.inventory(objects);
+    if (!inventory) return;
+    this.segmentBytes = inventory.segmentBytes;
+    for (const tl of inventory.timelines) {
+      const run = tl.runs[tl.runs.length - 1];
+      if (run) this.newest.set(tl.timeline, parseSegmentName(run.last, inventory.segmentBytes).segno);
+      if (run?.partial) {
+        const parsed = parseArchiveName(run.partial);
+        const header = await this.archive.objects.readHeader(run.partial);
+        const end = walAttributes(header)?.end;
+        const extent = end ? Number(parseLsn(end) - segmentStartLsn(parseSegmentName(run.last, inventory.segmentBytes).segno, inventory.segmentBytes)) : 0;
+        if (parsed?.kind === 'partial') this.partials.set(run.last, { generation: parsed.generation, extent });
+      }
+    }
+    // Generations must keep rising even past superseded ones (a name is never reused).
+    for (const name of inventory.supersededPartials) {
+      const parsed = parseArchiveName(name);
+      if (parsed?.kind !== 'partial') continue;
+      const known = this.partials.get(parsed.segment);
+      if (!known || known.generation < parsed.generation) this.partials.set(parsed.segment, { generation: parsed.generation, extent: known?.extent ?? 0 });
+    }
+  }
+
+  /** With an empty spool, pg_receivewal would start at its slot (or the server's position): start at the archive's end instead. */
+  private async seedIfEmpty(): Promise<void> {
+    const spool = await readSpool(this.options.spoolDir);
+    if (spool.partial || spool.segments.length > 0 || this.segmentBytes === undefined || this.seedRefused) return;
+    const timelines = [...this.newest.keys()].sort();
+    const timeline = timelines[timelines.length - 1];
+    if (timeline === undefined) return;
+    const newest = this.newest.get(timeline)!;
+    const newestName = segmentName({ timeline: parseInt(timeline, 16), segno: newest }, this.segmentBytes);
+    // Resume inside the newest segment if only its partial is archived, else after it.
+    const next = this.partials.has(newestName) ? newest : newest + 1;
+    const segment = segmentName({ timeline: parseInt(timeline, 16), segno: next }, this.segmentBytes);
+    this.seeded = await seedSpool(this.options.spoolDir, segment, this.segmentBytes);
+    this.log('info', `resuming at the archive's end: segment ${segment}`, { segment });
+  }
+
+  /** A segment beyond the newest + 1 of its timeline means WAL nobody archived: say so loudly. */
+  private checkGap(segment: string): void {
+    if (this.segmentBytes === undefined) return;
+    const timeline = segment.slice(0, 8);
+    const { segno } = parseSegmentName(segment, this.segmentBytes);
+    const newest = this.newest.get(timeline);
+    const tl = parseInt(timeline, 16);
+    // A newest segment archived only as a partial is missing too once streaming jumps past it.
+    const firstMissing = newest === undefined ? undefined : this.partials.has(segmentName({ timeline: tl, segno: newest }, this.segmentBytes)) ? newest : newest + 1;
+    if (firstMissing !== undefined && segno > firstMissing) {
+      const from = segmentName({ timeline: tl, segno: firstMissing }, this.segmentBytes);
+      const to = segmentName({ timeline: tl, segno: segno - 1 }, this.segmentBytes);
+      const count = segno - firstMissing;
+      this.log('error', `WAL gap: segments ${from} to ${to} (${count}) of timeline ${timeline} were never archived and are gone from the server; point-in-time recovery cannot cross them`, {
+        error: 'WalGap',
+        timeline,
+        from,
+        to,
+        count,
+      });
+      this.options.metrics?.({ WalGapSegments: { value: count, unit: 'Count' } });
+    }
+    if (newest === undefined || segno > newest) this.newest.set(timeline, segno);
+  }
+
+  private learnSegmentBytes(size: number): void {
+    if (this.segmentBytes === undefined && isValidSegmentBytes(size)) this.segmentBytes = size;
+  }
+
+  /** Archives completed segments and history files in the spool, oldest first, then removes them. */
+  private async drain(): Promise<void> {
+    const dir = this.options.spoolDir;
+    const spool = await readSpool(dir);
+    for (const history of spool.histories) {
+      await this.archiveOnce(historyArchiveName(history), join(dir, history), undefined);
+      await unlink(join(dir, history));
+    }
+    for (const stale of spool.stalePartials) {
+      // A finished timeline's last segment: stored once more if it grew, then it is done.
+      await this.flushSegmentSnapshot(stale, new Date());
+      await unlink(join(dir, `${stale}.partial`));
+    }
+    for (const segment of spool.segments) {
+      const path = join(dir, segment);
+      const { size, mtime } = await fileFacts(path);
+      this.learnSegmentBytes(size);
+      this.checkGap(segment);
+      const end = formatLsn(segmentStartLsn(parseSegmentName(segment, size).segno + 1, size));
+      await this.archiveOnce(segmentArchiveName(segment), path, { end, at: mtime.toISOString() });
+      this.partials.delete(segment);
+      this.options.metrics?.({ WalSegmentsArchived: { value: 1, unit: 'Count' } });
+      await unlink(path);
+      await this.guard?.advance(end);
+    }
+  }
+
+  /**
+   * Stores a file that must exist exactly once; after a restart it may already be archived (stored,
+   * then killed before the local copy was removed): same content is fine, different is an error.
+   */
+  private async archiveOnce(name: string, path: string, attributes: { end: string; at: string } | undefined): Promise<void> {
+    try {
+      await this.writer!.writeFile(name, path, { compression: this.run.compression, ...(attributes ? { attributes: { ...attributes } } : {}) });
+    } catch (e) {
+      if (!(e instanceof StorageError && e.code === 'ObjectExists')) throw e;
+      const local = createHash('sha256').update(await readFile(path)).digest('hex');
+      if ((await this.archive.objects.plaintextSha256(name)) !== local) {
+        throw new StorageError(`${name} is already archived with different content; keeping the local copy ${path} for inspection`, 'ObjectExists');
+      }
+    }
+  }
+
+  /** Stores the open segment as its next generation if it grew since the last one. */
+  private async flushPartial(final: boolean): Promise<void> {
+    this.lastFlush = Date.now();
+    const spool = await readSpool(this.options.spoolDir);
+    // A segment that just completed is archived first (the next tick), so the open one after it
+    // never looks like a jump past a segment known only as a partial.
+    if (!spool.partial || spool.segments.length > 0) return;
+    const end = await this.flushSegmentSnapshot(spool.partial, new Date());
+    if (final && end) this.log('info', `stored the open segment up to ${end}`, { segment: spool.partial });
+  }
+
+  /** Stores a snapshot of an open segment as its next generation if it grew; returns how far it reaches. */
+  private async flushSegmentSnapshot(segment: string, at: Date): Promise<string | undefined> {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(join(this.options.spoolDir, `${segment}.partial`));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined; // completed meanwhile: drain takes it
+      throw e;
+    }
+    this.learnSegmentBytes(bytes.length);
+    if (!isValidSegmentBytes(bytes.length)) return undefined; // not padded yet
+    // Trailing zeros of the last record look like padding; records end MAXALIGNed (8 bytes), so
+    // rounding up is exact for the alignment padding and never claims more than was received.
+    const extent = Math.min(bytes.length, Math.ceil(writtenExtent(bytes) / 8) * 8);
+    const known = this.partials.get(segment);
+    if (extent === 0 || (known && extent <= known.extent)) return undefined;
+    this.checkGap(segment);
+    const generation = (known?.generation ?? 0) + 1;
+    const end = formatLsn(segmentStartLsn(parseSegmentName(segment, bytes.length).segno, bytes.length) + BigInt(extent));
+    await this.writer!.writeBytes(partialArchiveName(segment, generation), bytes, {
+      compression: this.run.compression,
+      attributes: { end, at: at.toISOString() },
+    });
+    this.partials.set(segment, { generation, extent });
+    await this.guard?.advance(end);
+    return end;
+  }
+}
+
+/** ContinuousArchive.stream for PostgreSQL. */
+export function streamWal(run: EngineRun, options: WalStreamOptions): Promise<void> {
+  return new WalStreamer(run, options).stream();
+}
