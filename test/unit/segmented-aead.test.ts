@@ -106,4 +106,30 @@ describe('chunked AES-256-GCM stream', () => {
     const [a, b, c] = [0, 1, 2].map((i) => stored.subarray(32 + i * seg, 32 + (i + 1) * seg));
     await expect(decrypt(key, Buffer.concat([header, b, a, c]))).rejects.toThrow(/segment 0 failed authentication/);
   });
+
+  describe('binding (extra HKDF info)', () => {
+    const encryptBound = (plain: Buffer, binding?: Buffer) => run(new EncryptStream(key, LOG2, binding), [plain]);
+    const decryptBound = (stored: Buffer, binding?: Buffer) => run(new DecryptStream(key, 'bound object', binding), [stored]);
+
+    it('round-trips with the same binding and fails with any other, or none', async () => {
+      await fc.assert(
+        fc.asyncProperty(plaintext, fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.uint8Array({ minLength: 1, maxLength: 64 }), async (p, b1, b2) => {
+          const plain = Buffer.from(p);
+          const stored = await encryptBound(plain, Buffer.from(b1));
+          expect((await decryptBound(stored, Buffer.from(b1))).equals(plain)).toBe(true);
+          await expect(decryptBound(stored)).rejects.toThrow(/bound object: segment 0 failed authentication/);
+          if (!Buffer.from(b1).equals(Buffer.from(b2))) await expect(decryptBound(stored, Buffer.from(b2))).rejects.toThrow(IntegrityError);
+        }),
+        { numRuns: 60 },
+      );
+    });
+
+    it('an empty or absent binding derives the key backups were always written with', async () => {
+      const plain = randomBytes(SEGMENT + 5);
+      const unbound = await encrypt(key, plain);
+      expect((await decryptBound(unbound, Buffer.alloc(0))).equals(plain)).toBe(true);
+      expect((await decrypt(key, await encryptBound(plain, Buffer.alloc(0)))).equals(plain)).toBe(true);
+      await expect(decrypt(key, await encryptBound(plain, Buffer.from('x')))).rejects.toThrow(IntegrityError);
+    });
+  });
 });

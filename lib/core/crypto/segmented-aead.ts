@@ -13,6 +13,11 @@ import { IntegrityError } from '../errors';
  *
  * The per-object key is HKDF-SHA256(data key, salt, info), so one backup's data key can encrypt
  * any number of objects without nonce reuse. The header is every segment's AAD.
+ *
+ * `binding` (optional) is appended to the HKDF info: bytes the object must travel with, such as its
+ * storage key and the archive header in front of it (repository/archive.ts). Decrypting with any
+ * other binding derives another key, so a renamed, swapped or re-labelled object fails its first
+ * tag. Without a binding the info is exactly what format 1 and 2 backups were written with.
  */
 export const SEGMENT_ALGORITHM = 'aes-256-gcm-stream-v1';
 const MAGIC = Buffer.from('TDMKSEG1', 'ascii');
@@ -21,9 +26,14 @@ const TAG_BYTES = 16;
 const INFO = Buffer.from('tidemark segment key v1', 'ascii');
 export const DEFAULT_SEGMENT_LOG2 = 20; // 1 MiB: one GCM call per MiB, ~2 MiB of buffering per stream
 
-function objectKey(dataKey: Buffer, salt: Buffer): Buffer {
+/** HKDF's info is limited to 1024 bytes; a longer binding is a caller's bug (pass a digest). */
+const MAX_BINDING_BYTES = 1024 - INFO.length;
+
+function objectKey(dataKey: Buffer, salt: Buffer, binding?: Buffer): Buffer {
   if (dataKey.length !== 32) throw new Error('data key must be 32 bytes');
-  return Buffer.from(hkdfSync('sha256', dataKey, salt, INFO, 32));
+  if (binding && binding.length > MAX_BINDING_BYTES) throw new Error(`segment key binding is ${binding.length} bytes; at most ${MAX_BINDING_BYTES}`);
+  const info = binding && binding.length > 0 ? Buffer.concat([INFO, binding]) : INFO;
+  return Buffer.from(hkdfSync('sha256', dataKey, salt, info, 32));
 }
 
 function nonce(counter: number, final: boolean): Buffer {
@@ -74,11 +84,12 @@ export class EncryptStream extends Transform {
   private readonly queue = new ChunkQueue();
   private counter = 0;
 
-  constructor(dataKey: Buffer, segmentLog2 = DEFAULT_SEGMENT_LOG2) {
+  /** `binding`: extra HKDF info the object is tied to (see the file comment); none by default. */
+  constructor(dataKey: Buffer, segmentLog2 = DEFAULT_SEGMENT_LOG2, binding?: Buffer) {
     super({ readableHighWaterMark: 1 << segmentLog2 });
     const salt = randomBytes(16);
     this.header = Buffer.concat([MAGIC, Buffer.from([segmentLog2]), Buffer.alloc(7), salt]);
-    this.key = objectKey(dataKey, salt);
+    this.key = objectKey(dataKey, salt, binding);
     this.segmentSize = 1 << segmentLog2;
     this.push(this.header);
   }
@@ -109,10 +120,11 @@ export class DecryptStream extends Transform {
   private segmentBytes = 0;
   private counter = 0;
 
-  /** `label` names the object in error messages. */
+  /** `label` names the object in error messages; `binding` must be what it was encrypted with. */
   constructor(
     private readonly dataKey: Buffer,
     private readonly label: string,
+    private readonly binding?: Buffer,
   ) {
     super({ readableHighWaterMark: 1 << DEFAULT_SEGMENT_LOG2 });
   }
@@ -128,7 +140,7 @@ export class DecryptStream extends Transform {
     if (log2 < 12 || log2 > 26) throw this.fail(`implausible segment size 2^${log2} in header`);
     this.header = header;
     this.segmentBytes = (1 << log2) + TAG_BYTES;
-    this.key = objectKey(this.dataKey, header.subarray(16, 32));
+    this.key = objectKey(this.dataKey, header.subarray(16, 32), this.binding);
   }
 
   private open(segment: Buffer, final: boolean): void {

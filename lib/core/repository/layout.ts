@@ -7,6 +7,7 @@
  *   <source>/backups/<backupId>/manifest.json  written last: its presence commits the backup
  *   <source>/wal/<timeline>/<segment>          continuous WAL (PostgreSQL)
  *   <source>/binlog/<file>                     continuous binlog (MySQL/MariaDB)
+ *   <source>/<wal|binlog>/keys/<epoch>.json    the archive's data-key epochs (archive.ts)
  */
 export const REPOSITORY_MARKER_KEY = 'tidemark.json';
 export const MANIFEST_NAME = 'manifest.json';
