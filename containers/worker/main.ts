@@ -4,16 +4,18 @@
  * stdout and an exit code (docs/aws-architecture.md, "Worker").
  *
  *   backup <source> --type full|diff|incr|logical
- *   stream <source>                      not implemented yet: exits 69
+ *   stream <source>                      continuous WAL archiving until SIGTERM (spool: $TIDEMARK_SPOOL)
  *
  * Config: TIDEMARK_CONFIG_JSON (on AWS, from workerConfig(); passwords are env: references to the
  * ECS secrets), or else the file TIDEMARK_CONFIG names (local runs). Neither is ever logged.
  *
- * Exit codes: 0 committed; a TidemarkError's exitCode (1 failed, 2 usage or config, 3 integrity);
- * 69 not implemented; 70 a bug; 143 SIGTERM (130 SIGINT): stopped, nothing committed.
+ * Exit codes: 0 committed (stream: stopped cleanly, everything received archived); a TidemarkError's
+ * exitCode (1 failed, 2 usage or config, 3 integrity); 70 a bug; 143 SIGTERM (130 SIGINT): a backup
+ * stopped, nothing committed.
  */
 import { parseArgs } from 'node:util';
 import { runBackup } from '../../lib/core/commands/backup';
+import { runStream } from '../../lib/core/commands/stream';
 import { loadConfig, parseConfig } from '../../lib/core/config/load';
 import type { TidemarkConfig } from '../../lib/core/config/schema';
 import { ConfigError, TidemarkError, UsageError } from '../../lib/core/errors';
@@ -21,7 +23,6 @@ import { JsonProgress } from '../../lib/core/json-progress';
 import { jsonLine, type LogFields, type LogLevel } from '../../lib/core/log';
 import { BACKUP_TYPES, isBackupType, type BackupType } from '../../lib/core/engines/backup-types';
 
-const EXIT_NOT_IMPLEMENTED = 69; // sysexits EX_UNAVAILABLE
 const EXIT_BUG = 70; // sysexits EX_SOFTWARE
 const SIGNAL_EXIT: Partial<Record<NodeJS.Signals, number>> = { SIGTERM: 143, SIGINT: 130 };
 /** ECS sends SIGKILL 30 s after SIGTERM (the default stopTimeout): leave before that, saying why. */
@@ -62,11 +63,12 @@ async function main(argv: string[]): Promise<number> {
   // SIGTERM (ECS stopping the task) aborts the work: tools are killed and nothing is committed.
   const interrupt = new AbortController();
   let stoppedBy: NodeJS.Signals | undefined;
+  let streaming = false;
   const onSignal = (signal: NodeJS.Signals) => {
     const code = SIGNAL_EXIT[signal] ?? 1;
     if (stoppedBy) process.exit(code); // asked twice: leave now
     stoppedBy = signal;
-    log('warn', `${signal}: stopping; the backup in progress will not be committed`);
+    log('warn', streaming ? `${signal}: stopping; archiving what was received` : `${signal}: stopping; the backup in progress will not be committed`);
     interrupt.abort(new TidemarkError(`interrupted by ${signal}`));
     setTimeout(() => {
       log('error', `${signal}: the work did not stop within ${STOP_GRACE_MS / 1000} s; exiting without committing`);
@@ -80,10 +82,12 @@ async function main(argv: string[]): Promise<number> {
     const job = parseJob(argv);
     if (job.command === 'stream') {
       fields = { source: job.source, command: 'stream' };
-      log('error', 'stream is not implemented yet: this worker version cannot capture WAL or binlog continuously; scheduled backups are unaffected', {
-        error: 'NotImplemented',
-      });
-      return EXIT_NOT_IMPLEMENTED;
+      streaming = true;
+      const { config, from } = await loadWorkerConfig(process.env);
+      log('info', 'stream starting', { config: from });
+      // Runs until SIGTERM; then it archives what it has and returns: a clean stop.
+      await runStream(config, job.source, { signal: interrupt.signal, write });
+      return 0;
     }
     fields = { source: job.source, type: job.type };
     const { config, from } = await loadWorkerConfig(process.env);

@@ -1,6 +1,7 @@
 import { sourceConfig } from '../config/load';
 import type { TidemarkConfig } from '../config/schema';
 import type { BackupType } from '../engines/backup-types';
+import { archiveFor, newestWindowEnd, type ArchiveDescription, type ArchiveWindow } from '../engines/continuous-archive';
 import { restorableWindow } from '../engines/window';
 import type { CatalogProblem, RestorableWindow } from '../repository/catalog';
 import { Repository } from '../repository/repository';
@@ -19,18 +20,34 @@ export interface ListedBackup {
   readonly restorePoint: string;
 }
 
-/** `tidemark list --json` (DESIGN.md §5); `incomplete` and `problems` are additions. */
+/** The continuous archive (WAL, binlog): its unbroken runs, the gaps between them, and the windows they give. */
+export interface ListedArchive extends ArchiveDescription {
+  /** Per run that holds a backup it replays onto: from that backup to the run's end; a gap splits them. */
+  readonly windows: readonly ArchiveWindow[];
+}
+
+/** `tidemark list --json` (DESIGN.md §5); `incomplete`, `problems` and `archive` are additions. */
 export interface ListResult {
   readonly backups: readonly ListedBackup[];
   readonly window: RestorableWindow | null;
   readonly incomplete: readonly string[];
   readonly problems: readonly CatalogProblem[];
+  readonly archive?: ListedArchive;
 }
 
 export async function runList(config: TidemarkConfig, source: string): Promise<ListResult> {
-  sourceConfig(config, source);
+  const src = sourceConfig(config, source);
   const repository = await Repository.open(config);
-  const catalog = await repository.catalog(source);
+  const registration = archiveFor(src);
+  const [catalog, archive] = await Promise.all([
+    repository.catalog(source),
+    registration ? registration.load().then(async (a) => ({ a, description: await a.describe(repository.store, source) })) : undefined,
+  ]);
+  let listedArchive: ListedArchive | undefined;
+  if (registration && archive?.description) {
+    const bases = catalog.backups.filter((b) => registration.replaysOnto.includes(b.details.kind));
+    listedArchive = { ...archive.description, windows: archive.a.windows(archive.description, bases) };
+  }
   return {
     backups: catalog.backups.map((m) => ({
       id: m.id,
@@ -43,8 +60,9 @@ export async function runList(config: TidemarkConfig, source: string): Promise<L
       storedBytes: m.storedBytes,
       restorePoint: m.restorePoint.time,
     })),
-    window: restorableWindow(catalog.backups),
+    window: restorableWindow(catalog.backups, listedArchive ? newestWindowEnd(listedArchive.windows) : undefined),
     incomplete: catalog.incomplete,
     problems: catalog.problems,
+    ...(listedArchive ? { archive: listedArchive } : {}),
   };
 }

@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { throwIfAborted } from '../abort';
 import { sourceConfig } from '../config/load';
 import type { TidemarkConfig } from '../config/schema';
+import { archiveFor, type ArchiveVerification } from '../engines/continuous-archive';
 import { BackupNotFound, EncryptionKeyError, TidemarkError } from '../errors';
 import type { Progress } from '../progress';
 import { Repository } from '../repository/repository';
@@ -19,6 +20,8 @@ export interface VerifiedBackup {
 export interface VerifyResult {
   readonly ok: boolean;
   readonly backups: readonly VerifiedBackup[];
+  /** The continuous archive (WAL, binlog): continuity and every object; absent with --backup. */
+  readonly archive?: ArchiveVerification;
 }
 
 const discard = () => new Writable({ write: (_c, _e, done) => done() });
@@ -33,11 +36,14 @@ export async function runVerify(
   source: string,
   options: { backup?: string; progress: Progress; signal?: AbortSignal },
 ): Promise<VerifyResult> {
-  sourceConfig(config, source);
+  const src = sourceConfig(config, source);
   const repository = await Repository.open(config);
   const catalog = await repository.catalog(source);
   const ids = options.backup ? [options.backup] : catalog.backups.map((b) => b.id);
-  if (ids.length === 0 && catalog.problems.length === 0) {
+  const registration = options.backup ? undefined : archiveFor(src);
+  const archive = registration ? await registration.load() : undefined;
+  const archived = archive ? await archive.describe(repository.store, source) : undefined;
+  if (ids.length === 0 && catalog.problems.length === 0 && !archived) {
     throw new BackupNotFound(`source '${source}' has no backups in ${repository.store.description}`);
   }
   const results: VerifiedBackup[] = catalog.problems
@@ -74,5 +80,11 @@ export async function runVerify(
     results.push({ id, ok: problems.length === 0, objects, storedBytes, problems });
   }
   results.sort((a, b) => a.id.localeCompare(b.id));
-  return { ok: results.every((r) => r.ok), backups: results };
+  let archiveResult: ArchiveVerification | undefined;
+  if (registration && archive && archived) {
+    // Continuity matters from the oldest backup the archive replays onto; before it, nothing needs the WAL.
+    const oldest = catalog.backups.find((b) => registration.replaysOnto.includes(b.details.kind));
+    archiveResult = await archive.verify(repository, source, { from: oldest?.restorePoint, progress: options.progress, signal: options.signal });
+  }
+  return { ok: results.every((r) => r.ok) && (archiveResult?.ok ?? true), backups: results, ...(archiveResult ? { archive: archiveResult } : {}) };
 }

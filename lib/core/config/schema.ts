@@ -79,7 +79,7 @@ export const ScheduleConfig = z
 
 export const StreamConfig = z
   .strictObject({
-    flushSeconds: z.number().int().min(1).max(3600).default(60).describe('Longest a WAL/binlog change waits before it is stored'),
+    flushSeconds: z.number().int().min(1).max(3600).default(10).describe('Longest a WAL/binlog change waits before it is stored'),
   })
   .describe('Continuous WAL/binlog streaming for point-in-time recovery (a Fargate service on AWS)');
 

@@ -75,11 +75,8 @@ export interface BackupMethod<Plan extends RestorePlan = RestorePlan> {
 }
 
 /**
- * Continuous archiving (WAL, binlog) is its own capability: the restorable window is the backups'
- * points extended by the archive that continues unbroken from them (registry.ts restorableWindow).
+ * Continuous archiving (WAL, binlog) is its own capability with its own small registry
+ * (continuous-archive.ts): the restorable window is the backups' points extended by the archive
+ * that continues unbroken from them (window.ts restorableWindow).
  */
-export interface ContinuousArchive {
-  /** Captures changes until the signal fires; resumes from the last durable point. */
-  stream(run: EngineRun): Promise<void>;
-  newestDurablePoint(run: EngineRun): Promise<RestorePoint | undefined>;
-}
+export type { ContinuousArchive } from './continuous-archive';
