@@ -81,16 +81,30 @@ export function buildProgram(): Command {
   program
     .command('list <source>')
     .description('list backups and the restorable window')
-    .action(async (source: string, _opts: unknown, cmd: Command) => {
+    .option('--ddl', 'also show the drops and truncates found in the continuous archive (times and positions for --before-drop)')
+    .action(async (source: string, opts: { ddl?: boolean }, cmd: Command) => {
       const cfg = await config(cmd);
       const { runList } = await import('../lib/core/commands/list');
-      const result = await runList(cfg, source);
+      const result = await runList(cfg, source, { ddl: opts.ddl, signal: interrupt.signal });
       for (const p of result.problems) process.stderr.write(`warning: backup ${p.id}: ${p.reason}\n`);
+      for (const g of result.archive?.gaps ?? []) {
+        process.stderr.write(`warning: archive gap: ${g.count === 0 ? `the server changed between ${g.from} and ${g.to}` : g.count === 1 ? `${g.from} is missing` : `${g.from} to ${g.to} (${g.count}) are missing`}; no restore can cross it\n`);
+      }
       print(cmd, result, () => {
-        if (result.backups.length === 0) return `no backups of ${source}`;
+        const archive = result.archive
+          ? [
+              `archive: ${result.archive.objects} objects, ${formatBytes(result.archive.storedBytes)}`,
+              ...result.archive.runs.map((r) => `  ${r.first} … ${r.last}${r.endsInPartial ? ' (partial)' : ''}  to ${r.end.time || '?'}`),
+              ...result.archive.gaps.map((g) => `  GAP ${g.from} … ${g.to} (${g.count} missing)`),
+            ]
+          : [];
+        const ddl = result.ddl
+          ? ['drops and truncates:', ...(result.ddl.length === 0 ? ['  none'] : result.ddl.map((d) => `  ${d.time}  ${d.position}  ${d.kind} ${d.objects.join(', ')}`))]
+          : [];
+        if (result.backups.length === 0) return [`no backups of ${source}`, ...archive, ...ddl].join('\n');
         const rows = result.backups.map((b) => `${b.id}  ${b.type.padEnd(7)}  ${b.restorePoint}  ${formatBytes(b.storedBytes).padStart(10)}`);
         const window = result.window ? `restorable: ${result.window.from} … ${result.window.to}` : '';
-        return [`ID                           TYPE     RESTORE POINT              STORED`, ...rows, window].join('\n');
+        return [`ID                           TYPE     RESTORE POINT              STORED`, ...rows, window, ...archive, ...ddl].join('\n');
       });
     });
 
@@ -124,10 +138,23 @@ export function buildProgram(): Command {
       const cfg = await config(cmd);
       const { runVerify } = await import('../lib/core/commands/verify');
       const result = await runVerify(cfg, source, { backup: opts.backup, progress: await progressFor(), signal: interrupt.signal });
-      print(cmd, result, () =>
-        result.backups.map((b) => (b.ok ? `ok      ${b.id}  ${b.objects} objects, ${formatBytes(b.storedBytes)}` : `FAILED  ${b.id}  ${b.problems.join('; ')}`)).join('\n'),
-      );
+      print(cmd, result, () => {
+        const lines = result.backups.map((b) => (b.ok ? `ok      ${b.id}  ${b.objects} objects, ${formatBytes(b.storedBytes)}` : `FAILED  ${b.id}  ${b.problems.join('; ')}`));
+        const a = result.archive;
+        if (a) lines.push(a.ok ? `ok      archive  ${a.objects} objects, ${formatBytes(a.storedBytes)}` : `FAILED  archive  ${a.problems.join('; ')}`);
+        return lines.join('\n');
+      });
       if (!result.ok) process.exitCode = 3;
+    });
+
+  program
+    .command('stream <source>')
+    .description('archive WAL or binlog continuously until stopped (SIGINT/SIGTERM); logs JSON lines')
+    .option('--spool <dir>', 'local directory for what is not archived yet; keep it across restarts (default: $TIDEMARK_SPOOL or the temp dir)')
+    .action(async (source: string, opts: { spool?: string }, cmd: Command) => {
+      const cfg = await config(cmd);
+      const { runStream } = await import('../lib/core/commands/stream');
+      await runStream(cfg, source, { spoolDir: opts.spool, signal: interrupt.signal });
     });
 
   return program;

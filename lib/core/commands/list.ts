@@ -1,7 +1,7 @@
 import { sourceConfig } from '../config/load';
 import type { TidemarkConfig } from '../config/schema';
 import type { BackupType } from '../engines/backup-types';
-import { archiveFor, newestWindowEnd, type ArchiveDescription, type ArchiveWindow } from '../engines/continuous-archive';
+import { archiveFor, newestWindowEnd, type ArchiveDdlEvent, type ArchiveDescription, type ArchiveWindow } from '../engines/continuous-archive';
 import { restorableWindow } from '../engines/window';
 import type { CatalogProblem, RestorableWindow } from '../repository/catalog';
 import { Repository } from '../repository/repository';
@@ -33,9 +33,11 @@ export interface ListResult {
   readonly incomplete: readonly string[];
   readonly problems: readonly CatalogProblem[];
   readonly archive?: ListedArchive;
+  /** With --ddl: drops and truncates found in the archive. */
+  readonly ddl?: readonly ArchiveDdlEvent[];
 }
 
-export async function runList(config: TidemarkConfig, source: string): Promise<ListResult> {
+export async function runList(config: TidemarkConfig, source: string, options: { ddl?: boolean; signal?: AbortSignal } = {}): Promise<ListResult> {
   const src = sourceConfig(config, source);
   const repository = await Repository.open(config);
   const registration = archiveFor(src);
@@ -64,5 +66,6 @@ export async function runList(config: TidemarkConfig, source: string): Promise<L
     incomplete: catalog.incomplete,
     problems: catalog.problems,
     ...(listedArchive ? { archive: listedArchive } : {}),
+    ...(options.ddl ? { ddl: (await archive?.a.ddlEvents?.(repository, source, { signal: options.signal })) ?? [] } : {}),
   };
 }

@@ -8,6 +8,7 @@ import type { ArchiveDescription, ArchiveGap, ArchivePoint, ArchiveRun, ArchiveW
 import { BinlogArchive } from './binlog-archive';
 import type { BinlogGap, BinlogInventory, BinlogRun } from './inventory';
 import { comparePositions, parseBinlogFile } from './names';
+import { findDdlEvents } from './replay';
 import { streamBinlog } from './streamer';
 
 const PARALLEL_VERIFY = 4;
@@ -81,6 +82,17 @@ export const mysqlBinlogArchive: ContinuousArchive = {
       windows.push({ timeline: run.timeline, from: held[0].restorePoint.time, to: run.end.time > held[held.length - 1].restorePoint.time ? run.end.time : held[held.length - 1].restorePoint.time });
     }
     return windows;
+  },
+
+  async ddlEvents(repository, source, { signal }) {
+    const events = await findDdlEvents(repository, source, { signal });
+    return events.map((e) => ({
+      time: e.time,
+      position: `${e.file}:${e.position}`,
+      kind: e.kind,
+      objects: e.kind === 'drop-database' ? [e.database!] : e.tables.map((t) => `${t.database}.${t.table}`),
+      statement: e.statement,
+    }));
   },
 
   async verify(repository, source, { from, progress, signal }) {
