@@ -119,13 +119,17 @@ function withoutComments(statement: string): string {
     } else if (c === '/' && statement[i + 1] === '*' && statement[i + 2] !== '!') {
       const end = statement.indexOf('*/', i + 2);
       i = end < 0 ? statement.length : end + 2;
-      out += ' ';
+      if (!out.endsWith(' ')) out += ' ';
+    } else if (/\s/.test(c)) {
+      // Whitespace outside names becomes one space; inside backquotes it is part of the name.
+      if (!out.endsWith(' ')) out += ' ';
+      i++;
     } else {
       out += c;
       i++;
     }
   }
-  return out.replace(/\s+/g, ' ').trim();
+  return out.trim();
 }
 
 function closingBackquote(s: string, open: number): number {
