@@ -215,7 +215,7 @@ describe('binlog names, events and inventory', () => {
       { from: 'b.000002', to: 'b.000002', count: 1, reason: 'purged' },
       { from: 'b.000003', to: 'b.000004', count: 0, reason: 'identity' },
     ]);
-    expect(inv.superseded.sort()).toEqual(['b.000002.partial.000001', 'b.000005.partial.000001']);
+    expect([...inv.superseded].sort()).toEqual(['b.000002.partial.000001', 'b.000005.partial.000001']);
     expect(inv.generations.get('b.000002')).toBe(2);
   });
 

@@ -16,6 +16,7 @@ import { BinlogArchive } from './binlog-archive';
 import { binlogAttributes, type InventoryFile } from './inventory';
 import { comparePositions, nextBinlogFile, parseBinlogFile, partialName } from './names';
 import { walkFile } from './raw-events';
+import { lockBinlogSpool, type SpoolLock } from './spool-lock';
 
 /**
  * `tidemark stream` for MySQL/MariaDB: `mariadb-binlog --read-from-remote-server --raw
@@ -76,6 +77,7 @@ export class BinlogStreamer {
   private readonly partials = new Map<string, { generation: number; end: number }>();
   private newestArchived?: InventoryFile;
   private lastFlush = 0;
+  private lock?: SpoolLock;
 
   constructor(
     private readonly run: EngineRun,
@@ -103,6 +105,7 @@ export class BinlogStreamer {
         throw new UsageError(`source '${run.source}': the server (${facts.identity}) is not the one whose binlog the archive holds (${archived}); nothing was streamed`);
       }
       await mkdir(options.spoolDir, { recursive: true });
+      this.lock = await lockBinlogSpool(options.spoolDir);
       this.writer = await this.archive.objects.writer({ epoch: 'new' });
       await this.drain(true); // files a previous run left behind
       this.log('info', 'binlog streamer started', { spool: options.spoolDir, epoch: this.writer.epoch, flushSeconds: options.flushSeconds, server: facts.identity });
@@ -132,6 +135,7 @@ export class BinlogStreamer {
       this.log('info', 'binlog streamer stopped; everything received is archived');
     } finally {
       await session.close();
+      await this.lock?.release();
     }
   }
 
@@ -209,6 +213,7 @@ export class BinlogStreamer {
       ['ignore', 'ignore'],
       { env: session.env, label: 'mariadb-binlog' },
     );
+    await this.lock?.recordReader(reader.child.pid);
     this.log('info', `reading the binlog from ${start}`, { file: start });
     let exited = false;
     void reader.exited.then(() => (exited = true));
@@ -226,6 +231,7 @@ export class BinlogStreamer {
         reader.kill();
         await reader.exited;
       }
+      await this.lock?.recordReader(undefined);
     }
     await this.tick();
     if (signal.aborted) return undefined;
