@@ -97,9 +97,11 @@ export function inventoryOf(names: readonly string[], facts: (name: string) => B
       const missing = f.index - previous.index - 1;
       const identityChanged = previous.facts && f.facts && previous.facts.server !== f.facts.server;
       if (missing > 0 || !previous.complete || identityChanged) {
-        if (missing > 0) gaps.push({ from: nameAt(previous.file, previous.index + 1), to: nameAt(previous.file, f.index - 1), count: missing, reason: 'purged' });
-        else if (identityChanged) gaps.push({ from: previous.file, to: f.file, count: 0, reason: 'identity' });
-        else gaps.push({ from: previous.file, to: previous.file, count: 1, reason: 'purged' }); // its tail was never archived
+        if (missing > 0 || !previous.complete) {
+          // A file archived only in part is missing its tail: it counts with the files missing after it.
+          const from = previous.complete ? nameAt(previous.file, previous.index + 1) : previous.file;
+          gaps.push({ from, to: nameAt(previous.file, f.index - 1), count: missing + (previous.complete ? 0 : 1), reason: 'purged' });
+        } else gaps.push({ from: previous.file, to: f.file, count: 0, reason: 'identity' });
         runs.push({ files: run });
         run = [];
       }

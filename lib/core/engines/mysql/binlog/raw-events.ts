@@ -16,6 +16,16 @@ export interface EventWalk {
   /** Timestamp (seconds since the epoch) of the last whole event other than a format description, if any. */
   readonly lastTimestamp?: number;
   readonly serverId?: number;
+  /** Type of the last whole event: a file the server closed ends with ROTATE_EVENT or STOP_EVENT. */
+  readonly lastType?: number;
+}
+
+const STOP_EVENT = 3;
+const ROTATE_EVENT = 4;
+
+/** Whether a walked file is one the server finished: its last event rotates to the next file or stops the server. */
+export function isClosedFile(walk: EventWalk): boolean {
+  return walk.lastType === ROTATE_EVENT || walk.lastType === STOP_EVENT;
 }
 
 /** Walks the whole events at the start of `bytes`; a torn last event is left out. */
@@ -25,17 +35,19 @@ export function walkEvents(bytes: Buffer): EventWalk {
   let events = 0;
   let lastTimestamp: number | undefined;
   let serverId: number | undefined;
+  let lastType: number | undefined;
   while (offset + HEADER_BYTES <= bytes.length) {
     const size = bytes.readUInt32LE(offset + 9);
     if (size < HEADER_BYTES || offset + size > bytes.length) break;
     const type = bytes.readUInt8(offset + 4);
+    lastType = type;
     const timestamp = bytes.readUInt32LE(offset);
     if (type !== FORMAT_DESCRIPTION_EVENT && timestamp > 0) lastTimestamp = timestamp;
     serverId ??= bytes.readUInt32LE(offset + 5);
     offset += size;
     events++;
   }
-  return { completeBytes: offset, events, ...(lastTimestamp !== undefined ? { lastTimestamp } : {}), ...(serverId !== undefined ? { serverId } : {}) };
+  return { completeBytes: offset, events, ...(lastTimestamp !== undefined ? { lastTimestamp } : {}), ...(serverId !== undefined ? { serverId } : {}), ...(lastType !== undefined ? { lastType } : {}) };
 }
 
 const CHUNK = 1 << 20;
@@ -56,6 +68,7 @@ export async function walkFile(path: string, limit?: number): Promise<EventWalk>
     let events = 0;
     let lastTimestamp: number | undefined;
     let serverId: number | undefined;
+    let lastType: number | undefined;
     const buf = Buffer.alloc(CHUNK);
     while (offset + HEADER_BYTES <= size) {
       const { bytesRead } = await handle.read(buf, 0, Math.min(CHUNK, size - offset), offset);
@@ -67,6 +80,7 @@ export async function walkFile(path: string, limit?: number): Promise<EventWalk>
           return done();
         }
         const type = buf.readUInt8(at + 4);
+        lastType = type;
         const timestamp = buf.readUInt32LE(at);
         if (type !== FORMAT_DESCRIPTION_EVENT && timestamp > 0) lastTimestamp = timestamp;
         serverId ??= buf.readUInt32LE(at + 5);
@@ -79,7 +93,7 @@ export async function walkFile(path: string, limit?: number): Promise<EventWalk>
     return done();
 
     function done(): EventWalk {
-      return { completeBytes: offset, events, ...(lastTimestamp !== undefined ? { lastTimestamp } : {}), ...(serverId !== undefined ? { serverId } : {}) };
+      return { completeBytes: offset, events, ...(lastTimestamp !== undefined ? { lastTimestamp } : {}), ...(serverId !== undefined ? { serverId } : {}), ...(lastType !== undefined ? { lastType } : {}) };
     }
   } finally {
     await handle.close();

@@ -271,6 +271,8 @@ export async function applyBinlogReplay(plan: BinlogReplayPlan, session: MysqlTo
   throwIfAborted(signal);
   const reader = new ToolRun(mysqlBin('binlog'), args, ['ignore', 'pipe'], { env: toolEnv(), label: 'mariadb-binlog' });
   const client = new ToolRun(mysqlBin('client'), [...session.connectArgs, '--binary-mode', '-D', targetDatabase], [reader.child.stdout!, 'ignore'], { env: session.env, label: 'mariadb' });
+  // Our copy of the pipe's read end goes: if the client dies, the reader must get EPIPE, not block.
+  reader.child.stdout!.destroy();
   const onAbort = () => {
     reader.kill();
     client.kill();

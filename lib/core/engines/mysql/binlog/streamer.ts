@@ -15,7 +15,7 @@ import { resolveSecret } from '../../../secrets';
 import { BinlogArchive } from './binlog-archive';
 import { binlogAttributes, type InventoryFile } from './inventory';
 import { comparePositions, nextBinlogFile, parseBinlogFile, partialName } from './names';
-import { walkFile } from './raw-events';
+import { isClosedFile, walkFile } from './raw-events';
 import { lockBinlogSpool, type SpoolLock } from './spool-lock';
 
 /**
@@ -254,26 +254,30 @@ export class BinlogStreamer {
     return names.filter((n) => parseBinlogFile(n)).sort((a, b) => parseBinlogFile(a)!.index - parseBinlogFile(b)!.index);
   }
 
-  /** Archives every spooled file the tool has moved past (all but the newest), then removes it. */
+  /**
+   * Archives every spooled file the server closed (it ends with the rotate, or the stop of a
+   * shutdown), then removes it. Any other file but the newest is a stale leftover (a run that
+   * stopped inside it, before the server wrote more): removed, never archived as whole, and
+   * fetched again.
+   */
   private async drain(leftBehind: boolean): Promise<void> {
     const files = await this.spoolFiles();
-    // Left behind by a previous run, even the newest may be complete, but nothing says so: it is fetched again.
-    const done = files.slice(0, -1);
     if (leftBehind && files.length > 0) this.log('info', `spool holds ${files.join(', ')} from a previous run`);
-    for (const file of done) {
+    for (const [i, file] of files.entries()) {
       const path = join(this.options.spoolDir, file);
-      if (!this.complete.has(file)) {
-        const walk = await walkFile(path);
-        const { size } = await stat(path);
-        if (walk.completeBytes !== size) {
-          // A file the tool moved past ends with whole events; anything else is not the server's file.
-          this.log('error', `${file} in the spool ends inside an event (${size} bytes, ${walk.completeBytes} whole); fetching it again`, { error: 'TornFile' });
-          await unlink(path);
-          continue;
-        }
-        await this.store(file, path, walk);
+      const newest = i === files.length - 1;
+      if (this.complete.has(file)) {
+        if (!newest) await unlink(path);
+        continue;
       }
-      await unlink(path);
+      const { size } = await stat(path);
+      const walk = await walkFile(path, size);
+      if (isClosedFile(walk) && walk.completeBytes === size) {
+        await this.store(file, path, walk);
+        await unlink(path);
+      } else if (!newest) {
+        await unlink(path);
+      }
     }
   }
 
