@@ -14,6 +14,7 @@ import { EncryptionKeyError, RecoveryTargetOutOfRange, TargetNotEmpty, UsageErro
 import { silentProgress } from '../../lib/core/progress';
 import { Repository } from '../../lib/core/repository/repository';
 import { useMariadb } from '../harness/mariadb';
+import { useS3 } from '../harness/s3';
 import { spawnCli, useTempDir, writeConfig } from '../harness/tidemark';
 
 interface Position {
@@ -54,8 +55,8 @@ describe('MySQL/MariaDB continuous binlog and point-in-time restore', () => {
   const databaseExists = async (db: string) => (await target.sql(`SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '${db}'`)) === '1';
 
   /** Waits until the archive holds the binlog up to `pos` (a whole file or a partial reaching it). */
-  async function waitDurable(pos: Position, timeoutMs = 30_000): Promise<void> {
-    const store = (await Repository.open(config)).store;
+  async function waitDurable(pos: Position, cfg: TidemarkConfig = config, timeoutMs = 30_000): Promise<void> {
+    const store = (await Repository.open(cfg)).store;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const point = await mysqlBinlogArchive.newestDurablePoint(store, 'app');
@@ -225,6 +226,54 @@ describe('MySQL/MariaDB continuous binlog and point-in-time restore', () => {
     const verified = await runVerify(config, 'app', { progress: silentProgress });
     expect(verified.ok).toBe(false);
     expect(verified.archive!.problems.join('\n')).toMatch(/binlog gap: mariadb-bin\.\d+ to mariadb-bin\.\d+ \(2 files\) are missing/);
+  });
+
+  describe('into S3', () => {
+    const s3 = useS3();
+
+    it('streams into an S3 repository and restores to a position from it', async () => {
+      const onS3 = writeConfig(tmp.path, 's3.yaml', {
+        repository: s3.repository('binlog'),
+        encryption: { key: 'env:TIDEMARK_TEST_KEY' },
+        sources: { app: { engine: 'mysql', url: source.url('app'), stream: { flushSeconds: 1 } } },
+      }).config;
+      await runBackup(onS3, 'app', { type: 'logical', progress: silentProgress });
+      const run = streamInProcess(onS3, join(tmp.path, 's3-spool'));
+      streamer = run;
+      await source.sql("INSERT INTO ledger VALUES (21, 's3')", 'app');
+      const at = await masterStatus();
+      await source.sql("INSERT INTO ledger VALUES (22, 's3 later')", 'app');
+      await source.sql('FLUSH BINARY LOGS');
+      await waitDurable(await masterStatus(), onS3);
+      await run.stop();
+      streamer = undefined;
+      await runRestore(onS3, 'app', { to: target.url('from_s3'), position: `${at.file}:${at.position}`, progress: silentProgress });
+      const expected = (await source.sql('SELECT GROUP_CONCAT(id ORDER BY id) FROM ledger WHERE id <= 21', 'app')).split(',').map(Number);
+      expect(await ids('from_s3')).toEqual(expected);
+      expect((await runVerify(onS3, 'app', { progress: silentProgress })).ok).toBe(true);
+    });
+  });
+
+  describe('a different server behind the source', () => {
+    const other = useMariadb({ settings: { server_id: 2 } });
+
+    it('is refused before anything is streamed: logged as a gap and counted', async () => {
+      await other.sql('CREATE DATABASE app');
+      const moved = writeConfig(tmp.path, 'moved.yaml', {
+        repository: `file://${tmp.path}/repo`,
+        encryption: { key: 'env:TIDEMARK_TEST_KEY' },
+        sources: { app: { engine: 'mysql', url: other.url('app') } },
+      }).config;
+      const keys = join(tmp.path, 'repo/app/binlog/keys');
+      const before = readdirSync(keys);
+      const lines: string[] = [];
+      await expect(runStream(moved, 'app', { spoolDir: join(tmp.path, 'moved-spool'), write: (l) => lines.push(l) })).rejects.toThrow(
+        /^source 'app': the server \(2\) is not the one whose binlog the archive holds \(1\); nothing was streamed$/,
+      );
+      expect(lines.join('')).toMatch(/"level":"error","msg":"binlog gap: the server's identity changed \(archive: server 1; now: server 2\)/);
+      expect(lines.join('')).toMatch(/"BinlogIdentityChanges":1/);
+      expect(readdirSync(keys)).toEqual(before);
+    });
   });
 
   describe('bad input: one line, nothing changed', () => {

@@ -160,13 +160,14 @@ describe('worker entry (containers/worker/main.ts)', () => {
     expect(await listed(config)).toEqual([]);
   });
 
-  it('stream app exits 69: not implemented yet', async () => {
+  // mysql-binlog branch: PostgreSQL sources have no archive here; the pg-wal branch replaces this test.
+  it('stream of a source without a continuous archive exits 2 with one JSON error line', async () => {
     const run = await runWorker(bundleEntry, ['stream', 'app'], onAws(configFor('stream')));
-    expect(run.code).toBe(69);
+    expect(run.code).toBe(2);
     const lines = logLines(run.stdout);
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ level: 'error', source: 'app', command: 'stream', error: 'NotImplemented' });
-    expect(lines[0].msg).toMatch(/^stream is not implemented yet/);
+    expect(lines.filter((l) => l.level === 'error')).toHaveLength(1);
+    expect(lines[lines.length - 1]).toMatchObject({ level: 'error', source: 'app', command: 'stream' });
+    expect(lines[lines.length - 1].msg).toMatch(/^source 'app' \(postgres\) has no continuous archive in this version$/);
   });
 
   it.each<[string, string[], NodeJS.ProcessEnv, RegExp]>([

@@ -139,9 +139,10 @@ export class BinlogStreamer {
     }
   }
 
+  /** Logs a gap and counts it: files lost (BinlogGapFiles), or a server that is not the archive's (BinlogIdentityChanges). */
   private gap(msg: string, count: number, fields: LogFields = {}): void {
     this.log('error', `binlog gap: ${msg}`, { error: 'BinlogGap', ...fields });
-    this.options.metrics?.({ BinlogGapFiles: { value: count, unit: 'Count' } });
+    this.options.metrics?.(count > 0 ? { BinlogGapFiles: { value: count, unit: 'Count' } } : { BinlogIdentityChanges: { value: 1, unit: 'Count' } });
   }
 
   private async loadArchiveState(): Promise<void> {
