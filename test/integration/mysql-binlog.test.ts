@@ -15,7 +15,7 @@ import { silentProgress } from '../../lib/core/progress';
 import { Repository } from '../../lib/core/repository/repository';
 import { useMariadb } from '../harness/mariadb';
 import { useS3 } from '../harness/s3';
-import { spawnCli, useTempDir, writeConfig } from '../harness/tidemark';
+import { runCli, spawnCli, useTempDir, writeConfig } from '../harness/tidemark';
 
 interface Position {
   readonly file: string;
@@ -150,6 +150,9 @@ describe('MySQL/MariaDB continuous binlog and point-in-time restore', () => {
     expect(drops).toEqual(['drop-table app.sc ratch,app.precious', 'drop-table app.decoy']);
     expect(listed.ddl!.every((d) => /^mariadb-bin\.\d+:\d+$/.test(d.position) && !Number.isNaN(Date.parse(d.time)))).toBe(true);
     expect(listed.window!.to >= new Date(committed.get(15)!.second * 1000).toISOString()).toBe(true);
+    const cli = await runCli(['-c', configPath, 'list', 'app', '--ddl']);
+    expect(cli.code).toBe(0);
+    expect(cli.stdout).toMatch(/^drops and truncates:\n {2}\S+Z {2}mariadb-bin\.\d+:\d+ {2}drop-table app\.sc ratch, app\.precious\n {2}\S+Z {2}mariadb-bin\.\d+:\d+ {2}drop-table app\.decoy$/m);
   });
 
   it('loses no event when the streamer is SIGKILLed and restarted under load, with a rotation in between', async () => {
