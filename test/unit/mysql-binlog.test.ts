@@ -2,7 +2,10 @@ import fc from 'fast-check';
 import { ddlEventsOf, droppedBy, parseDecodedBinlog, parseTableArgument, removes, type TableName } from '../../lib/core/engines/mysql/binlog/decoded';
 import { inventoryOf } from '../../lib/core/engines/mysql/binlog/inventory';
 import { binlogFileName, comparePositions, parseArchiveName, partialName } from '../../lib/core/engines/mysql/binlog/names';
-import { BINLOG_MAGIC, walkEvents } from '../../lib/core/engines/mysql/binlog/raw-events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BINLOG_MAGIC, walkEvents, walkFile } from '../../lib/core/engines/mysql/binlog/raw-events';
 import { stopDatetimeOf } from '../../lib/core/engines/mysql/binlog/replay';
 
 const quote = (name: string) => `\`${name.replace(/`/g, '``')}\``;
@@ -193,6 +196,33 @@ describe('binlog names, events and inventory', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('walkFile agrees with walkEvents, in one walk or continued from an earlier one, with events larger than its read size', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tidemark-walk-'));
+    try {
+      await fc.assert(
+        fc.asyncProperty(fc.array(fc.integer({ min: 19, max: 3 << 20 }), { maxLength: 6 }), fc.nat(), fc.nat(), async (sizes, a, b) => {
+          const parts = [BINLOG_MAGIC, ...sizes.map((size, i) => {
+            const e = Buffer.alloc(size);
+            e.writeUInt32LE(1_700_000_000 + i, 0);
+            e.writeUInt8(i === sizes.length - 1 ? 4 : 2, 4);
+            e.writeUInt32LE(size, 9);
+            return e;
+          })];
+          const whole = Buffer.concat(parts);
+          const [early, late] = [a % (whole.length + 1), b % (whole.length + 1)].sort((x, y) => x - y);
+          const path = join(dir, 'binlog.000001');
+          writeFileSync(path, whole);
+          const first = await walkFile(path, early);
+          expect(await walkFile(path, late, first)).toEqual(walkEvents(whole.subarray(0, late)));
+          expect(await walkFile(path)).toEqual(walkEvents(whole));
+        }),
+        { numRuns: 25 },
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('finds runs and gaps: purged files, a file archived only in part, a changed server', () => {

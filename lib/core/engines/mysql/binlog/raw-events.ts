@@ -55,20 +55,22 @@ const CHUNK = 1 << 20;
 /**
  * walkEvents over a file of any size, reading it in 1 MiB pieces and skipping over the bodies
  * of events larger than that: only headers are needed. `limit` stops at that many bytes (the
- * size seen when the walk began: the tool may still be appending).
+ * size seen when the walk began: the tool may still be appending). `resume`, an earlier walk of
+ * the same file, continues where it ended: the file only grows.
  */
-export async function walkFile(path: string, limit?: number): Promise<EventWalk> {
+export async function walkFile(path: string, limit?: number, resume?: EventWalk): Promise<EventWalk> {
   const { open } = await import('node:fs/promises');
   const handle = await open(path, 'r');
   try {
     const size = limit ?? (await handle.stat()).size;
     const magic = Buffer.alloc(4);
     if (size < 4 || (await handle.read(magic, 0, 4, 0)).bytesRead < 4 || !magic.equals(BINLOG_MAGIC)) return { completeBytes: 0, events: 0 };
-    let offset = 4;
-    let events = 0;
-    let lastTimestamp: number | undefined;
-    let serverId: number | undefined;
-    let lastType: number | undefined;
+    const from = resume && resume.completeBytes >= 4 && resume.completeBytes <= size ? resume : undefined;
+    let offset = from?.completeBytes ?? 4;
+    let events = from?.events ?? 0;
+    let lastTimestamp = from?.lastTimestamp;
+    let serverId = from?.serverId;
+    let lastType = from?.lastType;
     const buf = Buffer.alloc(CHUNK);
     while (offset + HEADER_BYTES <= size) {
       const { bytesRead } = await handle.read(buf, 0, Math.min(CHUNK, size - offset), offset);

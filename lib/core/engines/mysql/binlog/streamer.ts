@@ -1,4 +1,6 @@
-import { mkdir, open, readdir, stat, unlink } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readdir, stat, unlink } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import { sleep } from '../../../abort';
 import { StorageError, TidemarkError, UsageError } from '../../../errors';
@@ -15,7 +17,7 @@ import { resolveSecret } from '../../../secrets';
 import { BinlogArchive } from './binlog-archive';
 import { binlogAttributes, type InventoryFile } from './inventory';
 import { comparePositions, nextBinlogFile, parseBinlogFile, partialName } from './names';
-import { isClosedFile, walkFile } from './raw-events';
+import { isClosedFile, walkFile, type EventWalk } from './raw-events';
 import { lockBinlogSpool, type SpoolLock } from './spool-lock';
 
 /**
@@ -43,6 +45,8 @@ export interface BinlogStreamOptions {
 }
 
 const RAN_LONG_MS = 60_000;
+/** Where a partial's bytes are copied before they are archived (not a binlog name: spoolFiles skips it). */
+const SNAPSHOT = 'partial.snapshot';
 
 interface ServerFacts {
   readonly identity: string;
@@ -78,6 +82,8 @@ export class BinlogStreamer {
   private newestArchived?: InventoryFile;
   private lastFlush = 0;
   private lock?: SpoolLock;
+  /** The last walk of each spooled file, continued by the next flush. */
+  private readonly walks = new Map<string, EventWalk>();
 
   constructor(
     private readonly run: EngineRun,
@@ -205,6 +211,7 @@ export class BinlogStreamer {
     const { signal } = this.run;
     const spool = this.options.spoolDir;
     // The tool rewrites the spool's copy of `start` from its first byte; later ones are stale.
+    this.walks.clear();
     for (const name of await this.spoolFiles()) {
       if ((parseBinlogFile(name)?.index ?? 0) >= (parseBinlogFile(start)?.index ?? 0)) await unlink(join(spool, name)).catch(() => undefined);
     }
@@ -272,8 +279,11 @@ export class BinlogStreamer {
         continue;
       }
       const { size } = await stat(path);
-      const walk = await walkFile(path, size);
+      const previous = this.walks.get(file);
+      const walk = await walkFile(path, size, previous && previous.completeBytes <= size ? previous : undefined);
+      this.walks.set(file, walk);
       if (isClosedFile(walk) && walk.completeBytes === size) {
+        this.walks.delete(file);
         await this.store(file, path, walk);
         await unlink(path);
       } else if (!newest) {
@@ -297,7 +307,11 @@ export class BinlogStreamer {
     this.options.metrics?.({ BinlogFilesArchived: { value: 1, unit: 'Count' }, BinlogBytesArchived: { value: walk.completeBytes, unit: 'Bytes' } });
   }
 
-  /** Stores the file still being written, up to its last whole event, when it grew since the last partial. */
+  /**
+   * Stores the file still being written, up to its last whole event, when it grew since the last
+   * partial. The prefix is copied to a snapshot file first (the tool keeps appending to the
+   * original), so memory stays flat whatever the file's size; the walk continues from the last one.
+   */
   private async flushPartial(final: boolean): Promise<void> {
     this.lastFlush = Date.now();
     const files = await this.spoolFiles();
@@ -305,21 +319,24 @@ export class BinlogStreamer {
     if (file === undefined || this.complete.has(file)) return;
     const path = join(this.options.spoolDir, file);
     const { size } = await stat(path);
-    const walk = await walkFile(path, size);
+    const previous = this.walks.get(file);
+    const walk = await walkFile(path, size, previous && previous.completeBytes <= size ? previous : undefined);
+    this.walks.set(file, walk);
     const known = this.partials.get(file) ?? { generation: 0, end: 0 };
     if (walk.completeBytes <= Math.max(known.end, 4)) return;
-    const handle = await open(path, 'r');
-    let bytes: Buffer;
-    try {
-      bytes = Buffer.alloc(walk.completeBytes);
-      await handle.read(bytes, 0, walk.completeBytes, 0);
-    } finally {
-      await handle.close();
-    }
+    const snapshot = join(this.options.spoolDir, SNAPSHOT);
+    await pipeline(createReadStream(path, { start: 0, end: walk.completeBytes - 1 }), createWriteStream(snapshot, { mode: 0o600 }));
     const generation = known.generation + 1;
     const name = partialName(file, generation);
     const endTime = walk.lastTimestamp ? new Date(walk.lastTimestamp * 1000).toISOString() : undefined;
-    await this.writer!.writeBytes(name, bytes, { compression: this.run.compression, attributes: binlogAttributes({ end: walk.completeBytes, server: this.identity, ...(endTime ? { endTime } : {}) }) });
+    try {
+      await this.writer!.writeFile(name, snapshot, {
+        compression: this.run.compression,
+        attributes: binlogAttributes({ end: walk.completeBytes, server: this.identity, ...(endTime ? { endTime } : {}) }),
+      });
+    } finally {
+      await unlink(snapshot).catch(() => undefined);
+    }
     this.partials.set(file, { generation, end: walk.completeBytes });
     if (!this.newestArchived || this.newestArchived.index <= parseBinlogFile(file)!.index) {
       this.newestArchived = { file, index: parseBinlogFile(file)!.index, object: name, complete: false, facts: { end: walk.completeBytes, server: this.identity } };
