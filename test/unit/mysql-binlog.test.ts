@@ -168,6 +168,7 @@ describe('binlog names, events and inventory', () => {
   it('orders positions by file number, then position, past six digits', () => {
     expect(comparePositions({ file: 'b.999999', position: 9 }, { file: 'b.1000000', position: 4 })).toBeLessThan(0);
     expect(parseArchiveName(partialName('mariadb-bin.000042', 7))).toEqual({ kind: 'partial', file: 'mariadb-bin.000042', index: 42, generation: 7 });
+    expect(parseArchiveName(partialName('mariadb-bin.000042', 1_234_567))).toMatchObject({ kind: 'partial', generation: 1_234_567 });
     expect(parseArchiveName('keys')).toBeUndefined();
   });
 

@@ -7,7 +7,7 @@
  * The server numbers files with at least six digits and keeps counting past 999999.
  */
 const FILE = /^([A-Za-z0-9_.-]+?)\.(\d{6,})$/;
-const PARTIAL = /^(.+)\.partial\.(\d{6})$/;
+const PARTIAL = /^(.+)\.partial\.(\d{6,})$/;
 
 export interface BinlogFileName {
   readonly base: string;
@@ -30,8 +30,9 @@ export function nextBinlogFile(name: string): string {
   return binlogFileName(f.base, f.index + 1);
 }
 
+/** Six digits, and more past 999999 (a file active for weeks): readers compare the numbers, not the names. */
 export function partialName(file: string, generation: number): string {
-  if (generation < 1 || generation > 999_999) throw new Error(`partial generation out of range: ${generation}`);
+  if (!Number.isSafeInteger(generation) || generation < 1) throw new Error(`partial generation out of range: ${generation}`);
   return `${file}.partial.${String(generation).padStart(6, '0')}`;
 }
 
