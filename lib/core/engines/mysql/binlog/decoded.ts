@@ -42,54 +42,72 @@ function statementsOf(body: string): string[] {
     .filter(Boolean);
 }
 
-/** Every event of one file's decoded output, in order. `use` carries over between Query events, as in the tool. */
-export function parseDecodedBinlog(text: string): DecodedEvent[] {
-  const lines = text.split('\n');
-  const events: DecodedEvent[] = [];
-  let at: number | undefined;
-  let current: { at: number; end: number; time: string; type: string; gtid?: string; body: string[] } | undefined;
-  let database: string | undefined;
+/**
+ * Reads decoded output line by line (a file's output can be far larger than memory should hold):
+ * `keep` decides which events are kept. `use` carries over between Query events, as in the tool.
+ */
+export class DecodedBinlogReader {
+  readonly events: DecodedEvent[] = [];
+  private at: number | undefined;
+  private current: { at: number; end: number; time: string; type: string; gtid?: string; body: string[] } | undefined;
+  private database: string | undefined;
 
-  const finish = () => {
-    if (!current) return;
-    const { body, ...rest } = current;
-    let event: DecodedEvent = { at: rest.at, endPosition: rest.end, time: rest.time, type: rest.type, ...(rest.gtid ? { gtid: rest.gtid } : {}) };
-    if (rest.type === 'Query') {
-      let statement: string | undefined;
-      for (const s of statementsOf(body.join('\n'))) {
-        const use = /^use (`(?:[^`]|``)*`|\S+)$/i.exec(s);
-        if (use) database = unquoteIdentifier(use[1]);
-        else if (/^SET\s/i.test(s) || s.startsWith('/*!\\C') || /^DELIMITER\s/i.test(s)) continue;
-        else statement = s;
-      }
-      event = { ...event, ...(database !== undefined ? { database } : {}), ...(statement !== undefined ? { statement } : {}) };
-    }
-    events.push(event);
-    current = undefined;
-  };
+  constructor(private readonly keep: (event: DecodedEvent) => boolean = () => true) {}
 
-  for (const line of lines) {
+  line(line: string): void {
     const a = AT.exec(line);
     if (a) {
-      finish();
-      at = Number(a[1]);
-      continue;
+      this.finish();
+      this.at = Number(a[1]);
+      return;
     }
-    const h = at !== undefined ? HEADER.exec(line) : null;
-    if (h && at !== undefined) {
-      finish();
+    const h = this.at !== undefined ? HEADER.exec(line) : null;
+    if (h && this.at !== undefined) {
+      this.finish();
       const rest = h[8];
       const type = /^(\w+)/.exec(rest)?.[1] ?? rest;
       const gtid = /^GTID (\d+-\d+-\d+)/.exec(rest)?.[1];
-      current = { at, end: Number(h[7]), time: isoOf(h), type, ...(gtid ? { gtid } : {}), body: [] };
-      at = undefined;
-      continue;
+      this.current = { at: this.at, end: Number(h[7]), time: isoOf(h), type, ...(gtid ? { gtid } : {}), body: [] };
+      this.at = undefined;
+      return;
     }
-    if (current && !line.startsWith('#')) current.body.push(line);
+    // Only a Query event's statements are needed; nothing else is held.
+    if (this.current?.type === 'Query' && !line.startsWith('#')) this.current.body.push(line);
   }
-  finish();
-  return events;
+
+  end(): DecodedEvent[] {
+    this.finish();
+    return this.events;
+  }
+
+  private finish(): void {
+    const current = this.current;
+    if (!current) return;
+    this.current = undefined;
+    let event: DecodedEvent = { at: current.at, endPosition: current.end, time: current.time, type: current.type, ...(current.gtid ? { gtid: current.gtid } : {}) };
+    if (current.type === 'Query') {
+      let statement: string | undefined;
+      for (const s of statementsOf(current.body.join('\n'))) {
+        const use = /^use (`(?:[^`]|``)*`|\S+)$/i.exec(s);
+        if (use) this.database = unquoteIdentifier(use[1]);
+        else if (/^SET\s/i.test(s) || s.startsWith('/*!\\C') || /^DELIMITER\s/i.test(s)) continue;
+        else statement = s;
+      }
+      event = { ...event, ...(this.database !== undefined ? { database: this.database } : {}), ...(statement !== undefined ? { statement } : {}) };
+    }
+    if (this.keep(event)) this.events.push(event);
+  }
 }
+
+/** Every event of one file's decoded output, in order. */
+export function parseDecodedBinlog(text: string): DecodedEvent[] {
+  const reader = new DecodedBinlogReader();
+  for (const line of text.split('\n')) reader.line(line);
+  return reader.end();
+}
+
+/** Row-level events: replay needs them, finding targets does not (transactions end with Xid or a Query). */
+export const ROW_EVENT_TYPES: ReadonlySet<string> = new Set(['Annotate_rows', 'Table_map', 'Write_rows', 'Update_rows', 'Delete_rows', 'Write_rows_v1', 'Update_rows_v1', 'Delete_rows_v1', 'Rows_query']);
 
 export interface TableName {
   readonly database: string;

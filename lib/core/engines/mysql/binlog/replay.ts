@@ -1,10 +1,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { throwIfAborted } from '../../../abort';
 import { RecoveryTargetOutOfRange, UsageError } from '../../../errors';
 import type { Progress } from '../../../progress';
-import { chainFailure, runTool, ToolRun } from '../../../process/tool';
+import { chainFailure, ToolRun } from '../../../process/tool';
 import type { BackupManifest, RestorePoint } from '../../../repository/manifest';
 import type { Repository } from '../../../repository/repository';
 import { childEnv } from '../../../secrets';
@@ -14,7 +15,7 @@ import type { MysqlToolSession } from '../connection';
 import type { MysqlLogicalDetails } from '../logical-details';
 import { mysqlBin } from '../tools';
 import { BinlogArchive } from './binlog-archive';
-import { ddlEventsOf, parseDecodedBinlog, parseTableArgument, removes, type DdlEvent, type DecodedEvent } from './decoded';
+import { DecodedBinlogReader, ddlEventsOf, parseTableArgument, removes, ROW_EVENT_TYPES, type DdlEvent, type DecodedEvent } from './decoded';
 import type { BinlogRun, InventoryFile } from './inventory';
 import { comparePositions } from './names';
 
@@ -68,10 +69,16 @@ function toolEnv(): NodeJS.ProcessEnv {
   return { ...env, TZ: 'UTC' };
 }
 
-/** Decodes one staged file (no row values: see decoded.ts). */
+/**
+ * Decodes one staged file (no row values: see decoded.ts), line by line as the tool prints it,
+ * keeping every event but the row-level ones: memory follows transactions, not rows.
+ */
 export async function decodeFile(path: string): Promise<DecodedEvent[]> {
-  const out = await runTool(mysqlBin('binlog'), ['--no-defaults', '--base64-output=decode-rows', path], { env: toolEnv() });
-  return parseDecodedBinlog(out);
+  const tool = new ToolRun(mysqlBin('binlog'), ['--no-defaults', '--base64-output=decode-rows', path], ['ignore', 'pipe'], { env: toolEnv(), label: 'mariadb-binlog' });
+  const reader = new DecodedBinlogReader((e) => !ROW_EVENT_TYPES.has(e.type));
+  for await (const line of createInterface({ input: tool.child.stdout!, crlfDelay: Infinity })) reader.line(line);
+  await tool.succeeded();
+  return reader.end();
 }
 
 /** A temp dir holding verified copies of archived binlog files under their own names. */
