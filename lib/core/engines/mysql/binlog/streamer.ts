@@ -295,7 +295,8 @@ export class BinlogStreamer {
   private async store(file: string, path: string, walk: Awaited<ReturnType<typeof walkFile>>): Promise<void> {
     const attributes = binlogAttributes({ end: walk.completeBytes, server: this.identity, ...(walk.lastTimestamp ? { endTime: new Date(walk.lastTimestamp * 1000).toISOString() } : {}) });
     try {
-      await this.writer!.writeFile(file, path, { compression: this.run.compression, attributes, signal: this.run.signal });
+      // Not cancelled by the stop signal: what the server closed is stored before the streamer leaves.
+      await this.writer!.writeFile(file, path, { compression: this.run.compression, attributes });
     } catch (e) {
       // Archived by a run that died before removing it from the spool: the server's file does not change.
       if (!(e instanceof StorageError && e.code === 'ObjectExists')) throw e;
