@@ -117,6 +117,7 @@ export class BinlogStreamer {
       this.log('info', 'binlog streamer started', { spool: options.spoolDir, epoch: this.writer.epoch, flushSeconds: options.flushSeconds, server: facts.identity });
 
       let attempt = 0;
+      let fatal: UsageError | undefined;
       while (!signal.aborted) {
         const started = Date.now();
         let failure: string | undefined;
@@ -125,6 +126,11 @@ export class BinlogStreamer {
           failure = await this.receive(session, start);
         } catch (e) {
           if (!(e instanceof TidemarkError)) throw e;
+          // A reconfigured or replaced server (no binlog now, another identity) is no outage: stop.
+          if (e instanceof UsageError) {
+            fatal = e;
+            break;
+          }
           failure = e.message;
         }
         if (signal.aborted) break;
@@ -138,6 +144,7 @@ export class BinlogStreamer {
       }
       await this.drain(false);
       await this.flushPartial(true);
+      if (fatal) throw fatal;
       this.log('info', 'binlog streamer stopped; everything received is archived');
     } finally {
       await session.close();
@@ -173,7 +180,10 @@ export class BinlogStreamer {
    */
   private async startFile(session: MysqlToolSession): Promise<string> {
     const facts = await serverFacts(session, this.run.source);
-    if (facts.identity !== this.identity) throw new UsageError(`source '${this.run.source}': the server's identity changed while streaming (${this.identity} → ${facts.identity})`);
+    if (facts.identity !== this.identity) {
+      this.gap(`the server's identity changed while streaming (server ${this.identity} → server ${facts.identity}): its binlog does not continue the archive`, 0);
+      throw new UsageError(`source '${this.run.source}': the server's identity changed while streaming (${this.identity} → ${facts.identity}); stopped`);
+    }
     const oldest = facts.files[0];
     if (oldest === undefined) throw new UsageError(`source '${this.run.source}': SHOW BINARY LOGS lists no file`);
     let wanted: string | undefined;
