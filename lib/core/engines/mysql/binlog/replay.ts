@@ -192,6 +192,12 @@ export async function planBinlogReplay(repository: Repository, source: string, b
       case 'latest': {
         const run = runs[runs.length - 1];
         const backup = dumpsIn(run).pop()!;
+        // A dump newer than where that archive ends (taken after a gap, say) is the later point.
+        const newestDump = [...backups].filter((b) => b.details.kind === 'mysql-logical').sort((a, b) => a.restorePoint.time.localeCompare(b.restorePoint.time)).pop()!;
+        if (newestDump.restorePoint.time > runEndTime(run)) {
+          await staging.remove();
+          return { backup: newestDump, restorePoint: newestDump.restorePoint };
+        }
         const last = run.files[run.files.length - 1];
         return await planned(backup, filesFrom(run, coordsOf(backup).file), { kind: 'end' }, { time: runEndTime(run) || backup.restorePoint.time, binlog: { file: last.file, position: last.facts?.end ?? 0 } });
       }
