@@ -6,7 +6,7 @@ import { sleep } from '../../../abort';
 import { StorageError, TidemarkError, UsageError } from '../../../errors';
 import type { LogFields, LogLevel } from '../../../log';
 import type { MetricValue } from '../../../metrics';
-import { ToolRun } from '../../../process/tool';
+import { runTool, ToolRun } from '../../../process/tool';
 import type { ArchiveWriter } from '../../../repository/archive';
 import type { EngineRun } from '../../engine';
 import { MysqlToolSession, parseMysqlUrl, withPassword, type MysqlEndpoint } from '../connection';
@@ -66,9 +66,31 @@ async function serverFacts(session: MysqlToolSession, source: string): Promise<S
   if (logBin !== '1') {
     throw new UsageError(`${what}: the server has no binary log (log_bin is OFF), so there is nothing to stream; enable log_bin (and binlog_format=ROW) and restart it`);
   }
+  await assertToolMatches(version, what);
   const uuid = /mariadb/i.test(version) ? undefined : (await session.query('SELECT @@server_uuid', what))[0]?.[0];
   const files = (await session.query('SHOW BINARY LOGS', what)).map((r) => r[0]);
   return { identity: uuid ? `${serverId}/${uuid}` : serverId, files };
+}
+
+const toolFlavors = new Map<string, Promise<'mariadb' | 'mysql' | undefined>>();
+
+/**
+ * MariaDB's and MySQL's binlogs have diverged (GTID events, MySQL 8's compression and partial
+ * JSON updates): each vendor's reader handles its own server only, so a mismatch is refused.
+ */
+export async function assertToolMatches(serverVersion: string, what: string): Promise<void> {
+  const tool = mysqlBin('binlog');
+  let flavor = toolFlavors.get(tool);
+  if (!flavor) {
+    // Only what the tool says plainly counts: "Ver 3.4" alone is MySQL 5.7's and MariaDB's both.
+    flavor = runTool(tool, ['--version']).then((out) => (/mariadb/i.test(out) || /mariadb-binlog$/.test(tool) ? 'mariadb' : /mysql (community|enterprise)|\(mysql/i.test(out) ? 'mysql' : undefined));
+    toolFlavors.set(tool, flavor);
+  }
+  const server = /mariadb/i.test(serverVersion) ? 'mariadb' : 'mysql';
+  const reads = await flavor;
+  if (reads !== undefined && reads !== server) {
+    throw new UsageError(`${what}: ${tool} reads ${reads === 'mariadb' ? 'MariaDB' : 'MySQL'} binlogs, but the server is ${server === 'mariadb' ? 'MariaDB' : 'MySQL'} ${serverVersion}: install that vendor's client tools (${server === 'mariadb' ? 'mariadb-client' : 'mysql-client'})`);
+  }
 }
 
 export class BinlogStreamer {
