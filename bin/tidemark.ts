@@ -81,13 +81,14 @@ export function buildProgram(): Command {
   program
     .command('list <source>')
     .description('list backups and the restorable window')
-    .action(async (source: string, _opts: unknown, cmd: Command) => {
+    .option('--ddl', 'also show the drops and truncates found in the continuous archive (times and positions for --before-drop)')
+    .action(async (source: string, opts: { ddl?: boolean }, cmd: Command) => {
       const cfg = await config(cmd);
       const { runList } = await import('../lib/core/commands/list');
-      const result = await runList(cfg, source);
+      const result = await runList(cfg, source, { ddl: opts.ddl, signal: interrupt.signal });
       for (const p of result.problems) process.stderr.write(`warning: backup ${p.id}: ${p.reason}\n`);
       for (const g of result.archive?.gaps ?? []) {
-        process.stderr.write(`warning: WAL gap on timeline ${g.timeline}: ${g.count === 1 ? `segment ${g.from} is` : `segments ${g.from} to ${g.to} (${g.count}) are`} missing; no restore can cross it\n`);
+        process.stderr.write(`warning: archive gap: ${g.count === 0 ? `the server changed between ${g.from} and ${g.to}` : g.count === 1 ? `${g.from} is missing` : `${g.from} to ${g.to} (${g.count}) are missing`}; no restore can cross it\n`);
       }
       print(cmd, result, () => {
         const archive = result.archive
@@ -96,16 +97,19 @@ export function buildProgram(): Command {
               ...result.archive.runs.map(
                 (r) => `  timeline ${r.timeline}: ${r.first} … ${r.last}${r.endsInPartial ? ' (partial)' : ''}  ${r.startLsn ?? ''} … ${r.end.lsn ?? ''}  to ${r.end.time || '?'}`,
               ),
-              ...result.archive.gaps.map((g) => `  GAP timeline ${g.timeline}: ${g.from} … ${g.to} (${g.count} missing)`),
+              ...result.archive.gaps.map((g) => `  GAP timeline ${g.timeline}: ${g.from} … ${g.to} (${g.count === 0 ? 'the server changed' : `${g.count} missing`})`),
               ...result.archive.windows.map((w) => `  restorable on timeline ${w.timeline}: ${w.from} … ${w.to}`),
             ]
           : [];
-        if (result.backups.length === 0) return [`no backups of ${source}`, ...archive].join('\n');
+        const ddl = result.ddl
+          ? ['drops and truncates:', ...(result.ddl.length === 0 ? ['  none'] : result.ddl.map((d) => `  ${d.time}  ${d.position}  ${d.kind} ${d.objects.join(', ')}`))]
+          : [];
+        if (result.backups.length === 0) return [`no backups of ${source}`, ...archive, ...ddl].join('\n');
         for (const b of result.backups) for (const w of b.warnings ?? []) process.stderr.write(`warning: backup ${b.id}: ${w}\n`);
         const chain = (b: (typeof result.backups)[number]) => (b.parent ? `  on ${b.parent} (depth ${b.chain?.depth ?? 1})` : '');
         const rows = result.backups.map((b) => `${b.id}  ${b.type.padEnd(7)}  ${b.restorePoint}  ${formatBytes(b.storedBytes).padStart(10)}${chain(b)}`);
         const window = result.window ? `restorable: ${result.window.from} … ${result.window.to}` : '';
-        return [`ID                           TYPE     RESTORE POINT              STORED`, ...rows, window, ...archive].join('\n');
+        return [`ID                           TYPE     RESTORE POINT              STORED`, ...rows, window, ...archive, ...ddl].join('\n');
       });
     });
 
@@ -172,9 +176,9 @@ export function buildProgram(): Command {
 
   program
     .command('stream <source>')
-    .description('archive WAL continuously (pg_receivewal with a replication slot) until stopped; logs JSON lines')
+    .description('archive WAL (PostgreSQL: pg_receivewal with a replication slot) or binlog (MySQL/MariaDB) continuously until stopped; logs JSON lines')
     .option('--spool <dir>', 'local directory for WAL not yet archived; keep it across restarts (default: $TIDEMARK_SPOOL or the temp dir)')
-    .option('--slot <name>', 'replication slot (created if absent; default: tidemark_<source>)')
+    .option('--slot <name>', 'PostgreSQL: replication slot (created if absent; default: tidemark_<source>)')
     .action(async (source: string, opts: { spool?: string; slot?: string }, cmd: Command) => {
       const cfg = await config(cmd);
       const { runStream } = await import('../lib/core/commands/wal');

@@ -2,7 +2,7 @@ import { sourceConfig } from '../config/load';
 import type { TidemarkConfig } from '../config/schema';
 import type { BackupType } from '../engines/backup-types';
 import { registrationOf } from '../engines/registry';
-import { archiveFor, newestWindowEnd, type ArchiveDescription, type ArchiveWindow } from '../engines/continuous-archive';
+import { archiveFor, newestWindowEnd, type ArchiveDdlEvent, type ArchiveDescription, type ArchiveWindow } from '../engines/continuous-archive';
 import { restorableWindow } from '../engines/window';
 import type { BackupManifest } from '../repository/manifest';
 import type { CatalogProblem, RestorableWindow } from '../repository/catalog';
@@ -39,6 +39,8 @@ export interface ListResult {
   readonly incomplete: readonly string[];
   readonly problems: readonly CatalogProblem[];
   readonly archive?: ListedArchive;
+  /** With --ddl: drops and truncates found in the archive. */
+  readonly ddl?: readonly ArchiveDdlEvent[];
 }
 
 function warningsOf(m: BackupManifest): { warnings?: readonly string[] } {
@@ -46,7 +48,7 @@ function warningsOf(m: BackupManifest): { warnings?: readonly string[] } {
   return warnings.length > 0 ? { warnings } : {};
 }
 
-export async function runList(config: TidemarkConfig, source: string): Promise<ListResult> {
+export async function runList(config: TidemarkConfig, source: string, options: { ddl?: boolean; signal?: AbortSignal } = {}): Promise<ListResult> {
   const src = sourceConfig(config, source);
   const repository = await Repository.open(config);
   const registration = archiveFor(src);
@@ -77,5 +79,6 @@ export async function runList(config: TidemarkConfig, source: string): Promise<L
     incomplete: catalog.incomplete,
     problems: catalog.problems,
     ...(listedArchive ? { archive: listedArchive } : {}),
+    ...(options.ddl ? { ddl: (await archive?.a.ddlEvents?.(repository, source, { signal: options.signal })) ?? [] } : {}),
   };
 }

@@ -8,6 +8,7 @@ import type { Repository } from '../repository/repository';
 import type { ObjectStore } from '../repository/storage';
 import type { EngineRun } from './engine';
 import { pgWal } from './postgres/wal/registration';
+import { mysqlBinlog } from './mysql/binlog/registration';
 
 /**
  * Continuous archiving (WAL, binlog) as its own small registry beside the backup methods: an
@@ -77,6 +78,17 @@ export interface ArchiveVerification {
   readonly problems: readonly string[];
 }
 
+/** A drop or truncate found in the archive (list --ddl, --before-drop). */
+export interface ArchiveDdlEvent {
+  readonly time: string;
+  /** Where the event starts, in the engine's notation (binlog: file:position). */
+  readonly position: string;
+  readonly kind: string;
+  /** What it removed: schema.table names, or the schema for a dropped database. */
+  readonly objects: readonly string[];
+  readonly statement: string;
+}
+
 export interface ContinuousArchive {
   /** Captures changes until the run's signal fires; resumes from the last durable point. */
   stream(run: EngineRun, options: StreamOptions): Promise<void>;
@@ -88,6 +100,8 @@ export interface ContinuousArchive {
   windows(description: ArchiveDescription, backups: readonly BackupManifest[]): ArchiveWindow[];
   /** Continuity from `from` (the oldest replayable backup's point) and every object read back. */
   verify(repository: Repository, source: string, options: { from?: RestorePoint; progress: Progress; signal?: AbortSignal }): Promise<ArchiveVerification>;
+  /** Drops and truncates in the archive, oldest first (reads and authenticates the archive). */
+  ddlEvents?(repository: Repository, source: string, options: { signal?: AbortSignal }): Promise<ArchiveDdlEvent[]>;
 }
 
 export interface ArchiveRegistration {
@@ -100,7 +114,7 @@ export interface ArchiveRegistration {
   load(): Promise<ContinuousArchive>;
 }
 
-export const ARCHIVES: readonly ArchiveRegistration[] = [pgWal];
+export const ARCHIVES: readonly ArchiveRegistration[] = [pgWal, mysqlBinlog];
 
 export function archiveFor(config: SourceConfig): ArchiveRegistration | undefined {
   return ARCHIVES.find((a) => a.accepts(config));

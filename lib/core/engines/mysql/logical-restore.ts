@@ -1,10 +1,14 @@
+import { rm } from 'node:fs/promises';
 import { throwIfAborted } from '../../abort';
 import { BackupNotFound, TargetNotEmpty, UsageError } from '../../errors';
 import type { Catalog } from '../../repository/catalog';
 import type { OpenedBackup } from '../../repository/repository';
 import type { EngineRun, RestorePlan, RestoreRequest, RestoredTarget } from '../engine';
 import { databaseTarget, withTargetPassword } from '../database-target';
+import { describeRecoveryTarget, type RecoveryTarget } from '../recovery-target';
 import { selectBackup } from '../select-backup';
+import { applyBinlogReplay, planBinlogReplay, type BinlogReplayPlan } from './binlog/replay';
+import { BinlogArchive } from './binlog/binlog-archive';
 import { describeEndpoint, MysqlToolSession, parseMysqlUrl, quoteIdent, quoteLiteral, type MysqlEndpoint } from './connection';
 import type { MysqlLogicalDetails } from './logical-details';
 import { mysqlBin } from './tools';
@@ -16,6 +20,15 @@ export interface MysqlLogicalRestorePlan extends RestorePlan {
   readonly endpoint: MysqlEndpoint;
   /** The target database does not exist yet: the restore creates it (and drops it on failure). */
   readonly createsDatabase: boolean;
+  /** The archived binlog to replay after the dump (staged and verified already), for targets past it. */
+  readonly binlogReplay?: BinlogReplayPlan;
+}
+
+/** Targets only a binlog replay reaches; `latest` too, when the source has an archive. */
+const REPLAY_TARGETS: ReadonlySet<RecoveryTarget['kind']> = new Set(['time', 'binlog', 'gtid', 'before-drop']);
+
+async function hasBinlogArchive(run: EngineRun): Promise<boolean> {
+  return (await new BinlogArchive(run.repository, run.source).objects.list()).length > 0;
 }
 
 /** What a database holds, as a short description ('' when empty), or undefined when it does not exist. */
@@ -49,30 +62,47 @@ export async function planMysqlLogicalRestore(run: EngineRun, catalog: Catalog, 
   const ep = await withTargetPassword(to, parseMysqlUrl(to.url, '--to'));
   if (!ep.database) throw new UsageError('--to: the URL names no database (mysql://user@host:port/database)');
   if (to.table !== undefined) throw new UsageError('--table is not available for MySQL logical backups in this version; restore the whole database into a new one');
-  const chosen = selectBackup(catalog, request.at, source, { summary: 'logical (mysqldump)', accepts: (m) => m.details.kind === 'mysql-logical' });
+  const accepts = (m: { details: { kind: string } }) => m.details.kind === 'mysql-logical';
+  const archived = request.at.kind !== 'backup' && (REPLAY_TARGETS.has(request.at.kind) || request.at.kind === 'latest') && (await hasBinlogArchive(run));
+  // Without an archive, time and latest targets are backups' own points (selectBackup says so).
+  const chosen = archived ? undefined : selectBackup(catalog, request.at, source, { summary: 'logical (mysqldump)', accepts });
 
   const session = await MysqlToolSession.open(ep);
+  let replayPlan: BinlogReplayPlan | undefined;
   try {
-    const [backup, holds] = await Promise.all([repository.openBackup(source, { id: chosen.id }), contents(session, ep.database)]);
+    const holds = await contents(session, ep.database);
+    if (holds && !request.force) {
+      throw new TargetNotEmpty(`target database ${describeEndpoint(ep)} is not empty (${holds}); restore into a new database or pass --force to replace the objects in the backup`);
+    }
+    let restorePoint = chosen?.restorePoint;
+    let id = chosen?.id;
+    if (archived) {
+      const planned = await planBinlogReplay(repository, source, catalog.backups.filter(accepts), request.at, run.progress, run.signal);
+      replayPlan = planned.replay;
+      restorePoint = planned.restorePoint;
+      id = planned.backup.id;
+    }
+    const backup = await repository.openBackup(source, { id: id! });
     const { manifest } = backup;
     const details = manifest.details;
     if (details.kind !== 'mysql-logical' || !manifest.objects.some((o) => o.name === 'dump')) {
       throw new BackupNotFound(`backup ${manifest.id} has no dump object; it is not a MySQL logical backup`);
     }
-    if (holds && !request.force) {
-      throw new TargetNotEmpty(`target database ${describeEndpoint(ep)} is not empty (${holds}); restore into a new database or pass --force to replace the objects in the backup`);
-    }
     return {
       method: 'mysql-logical',
       chain: [manifest],
+      ...(replayPlan ? { replay: { from: manifest.restorePoint, to: request.at }, binlogReplay: replayPlan } : {}),
       target: to,
       force: request.force,
-      restorePoint: manifest.restorePoint,
+      restorePoint: restorePoint ?? manifest.restorePoint,
       backup,
       details,
       endpoint: ep,
       createsDatabase: holds === undefined,
     };
+  } catch (e) {
+    if (replayPlan) await rm(replayPlan.stagingDir, { recursive: true, force: true });
+    throw e;
   } finally {
     await session.close();
   }
@@ -106,6 +136,12 @@ export async function applyMysqlLogicalRestore(run: EngineRun, plan: MysqlLogica
       const args = [...session.connectArgs, '--binary-mode', '--default-character-set=utf8mb4', '-D', ep.database];
       const client = { command: mysqlBin('client'), args, options: { env: session.env } };
       await backup.restoreInto(dump, client, { onStoredBytes: (n) => progress.advance(n), signal });
+      progress.stop();
+      if (plan.binlogReplay) {
+        const { from, files } = plan.binlogReplay;
+        progress.note(`replaying the binlog from ${from.file}:${from.position} (${files.length} file${files.length === 1 ? '' : 's'}) to ${describeRecoveryTarget(plan.replay!.to)}`);
+        await applyBinlogReplay(plan.binlogReplay, session, ep.database, signal);
+      }
     } catch (e) {
       if (createsDatabase) {
         await session
@@ -118,10 +154,11 @@ export async function applyMysqlLogicalRestore(run: EngineRun, plan: MysqlLogica
     }
   } finally {
     await session.close();
+    if (plan.binlogReplay) await rm(plan.binlogReplay.stagingDir, { recursive: true, force: true });
   }
   return {
     target: describeEndpoint(ep),
-    restorePoint: manifest.restorePoint,
+    restorePoint: plan.restorePoint,
     created: createsDatabase ? [`database ${ep.database}`] : [],
   };
 }
