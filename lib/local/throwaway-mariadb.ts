@@ -8,7 +8,7 @@ import { ToolFailed } from '../core/errors';
 import { mysqlBin } from '../core/engines/mysql/tools';
 import { runTool } from '../core/process/tool';
 import { trackLiveServer } from './cleanup-registry';
-import { freePort } from './free-port';
+import { freePort } from '../core/free-port';
 
 export type MariadbSettings = Record<string, string | number>;
 

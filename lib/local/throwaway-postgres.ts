@@ -7,7 +7,7 @@ import { ToolFailed } from '../core/errors';
 import { pgBin } from '../core/engines/postgres/tools';
 import { runTool } from '../core/process/tool';
 import { trackLiveServer } from './cleanup-registry';
-import { freePort } from './free-port';
+import { freePort } from '../core/free-port';
 
 export type PostgresSettings = Record<string, string | number>;
 

@@ -13,7 +13,7 @@ import { BackupNotFound, EncryptionKeyError, IntegrityError, TargetNotEmpty, Usa
 import { runTool } from '../../lib/core/process/tool';
 import { silentProgress as progress } from '../../lib/core/progress';
 import { Repository } from '../../lib/core/repository/repository';
-import { freePort } from '../../lib/local/free-port';
+import { freePort } from '../../lib/core/free-port';
 import { loadSampleData } from '../../lib/local/sample-postgres';
 import { usePostgres } from '../harness/postgres';
 import { useS3 } from '../harness/s3';

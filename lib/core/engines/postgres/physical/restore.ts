@@ -3,6 +3,7 @@ import { mkdir, open, readdir, readFile, appendFile, rm, stat, chmod, type FileH
 import { dirname, isAbsolute, join } from 'node:path';
 import pLimit from 'p-limit';
 import { throwIfAborted } from '../../../abort';
+import { formatBytes } from '../../../format';
 import { BackupNotFound, IntegrityError, TargetNotEmpty, UsageError } from '../../../errors';
 import type { Progress } from '../../../progress';
 import type { StoredObject } from '../../../pipeline/stored-object';
@@ -14,6 +15,7 @@ import { selectBackup } from '../../select-backup';
 import { BlockIndexReader, parseIndexDirectory, ZERO_PACK, type IndexDirectory, type PackRef } from './block-index';
 import type { PgPhysicalDetails } from './details';
 import { readObjectBytes } from './read-bytes';
+import { planReplay, replayTo, type PgReplay } from './pitr';
 import { checkServerCanReach, serverBinDir, startRestoredCluster, type StartOptions } from './start-cluster';
 
 /**
@@ -66,6 +68,8 @@ export interface PgPhysicalRestorePlan extends RestorePlan {
   readonly packs: readonly PackSource[];
   readonly dataDir: string;
   readonly start?: StartOptions;
+  /** The WAL replay after the base backup, for targets between or after backups. */
+  readonly pitr?: PgReplay;
 }
 
 function dataDirTarget(to: RestoreTarget): DataDirTarget {
@@ -157,7 +161,10 @@ export async function planPgPhysicalRestore(run: EngineRun, catalog: Catalog, re
   const { repository, source } = run;
   const to = dataDirTarget(request.to);
   await checkEmptyTarget(to.path);
-  const chosen = selectBackup(catalog, request.at, source, { summary: 'physical (pg_basebackup)', accepts: (m) => m.details.kind === 'pg-physical' });
+  // A target between backups (or past the newest) is reached by replaying the WAL archive (pitr.ts).
+  const replayed = await planReplay(run, catalog, request.at);
+  const chosen =
+    replayed?.base ?? selectBackup(catalog, request.at, source, { summary: 'physical (pg_basebackup)', accepts: (m) => m.details.kind === 'pg-physical' });
   const chain = backupChain(catalog, chosen);
   const backup = await repository.openBackup(source, { id: chosen.id });
   const details = backup.manifest.details as PgPhysicalDetails;
@@ -172,6 +179,7 @@ export async function planPgPhysicalRestore(run: EngineRun, catalog: Catalog, re
     target: to,
     force: request.force,
     restorePoint: backup.manifest.restorePoint,
+    ...(replayed ? { replay: { from: backup.manifest.restorePoint, to: request.at }, pitr: replayed.replay } : {}),
     backup,
     details,
     directory,
@@ -185,6 +193,19 @@ export async function applyPgPhysicalRestore(run: EngineRun, plan: PgPhysicalRes
   const { progress, signal } = run;
   progress.note(`restoring backup ${plan.backup.manifest.id} (${plan.chain.length} in its chain, consistent at ${plan.restorePoint.lsn}) into ${plan.dataDir}`);
   await assembleDataDirectory(plan, { progress, signal });
+  if (plan.pitr) {
+    const outcome = await replayTo({ run, dataDir: plan.dataDir, details: plan.details, replay: plan.pitr, base: plan.backup.manifest, ...(plan.start ? { start: plan.start } : {}) }).catch(
+      async (e: unknown) => {
+        // A replay that failed leaves no half-recovered cluster behind: the directory was empty before.
+        for (const entry of await readdir(plan.dataDir).catch(() => [])) await rm(join(plan.dataDir, entry), { recursive: true, force: true });
+        throw e;
+      },
+    );
+    const { files, bytes, seconds } = outcome.fetched;
+    progress.note(`WAL replayed to ${outcome.stoppedAt.lsn}${outcome.stoppedAt.time ? ` (last transaction ${outcome.stoppedAt.time})` : ''}: ${files} files, ${formatBytes(bytes)} fetched in ${seconds.toFixed(1)} s`);
+    const restorePoint = { time: outcome.stoppedAt.time ?? plan.restorePoint.time, lsn: outcome.stoppedAt.lsn };
+    return { target: plan.dataDir, restorePoint, created: [`data directory ${plan.dataDir}`] };
+  }
   if (plan.start) {
     progress.note(`starting PostgreSQL ${plan.details.serverMajor} on port ${plan.start.port}`);
     await startRestoredCluster(plan.dataDir, plan.details.serverMajor, { ...plan.start, signal });

@@ -69,7 +69,7 @@ export async function checkServerCanReach(dataDir: string, osUser: string | unde
   }
 }
 
-function osUserIds(name: string): { uid: number; gid: number } {
+export function osUserIds(name: string): { uid: number; gid: number } {
   try {
     const id = (flag: string) => Number(execFileSync('id', [flag, name], { encoding: 'utf8' }).trim());
     return { uid: id('-u'), gid: id('-g') };
