@@ -153,11 +153,21 @@ function targetSettings(target: ReplayTarget | { kind: 'xid-before'; xid: string
   }
 }
 
-const RECOVERY_SETTINGS = ['recovery_target_time', 'recovery_target_lsn', 'recovery_target_xid', 'recovery_target_inclusive', 'recovery_target_action'];
-
-/** Neutralizes earlier targets: startRestoredCluster appends, and the last line of a setting wins. */
-function cleared(): Record<string, string> {
-  return Object.fromEntries(RECOVERY_SETTINGS.map((k) => [k, '']));
+/**
+ * The recovery settings of one start: earlier targets neutralized (startRestoredCluster appends, and
+ * the last line of a setting wins), then the new ones. Order matters: PostgreSQL applies the lines in
+ * file order and refuses to set one target while another is still set, so the empty ones go first.
+ */
+function recoverySettings(settings: Record<string, string>): Record<string, string> {
+  const defaults: Record<string, string> = {
+    recovery_target_time: '',
+    recovery_target_lsn: '',
+    recovery_target_xid: '',
+    recovery_target_inclusive: 'on',
+    recovery_target_action: 'pause',
+  };
+  for (const key of Object.keys(settings)) delete defaults[key];
+  return { ...defaults, ...settings };
 }
 
 export interface ReplayContext {
@@ -212,7 +222,9 @@ async function awaitRecovery(ctx: ReplayContext, cluster: RestoredCluster, progr
       try {
         client ??= await connectRestored(ctx, cluster.port, 'postgres');
         const { rows } = await client.query<{ recovering: boolean; paused: boolean; lsn: string | null }>(
-          'select pg_is_in_recovery() as recovering, pg_is_wal_replay_paused() as paused, pg_last_wal_replay_lsn()::text as lsn',
+          // pg_is_wal_replay_paused() fails once recovery is over: ask it only during recovery.
+          `select pg_is_in_recovery() as recovering, case when pg_is_in_recovery() then pg_is_wal_replay_paused() else false end as paused,
+                  pg_last_wal_replay_lsn()::text as lsn`,
         );
         if (!rows[0].recovering) return 'promoted';
         if (rows[0].paused) return 'paused';
@@ -327,7 +339,7 @@ export async function replayTo(ctx: ReplayContext): Promise<ReplayOutcome> {
   const restoreTrust = await withLocalTrust(dataDir);
   let cluster: RestoredCluster | undefined;
   const launch = (settings: Record<string, string>) =>
-    startRestoredCluster(dataDir, details.serverMajor, { ...start, settings: { ...base, ...cleared(), ...settings }, recoverySignal: true, signal });
+    startRestoredCluster(dataDir, details.serverMajor, { ...start, settings: { ...base, ...recoverySettings(settings) }, recoverySignal: true, signal });
   /** Starts replay and waits for its outcome; a server that ended recovery short of the target before it even accepted connections counts as 'ended-early'. */
   const recover = async (settings: Record<string, string>): Promise<RecoveryState> => {
     try {
