@@ -15,6 +15,12 @@ describe('parseRecoveryTarget', () => {
     expect(parseRecoveryTarget({ latest: true })).toEqual({ kind: 'latest' });
     expect(parseRecoveryTarget({ backup: ID })).toEqual({ kind: 'backup', id: ID });
     expect(parseRecoveryTarget({ time: '2026-12-01 03:14:00+01:00' })).toEqual({ kind: 'time', at: '2026-12-01T02:14:00.000Z' });
+    // Finer than milliseconds (PostgreSQL commit times): kept for the engine, compared at milliseconds.
+    expect(parseRecoveryTarget({ time: '2026-12-01 03:14:00.1234567+01:00' })).toEqual({
+      kind: 'time',
+      at: '2026-12-01T02:14:00.123Z',
+      exact: '2026-12-01T02:14:00.123456Z',
+    });
     expect(parseRecoveryTarget({ lsn: '0/1a2b3c' })).toEqual({ kind: 'lsn', lsn: '0/1A2B3C' });
     expect(parseRecoveryTarget({ xid: '4711' })).toEqual({ kind: 'xid', xid: '4711' });
     expect(parseRecoveryTarget({ position: 'mariadb-bin.000042:1337' })).toEqual({ kind: 'binlog', file: 'mariadb-bin.000042', position: 1337 });

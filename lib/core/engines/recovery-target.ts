@@ -8,7 +8,11 @@ import { parseBackupId } from '../repository/backup-id';
 export type RecoveryTarget =
   | { readonly kind: 'latest' }
   | { readonly kind: 'backup'; readonly id: string }
-  | { readonly kind: 'time'; readonly at: string }
+  /**
+   * `at` is UTC ISO 8601 to the millisecond, what windows and backups are compared with; `exact`
+   * keeps finer digits when they were given (PostgreSQL commit times have microseconds).
+   */
+  | { readonly kind: 'time'; readonly at: string; readonly exact?: string }
   | { readonly kind: 'lsn'; readonly lsn: string }
   | { readonly kind: 'xid'; readonly xid: string }
   | { readonly kind: 'binlog'; readonly file: string; readonly position: number }
@@ -52,7 +56,9 @@ export function parseRecoveryTarget(options: RecoveryTargetOptions): RecoveryTar
     if (!ISO_WITH_OFFSET.test(time.trim()) || Number.isNaN(Date.parse(time))) {
       throw new UsageError(`--time ${time}: expected an ISO time with a zone, e.g. 2026-12-01T02:14:00Z or 2026-12-01 03:14:00+01:00`);
     }
-    return { kind: 'time', at: new Date(time).toISOString() };
+    const at = new Date(time).toISOString();
+    const fraction = /:\d{2}\.(\d{4,9})/.exec(time)?.[1];
+    return fraction ? { kind: 'time', at, exact: `${at.slice(0, 19)}.${fraction.padEnd(6, '0').slice(0, 6)}Z` } : { kind: 'time', at };
   }
   if (lsn !== undefined) {
     if (!LSN.test(lsn)) throw new UsageError(`--lsn ${lsn}: expected a WAL position like 0/1A2B3C4D`);

@@ -143,7 +143,7 @@ function targetSettings(target: ReplayTarget | { kind: 'xid-before'; xid: string
       return {};
     case 'time':
       // recovery_target_time does not take 'Z'; an explicit +00 offset it does.
-      return { recovery_target_time: target.at.replace('T', ' ').replace(/Z$/, '+00'), recovery_target_inclusive: 'on' };
+      return { recovery_target_time: (target.exact ?? target.at).replace('T', ' ').replace(/Z$/, '+00'), recovery_target_inclusive: 'on' };
     case 'lsn':
       return { recovery_target_lsn: target.lsn, recovery_target_inclusive: 'on' };
     case 'xid':
