@@ -88,7 +88,10 @@ export function buildProgram(): Command {
       const result = await runList(cfg, source, { ddl: opts.ddl, signal: interrupt.signal });
       for (const p of result.problems) process.stderr.write(`warning: backup ${p.id}: ${p.reason}\n`);
       for (const g of result.archive?.gaps ?? []) {
-        process.stderr.write(`warning: archive gap: ${g.count === 0 ? `the server changed between ${g.from} and ${g.to}` : g.count === 1 ? `${g.from} is missing` : `${g.from} to ${g.to} (${g.count}) are missing`}; no restore can cross it\n`);
+        const what = g.count === 0 ? `the server changed between ${g.from} and ${g.to}` : g.count === 1 ? `${g.from} is missing` : `${g.from} to ${g.to} (${g.count}) are missing`;
+        // WAL names its timeline and segments; a binlog has one line of files.
+        const where = result.archive?.stream === 'wal' ? `WAL gap on timeline ${g.timeline}: ${g.count === 1 ? 'segment ' : 'segments '}` : 'archive gap: ';
+        process.stderr.write(`warning: ${where}${what}; no restore can cross it\n`);
       }
       print(cmd, result, () => {
         const archive = result.archive

@@ -156,7 +156,8 @@ describe('PostgreSQL point-in-time recovery from a physical backup and streamed 
       await restoreTo(target, async (url) => {
         const expected = ledger.filter((r) => r.id <= row.id).map((r) => r.id);
         expect({ kind, ids: await ledgerIds(url) }).toEqual({ kind, ids: expected });
-        await runTool(pgBin('pg_amcheck'), ['--heapallindexed', '-d', url]);
+        const port = new URL(url).port;
+        await runTool(pgBin('pg_amcheck'), ['-h', '127.0.0.1', '-p', port, '-U', 'postgres', '--install-missing', '--heapallindexed', '-d', 'app']);
       });
     }
   });

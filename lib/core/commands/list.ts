@@ -4,6 +4,7 @@ import type { BackupType } from '../engines/backup-types';
 import { registrationOf } from '../engines/registry';
 import { archiveFor, newestWindowEnd, type ArchiveDdlEvent, type ArchiveDescription, type ArchiveWindow } from '../engines/continuous-archive';
 import { restorableWindow } from '../engines/window';
+import type { ArchiveStream } from '../repository/archive';
 import type { BackupManifest } from '../repository/manifest';
 import type { CatalogProblem, RestorableWindow } from '../repository/catalog';
 import { Repository } from '../repository/repository';
@@ -28,6 +29,8 @@ export interface ListedBackup {
 
 /** The continuous archive (WAL, binlog): its unbroken runs, the gaps between them, and the windows they give. */
 export interface ListedArchive extends ArchiveDescription {
+  /** What is archived: PostgreSQL WAL or MySQL binlog. */
+  readonly stream: ArchiveStream;
   /** Per run that holds a backup it replays onto: from that backup to the run's end; a gap splits them. */
   readonly windows: readonly ArchiveWindow[];
 }
@@ -59,7 +62,7 @@ export async function runList(config: TidemarkConfig, source: string, options: {
   let listedArchive: ListedArchive | undefined;
   if (registration && archive?.description) {
     const bases = catalog.backups.filter((b) => registration.replaysOnto.includes(b.details.kind));
-    listedArchive = { ...archive.description, windows: archive.a.windows(archive.description, bases) };
+    listedArchive = { ...archive.description, stream: registration.stream, windows: archive.a.windows(archive.description, bases) };
   }
   return {
     backups: catalog.backups.map((m) => ({
