@@ -140,9 +140,15 @@ describe('PostgreSQL point-in-time recovery from a physical backup and streamed 
     for (const dir of started) await stopDataDir(dir);
   }, 120_000);
 
-  it('list shows the window reaching past the newest backup', async () => {
-    const listed = await runList(cfg.config, 'app');
+  it('list shows the window reaching past the newest backup, and with --ddl the two drops in order', async () => {
+    const listed = await runList(cfg.config, 'app', { ddl: true });
     expect(listed.window?.to && listed.window.to > listed.backups[listed.backups.length - 1].restorePoint).toBe(true);
+    const drops = (listed.ddl ?? []).filter((e) => e.kind === 'DROP');
+    expect(drops).toHaveLength(2);
+    // victim's drop came after the 20th ledger row and before the 21st; other's after the 25th.
+    expect(drops[0].time > ledger[19].committed && drops[0].time < ledger[20].committed).toBe(true);
+    expect(drops[1].time > ledger[24].committed && drops[1].time < ledger[25].committed).toBe(true);
+    expect(drops[0].objects.join(' ')).toMatch(/relation oid \d+/);
   });
 
   it('restores to 5 targets inside the window (time, lsn, xid): exactly the rows committed at or before each', async () => {

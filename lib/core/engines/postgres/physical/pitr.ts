@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir, userInfo } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
@@ -16,10 +16,11 @@ import { describeRecoveryTarget, type RecoveryTarget } from '../../recovery-targ
 import { freePort } from '../../../free-port';
 import { parsePostgresUrl } from '../connection';
 import { postgresSource } from '../source';
-import { parseDdlCommits, type DdlCommit } from '../wal-ddl';
+import type { DdlCommit } from '../wal-ddl';
 import { WalArchive } from '../wal/wal-archive';
+import { scanWalDdl } from '../wal/wal-ddl-scan';
 import { WalPrefetcher } from '../wal/wal-prefetch';
-import { parseLsn, parseSegmentName, segmentName, segmentOfLsn } from '../wal/wal-names';
+import { parseLsn, segmentName, segmentOfLsn } from '../wal/wal-names';
 import type { PgPhysicalDetails } from './details';
 import { osUserIds, serverBinDir, startRestoredCluster, type RestoredCluster, type StartOptions } from './start-cluster';
 
@@ -123,8 +124,7 @@ export async function planReplay(
   if (at.kind !== 'before-drop') return { base, replay };
   splitTable(at.table);
   run.progress.note(`looking for drops in the WAL archived after backup ${base.id}`);
-  const scratch = await mkdtemp(join(tmpdir(), 'tidemark-wal-scan-'));
-  const drops = (await ddlCommitsAfter(run, replay, (base.details as PgPhysicalDetails).serverMajor, scratch)).filter(
+  const drops = (await ddlCommitsAfter(run, replay, (base.details as PgPhysicalDetails).serverMajor)).filter(
     (c) => c.kind === 'drop' && parseLsn(c.lsn) > lsnOf(base),
   );
   if (drops.length === 0) {
@@ -267,42 +267,15 @@ async function stoppedAt(ctx: ReplayContext, port: number): Promise<ReplayOutcom
   }
 }
 
-/**
- * Drops (and truncates) in the archived WAL after the base backup, read with pg_waldump from
- * segments fetched into a scratch directory in the target (removed afterwards).
- */
-export async function ddlCommitsAfter(run: EngineRun, replay: PgReplay, major: number, scratch: string): Promise<DdlCommit[]> {
+/** Drops (and truncates) in the archived WAL after the base backup, to the end of its run. */
+export async function ddlCommitsAfter(run: EngineRun, replay: PgReplay, major: number): Promise<DdlCommit[]> {
   const archive = new WalArchive(run.repository, run.source);
   const inventory = await archive.inventory();
   const timeline = inventory?.timelines.find((t) => t.timeline === replay.window.timeline);
   const runOf = timeline?.runs.find((r) => r.last >= replay.firstSegment && r.first <= replay.firstSegment);
   if (!runOf) return [];
-  const { segmentBytes } = replay;
-  const from = parseSegmentName(replay.firstSegment, segmentBytes);
-  const to = parseSegmentName(runOf.last, segmentBytes);
-  await mkdir(scratch, { recursive: true, mode: 0o700 });
-  try {
-    const names: string[] = [];
-    for (let segno = from.segno; segno <= to.segno; segno++) {
-      throwIfAborted(run.signal);
-      const name = segmentName({ timeline: from.timeline, segno }, segmentBytes);
-      if ((await archive.fetch(name, join(scratch, name), { signal: run.signal })) === 'absent') break;
-      names.push(name);
-    }
-    if (names.length === 0) return [];
-    // pg_waldump stops with an error at the end of valid WAL (a partial's unwritten tail): expected.
-    const output = await new Promise<string>((resolve) => {
-      execFile(
-        join(serverBinDir(major), 'pg_waldump'),
-        ['-p', scratch, '-r', 'Transaction', names[0], names[names.length - 1]],
-        { env: { ...childEnv(), TZ: 'UTC' }, maxBuffer: 256 * 1024 * 1024 },
-        (_err, stdout) => resolve(stdout),
-      );
-    });
-    return parseDdlCommits(output);
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
-  }
+  const waldump = join(serverBinDir(major), 'pg_waldump');
+  return scanWalDdl(archive, { first: replay.firstSegment, last: runOf.last, segmentBytes: replay.segmentBytes, waldump, signal: run.signal });
 }
 
 function splitTable(table: string): { schema: string; name: string } {

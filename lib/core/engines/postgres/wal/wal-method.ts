@@ -4,8 +4,10 @@ import pLimit from 'p-limit';
 import { TidemarkError } from '../../../errors';
 import type { BackupManifest } from '../../../repository/manifest';
 import type { ObjectStore } from '../../../repository/storage';
-import type { ArchiveDescription, ArchiveGap, ArchiveRun, ArchiveWindow, ContinuousArchive } from '../../continuous-archive';
+import type { ArchiveDdlEvent, ArchiveDescription, ArchiveGap, ArchiveRun, ArchiveWindow, ContinuousArchive } from '../../continuous-archive';
+import { pgBin } from '../tools';
 import { WalArchive } from './wal-archive';
+import { scanWalDdl } from './wal-ddl-scan';
 import type { WalInventory } from './wal-inventory';
 import { parseLsn, parseSegmentName, segmentOfLsn } from './wal-names';
 import { slotNameFor, streamWal } from './wal-streamer';
@@ -67,6 +69,36 @@ export const pgWalArchive: ContinuousArchive = {
       windows.push({ timeline: run.timeline, from: held[0].restorePoint.time, to: run.end.time, fromLsn: held[0].restorePoint.lsn, toLsn: run.end.lsn });
     }
     return windows;
+  },
+
+  /**
+   * Drops and truncates in every run of the archive (reads and authenticates all of it). The WAL
+   * knows relations by oid only; `restore --before-drop schema.table` finds the name in the catalog.
+   */
+  async ddlEvents(repository, source, { signal }) {
+    const archive = new WalArchive(repository, source);
+    const inventory = await archive.inventory();
+    if (!inventory) return [];
+    const waldump = pgBin('pg_waldump');
+    const events: ArchiveDdlEvent[] = [];
+    for (const timeline of inventory.timelines) {
+      for (const run of timeline.runs) {
+        const commits = await scanWalDdl(archive, { first: run.first, last: run.last, segmentBytes: inventory.segmentBytes, waldump, signal });
+        for (const c of commits) {
+          events.push({
+            time: c.time,
+            position: `${c.lsn} (timeline ${parseInt(timeline.timeline, 16)}, xid ${c.xid})`,
+            kind: c.kind === 'drop' ? 'DROP' : 'TRUNCATE or rewrite',
+            objects:
+              c.kind === 'drop'
+                ? c.droppedRelations.map((d) => `relation oid ${d.oid} (database oid ${d.database})`)
+                : c.files.map((f) => `relfilenode ${f.relfilenode} (database oid ${f.database})`),
+            statement: `commit of transaction ${c.xid}`,
+          });
+        }
+      }
+    }
+    return events;
   },
 
   async verify(repository, source, { from, progress, signal }) {
