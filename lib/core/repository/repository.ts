@@ -30,6 +30,12 @@ import type { ObjectStore } from './storage';
 
 const KEY_CHECK_CONTEXT: EncryptionContext = { tidemark: 'key-check' };
 
+const NO_KEYS: KeyProvider = {
+  description: 'no key (listing only)',
+  generateDataKey: () => Promise.reject(new EncryptionKeyError('this repository was opened without a key (listing only)')),
+  decryptDataKey: () => Promise.reject(new EncryptionKeyError('this repository was opened without a key (listing only)')),
+};
+
 function backupContext(source: string, id: string): EncryptionContext {
   return { tidemark: 'backup', source, backup: id };
 }
@@ -55,6 +61,14 @@ export class Repository {
     readonly store: ObjectStore,
     readonly keys: KeyProvider,
   ) {}
+
+  /**
+   * Storage without a key: listings and unauthenticated headers only (rpo-check, list), anything
+   * that would need a data key fails with EncryptionKeyError.
+   */
+  static keyless(store: ObjectStore): Repository {
+    return new Repository(store, NO_KEYS);
+  }
 
   static async open(config: TidemarkConfig): Promise<Repository> {
     return new Repository(openStore(config.repository), await openKeyProvider(config.encryption.key));

@@ -1,19 +1,10 @@
 import pLimit from 'p-limit';
 import { StreamArchive, type ArchiveHeader } from '../../../repository/archive';
-import type { KeyProvider } from '../../../crypto/key-provider';
-import { EncryptionKeyError } from '../../../errors';
 import { Repository } from '../../../repository/repository';
 import type { ObjectStore } from '../../../repository/storage';
 import { factsOf, inventoryOf, type BinlogInventory, type BinlogObjectFacts } from './inventory';
 
 const PARALLEL_HEADERS = 8;
-
-/** For listings and headers, which need no key (rpo-check has none): anything that would decrypt fails. */
-const NO_KEYS: KeyProvider = {
-  description: 'no key (listing only)',
-  generateDataKey: () => Promise.reject(new EncryptionKeyError('this archive was opened without a key (listing only)')),
-  decryptDataKey: () => Promise.reject(new EncryptionKeyError('this archive was opened without a key (listing only)')),
-};
 
 /** The binlog archive of a source: StreamArchive objects under `<source>/binlog/`, and their inventory. */
 export class BinlogArchive {
@@ -25,7 +16,7 @@ export class BinlogArchive {
 
   /** For listings without a key (rpo-check, list): headers are read unauthenticated. */
   static keyless(store: ObjectStore, source: string): BinlogArchive {
-    return new BinlogArchive(new Repository(store, NO_KEYS), source);
+    return new BinlogArchive(Repository.keyless(store), source);
   }
 
   /** Names and header facts of every object the inventory needs (the object each file is read from). */

@@ -1,7 +1,3 @@
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import pLimit from 'p-limit';
-import { TidemarkError } from '../../../errors';
 import type { BackupManifest, RestorePoint } from '../../../repository/manifest';
 import type { ObjectStore } from '../../../repository/storage';
 import type { ArchiveDescription, ArchiveGap, ArchivePoint, ArchiveRun, ArchiveWindow, ContinuousArchive } from '../../continuous-archive';
@@ -11,7 +7,6 @@ import { comparePositions, parseBinlogFile } from './names';
 import { findDdlEvents } from './replay';
 import { streamBinlog } from './streamer';
 
-const PARALLEL_VERIFY = 4;
 /** MySQL has one binlog sequence; the "timeline" of the shared shapes is the binlog's base name. */
 const timelineOf = (file: string) => parseBinlogFile(file)?.base ?? '';
 
@@ -104,35 +99,12 @@ export const mysqlBinlogArchive: ContinuousArchive = {
     for (const g of gaps) problems.push(describeGap(g));
     for (const name of inventory.unknown) problems.push(`unexpected object in the binlog archive: ${archive.objects.keyOf(name)}`);
     const objects = await archive.objects.list();
-    const limit = pLimit(PARALLEL_VERIFY);
-    let verified = 0;
-    let storedBytes = 0;
-    progress.start('verify binlog archive', objects.reduce((n, o) => n + o.storedBytes, 0));
-    try {
-      await Promise.all(
-        objects
-          .filter((o) => !inventory.unknown.includes(o.name))
-          .map((o) =>
-            limit(async () => {
-              if (signal?.aborted) return;
-              try {
-                const { plaintext } = await archive.objects.open(o.name, { signal });
-                await pipeline(plaintext, new Writable({ write: (_c, _e, done) => done() }));
-                verified++;
-                storedBytes += o.storedBytes;
-              } catch (e) {
-                if (!(e instanceof TidemarkError) || signal?.aborted) throw e;
-                problems.push(e.message);
-              } finally {
-                progress.advance(o.storedBytes);
-              }
-            }),
-          ),
-      );
-    } finally {
-      progress.stop();
-    }
+    const read = await archive.objects.verifyObjects(
+      objects.filter((o) => !inventory.unknown.includes(o.name)),
+      { what: 'binlog archive', progress, signal },
+    );
+    problems.push(...read.problems);
     problems.sort();
-    return { ok: problems.length === 0, objects: verified, storedBytes, gaps: gaps.map(gapOf), problems };
+    return { ok: problems.length === 0, objects: read.verified, storedBytes: read.storedBytes, gaps: gaps.map(gapOf), problems };
   },
 };

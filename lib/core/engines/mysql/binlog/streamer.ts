@@ -18,7 +18,7 @@ import { BinlogArchive } from './binlog-archive';
 import { binlogAttributes, type InventoryFile } from './inventory';
 import { comparePositions, nextBinlogFile, parseBinlogFile, partialName } from './names';
 import { isClosedFile, walkFile, type EventWalk } from './raw-events';
-import { lockBinlogSpool, type SpoolLock } from './spool-lock';
+import { lockSpool, type SpoolLock } from '../../../process/spool-lock';
 
 /**
  * `tidemark stream` for MySQL/MariaDB: `mariadb-binlog --read-from-remote-server --raw
@@ -133,7 +133,7 @@ export class BinlogStreamer {
         throw new UsageError(`source '${run.source}': the server (${facts.identity}) is not the one whose binlog the archive holds (${archived}); nothing was streamed`);
       }
       await mkdir(options.spoolDir, { recursive: true });
-      this.lock = await lockBinlogSpool(options.spoolDir);
+      this.lock = await lockSpool(options.spoolDir, { command: /mariadb-binlog|mysqlbinlog/, stopSignal: 'SIGTERM' });
       this.writer = await this.archive.objects.writer({ epoch: 'new' });
       await this.drain(true); // files a previous run left behind
       this.log('info', 'binlog streamer started', { spool: options.spoolDir, epoch: this.writer.epoch, flushSeconds: options.flushSeconds, server: facts.identity });

@@ -117,7 +117,8 @@ export async function planReplay(
   const base = physical.filter(inWindow(window)).filter(candidates).pop();
   if (!base) throw new RecoveryTargetOutOfRange(`${describeRecoveryTarget(at)}: no physical backup of source '${source}' precedes it on timeline ${timelineOf(window)}`);
   if (at.kind === 'latest' && window.toLsn && base.restorePoint.lsn && parseLsn(window.toLsn) <= lsnOf(base)) return undefined;
-  const segmentBytes = await new WalArchive(run.repository, source).segmentBytes(await new WalArchive(run.repository, source).list());
+  const wal = new WalArchive(run.repository, source);
+  const segmentBytes = await wal.segmentBytes(await wal.list());
   if (!segmentBytes) throw new RecoveryTargetOutOfRange(`source '${source}': the WAL archive holds no segment`);
   const firstSegment = segmentName({ timeline: (base.details as PgPhysicalDetails).timeline, segno: segmentOfLsn(lsnOf(base), segmentBytes) }, segmentBytes);
   const replay: PgReplay = { target: at, window, firstSegment, segmentBytes };
@@ -339,7 +340,7 @@ export async function replayTo(ctx: ReplayContext): Promise<ReplayOutcome> {
         if (state === 'ended-early') throw new ToolFailed(`recovery of ${dataDir} ended early: ${await logTail(cluster, dataDir)}`);
       }
       if (!cluster) throw new ToolFailed(`the restored server in ${dataDir} did not start`);
-      if (state === 'paused') await resume(ctx, cluster.port);
+      if (state === 'paused') await resume(ctx, cluster, progress, signal);
     } else {
       cluster = await findDrop(ctx, replay.drops ?? [], splitTable(replay.target.table), launch, progress, signal);
     }
@@ -360,23 +361,16 @@ export async function replayTo(ctx: ReplayContext): Promise<ReplayOutcome> {
   }
 }
 
-async function resume(ctx: ReplayContext, port: number): Promise<void> {
-  const client = await connectRestored(ctx, port, 'postgres');
+/** Ends recovery paused at its target: the server promotes there (recovery_target_action = pause). */
+async function resume(ctx: ReplayContext, cluster: RestoredCluster, progress: Progress, signal: AbortSignal): Promise<void> {
+  const client = await connectRestored(ctx, cluster.port, 'postgres');
   try {
     await client.query('select pg_wal_replay_resume()');
   } finally {
     await client.end().catch(() => undefined);
   }
-  for (let i = 0; i < 600; i++) {
-    const c = await connectRestored(ctx, port, 'postgres');
-    try {
-      if (!(await c.query<{ r: boolean }>('select pg_is_in_recovery() as r')).rows[0].r) return;
-    } finally {
-      await c.end().catch(() => undefined);
-    }
-    await sleep(100);
-  }
-  throw new ToolFailed(`the restored server in ${ctx.dataDir} did not finish recovery after it was resumed`);
+  const state = await awaitRecovery(ctx, cluster, progress, signal);
+  if (state !== 'promoted') throw new ToolFailed(`the restored server in ${ctx.dataDir} did not finish recovery after it was resumed (${state})`);
 }
 
 /**
@@ -415,7 +409,7 @@ async function findDrop(
     }
     if (match) {
       progress.note(`${table.schema}.${table.name} was dropped by transaction ${candidate.xid} at ${candidate.time}: recovery ends just before it`);
-      await resume(ctx, cluster.port);
+      await resume(ctx, cluster, progress, signal);
       return cluster;
     }
     await cluster.stop();

@@ -1,14 +1,11 @@
-import { readFileSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sleep } from '../../../abort';
-import { UsageError } from '../../../errors';
 import { HISTORY_NAME, PARTIAL_FILE_NAME, SEGMENT_NAME } from './wal-names';
 
 /**
  * The streamer's local spool: the directory pg_receivewal writes into. It holds at most the open
  * segment and completed segments not yet archived; it survives a restart of the streamer (so the
- * slot and the spool together lose nothing), and a lock file keeps two streamers out of one spool.
+ * slot and the spool together lose nothing); lib/core/process/spool-lock.ts keeps two streamers out of one spool.
  */
 export interface SpoolContents {
   /** Completed segments, oldest first. */
@@ -52,56 +49,6 @@ export function writtenExtent(segment: Buffer): number {
   return 0;
 }
 
-const LOCK = 'streamer.pid';
-const RECEIVER = 'receiver.pid';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function commandLine(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-  } catch {
-    return '';
-  }
-}
-
-/**
- * Takes the spool for this process: refuses while another live streamer holds it, and stops a
- * pg_receivewal a killed streamer left behind (by the pid it recorded, and only if that process
- * is still pg_receivewal writing into this spool), since it would hold the slot.
- */
-export async function lockSpool(dir: string): Promise<{ recordReceiver(pid: number | undefined): Promise<void>; release(): Promise<void> }> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const lockPath = join(dir, LOCK);
-  const holder = Number((await readFile(lockPath, 'utf8').catch(() => '')).trim());
-  if (holder && holder !== process.pid && alive(holder)) {
-    throw new UsageError(`another streamer (pid ${holder}) is using the spool ${dir}; stop it first`);
-  }
-  const orphan = Number((await readFile(join(dir, RECEIVER), 'utf8').catch(() => '')).trim());
-  if (orphan && alive(orphan) && /pg_receivewal/.test(commandLine(orphan)) && commandLine(orphan).includes(dir)) {
-    process.kill(orphan, 'SIGINT');
-    for (let i = 0; i < 50 && alive(orphan); i++) await sleep(100);
-    if (alive(orphan)) process.kill(orphan, 'SIGKILL');
-  }
-  await writeFile(lockPath, `${process.pid}\n`);
-  return {
-    recordReceiver: async (pid) => {
-      if (pid === undefined) await unlink(join(dir, RECEIVER)).catch(() => undefined);
-      else await writeFile(join(dir, RECEIVER), `${pid}\n`);
-    },
-    release: async () => {
-      await rm(join(dir, RECEIVER), { force: true });
-      await rm(lockPath, { force: true });
-    },
-  };
-}
 
 /** Size and modification time of a spool file. */
 export async function fileFacts(path: string): Promise<{ size: number; mtime: Date }> {

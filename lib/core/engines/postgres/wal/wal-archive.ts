@@ -1,5 +1,4 @@
-import { EncryptionKeyError, StorageError } from '../../../errors';
-import type { KeyProvider } from '../../../crypto/key-provider';
+import { StorageError } from '../../../errors';
 import { StreamArchive, type ArchivedObjectInfo, type ArchiveHeader } from '../../../repository/archive';
 import { Repository } from '../../../repository/repository';
 import type { ObjectStore } from '../../../repository/storage';
@@ -25,13 +24,6 @@ export interface WalDurablePoint {
 
 export type WalFetchResult = 'segment' | 'partial' | 'history' | 'absent';
 
-/** Reading without a key: headers and listings only (the rpo check has no key). */
-const NO_KEYS: KeyProvider = {
-  description: 'no key (listing only)',
-  generateDataKey: () => Promise.reject(new EncryptionKeyError('this archive was opened for listing only')),
-  decryptDataKey: () => Promise.reject(new EncryptionKeyError('this archive was opened for listing only')),
-};
-
 /** A source's WAL archive: what it holds, how far it reaches, and fetching from it. */
 export class WalArchive {
   readonly objects: StreamArchive;
@@ -42,7 +34,7 @@ export class WalArchive {
 
   /** For listings and freshness without a key (rpo-check). */
   static keyless(store: ObjectStore, source: string): WalArchive {
-    return new WalArchive(new Repository(store, NO_KEYS), source);
+    return new WalArchive(Repository.keyless(store), source);
   }
 
   list(): Promise<ArchivedObjectInfo[]> {

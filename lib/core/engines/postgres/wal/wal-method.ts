@@ -1,7 +1,3 @@
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import pLimit from 'p-limit';
-import { TidemarkError } from '../../../errors';
 import type { BackupManifest } from '../../../repository/manifest';
 import type { ObjectStore } from '../../../repository/storage';
 import type { ArchiveDdlEvent, ArchiveDescription, ArchiveGap, ArchiveRun, ArchiveWindow, ContinuousArchive } from '../../continuous-archive';
@@ -12,7 +8,6 @@ import type { WalInventory } from './wal-inventory';
 import { parseLsn, parseSegmentName, segmentOfLsn } from './wal-names';
 import { slotNameFor, streamWal } from './wal-streamer';
 
-const PARALLEL_VERIFY = 4;
 
 function gapsOf(inventory: WalInventory): ArchiveGap[] {
   return inventory.timelines.flatMap((t) => t.gaps.map((g) => ({ ...g })));
@@ -113,33 +108,9 @@ export const pgWalArchive: ContinuousArchive = {
       for (const g of gaps) problems.push(`WAL gap on timeline ${g.timeline}: ${g.count === 1 ? `segment ${g.from} is` : `segments ${g.from} to ${g.to} (${g.count}) are`} missing`);
       for (const name of inventory.unknown) problems.push(`unexpected object in the WAL archive: ${archive.objects.keyOf(name)}`);
     }
-    const limit = pLimit(PARALLEL_VERIFY);
-    let verified = 0;
-    let storedBytes = 0;
-    progress.start('verify WAL archive', objects.reduce((n, o) => n + o.storedBytes, 0));
-    try {
-      await Promise.all(
-        objects.map((o) =>
-          limit(async () => {
-            if (signal?.aborted) return;
-            try {
-              const { plaintext } = await archive.objects.open(o.name, { signal });
-              await pipeline(plaintext, new Writable({ write: (_c, _e, done) => done() }));
-              verified++;
-              storedBytes += o.storedBytes;
-            } catch (e) {
-              if (!(e instanceof TidemarkError) || signal?.aborted) throw e;
-              problems.push(e.message);
-            } finally {
-              progress.advance(o.storedBytes);
-            }
-          }),
-        ),
-      );
-    } finally {
-      progress.stop();
-    }
+    const read = await archive.objects.verifyObjects(objects, { what: 'WAL archive', progress, signal });
+    problems.push(...read.problems);
     problems.sort();
-    return { ok: problems.length === 0, objects: verified, storedBytes, gaps, problems };
+    return { ok: problems.length === 0, objects: read.verified, storedBytes: read.storedBytes, gaps, problems };
   },
 };

@@ -12,7 +12,8 @@ import { PgToolSession } from '../connection';
 import { postgresSource, sourceEndpoint } from '../source';
 import { pgBin } from '../tools';
 import { ArchivedSlot } from './archived-slot';
-import { fileFacts, lockSpool, readSpool, seedSpool, writtenExtent } from './spool';
+import { lockSpool, type SpoolLock } from '../../../process/spool-lock';
+import { fileFacts, readSpool, seedSpool, writtenExtent } from './spool';
 import { WalArchive, walAttributes } from './wal-archive';
 import {
   formatLsn,
@@ -103,7 +104,7 @@ export class WalStreamer {
     const { run, options } = this;
     const { signal } = run;
     const spool = options.spoolDir;
-    const lock = await lockSpool(spool);
+    const lock = await lockSpool(spool, { command: /pg_receivewal/, stopSignal: 'SIGINT' });
     const ep = await sourceEndpoint(run.source, postgresSource(run.config));
     const session = await PgToolSession.open(ep);
     this.guard = new ArchivedSlot(ep, archivedSlotName(options.slot), this.log);
@@ -162,7 +163,7 @@ export class WalStreamer {
   }
 
   /** One pg_receivewal run: returns why it ended (undefined when we stopped it). */
-  private async receive(session: PgToolSession, lock: Awaited<ReturnType<typeof lockSpool>>): Promise<string | undefined> {
+  private async receive(session: PgToolSession, lock: SpoolLock): Promise<string | undefined> {
     const { signal } = this.run;
     const receiver = new ToolRun(
       pgBin('pg_receivewal'),
@@ -170,7 +171,7 @@ export class WalStreamer {
       ['ignore', 'ignore'],
       { env: session.env, label: 'pg_receivewal' },
     );
-    await lock.recordReceiver(receiver.child.pid);
+    await lock.recordReader(receiver.child.pid);
     let exited = false;
     void receiver.exited.then(() => (exited = true));
     const onAbort = () => receiver.child.kill('SIGINT'); // pg_receivewal's clean stop: it fsyncs the partial
@@ -189,7 +190,7 @@ export class WalStreamer {
         await receiver.exited;
         clearTimeout(hard);
       }
-      await lock.recordReceiver(undefined);
+      await lock.recordReader(undefined);
     }
     await this.tick();
     if (signal.aborted) return undefined;

@@ -1,14 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sleep } from '../../../abort';
-import { UsageError } from '../../../errors';
+import { sleep } from '../abort';
+import { UsageError } from '../errors';
 
 /**
- * The spool belongs to one streamer. A streamer killed with SIGKILL leaves its mariadb-binlog
- * running, still appending to the spool: the next streamer stops it (by the pid recorded, and
- * only if that process is still a binlog reader writing into this spool) before it starts its own.
- * (The same shape as the pg-wal branch's spool.ts lockSpool.)
+ * A streamer's spool belongs to one streamer process. One killed with SIGKILL leaves its reader
+ * tool (pg_receivewal, mariadb-binlog) running, still writing into the spool — and holding the
+ * replication slot or connection. The next streamer stops it, by the pid recorded, and only if that
+ * process is still that tool writing into this spool, before it starts its own.
  */
 const LOCK = 'streamer.pid';
 const READER = 'reader.pid';
@@ -31,11 +31,20 @@ function commandLine(pid: number): string {
 }
 
 export interface SpoolLock {
+  /** The reader tool now running (undefined once it exited). */
   recordReader(pid: number | undefined): Promise<void>;
   release(): Promise<void>;
 }
 
-export async function lockBinlogSpool(dir: string): Promise<SpoolLock> {
+export interface SpoolReader {
+  /** Matches the reader tool's command line. */
+  readonly command: RegExp;
+  /** How it is asked to stop (it gets SIGKILL after 5 s). */
+  readonly stopSignal: NodeJS.Signals;
+}
+
+/** Takes the spool for this process: refuses while another live streamer holds it, stops a left-over reader. */
+export async function lockSpool(dir: string, reader: SpoolReader): Promise<SpoolLock> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const lockPath = join(dir, LOCK);
   const holder = Number((await readFile(lockPath, 'utf8').catch(() => '')).trim());
@@ -43,8 +52,8 @@ export async function lockBinlogSpool(dir: string): Promise<SpoolLock> {
     throw new UsageError(`another streamer (pid ${holder}) is using the spool ${dir}; stop it first`);
   }
   const orphan = Number((await readFile(join(dir, READER), 'utf8').catch(() => '')).trim());
-  if (orphan && alive(orphan) && /mariadb-binlog|mysqlbinlog/.test(commandLine(orphan)) && commandLine(orphan).includes(dir)) {
-    process.kill(orphan, 'SIGTERM');
+  if (orphan && alive(orphan) && reader.command.test(commandLine(orphan)) && commandLine(orphan).includes(dir)) {
+    process.kill(orphan, reader.stopSignal);
     for (let i = 0; i < 50 && alive(orphan); i++) await sleep(100);
     if (alive(orphan)) process.kill(orphan, 'SIGKILL');
   }
