@@ -8,6 +8,9 @@ module.exports = {
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.ts$': ['ts-jest', { diagnostics: false }] },
+  // d3's packages are ES modules, which jest's CommonJS runtime cannot load on Node 20/22; each
+  // also ships a UMD build that requires its d3 dependencies by name.
+  moduleNameMapper: { '^(d3-[a-z-]+|internmap)$': '<rootDir>/node_modules/$1/dist/$1.js' },
   // Integration suites start real database clusters; two workers match the two cores here.
   maxWorkers: 2,
   testTimeout: 180_000,

@@ -3,6 +3,7 @@ import { BACKUP_TYPES, type BackupType } from '../engines/backup-types';
 import { availableTypes } from '../engines/registry';
 import { toEventBridgeCron } from './cron';
 import { DURATION, formatDuration, parseDuration } from './duration';
+import { drillConfigSchema } from './drill';
 import {
   checkPolicy,
   mergePolicy,
@@ -124,6 +125,7 @@ const sourceOptions = {
   aws: Placement.optional(),
   retention: SourceRetentionConfig.optional(),
   tiers: SourceTiersConfig.optional(),
+  drill: drillConfigSchema(Cron).optional(),
 };
 
 const PostgresSource = z.strictObject({
