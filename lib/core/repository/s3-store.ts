@@ -314,13 +314,18 @@ export class S3Store implements ObjectStore {
       const reason = networkCode ?? 'connection timed out';
       return new StorageError(`cannot reach the S3 endpoint ${this.endpointShown} (${reason}) to ${action} ${where}`, 'Unreachable', options);
     }
-    if (name === 'NoSuchBucket') {
+    // A listing names no key: its bare 404 (some servers send no error code) is the bucket's.
+    if (name === 'NoSuchBucket' || (status === 404 && action === 'list' && name !== 'NoSuchKey')) {
       return new StorageError(`bucket '${this.bucket}' does not exist at ${this.endpointShown}`, 'Other', options);
     }
     if (name === 'NoSuchKey' || name === 'NotFound' || status === 404) {
       return new StorageError(`no object at ${where}`, 'NoSuchKey', options);
     }
-    if (name === 'PreconditionFailed' || status === 412) return this.exists(key);
+    // 409 ConditionalRequestConflict: another create-only write of this key is in flight. Objects are
+    // never overwritten, so this write must not win either way: the key is taken.
+    if (name === 'PreconditionFailed' || status === 412 || name === 'ConditionalRequestConflict' || (status === 409 && action === 'upload')) {
+      return this.exists(key);
+    }
     if (name === 'InvalidObjectState') {
       return new StorageError(`${where} is in cold storage (GLACIER or DEEP_ARCHIVE): it must be rehydrated before it can be read (tidemark restore does this and says how long it takes)`, 'Archived', options);
     }
