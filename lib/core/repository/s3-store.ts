@@ -382,6 +382,10 @@ export class S3Store implements ObjectStore {
     if (['AccessDenied', 'Forbidden', 'InvalidAccessKeyId', 'SignatureDoesNotMatch'].includes(name) || status === 403) {
       return new StorageError(`access denied to ${action} ${where} (${name || 'HTTP 403'}): check the credentials and the bucket policy`, 'AccessDenied', options);
     }
+    // A HEAD's error has no body, so the SDK knows no code: the status is all there is to say.
+    if ((name === '' || name === 'Unknown' || name === 'UnknownError') && status !== undefined) {
+      return new StorageError(`cannot ${action} ${where} (HTTP ${status})`, 'Other', options);
+    }
     const detail = `${name}${e.message ? `: ${e.message}` : ''}`.replace(/\s+/g, ' ').trim();
     return new StorageError(`cannot ${action} ${where}: ${detail || String(err)}`, 'Other', options);
   }
