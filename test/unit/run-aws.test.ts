@@ -12,6 +12,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import fc from 'fast-check';
 import { main } from '../../bin/tidemark';
 import { ExecutionNarrator, summarizeCause } from '../../lib/core/aws/execution-history';
+import { TerminalExecutionWatcher } from '../../lib/core/aws/terminal-watcher';
 import { runBackupOnAws, runDrillOnAws } from '../../lib/core/commands/run-aws';
 import { parseConfig } from '../../lib/core/config/load';
 import { StackOutputNames } from '../../lib/core/config/stack-outputs';
@@ -307,6 +308,37 @@ describe('ExecutionNarrator (pure)', () => {
     );
   });
 
+  test('a failure a retry recovered from does not explain the outcome; the source that stayed failed does', () => {
+    // GIVEN two iterations: app's worker fails once and succeeds on the retry, orders' fails for good
+    nextId = 0;
+    const app = { source: 'app', type: 'logical' };
+    const orders = { source: 'orders', type: 'logical' };
+    const ecsFailure = (code: number) => ({ taskFailedEventDetails: { resourceType: 'ecs', resource: 'runTask.sync', error: 'States.TaskFailed', cause: JSON.stringify({ Containers: [{ Name: 'worker', ExitCode: code }] }) } });
+    const events = [
+      ev('ExecutionStarted', 0, 0, { executionStartedEventDetails: { input: '{}' } }),
+      ev('MapStateEntered', 0, 1, entered(BackupStateNames.eachSource)), // 2
+      ev('TaskStateEntered', 1, 2, entered(BackupStateNames.runWorker, app)), // 3
+      ev('TaskStateEntered', 1, 2, entered(BackupStateNames.runWorker, orders)), // 4
+      ev('TaskScheduled', 1, 3), // 5
+      ev('TaskScheduled', 1, 4), // 6
+      ev('TaskFailed', 20, 5, ecsFailure(2)), // 7: app, retried below
+      ev('TaskScheduled', 200, 7), // 8
+      ev('TaskFailed', 30, 6, ecsFailure(1)), // 9: orders, caught
+      ev('TaskStateExited', 30, 9, exited(BackupStateNames.runWorker)), // 10
+      ev('TaskSucceeded', 300, 8, { taskSucceededEventDetails: { resourceType: 'ecs', resource: 'runTask.sync', output: '{}' } }), // 11: app's retry worked
+      ev('TaskStateExited', 300, 11, exited(BackupStateNames.runWorker)),
+      ev('ExecutionFailed', 301, 12, { executionFailedEventDetails: { error: BACKUPS_FAILED_ERROR, cause: '' } }),
+    ];
+
+    // WHEN
+    const narrator = new ExecutionNarrator();
+    narrator.add(events);
+
+    // THEN
+    expect(narrator.explain().first).toEqual({ state: BackupStateNames.runWorker, source: 'orders', error: 'States.TaskFailed', cause: 'container worker exited with 1' });
+    expect(narrator.explain().all.map((f) => f.source ?? f.error)).toEqual(['app', 'orders', BACKUPS_FAILED_ERROR]);
+  });
+
   test('a cause is always one line of bounded length', () => {
     fc.assert(
       fc.property(fc.oneof(fc.string({ maxLength: 2000 }), fc.json({ maxDepth: 3 })), (cause) => {
@@ -321,5 +353,38 @@ describe('ExecutionNarrator (pure)', () => {
     expect(summarizeCause(JSON.stringify({ errorType: 'UsageError', errorMessage: 'record-result: event.type must be one of …', trace: ['a', 'b'] }))).toBe(
       'UsageError: record-result: event.type must be one of …',
     );
+  });
+});
+
+describe('TerminalExecutionWatcher', () => {
+  const stream = (isTTY: boolean) => {
+    const chunks: string[] = [];
+    return { chunks, stream: { isTTY, columns: 60, write: (c: string) => (chunks.push(c), true) } as unknown as NodeJS.WritableStream & { isTTY: boolean } };
+  };
+
+  test('on a terminal: a live status line, cleared before each state line and redrawn after it', () => {
+    const { chunks, stream: tty } = stream(true);
+    const watcher = new TerminalExecutionWatcher(tty);
+    watcher.status({ running: ['Run backup worker [app]'], completedStates: 2, elapsedSeconds: 75 });
+    watcher.line({ kind: 'exited', text: '08:01:35  ok Run backup worker [app]  1m34s' });
+    watcher.done();
+
+    expect(chunks).toEqual([
+      '\r\x1b[K',
+      '| Run backup worker [app] · 2 states done · 1m15s',
+      '\r\x1b[K',
+      '08:01:35  ok Run backup worker [app]  1m34s\n',
+      '| Run backup worker [app] · 2 states done · 1m15s',
+      '\r\x1b[K',
+    ]);
+  });
+
+  test('on a pipe: state lines only, no control characters', () => {
+    const { chunks, stream: pipe } = stream(false);
+    const watcher = new TerminalExecutionWatcher(pipe);
+    watcher.status({ running: [], completedStates: 0, elapsedSeconds: 1 });
+    watcher.line({ kind: 'entered', text: '08:00:00  > Back up each source' });
+    watcher.done();
+    expect(chunks).toEqual(['08:00:00  > Back up each source\n']);
   });
 });

@@ -24,15 +24,25 @@ export interface NarratedLine {
 
 const MAX_CAUSE = 300;
 
+/** The work of a state succeeded: earlier failures of the same state were retried away. */
+const RECOVERY_EVENTS = new Set(['TaskSucceeded', 'LambdaFunctionSucceeded', 'ActivitySucceeded']);
+
 interface StateInfo {
   readonly name: string;
   readonly source?: string;
   readonly enteredAt: number;
 }
 
+/** A state failure and the StateEntered event it belongs to (a later success there means a retry worked). */
+interface RecordedFailure {
+  readonly failure: ExecutionFailure;
+  readonly enteredId?: number;
+  recovered: boolean;
+}
+
 export class ExecutionNarrator {
   private readonly byId = new Map<number, HistoryEvent>();
-  private readonly failures: ExecutionFailure[] = [];
+  private readonly failures: RecordedFailure[] = [];
   private lastId = 0;
   /** States entered and not yet exited, by their entered event id: the status line shows them. */
   private readonly open = new Map<number, StateInfo>();
@@ -71,9 +81,11 @@ export class ExecutionNarrator {
    * Lambda's error) rather than the generic error the execution ends with, which is reported too.
    */
   explain(): { readonly first?: ExecutionFailure; readonly execution?: ExecutionFailure; readonly all: readonly ExecutionFailure[] } {
-    const execution = this.failures.find((f) => f.state === undefined);
-    const first = this.failures.find((f) => f.state !== undefined) ?? execution;
-    return { first, execution, all: this.failures };
+    const states = this.failures.filter((f) => f.failure.state !== undefined);
+    const execution = this.failures.find((f) => f.failure.state === undefined)?.failure;
+    // A failure a retry recovered from (the same state later succeeded) explains nothing.
+    const first = (states.find((f) => !f.recovered) ?? states[0])?.failure ?? execution;
+    return { first, execution, all: this.failures.map((f) => f.failure) };
   }
 
   private narrate(event: HistoryEvent): NarratedLine | undefined {
@@ -95,11 +107,16 @@ export class ExecutionNarrator {
       const took = state ? `  ${seconds((at - state.enteredAt) / 1000)}` : '';
       return { kind: 'exited', text: `${clock(at)}  ok ${label(name, state?.source)}${took}` };
     }
+    if (RECOVERY_EVENTS.has(type)) {
+      const enteredId = this.enteredEventOf(event);
+      for (const f of this.failures) if (enteredId !== undefined && f.enteredId === enteredId) f.recovered = true;
+      return undefined;
+    }
     const failure = failureDetails(event);
     if (!failure) return undefined;
     if (type.startsWith('Execution')) {
       const f: ExecutionFailure = { error: failure.error, cause: summarizeCause(failure.cause) };
-      this.failures.push(f);
+      this.failures.push({ failure: f, recovered: false });
       return { kind: 'execution', text: `${clock(at)}  execution ${type.slice('Execution'.length).toLowerCase()}: ${oneLine(f)}` };
     }
     const enteredId = this.enteredEventOf(event);
@@ -110,7 +127,7 @@ export class ExecutionNarrator {
       error: failure.error,
       cause: summarizeCause(failure.cause),
     };
-    this.failures.push(f);
+    this.failures.push({ failure: f, enteredId, recovered: false });
     return { kind: 'failed', text: `${clock(at)}  FAILED ${label(f.state!, f.source)}: ${oneLine(f)}` };
   }
 
