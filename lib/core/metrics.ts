@@ -91,11 +91,14 @@ export function emitMetrics(
     checkName('dimension name', name);
     if (name === '_aws') throw new RangeError("'_aws' is reserved in EMF");
     const value = dimensions[name];
-    if (typeof value !== 'string' || value === '') throw new RangeError(`dimension ${name} needs a non-empty string value, got ${JSON.stringify(value)}`);
+    // CloudWatch wants a non-blank name and value; Powertools drops a blank one with only a warning,
+    // which would file the metric under another dimension set than the alarm watches.
+    if (name.trim() === '') throw new RangeError(`dimension name ${JSON.stringify(name)} is blank`);
+    if (typeof value !== 'string' || value.trim() === '') throw new RangeError(`dimension ${name} needs a non-blank string value, got ${JSON.stringify(value)}`);
   }
   for (const name of metricNames) {
     checkName('metric name', name);
-    if (name === '_aws' || name in dimensions) throw new RangeError(`metric ${name} collides with a dimension of the same name`);
+    if (name === '_aws' || Object.hasOwn(dimensions, name)) throw new RangeError(`metric ${name} collides with a dimension of the same name`);
     const { value, unit } = metrics[name];
     if (!Number.isFinite(value)) throw new RangeError(`metric ${name} needs a finite number, got ${value}`);
     if (!Object.hasOwn(UNITS, unit)) throw new RangeError(`metric ${name} has unit ${JSON.stringify(unit)}; expected one of ${Object.keys(UNITS).join(', ')}`);
@@ -128,4 +131,7 @@ function checkName(what: string, name: string): void {
   if (typeof name !== 'string' || name.length === 0 || name.length > MAX_NAME_LENGTH) {
     throw new RangeError(`EMF ${what} must be 1–${MAX_NAME_LENGTH} characters, got ${JSON.stringify(name)}`);
   }
+  // Powertools keeps metrics and dimensions in plain objects: `constructor` or `__proto__` would
+  // collide with Object.prototype there (found by the property test in lambda-powertools.test.ts).
+  if (name in Object.prototype) throw new RangeError(`EMF ${what} ${JSON.stringify(name)} is reserved (an Object.prototype member)`);
 }

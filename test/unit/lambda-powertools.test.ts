@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
+import fc from 'fast-check';
 import { handler as recordResult } from '../../lambda/record-result/index';
 import { handler as rpoCheck } from '../../lambda/rpo-check/index';
+import { emitMetrics, type MetricUnit } from '../../lib/core/metrics';
 import { LocalKeyProvider } from '../../lib/core/crypto/local-key-provider';
 import { FileStore } from '../../lib/core/repository/file-store';
 import { Repository } from '../../lib/core/repository/repository';
@@ -81,5 +83,46 @@ describe('Lambda handlers on Lambda: Powertools Logger and Metrics', () => {
     ]);
     expect(metrics[1].SecondsSinceNewestRestorablePoint).toBeGreaterThanOrEqual(120);
     expect(lines(out.stderr)).toEqual([expect.objectContaining({ level: 'warn', source: 'never', requestId: 'req-0002' })]);
+  });
+});
+
+describe('emitMetrics built by Powertools Metrics', () => {
+  const name = fc.string({ minLength: 1, maxLength: 40 }).filter((n) => n !== '_aws' && !(n in Object.prototype));
+  const unit = fc.constantFrom<MetricUnit>('Count', 'Bytes', 'Seconds');
+  const value = fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e15, max: 1e15 });
+
+  test.each([
+    ['a blank dimension value', { Source: ' ' }, 'BackupFailed', /Source needs a non-blank string value/],
+    ['a blank dimension name', { ' ': 'app' }, 'BackupFailed', /dimension name " " is blank/],
+    ['a metric named like an Object.prototype member', { Source: 'app' }, 'toString', /metric name "toString" is reserved/],
+  ])('fails on %s rather than having it dropped', (_what, dimensions, metric, error) => {
+    const write = jest.fn();
+    expect(() => emitMetrics('Tidemark', dimensions, { [metric]: { value: 1, unit: 'Count' } }, write)).toThrow(error);
+    expect(write).not.toHaveBeenCalled();
+  });
+
+  test('every dimension and metric arrives with its value and unit, nothing else is added', () => {
+    fc.assert(
+      fc.property(
+        fc.dictionary(name.filter((n) => n.trim() !== ''), fc.string({ minLength: 1, maxLength: 20 }).filter((v) => v.trim() !== ''), { maxKeys: 5 }),
+        fc.dictionary(name, fc.record({ value, unit }), { minKeys: 1, maxKeys: 10 }),
+        fc.date({ min: new Date('2020-01-01'), max: new Date('2030-01-01'), noInvalidDate: true }),
+        (dimensions, metrics, at) => {
+          fc.pre(Object.keys(metrics).every((m) => !Object.hasOwn(dimensions, m)));
+          const written: string[] = [];
+          const line = emitMetrics('Tidemark', dimensions, metrics, (l) => written.push(l), at);
+          expect(written).toEqual([line]);
+          const doc = JSON.parse(line) as Record<string, unknown> & { _aws: { Timestamp: number; CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string; Unit: string }[] }[] } };
+          const [directive] = doc._aws.CloudWatchMetrics;
+          expect(doc._aws.Timestamp).toBe(at.getTime());
+          expect(directive.Namespace).toBe('Tidemark');
+          expect(directive.Dimensions).toEqual([Object.keys(dimensions)]);
+          expect(directive.Metrics).toEqual(Object.entries(metrics).map(([Name, m]) => ({ Name, Unit: m.unit })));
+          const members = Object.fromEntries(Object.entries(doc).filter(([k]) => k !== '_aws'));
+          expect(members).toEqual({ ...dimensions, ...Object.fromEntries(Object.entries(metrics).map(([k, m]) => [k, m.value + 0])) }); // + 0: JSON has no -0
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
