@@ -227,9 +227,12 @@ export function buildProgram(): Command {
   const followRun = async (
     cmd: Command,
     opts: { aws?: boolean; stack?: string; poll: number },
-    start: (watcher: import('../lib/core/aws/terminal-watcher').TerminalExecutionWatcher, pollMs: number) => Promise<import('../lib/core/commands/run-aws').RunOnAwsResult>,
+    start: (watcher: import('../lib/core/aws/terminal-watcher').TerminalExecutionWatcher, pollMs: number) => Promise<import('../lib/core/aws/follow-execution').ExecutionOutcome>,
   ) => {
-    if (!opts.aws) throw new UsageError(`run needs --aws (it starts the deployed state machine); to work locally use: tidemark ${cmd.name()} <source>`);
+    if (!opts.aws) {
+      const local = cmd.name() === 'follow' ? '' : `; to work locally use: tidemark ${cmd.name()} <source>`;
+      throw new UsageError(`run ${cmd.name()} needs --aws (it works on the deployed state machine)${local}`);
+    }
     if (!(opts.poll > 0)) throw new UsageError(`--poll must be a positive number of seconds, got ${opts.poll}`);
     const { TerminalExecutionWatcher } = await import('../lib/core/aws/terminal-watcher');
     const { ExecutionFailed, failureLine } = await import('../lib/core/commands/run-aws');
@@ -254,6 +257,18 @@ export function buildProgram(): Command {
         const cfg = await config(cmd);
         const { runDrillOnAws } = await import('../lib/core/commands/run-aws');
         return runDrillOnAws(cfg, source, { at: opts.at, stack: opts.stack, pollMs, watcher, signal: interrupt.signal });
+      });
+    });
+
+  run
+    .command('follow <execution-arn>')
+    .description('follow an execution that is already running (started by a schedule, or one you stopped following)')
+    .option('--aws', 'the execution runs on AWS')
+    .option('--poll <seconds>', 'seconds between status polls', (v: string) => Number(v), 5)
+    .action(async (executionArn: string, opts: { aws?: boolean; stack?: string; poll: number }, cmd: Command) => {
+      await followRun(cmd, opts, async (watcher, pollMs) => {
+        const { followOnAws } = await import('../lib/core/commands/run-aws');
+        return followOnAws(executionArn, { pollMs, watcher, signal: interrupt.signal });
       });
     });
 

@@ -248,12 +248,27 @@ describe('tidemark run … --aws', () => {
   test('fails before anything starts: without --aws, a bad --at, an unknown source', async () => {
     stackOutputs({ [StackOutputNames.backupStateMachine]: BACKUP_SM, [StackOutputNames.drillStateMachine]: DRILL_SM });
     const noAws = await cli(['--config', configPath, 'run', 'backup', 'app']);
-    expect(noAws).toMatchObject({ code: 2, stderr: expect.stringMatching(/^tidemark: run needs --aws .*tidemark backup <source>\n$/) });
+    expect(noAws).toMatchObject({ code: 2, stderr: expect.stringMatching(/^tidemark: run backup needs --aws .*tidemark backup <source>\n$/) });
     const badAt = await cli(['--config', configPath, 'run', 'drill', 'app', '--aws', '--at', '2026-12-01T08:00:00']);
     expect(badAt).toMatchObject({ code: 2, stderr: expect.stringMatching(/--at must be latest, random or an ISO time with a zone/) });
     const unknown = await cli(['--config', configPath, 'run', 'backup', 'nope', '--aws']);
     expect(unknown).toMatchObject({ code: 2, stderr: "tidemark: unknown source 'nope' (configured: app)\n" });
     expect(sfn.commandCalls(StartExecutionCommand)).toHaveLength(0);
+  });
+
+  test('follow: attaches to a running execution by ARN (its region), starts nothing, reads no stack', async () => {
+    serveExecution(backupHistory('failed'), { status: 'FAILED', error: BACKUPS_FAILED_ERROR }, 2);
+
+    const { code, stderr } = await cli(['run', 'follow', EXECUTION, '--aws', '--poll', '0.001']);
+
+    expect(code).toBe(1);
+    expect(stderr.trimEnd().split('\n').pop()).toMatch(/^tidemark: execution manual-backup-app FAILED in "Run backup worker" \[app\]: States\.TaskFailed: container worker exited with 1/);
+    expect(sfn.commandCalls(StartExecutionCommand)).toHaveLength(0);
+    expect(cfn.commandCalls(DescribeStacksCommand)).toHaveLength(0);
+    expect(await sfn.commandCalls(DescribeExecutionCommand)[0].thisValue.config.region()).toBe(REGION);
+
+    const bad = await cli(['run', 'follow', 'manual-backup-app', '--aws']);
+    expect(bad).toMatchObject({ code: 2, stderr: expect.stringMatching(/^tidemark: not an execution ARN: 'manual-backup-app'/) });
   });
 
   test('an abort stops following, says the execution keeps running, and never stops it', async () => {
@@ -275,7 +290,9 @@ describe('tidemark run … --aws', () => {
     });
 
     await expect(running).rejects.toThrow('interrupted by SIGINT');
-    expect(lines.pop()).toBe(`stopped following; the execution keeps running. To stop it: aws stepfunctions stop-execution --execution-arn ${EXECUTION}`);
+    expect(lines.pop()).toBe(
+      `stopped following; the execution keeps running. Follow it again: tidemark run follow ${EXECUTION} --aws; stop it: aws stepfunctions stop-execution --execution-arn ${EXECUTION}`,
+    );
     expect(sfn.commandCalls(StopExecutionCommand)).toHaveLength(0);
   });
 });

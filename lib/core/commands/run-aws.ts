@@ -54,6 +54,21 @@ export async function runDrillOnAws(config: TidemarkConfig, source: string, opti
   return runOnAws(config, source, StackOutputNames.drillStateMachine, { source, kind: 'manual', at }, ['drill', source], options);
 }
 
+/**
+ * Follows an execution that is already running (one started by a schedule, or one this command
+ * stopped following): `tidemark run follow <execution-arn> --aws`. The region is the ARN's.
+ */
+export async function followOnAws(executionArn: string, options: Omit<RunOnAwsOptions, 'stack'> = {}): Promise<ExecutionOutcome> {
+  const match = /^arn:[^:]+:states:([^:]+):\d{12}:execution:[^:]+:[^:]+$/.exec(executionArn);
+  if (!match) throw new UsageError(`not an execution ARN: '${executionArn}' (expected arn:aws:states:<region>:<account>:execution:<state machine>:<name>)`);
+  const client = new SFNClient({ region: match[1] });
+  try {
+    return await followExecution(client, executionArn, { pollMs: options.pollMs, signal: options.signal, watcher: options.watcher });
+  } finally {
+    client.destroy();
+  }
+}
+
 /** One line for a run that did not succeed: the state that failed first, its error and cause. */
 export function failureLine(result: Pick<RunOnAwsResult, 'name' | 'status' | 'failure' | 'executionError' | 'executionArn'>): string {
   const f = result.failure;
@@ -87,7 +102,7 @@ async function runOnAws(
       if (options.signal?.aborted) {
         options.watcher?.line({
           kind: 'execution',
-          text: `stopped following; the execution keeps running. To stop it: aws stepfunctions stop-execution --execution-arn ${executionArn}`,
+          text: `stopped following; the execution keeps running. Follow it again: tidemark run follow ${executionArn} --aws; stop it: aws stepfunctions stop-execution --execution-arn ${executionArn}`,
         });
       }
       throw e;
