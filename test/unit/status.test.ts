@@ -214,6 +214,33 @@ describe('tidemark status', () => {
     expect(stderr).toBe(`tidemark: stack ${STACK} in ${REGION} does not exist: deploy it (npx cdk deploy) or name the right one with --stack\n`);
   });
 
+  test('--aws with two stacks: one unreadable stack and a failing ECS call are problems of their sources, the rest is still reported', async () => {
+    // GIVEN orders deployed to a second account whose stack the caller may not read, and ECS refusing DescribeServices
+    const config = parseConfig(
+      readFileSync(configPath, 'utf8').replace("rpo: 1d", "rpo: 1d\n    aws: { account: '222222222222' }"),
+      configPath,
+    );
+    outputs({ [StackOutputNames.repositoryUrl]: pathToFileURL(vault).href, [StackOutputNames.workersCluster]: CLUSTER, [streamerServiceOutput('payments')]: PAYMENTS_SERVICE });
+    cfn.on(DescribeStacksCommand, { StackName: `Tidemark-222222222222-${REGION}` }).rejects(
+      Object.assign(new Error('User: arn:aws:iam::111111111111:user/ops is not authorized to perform: cloudformation:DescribeStacks'), { name: 'AccessDenied' }),
+    );
+    ecs.on(DescribeServicesCommand).rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException', $metadata: { httpStatusCode: 400 } }));
+
+    // WHEN
+    const result = await runStatus(config, { aws: true, now: NOW });
+
+    // THEN
+    const by = Object.fromEntries(result.sources.map((s) => [s.source, s]));
+    expect(by.app).toMatchObject({ lastBackup: { id: appBackup }, stack: STACK });
+    expect(by.payments.problems).toContainEqual(expect.stringMatching(/^streamer: describing the streamer services in Tidemark-Workers-Cluster: ThrottlingException: Rate exceeded$/));
+    expect(by.orders).toMatchObject({
+      ok: false,
+      stack: `Tidemark-222222222222-${REGION}`,
+      lastBackup: null,
+      problems: [`reading the outputs of stack Tidemark-222222222222-${REGION} in ${REGION}: AccessDenied: User: arn:aws:iam::111111111111:user/ops is not authorized to perform: cloudformation:DescribeStacks (the caller needs that permission on the deployed stack)`],
+    });
+  });
+
   test('formatAge', () => {
     expect([0, 59, 60, 3599, 3600, 3720, 86399, 90000].map(formatAge)).toEqual(['0s', '59s', '1m00s', '59m59s', '1h00m', '1h02m', '23h59m', '1d01h']);
   });

@@ -4,12 +4,12 @@ import type { Deployment } from '../config/deployment';
 import type { TidemarkConfig } from '../config/schema';
 import { StackOutputNames, streamerServiceOutput } from '../config/stack-outputs';
 import { drillsPrefix, type DrillReport, type DrillTarget } from '../drill/report';
-import { UsageError } from '../errors';
+import { TidemarkError, UsageError } from '../errors';
 import { openStore } from '../repository/open-store';
 import type { ObjectStore } from '../repository/storage';
 import { DeployedStack, locateDeployments } from '../aws/deployed-stack';
 import { describeStreamers, type StreamerHealth } from '../aws/streamer-health';
-import { newestRestorablePoint, secondsSince } from './newest-point';
+import { newestRestorablePoint, secondsSince, type NewestRestorablePoint } from './newest-point';
 import { formatBytes } from '../format';
 
 /**
@@ -75,7 +75,9 @@ const PARALLEL_SOURCES = 8;
 
 interface SourcePlan {
   readonly name: string;
-  readonly store: ObjectStore;
+  /** Where its backups are; absent when its stack could not be read (`unreachable` says why). */
+  readonly store?: ObjectStore;
+  readonly unreachable?: string;
   readonly objectiveSeconds?: number;
   readonly stack?: string;
   readonly region?: string;
@@ -106,14 +108,27 @@ function localPlans(config: TidemarkConfig, names: readonly string[]): SourcePla
 
 /**
  * Per deployed stack: its outputs (the vault's repository URL, the cluster, the streamers), then
- * every streamer of the stack in as few DescribeServices calls as ECS allows.
+ * every streamer of the stack in as few DescribeServices calls as ECS allows. A stack that cannot
+ * be read is a problem of its sources while the other stacks are still reported; when no stack
+ * can be read at all, that is the one-line error.
  */
 async function awsPlans(config: TidemarkConfig, wanted: (name: string) => boolean, signal?: AbortSignal): Promise<SourcePlan[]> {
   const plans: SourcePlan[] = [];
+  const failures: TidemarkError[] = [];
+  let stacks = 0;
   for (const { deployment, location } of locateDeployments(config)) {
     const sources = deployment.sources.filter((s) => wanted(s.name));
     if (sources.length === 0) continue;
-    const stack = await DeployedStack.describe(location, { signal });
+    stacks++;
+    let stack: DeployedStack;
+    try {
+      stack = await DeployedStack.describe(location, { signal });
+    } catch (e) {
+      if (!(e instanceof TidemarkError) || signal?.aborted) throw e;
+      failures.push(e);
+      for (const source of sources) plans.push({ name: source.name, unreachable: e.message, objectiveSeconds: source.rpoSeconds, stack: location.stackName, region: deployment.region });
+      continue;
+    }
     // The vault the workers write to; a stack without the output (older Tidemark) falls back to the config.
     const repositoryUrl = stack.get(StackOutputNames.repositoryUrl);
     const store = repositoryUrl ? openStore({ url: repositoryUrl, region: deployment.region }) : openStore(config.repository);
@@ -129,6 +144,7 @@ async function awsPlans(config: TidemarkConfig, wanted: (name: string) => boolea
       });
     }
   }
+  if (stacks > 0 && failures.length === stacks) throw failures[0];
   return plans;
 }
 
@@ -146,18 +162,38 @@ async function streamerHealth(stack: DeployedStack, deployment: Deployment, sour
     for (const source of arns.keys()) result.set(source, `stack ${stack.location.stackName} has no output ${StackOutputNames.workersCluster}`);
     return result;
   }
-  const health = await describeStreamers(deployment.region, cluster, [...arns.values()], { signal });
+  let health: Map<string, StreamerHealth>;
+  try {
+    health = await describeStreamers(deployment.region, cluster, [...arns.values()], { signal });
+  } catch (e) {
+    if (!(e instanceof TidemarkError) || signal?.aborted) throw e;
+    for (const source of arns.keys()) result.set(source, e.message);
+    return result;
+  }
   for (const [source, arn] of arns) result.set(source, health.get(arn) ?? `ECS did not describe ${arn}`);
   return result;
 }
 
 async function statusOf(plan: SourcePlan, now: number): Promise<SourceStatus> {
   const problems: string[] = [];
-  const [newest, drill] = await Promise.all([newestRestorablePoint(plan.store, plan.name), lastDrill(plan.store, plan.name, problems)]);
+  let newest: NewestRestorablePoint | null = null;
+  let drill: SourceStatus['lastDrill'] = null;
+  let read = false;
+  if (plan.unreachable) problems.push(plan.unreachable);
+  else if (plan.store) {
+    try {
+      [newest, drill] = await Promise.all([newestRestorablePoint(plan.store, plan.name), lastDrill(plan.store, plan.name, problems)]);
+      read = true;
+    } catch (e) {
+      // One unreadable source (access denied, a missing bucket) must not hide the others.
+      if (!(e instanceof TidemarkError)) throw e;
+      problems.push(`cannot read ${plan.store.description}: ${e.message}`);
+    }
+  }
   const age = newest ? secondsSince(newest.time, now) : null;
   const rpoOk = age !== null && (plan.objectiveSeconds === undefined || age <= plan.objectiveSeconds);
-  if (!newest) problems.push('no committed backup: nothing can be restored');
-  else if (!rpoOk) problems.push(`newest restorable point is ${formatAge(age!)} old, over the RPO of ${formatDuration(plan.objectiveSeconds!)}`);
+  if (read && !newest) problems.push('no committed backup: nothing can be restored');
+  else if (newest && !rpoOk) problems.push(`newest restorable point is ${formatAge(age!)} old, over the RPO of ${formatDuration(plan.objectiveSeconds!)}`);
   for (const p of newest?.passedOver.problems ?? []) problems.push(`backup ${p.id} is unusable: ${p.reason}`);
   if (drill && !drill.ok) problems.push(`last drill ${drill.id} failed${drill.error ? `: ${drill.error}` : ''}`);
   let streamer: StreamerHealth | undefined;
@@ -171,7 +207,7 @@ async function statusOf(plan: SourcePlan, now: number): Promise<SourceStatus> {
     ok: problems.length === 0,
     problems,
     ...(plan.stack ? { stack: plan.stack, region: plan.region } : {}),
-    repository: plan.store.description,
+    repository: plan.store?.description ?? '',
     lastBackup: newest
       ? { id: newest.backup.id, type: newest.backup.type, finishedAt: newest.backup.finishedAt, storedBytes: newest.backup.storedBytes }
       : null,
