@@ -49,7 +49,7 @@ function backupHistory(end: 'succeeded' | 'failed'): HistoryEvent[] {
   const events = [
     ev('ExecutionStarted', 0, 0, { executionStartedEventDetails: { input: JSON.stringify({ runs: [item] }) } }),
     ev('MapStateEntered', 0, 1, entered(BackupStateNames.eachSource, { runs: [item] })),
-    ev('MapStateStarted', 0, 2),
+    ev('MapStateStarted', 0, 2, { mapStateStartedEventDetails: { length: 1 } }),
     ev('MapIterationStarted', 0, 3, { mapIterationStartedEventDetails: { name: BackupStateNames.eachSource, index: 0 } }),
     ev('TaskStateEntered', 1, 4, entered(BackupStateNames.runWorker, item)),
     ev('TaskScheduled', 1, 5, { taskScheduledEventDetails: { resourceType: 'ecs', resource: 'runTask.sync', region: REGION, parameters: '{}' } }),
@@ -356,6 +356,16 @@ describe('ExecutionNarrator (pure)', () => {
     expect(narrator.explain().all.map((f) => f.source ?? f.error)).toEqual(['app', 'orders', BACKUPS_FAILED_ERROR]);
   });
 
+  test('counts Map iterations for the progress bar: started (MapStateStarted length) and ended', () => {
+    const narrator = new ExecutionNarrator();
+    const events = backupHistory('succeeded');
+    narrator.add(events.slice(0, 5));
+    expect(narrator.iterations).toEqual({ done: 0, total: 1 });
+    narrator.add(events);
+    expect(narrator.iterations).toEqual({ done: 1, total: 1 });
+    expect(narrator.running).toEqual([BackupStateNames.allSucceeded]);
+  });
+
   test('a cause is always one line of bounded length', () => {
     fc.assert(
       fc.property(fc.oneof(fc.string({ maxLength: 2000 }), fc.json({ maxDepth: 3 })), (cause) => {
@@ -374,15 +384,15 @@ describe('ExecutionNarrator (pure)', () => {
 });
 
 describe('TerminalExecutionWatcher', () => {
-  const stream = (isTTY: boolean) => {
+  const stream = (isTTY: boolean, columns = 60) => {
     const chunks: string[] = [];
-    return { chunks, stream: { isTTY, columns: 60, write: (c: string) => (chunks.push(c), true) } as unknown as NodeJS.WritableStream & { isTTY: boolean } };
+    return { chunks, stream: { isTTY, columns, write: (c: string) => (chunks.push(c), true) } as unknown as NodeJS.WritableStream & { isTTY: boolean } };
   };
 
   test('on a terminal: a live status line, cleared before each state line and redrawn after it', () => {
     const { chunks, stream: tty } = stream(true);
     const watcher = new TerminalExecutionWatcher(tty);
-    watcher.status({ running: ['Run backup worker [app]'], completedStates: 2, elapsedSeconds: 75 });
+    watcher.status({ running: ['Run backup worker [app]'], completedStates: 2, iterations: { done: 0, total: 0 }, elapsedSeconds: 75 });
     watcher.line({ kind: 'exited', text: '08:01:35  ok Run backup worker [app]  1m34s' });
     watcher.done();
 
@@ -396,10 +406,21 @@ describe('TerminalExecutionWatcher', () => {
     ]);
   });
 
+  test('with a Map: a bar of the iterations ended (a backup\'s sources)', () => {
+    const { chunks, stream: tty } = stream(true, 120);
+    const watcher = new TerminalExecutionWatcher(tty);
+    watcher.status({ running: ['Run backup worker [orders]'], completedStates: 7, iterations: { done: 1, total: 4 }, elapsedSeconds: 5 });
+    expect(chunks.pop()).toBe(`[${'█'.repeat(5)}${'░'.repeat(15)}] 1/4 Run backup worker [orders] · 7 states done · 0m05s`);
+    // and it never outgrows the terminal: one line, redrawn in place
+    const narrow = stream(true, 30);
+    new TerminalExecutionWatcher(narrow.stream).status({ running: ['Run backup worker [orders]'], completedStates: 7, iterations: { done: 1, total: 4 }, elapsedSeconds: 5 });
+    expect(narrow.chunks.pop()).toHaveLength(29);
+  });
+
   test('on a pipe: state lines only, no control characters', () => {
     const { chunks, stream: pipe } = stream(false);
     const watcher = new TerminalExecutionWatcher(pipe);
-    watcher.status({ running: [], completedStates: 0, elapsedSeconds: 1 });
+    watcher.status({ running: [], completedStates: 0, iterations: { done: 1, total: 2 }, elapsedSeconds: 1 });
     watcher.line({ kind: 'entered', text: '08:00:00  > Back up each source' });
     watcher.done();
     expect(chunks).toEqual(['08:00:00  > Back up each source\n']);

@@ -47,6 +47,9 @@ export class ExecutionNarrator {
   /** States entered and not yet exited, by their entered event id: the status line shows them. */
   private readonly open = new Map<number, StateInfo>();
   private statesDone = 0;
+  /** Map iterations started (MapStateStarted's length) and ended: a backup's sources. */
+  private iterationsTotal = 0;
+  private iterationsDone = 0;
 
   /** Highest event id seen: the next history read can stop there. */
   get lastEventId(): number {
@@ -60,6 +63,11 @@ export class ExecutionNarrator {
 
   get completedStates(): number {
     return this.statesDone;
+  }
+
+  /** Map iterations ended of those started (total 0: no Map so far). */
+  get iterations(): { readonly done: number; readonly total: number } {
+    return { done: this.iterationsDone, total: this.iterationsTotal };
   }
 
   /** Adds events (already seen ones are ignored) and returns the lines they make, in order. */
@@ -107,6 +115,8 @@ export class ExecutionNarrator {
       const took = state ? `  ${seconds((at - state.enteredAt) / 1000)}` : '';
       return { kind: 'exited', text: `${clock(at)}  ok ${label(name, state?.source)}${took}` };
     }
+    if (type === 'MapStateStarted') this.iterationsTotal += event.mapStateStartedEventDetails?.length ?? 0;
+    if (type === 'MapIterationSucceeded' || type === 'MapIterationFailed' || type === 'MapIterationAborted') this.iterationsDone++;
     if (RECOVERY_EVENTS.has(type)) {
       const enteredId = this.enteredEventOf(event);
       for (const f of this.failures) if (enteredId !== undefined && f.enteredId === enteredId) f.recovered = true;

@@ -26,11 +26,20 @@ export interface ExecutionOutcome {
   readonly executionError?: ExecutionFailure;
 }
 
+/** Between polls: what runs now, how much is done, for how long. */
+export interface ExecutionStatus {
+  readonly running: readonly string[];
+  readonly completedStates: number;
+  /** Map iterations (a backup's sources) ended of those started; total 0 when there is no Map. */
+  readonly iterations: { readonly done: number; readonly total: number };
+  readonly elapsedSeconds: number;
+}
+
 /** What the follower reports while it waits: each narrated line, and a status for a live line on a TTY. */
 export interface ExecutionWatcher {
   line(line: NarratedLine): void;
   /** Between polls: what is running now. */
-  status?(status: { readonly running: readonly string[]; readonly completedStates: number; readonly elapsedSeconds: number }): void;
+  status?(status: ExecutionStatus): void;
 }
 
 export interface FollowOptions {
@@ -113,6 +122,7 @@ export async function followExecution(client: SFNClient, executionArn: string, o
     options.watcher?.status?.({
       running: narrator.running,
       completedStates: narrator.completedStates,
+      iterations: narrator.iterations,
       elapsedSeconds: Math.max(0, (Date.now() - startedAt.getTime()) / 1000),
     });
     await sleep(pollMs, options.signal);

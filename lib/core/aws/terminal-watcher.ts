@@ -1,12 +1,15 @@
 import type { NarratedLine } from './execution-history';
-import type { ExecutionWatcher } from './follow-execution';
+import type { ExecutionStatus, ExecutionWatcher } from './follow-execution';
 
 const SPINNER = ['|', '/', '-', '\\'];
 
+const BAR_WIDTH = 20;
+
 /**
  * Shows a followed execution on stderr: every state line as it happens and, on a terminal, a live
- * last line (spinner, what is running, states done, elapsed) redrawn between polls. On a pipe or in
- * a log collector only the state lines appear, so logs stay readable.
+ * last line redrawn between polls: a bar of the Map iterations ended (a backup's sources) when the
+ * execution has a Map, else a spinner; what is running, states done, elapsed. On a pipe or in a log
+ * collector only the state lines appear, so logs stay readable.
  */
 export class TerminalExecutionWatcher implements ExecutionWatcher {
   private statusText = '';
@@ -20,12 +23,15 @@ export class TerminalExecutionWatcher implements ExecutionWatcher {
     this.drawStatus();
   }
 
-  status(status: { readonly running: readonly string[]; readonly completedStates: number; readonly elapsedSeconds: number }): void {
+  status(status: ExecutionStatus): void {
     if (this.stream.isTTY !== true) return;
     const running = status.running.length === 0 ? 'waiting' : status.running.length === 1 ? status.running[0] : `${status.running.length} states: ${status.running.join(', ')}`;
     const s = Math.round(status.elapsedSeconds);
     const elapsed = `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-    this.statusText = `${SPINNER[this.frame++ % SPINNER.length]} ${running} · ${status.completedStates} states done · ${elapsed}`;
+    const { done, total } = status.iterations;
+    const filled = total > 0 ? Math.round((Math.min(done, total) / total) * BAR_WIDTH) : 0;
+    const head = total > 0 ? `[${'█'.repeat(filled).padEnd(BAR_WIDTH, '░')}] ${done}/${total}` : SPINNER[this.frame++ % SPINNER.length];
+    this.statusText = `${head} ${running} · ${status.completedStates} states done · ${elapsed}`;
     const width = (this.stream as { columns?: number }).columns ?? 100;
     if (this.statusText.length > width - 1) this.statusText = `${this.statusText.slice(0, width - 2)}…`;
     this.clearStatus();
