@@ -13,6 +13,8 @@ export interface FaultInjector {
   readonly hook: S3RequestHook;
   /** Faults injected so far, by kind. */
   readonly injected: Record<FaultKind, number>;
+  /** Each fault injected: `<kind> <operation> <key>`, for the message of a failing test. */
+  readonly history: readonly string[];
   /** Requests seen so far. */
   requests(): number;
   /** A hard outage: every request is answered 503 (or reset) until it is switched off. */
@@ -46,11 +48,13 @@ export function faultInjector(options: FaultOptions): FaultInjector {
   const next = random(options.seed);
   const kinds = options.kinds ?? FAULT_KINDS;
   const injected = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
+  const history: string[] = [];
   let seen = 0;
   let outage: 'off' | '503' | 'reset' = 'off';
 
   const answer = async (request: S3Request, kind: FaultKind): Promise<void | S3ErrorAnswer | S3NetworkFault> => {
     injected[kind]++;
+    history.push(`${kind} ${request.operation} ${request.key}`);
     switch (kind) {
       case 'error500':
         return { status: 500, code: 'InternalError', message: 'We encountered an internal error. Please try again.' };
@@ -80,6 +84,7 @@ export function faultInjector(options: FaultOptions): FaultInjector {
   return {
     hook,
     injected,
+    history,
     requests: () => seen,
     outage(mode) {
       outage = mode;

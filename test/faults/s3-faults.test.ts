@@ -93,6 +93,31 @@ describe('reading through a bad network', () => {
   });
 });
 
+describe('writing through a bad network', () => {
+  let proxy: S3Proxy | undefined;
+  afterEach(() => proxy?.close());
+
+  it.each(['PutObject', 'CreateMultipartUpload', 'UploadPart', 'CompleteMultipartUpload'] as const)(
+    'a %s whose answer never starts is sent again, and the object is whole',
+    async (operation) => {
+      const prefix = `write-${randomBytes(3).toString('hex')}`;
+      let stalled = 0;
+      proxy = await startS3Proxy(s3.endpoint, {
+        onRequest: async (request) => {
+          if (request.operation !== operation || stalled++ > 0) return undefined;
+          await new Promise((resolve) => request.signal.addEventListener('abort', resolve, { once: true }));
+          return { fault: 'reset' };
+        },
+      });
+      const store = openStore({ ...s3.repository(prefix), endpoint: proxy.endpoint });
+      const data = randomBytes(operation === 'PutObject' ? MiB : 40 * MiB);
+      await store.put('k', data);
+      expect(stalled).toBeGreaterThan(1);
+      expect((await buffer(await openStore(s3.repository(prefix)).get('k'))).equals(data)).toBe(true);
+    },
+  );
+});
+
 describe('PostgreSQL backups and restores through a faulty S3', () => {
   const source = usePostgres();
   const target = usePostgres();

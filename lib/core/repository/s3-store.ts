@@ -16,6 +16,7 @@ import { formatBytes } from '../format';
 import { assertValidKey, assertValidPrefix, checkRange, compareKeys } from './keys';
 import { describeS3Location, safeEndpoint, type S3Location } from './s3-location';
 import { resumableRead } from './resumable-read';
+import { sendWithin } from './s3-answer-timeout';
 import { uploadNewObject } from './s3-upload';
 import {
   describeEstimate,
@@ -97,7 +98,7 @@ export class S3Store implements ObjectStore {
     const counted = countBytes(body);
     const target = { Bucket: this.bucket, Key: this.keyPrefix + key, ...(options.contentType ? { ContentType: options.contentType } : {}) };
     try {
-      await uploadNewObject(this.client, target, counted.body, { partSize: PART_SIZE, queueSize: QUEUE_SIZE }, signal);
+      await uploadNewObject(this.client, target, counted.body, { partSize: PART_SIZE, queueSize: QUEUE_SIZE, stallMs: this.stallMs, attempts: STALL_ATTEMPTS }, signal);
       return { bytes: counted.bytes() };
     } catch (err) {
       if (signal?.aborted) throw abortReason(signal);
@@ -134,25 +135,9 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  /**
-   * Sends a request whose answer must START within the stall limit: the SDK has no such timeout
-   * (only one on socket inactivity, which would also end a download its reader has paused), so a
-   * server that accepts the request and never answers would hang the run. The timer stops when
-   * the headers arrive; the body's own stalls are resumableRead's. `send` sends a fresh command
-   * for each try.
-   */
-  private async sendWithin<T>(send: (abortSignal: AbortSignal) => Promise<T>, what: string, signal?: AbortSignal): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      const timer = new AbortController();
-      const timeout = setTimeout(() => timer.abort(new StorageError(`no answer for ${this.stallMs / 1000} s to ${what}`, 'Unreachable')), this.stallMs);
-      try {
-        return await send(signal ? AbortSignal.any([signal, timer.signal]) : timer.signal);
-      } catch (err) {
-        if (!timer.signal.aborted || signal?.aborted || attempt >= STALL_ATTEMPTS) throw timer.signal.aborted && !signal?.aborted ? timer.signal.reason : err;
-      } finally {
-        clearTimeout(timeout);
-      }
-    }
+  /** A read-only request, given up and sent again when its answer does not start in time. */
+  private sendWithin<T>(send: (abortSignal: AbortSignal) => Promise<T>, what: string, signal?: AbortSignal): Promise<T> {
+    return sendWithin(send, { limitMs: this.stallMs, what, attempts: STALL_ATTEMPTS, signal });
   }
 
   async getBytes(key: string): Promise<Buffer> {
