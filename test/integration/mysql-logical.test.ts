@@ -39,8 +39,8 @@ CREATE TABLE orders (
 CREATE TRIGGER orders_bi BEFORE INSERT ON orders FOR EACH ROW SET NEW.note = UPPER(NEW.note);
 INSERT INTO orders (cust_id, note) VALUES (1, 'one'), (1, 'two'), (2, 'three'), (3, 'four'), (3, 'five');
 DELETE FROM orders WHERE id = 5;
-CREATE TABLE blobs (id INT PRIMARY KEY, b LONGBLOB) ENGINE=InnoDB;
-INSERT INTO blobs VALUES (1, UNHEX('${EVERY_BYTE}')), (2, ''), (3, NULL);
+CREATE TABLE blobs (id INT PRIMARY KEY, b LONGBLOB, fixed BINARY(4), vb VARBINARY(256)) ENGINE=InnoDB;
+INSERT INTO blobs VALUES (1, UNHEX('${EVERY_BYTE}'), UNHEX('00FF0000'), UNHEX('${EVERY_BYTE}')), (2, '', '', ''), (3, NULL, NULL, NULL);
 CREATE TABLE readings (id INT NOT NULL, y INT NOT NULL, v DOUBLE, PRIMARY KEY (id, y))
   PARTITION BY RANGE (y) (PARTITION p0 VALUES LESS THAN (2000), PARTITION p1 VALUES LESS THAN MAXVALUE);
 INSERT INTO readings VALUES (1, 1999, 0.5), (2, 2024, 1e300), (3, 2025, -2.5);
@@ -99,7 +99,7 @@ async function fingerprint(maria: ThrowawayMariadb, db: string): Promise<Record<
   const extras: Record<string, string> = {
     stamps: "SET time_zone = '+00:00'; SELECT id, UNIX_TIMESTAMP(at), dt FROM stamps ORDER BY id",
     places: 'SELECT id, ST_AsText(pt), ST_AsText(area), ST_AsText(g) FROM places ORDER BY id',
-    blobs: 'SELECT id, LENGTH(b), MD5(b) FROM blobs ORDER BY id',
+    blobs: 'SELECT id, LENGTH(b), MD5(b), HEX(fixed), MD5(vb) FROM blobs ORDER BY id',
     'cüst€': 'SELECT HEX(`nämé€`), CAST(amount AS CHAR), HEX(doc), doubled, tag FROM `cüst€` ORDER BY id',
   };
   for (const [table, query] of Object.entries(extras)) {
@@ -168,7 +168,9 @@ describe('MySQL/MariaDB logical backup → restore', () => {
     expect(original.names).toContain('12345678901234567890123456789012345.123456789012345678901234567890\t');
     expect(original.names).toContain('-0.000000000000000000000000000001\t');
     expect(original['rows blobs']).toMatch(/^3\t[0-9a-f]{32}$/);
-    expect(original.blob.split('\n')[0]).toBe(`1\t256\t${createHash('md5').update(Buffer.from(EVERY_BYTE, 'hex')).digest('hex')}`);
+    const everyByteMd5 = createHash('md5').update(Buffer.from(EVERY_BYTE, 'hex')).digest('hex');
+    expect(original.blob.split('\n')[0]).toBe(`1\t256\t${everyByteMd5}\t00FF0000\t${everyByteMd5}`);
+    expect(original.blob.split('\n')[1]).toBe('2\t0\td41d8cd98f00b204e9800998ecf8427e\t00000000\td41d8cd98f00b204e9800998ecf8427e');
     expect(Object.keys(original).filter((k) => /^(PROCEDURE|FUNCTION|view|trigger|event) /.test(k))).toHaveLength(5);
     // Written under a session zone of +05:30: the instant survives, whatever the sessions' zones.
     expect(original.stamps).toBe(`1\t${Date.parse('2024-03-30T21:00:00Z') / 1000}.123456\t2024-03-31 02:30:00.123456\n2\t1.000000\tNULL`);
