@@ -125,6 +125,9 @@ export async function planMysqlLogicalRestore(run: EngineRun, catalog: Catalog, 
  * created is dropped (with --force into an existing database, what was replaced stays replaced).
  * backup.read holds back the last chunk until every checksum has passed, and a failed read kills
  * the client before it sees end-of-input, so a damaged backup fails before the dump's end.
+ * With --table all of that happens in a scratch database (table-restore.ts), which is always
+ * dropped; the target only ever receives the finished table (dropped again if its copy fails,
+ * unless --force replaced one that was there).
  */
 export async function applyMysqlLogicalRestore(run: EngineRun, plan: MysqlLogicalRestorePlan): Promise<RestoredTarget> {
   const { progress, signal } = run;
