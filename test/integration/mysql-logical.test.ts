@@ -5,6 +5,7 @@ import { runBackup } from '../../lib/core/commands/backup';
 import { runList } from '../../lib/core/commands/list';
 import { runRestore } from '../../lib/core/commands/restore';
 import type { TidemarkConfig } from '../../lib/core/config/schema';
+import { fingerprintMysqlDatabaseAt } from '../../lib/core/engines/mysql/fingerprint';
 import type { MysqlLogicalDetails } from '../../lib/core/engines/mysql/logical-details';
 import { EncryptionKeyError, IntegrityError, TargetNotEmpty, UsageError } from '../../lib/core/errors';
 import { silentProgress, type Progress } from '../../lib/core/progress';
@@ -175,6 +176,18 @@ describe('MySQL/MariaDB logical backup → restore', () => {
     // Written under a session zone of +05:30: the instant survives, whatever the sessions' zones.
     expect(original.stamps).toBe(`1\t${Date.parse('2024-03-30T21:00:00Z') / 1000}.123456\t2024-03-31 02:30:00.123456\n2\t1.000000\tNULL`);
     expect(original.places.split('\n')[0]).toBe('1\tPOINT(1.5 -2.25)\tPOLYGON((0 0,10 0,10 10,0 10,0 0),(2 2,3 2,3 3,2 2))\tLINESTRING(0 0,1 1,2 0)');
+  });
+
+  it('fingerprintMysqlDatabase (demo, bench, drills) agrees on a restored copy and tells one changed byte apart', async () => {
+    const { config } = configFor('fingerprint');
+    await runBackup(config, 'app', { type: 'logical', progress: silentProgress });
+    await runRestore(config, 'app', { to: target.url('fp_copy'), progress: silentProgress });
+    const original = await fingerprintMysqlDatabaseAt(source.url('app'));
+    expect(Object.keys(original.tables)).toEqual(expect.arrayContaining(['blobs', 'cüst€', 'places', 'stamps', 'orders', 'readings']));
+    expect(await fingerprintMysqlDatabaseAt(target.url('fp_copy'))).toEqual(original);
+    await target.sql("UPDATE blobs SET b = CONCAT(LEFT(b, 255), X'00') WHERE id = 1", 'fp_copy');
+    const changed = await fingerprintMysqlDatabaseAt(target.url('fp_copy'));
+    expect(Object.keys(changed.tables).filter((t) => changed.tables[t] !== original.tables[t])).toEqual(['blobs']);
   });
 
   it('MariaDB 10.11 refuses 4-byte utf8mb4 characters in identifiers, so no backup can hold one: the matrix has them in data only', async () => {

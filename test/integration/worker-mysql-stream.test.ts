@@ -69,6 +69,7 @@ describe('worker stream <mysql source> (containers/worker/main.ts) against Maria
         if (Date.now() > deadline || child.exitCode !== null) throw new Error(`the streamer did not start:\n${stdout}\n${stderr}`);
       }
 
+      await sleep(1000); // past the streamer's first look at the spool (its one timed flush before the hour is up)
       // Load: 10 rounds of 20 single-row transactions, a rotation after round 5.
       for (let round = 1; round <= 10; round++) {
         await maria.sql(Array.from({ length: 20 }, (_, i) => `INSERT INTO ledger VALUES (${round * 100 + i}, ${round});`).join('\n'), 'app');
