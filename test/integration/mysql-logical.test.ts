@@ -206,6 +206,13 @@ describe('MySQL/MariaDB logical backup → restore', () => {
       new UsageError('--table app.big_orders is a view, not a table; restore the whole database instead'),
     );
     expect(await target.sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'tidemark\\_restore\\_%'")).toBe('0');
+
+    // A copy that fails halfway (the target has a trigger of that name on another table) leaves no half table behind.
+    await target.sql('CREATE DATABASE clash');
+    await target.sql('CREATE TABLE other (id INT); CREATE TRIGGER orders_bi BEFORE INSERT ON other FOR EACH ROW SET NEW.id = NEW.id', 'clash');
+    await expect(runRestore(config, 'app', { to: target.url('clash'), table: 'app.orders', progress: silentProgress })).rejects.toThrow(/Trigger .*already exists/);
+    expect(await target.sql("SELECT GROUP_CONCAT(TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'clash'")).toBe('other');
+    expect(await target.sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'tidemark\\_restore\\_%'")).toBe('0');
   });
 
   it('refuses a non-empty target without --force and changes nothing; replaces the objects with --force', async () => {
