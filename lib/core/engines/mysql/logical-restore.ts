@@ -26,7 +26,7 @@ export interface MysqlLogicalRestorePlan extends RestorePlan {
   readonly binlogReplay?: BinlogReplayPlan;
   /** --table: the whole restore goes into a scratch database, then this table is copied out (table-restore.ts). */
   readonly table?: TableName;
-  /** --table: the table is in the target already (so --force was given): a failure leaves it replaced, not dropped. */
+  /** --table: the table is in the target already (so --force was given); a failed copy cannot bring the old one back. */
   readonly tableExisted?: boolean;
 }
 
@@ -126,8 +126,9 @@ export async function planMysqlLogicalRestore(run: EngineRun, catalog: Catalog, 
  * backup.read holds back the last chunk until every checksum has passed, and a failed read kills
  * the client before it sees end-of-input, so a damaged backup fails before the dump's end.
  * With --table all of that happens in a scratch database (table-restore.ts), which is always
- * dropped; the target only ever receives the finished table (dropped again if its copy fails,
- * unless --force replaced one that was there).
+ * dropped; the target receives only the copy of the finished table, which is dropped again if the
+ * copy fails. With --force the old table is dropped first, as the whole-database --force replaces
+ * objects: a failed copy leaves it gone, and the message says why.
  */
 export async function applyMysqlLogicalRestore(run: EngineRun, plan: MysqlLogicalRestorePlan): Promise<RestoredTarget> {
   const { progress, signal } = run;
