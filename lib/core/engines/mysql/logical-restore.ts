@@ -26,8 +26,6 @@ export interface MysqlLogicalRestorePlan extends RestorePlan {
   readonly binlogReplay?: BinlogReplayPlan;
   /** --table: the whole restore goes into a scratch database, then this table is copied out (table-restore.ts). */
   readonly table?: TableName;
-  /** --table: the table is in the target already (so --force was given); a failed copy cannot bring the old one back. */
-  readonly tableExisted?: boolean;
 }
 
 /** Targets only a binlog replay reaches; `latest` too, when the source has an archive. */
@@ -109,7 +107,7 @@ export async function planMysqlLogicalRestore(run: EngineRun, catalog: Catalog, 
       details,
       endpoint: ep,
       createsDatabase: holds === undefined,
-      ...(table ? { table, tableExisted } : {}),
+      ...(table ? { table } : {}),
     };
   } catch (e) {
     if (replayPlan) await rm(replayPlan.stagingDir, { recursive: true, force: true });
@@ -181,11 +179,6 @@ export async function applyMysqlLogicalRestore(run: EngineRun, plan: MysqlLogica
           await copyTableFromScratch(session, scratch, ep.database, table, plan.force);
         } catch (e) {
           if (createsDatabase) await dropDatabase(session, ep.database);
-          else if (!plan.tableExisted) {
-            await session
-              .query(`DROP TABLE IF EXISTS ${quoteIdent(table.table)}`, 'restore target', ep.database)
-              .catch((undo: unknown) => progress.note(`could not drop table ${table.table} after the failure: ${(undo as Error).message}`));
-          }
           throw e;
         }
       } finally {

@@ -75,16 +75,26 @@ export async function copyTableFromScratch(session: MysqlToolSession, scratch: s
 
   const t = quoteIdent(table.table);
   const list = columns.join(', ');
-  await session.query(
-    [
-      'SET FOREIGN_KEY_CHECKS = 0;',
-      ...(replace ? [`DROP TABLE IF EXISTS ${t};`] : []),
-      `${createTable};`,
-      `INSERT INTO ${t} (${list}) SELECT ${list} FROM ${quoteIdent(scratch)}.${t};`,
-      ...(createTriggers.length ? ['DELIMITER ;;', ...createTriggers, 'DELIMITER ;'] : []),
-      '',
-    ].join('\n'),
-    'restore target',
-    target,
-  );
+  try {
+    await session.query(
+      [
+        'SET FOREIGN_KEY_CHECKS = 0;',
+        ...(replace ? [`DROP TABLE IF EXISTS ${t};`] : []),
+        `${createTable};`,
+        `INSERT INTO ${t} (${list}) SELECT ${list} FROM ${quoteIdent(scratch)}.${t};`,
+        ...(createTriggers.length ? ['DELIMITER ;;', ...createTriggers, 'DELIMITER ;'] : []),
+        '',
+      ].join('\n'),
+      'restore target',
+      target,
+    );
+  } catch (e) {
+    // The client stops at the first failing statement: what it created is not whole, and with
+    // `replace` the old table is gone already. Only a table someone else created meanwhile
+    // (ER_TABLE_EXISTS_ERROR at our CREATE) is not ours to drop.
+    if (replace || !/ERROR 1050 /.test((e as Error).message)) {
+      await session.query(`DROP TABLE IF EXISTS ${t}`, 'restore target', target).catch(() => undefined);
+    }
+    throw e;
+  }
 }
