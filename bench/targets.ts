@@ -78,3 +78,48 @@ export function checkTargets(samples: readonly Sample[], scales: readonly number
 export function verdictLine(c: TargetCheck): string {
   return `- **${c.met ? 'met' : 'missed'}** — ${c.text}`;
 }
+
+/** The MySQL/MariaDB targets of issue 8 (bench/mysql-logical.ts). */
+export const MYSQL_TARGETS = {
+  /** backup median ≤ this × the floor's (`mariadb-dump | zstd -T0 -<level>`). */
+  backupVsFloor: 1.1,
+  /** restore median ≤ this × `mariadb < dump.sql`'s ("no slower"). */
+  restoreVsPlain: 1.0,
+  /** peak RSS at the largest size ≤ this × the smallest size's ("flat with size"). */
+  rssGrowth: 1.25,
+} as const;
+
+/**
+ * Every MySQL target, in report order. `names` are the contenders' names (bench/mysql-contenders.ts);
+ * sizes are compared for RSS flatness only when there are two or more.
+ */
+export function checkMysqlTargets(
+  samples: readonly Sample[],
+  sizes: readonly number[],
+  names: { readonly cli: string; readonly floor: string; readonly plainRestore: string; readonly myloader: string },
+): TargetCheck[] {
+  const out: TargetCheck[] = [];
+  for (const size of sizes) {
+    out.push(timeCheck(select(samples, size, 'backup'), `backup, ${size} rows, ${names.cli}, time vs the floor`, names.cli, names.floor, MYSQL_TARGETS.backupVsFloor));
+    const restores = select(samples, size, 'restore');
+    const restore = timeCheck(restores, `restore, ${size} rows, ${names.cli}, time vs \`${names.plainRestore}\``, names.cli, names.plainRestore, MYSQL_TARGETS.restoreVsPlain);
+    const loader = medianOf(restores, names.myloader);
+    out.push(Number.isNaN(loader) ? restore : { ...restore, text: `${restore.text}; \`${names.myloader}\` ${s2(loader)} s beside it` });
+  }
+  for (const operation of ['backup', 'restore'] as const) {
+    const subject = `${operation}, ${names.cli}, peak RSS flat with size`;
+    if (sizes.length < 2) {
+      out.push(missing(subject, 'one size only'));
+      continue;
+    }
+    const [small, large] = [sizes[0], sizes[sizes.length - 1]];
+    const [a, b] = [small, large].map((size) => medianOf(select(samples, size, operation), names.cli, (s) => s.peakRssKb));
+    if (Number.isNaN(a) || Number.isNaN(b)) {
+      out.push(missing(subject, 'no RSS samples'));
+      continue;
+    }
+    const detail = `median ${(a / 1024).toFixed(0)} MiB at ${small} rows, ${(b / 1024).toFixed(0)} MiB at ${large} rows = ${s2(b / a)}× for ${s2(large / small)}× the rows (target ≤ ${MYSQL_TARGETS.rssGrowth}×)`;
+    out.push(check(b <= MYSQL_TARGETS.rssGrowth * a, subject, detail));
+  }
+  return out;
+}

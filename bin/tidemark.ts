@@ -129,7 +129,7 @@ export function buildProgram(): Command {
     .option('--position <file:pos>', 'binlog position to recover to (MySQL/MariaDB)')
     .option('--gtid <set>', 'GTID set to recover up to (MySQL/MariaDB)')
     .option('--before-drop <schema.table>', 'just before the DROP or TRUNCATE of this table')
-    .option('--table <schema.table>', 'restore only this table')
+    .option('--table <schema.table>', 'restore only this table (MySQL/MariaDB: database.table, into a live database too; refused if it exists, unless --force)')
     .option('--force', 'restore even if the target holds data, replacing what the backup contains')
     .option('--start', 'start PostgreSQL on the restored data directory and wait until it accepts connections')
     .option('--port <n>', 'port for --start', (v: string) => Number(v))

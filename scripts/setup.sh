@@ -30,6 +30,8 @@ have_all mariadbd mariadb-install-db || missing+=(mariadb-server)
 have_all mariadb mariadb-dump mariadb-admin mariadb-binlog || missing+=(mariadb-client)
 have mariadb-backup || missing+=(mariadb-backup)
 have zstd || missing+=(zstd)
+# mydumper/myloader: a contender in the MySQL benchmark (npm run bench:mysql), nothing else needs it.
+have_all mydumper myloader || missing+=(mydumper)
 
 if ((${#missing[@]} == 0)); then
   echo "setup: all system packages present"
