@@ -88,7 +88,7 @@ export function renderTimeline(list: ListResult, drills: readonly DrillReport[])
   const segments = placeSegments(windowSegments(list.window, list.archive?.windows), (t) => clamp(x(t)), 3)
     .map(
       (s) =>
-        `<rect class="window window-${s.kind}" x="${num(s.x)}" y="${num(windowY + 7)}" width="${num(Math.max(s.width, 2))}" height="${LANE - 14}">` +
+        `<rect class="window window-${s.kind}" x="${num(s.x)}" y="${num(windowY + 7)}" width="${num(s.width)}" height="${LANE - 14}">` +
         `<title>${esc(`${WINDOW_LABEL[s.kind]}: ${formatTime(s.from)} → ${formatTime(s.to)}`)}</title></rect>`,
     )
     .join('');
