@@ -30,6 +30,8 @@ have_all mariadbd mariadb-install-db || missing+=(mariadb-server)
 have_all mariadb mariadb-dump mariadb-admin mariadb-binlog || missing+=(mariadb-client)
 have mariadb-backup || missing+=(mariadb-backup)
 have zstd || missing+=(zstd)
+# The report test opens the page in a real browser (playwright-core drives Debian's chromium).
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
 
 if ((${#missing[@]} == 0)); then
   echo "setup: all system packages present"

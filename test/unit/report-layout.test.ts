@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { scaleUtc } from 'd3-scale';
+import { tickLabels } from '../../lib/core/report/axis';
 import { placeSegments, windowSegments } from '../../lib/core/report/window-layout';
 
 const BASE = Date.parse('2026-11-01T00:00:00.000Z');
@@ -74,5 +75,31 @@ describe('restorable window layout', () => {
     expect(windowSegments(null)).toEqual([]);
     expect(windowSegments({ from: iso(5), to: iso(5) })).toEqual([{ kind: 'points', from: iso(5), to: iso(5) }]);
     expect(windowSegments({ from: iso(5), to: iso(5) }, [])).toEqual([{ kind: 'gap', from: iso(5), to: iso(5) }]);
+  });
+
+  it('time-axis labels read unambiguously left to right, from spans of a second to years', () => {
+    // A label without a date belongs to the last date shown before it, as people read an axis.
+    const read = (labels: string[]) => {
+      let day = '';
+      return labels.map((l) => {
+        const dated = /^([A-Z][a-z]{2} \d{1,2}) (\d\d:.*)$/.exec(l);
+        if (!dated) return `${day} ${l}`;
+        day = dated[1];
+        return l;
+      });
+    };
+    const logSpan = fc.double({ min: 3, max: 11.2, noNaN: true }).map((e) => Math.round(10 ** e)); // 1 s … 5 years
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2e11 }), logSpan, fc.integer({ min: 2, max: 12 }), (start, span, n) => {
+        const ticks = scaleUtc()
+          .domain([new Date(BASE + start), new Date(BASE + start + span)])
+          .ticks(n);
+        fc.pre(ticks.length > 1);
+        const labels = tickLabels(ticks);
+        expect(new Set(read(labels)).size).toBe(ticks.length);
+      }),
+      { numRuns: 300 },
+    );
+    expect(tickLabels([new Date('2026-12-01T12:00:00Z'), new Date('2026-12-02T00:00:00Z'), new Date('2026-12-02T12:00:00Z')])).toEqual(['Dec 1 12:00', 'Dec 2 00:00', '12:00']);
   });
 });

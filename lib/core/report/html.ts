@@ -17,11 +17,11 @@ export function num(n: number): string {
   return String(Math.round(n * 10) / 10);
 }
 
-/** "2026-12-01 07:30 UTC": readable, unambiguous, and the same wherever the page is opened. */
+/** "2026-12-01 07:30:15 UTC": readable, unambiguous, the same wherever the page is opened, and to the second, as restore targets are. */
 export function formatTime(iso: string): string {
   const t = Date.parse(iso);
   if (Number.isNaN(t)) return iso;
-  return `${new Date(t).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+  return `${new Date(t).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
 }
 
 /** 45 → "45 s", 400 → "6.7 min", 7200 → "2 h", 3 days → "3 d": durations of restores and ages of points. */

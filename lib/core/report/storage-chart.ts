@@ -70,7 +70,7 @@ export function renderStorageChart(storage: SourceStorage, maxRows = 16): string
         })
         .join('');
       return (
-        `<g class="storage-row"><text class="row-label" x="${LABEL - 10}" y="${num(y + ROW / 2 + 4)}" text-anchor="end">${esc(r.label)}<title>${esc(r.detail)}</title></text>` +
+        `<g class="storage-row"><title>${esc(`${r.label}: ${r.detail}`)}</title><text class="row-label" x="${LABEL - 10}" y="${num(y + ROW / 2 + 4)}" text-anchor="end">${esc(r.label)}</text>` +
         bars +
         `<text class="row-value" x="${STORAGE_CHART_WIDTH - VALUE + 10}" y="${num(y + ROW / 2 + 4)}">${esc(`${formatBytes(cost.bytes)} · ${formatUsd(cost.usd)}/mo`)}</text></g>`
       );
