@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { runBackup } from '../../lib/core/commands/backup';
+import { runList } from '../../lib/core/commands/list';
 import { DRILL_REPORT_FORMAT, drillReportKey, type DrillReport } from '../../lib/core/drill/report';
 import { silentProgress } from '../../lib/core/progress';
 import { openStore } from '../../lib/core/repository/open-store';
@@ -51,8 +52,10 @@ describe('tidemark report', () => {
       await pg.sql(`INSERT INTO orders SELECT g, 'batch ${i}' FROM generate_series(${3000 + i * 1000}, ${3999 + i * 1000}) g;`, 'app');
       backupIds.push((await runBackup(config, 'app', { type: 'logical', progress: silentProgress })).id);
     }
-    // Drill reports as the drill writes them: four passed, one failed with hostile text in a check.
+    // Drill reports as the drill writes them: four passed, one failed with hostile text in a check;
+    // each restored a backup's point, where the timeline marks it.
     const store = openStore(config.repository);
+    const points = new Map((await runList(config, 'app')).backups.map((b) => [b.id, b.restorePoint]));
     const start = Date.now() - 4 * 3_600_000;
     drills = [0, 1, 2, 3, 4].map((n): DrillReport => {
       const startedAt = new Date(start + n * 3_600_000).toISOString();
@@ -66,7 +69,7 @@ describe('tidemark report', () => {
         kind: 'restore',
         target: { kind: 'latest' },
         backupId: backupIds[Math.min(n, 2)],
-        restoredPoint: startedAt,
+        restoredPoint: points.get(backupIds[Math.min(n, 2)])!,
         startedAt,
         finishedAt: new Date(Date.parse(startedAt) + 60_000).toISOString(),
         ok: !failed,
@@ -142,6 +145,8 @@ describe('tidemark report', () => {
     expect(await visibleMarks(page, 'timeline', 'rect.backup-logical')).toBe(3);
     expect(await visibleMarks(page, 'timeline', 'circle.restore-point')).toBe(3);
     expect(await visibleMarks(page, 'timeline', 'rect.window-points')).toBe(1);
+    expect(await visibleMarks(page, 'timeline', 'path.drill-mark.ok')).toBe(4);
+    expect(await visibleMarks(page, 'timeline', 'path.drill-mark.failed')).toBe(1);
     // Storage: one chain per logical backup and a row for the drill reports, all standard in a folder.
     expect(await visibleMarks(page, 'storage', 'rect.tier-standard')).toBe(4);
     expect(await page.locator('#source-app svg[data-chart="storage"] text.row-label').allTextContents()).toEqual([...backupIds.map((id) => `logical ${id}`), 'other']);
@@ -180,5 +185,10 @@ describe('tidemark report', () => {
     const unknown = await runCli(['-c', configPath, 'report', 'nope', '-o', join(tmp.path, 'nope.html')]);
     expect([unknown.code, unknown.stderr.trim()]).toEqual([2, "tidemark: unknown source 'nope' (configured: app, shop)"]);
     expect(existsSync(join(tmp.path, 'nope.html'))).toBe(false);
+
+    const nowhere = join(tmp.path, 'no-such-dir', 'r.html');
+    const unwritable = await runCli(['-c', configPath, 'report', '-o', nowhere]);
+    expect(unwritable.code).toBe(1);
+    expect(unwritable.stderr.trim()).toMatch(new RegExp(`^tidemark: cannot write the report to ${nowhere}: ENOENT`));
   });
 });

@@ -114,6 +114,14 @@ describe('tidemark report: model → HTML', () => {
     expect(html).toContain('btree index &quot;orders_pkey&quot;: item order invariant violated');
   });
 
+  it('marks where drills restored to on the window, a failed drill on top of passed ones at the same point', () => {
+    const app = physicalSource();
+    const at = app.list!.backups[3].restorePoint;
+    const html = sectionOf(renderReport(sampleModel([{ ...app, drills: [drill(1, { ok: false, restoredPoint: at }), drill(2, { restoredPoint: at }), drill(3, { restoredPoint: at })] }])), 'app');
+    const marks = [...html.matchAll(/<path class="drill-mark (ok|failed)"/g)].map((m) => m[1]);
+    expect(marks).toEqual(['ok', 'ok', 'failed']);
+  });
+
   it('without objectives the charts have no objective line and say so', () => {
     const app = { ...physicalSource(), rtoObjectiveSeconds: undefined, rpoObjectiveSeconds: undefined };
     const html = sectionOf(renderReport(sampleModel([app])), 'app');

@@ -47,6 +47,7 @@ export function renderDrillChart(drills: readonly DrillReport[], metric: DrillMe
     )
     .join('');
 
+  const radius = drills.length > 60 ? 2.5 : drills.length > 25 ? 3.5 : 5;
   const measured = drills.filter((d) => value(d, metric) !== undefined);
   const path = line<DrillReport>()
     .x(px)
@@ -60,7 +61,7 @@ export function renderDrillChart(drills: readonly DrillReport[], metric: DrillMe
         `<text class="objective-label" x="${DRILL_CHART_WIDTH - RIGHT - 4}" y="${num(y(objectiveSeconds) - 5)}" text-anchor="end">${esc(`${name} objective ${formatSeconds(objectiveSeconds)}`)}</text>`;
 
   const predictions = predicted
-    .map((d) => `<circle class="predicted" cx="${num(px(d))}" cy="${num(y(d.predictedRtoSeconds!))}" r="4"><title>${esc(`predicted RTO ${formatSeconds(d.predictedRtoSeconds!)} (drill ${d.id})`)}</title></circle>`)
+    .map((d) => `<circle class="predicted" cx="${num(px(d))}" cy="${num(y(d.predictedRtoSeconds!))}" r="${radius - 1}"><title>${esc(`predicted RTO ${formatSeconds(d.predictedRtoSeconds!)} (drill ${d.id})`)}</title></circle>`)
     .join('');
 
   const marks = drills
@@ -73,7 +74,7 @@ export function renderDrillChart(drills: readonly DrillReport[], metric: DrillMe
         return `<path class="drill-failed-mark" d="M${num(cx - 5)},${num(cy - 5)}L${num(cx + 5)},${num(cy + 5)}M${num(cx - 5)},${num(cy + 5)}L${num(cx + 5)},${num(cy - 5)}"><title>${esc(`${what}: no ${name} measured`)}</title></path>`;
       }
       const over = objectiveSeconds !== undefined && v > objectiveSeconds;
-      return `<circle class="drill-point ${d.ok ? 'ok' : 'failed'}${over ? ' over' : ''}" cx="${num(px(d))}" cy="${num(y(v))}" r="5"><title>${esc(`${what}: ${name} ${formatSeconds(v)}`)}</title></circle>`;
+      return `<circle class="drill-point ${d.ok ? 'ok' : 'failed'}${over ? ' over' : ''}" cx="${num(px(d))}" cy="${num(y(v))}" r="${radius}"><title>${esc(`${what}: ${name} ${formatSeconds(v)}`)}</title></circle>`;
     })
     .join('');
 

@@ -55,6 +55,12 @@ export function renderTimeline(list: ListResult, drills: readonly DrillReport[])
     )
     .join('');
 
+  // A year of nightly backups must stay readable: marks shrink as they crowd.
+  const crowd = list.backups.length;
+  const minBar = Math.min(4, Math.max(1, (plotRight - plotLeft) / crowd / 2));
+  const pointRadius = crowd > 100 ? 1.5 : crowd > 40 ? 2.5 : 3.5;
+  const markSize = drillPoints.length > 60 ? 3 : 5;
+
   const byId = new Map(list.backups.map((b) => [b.id, b]));
   const link = linkHorizontal<{ source: [number, number]; target: [number, number] }, [number, number]>();
   const links = list.backups
@@ -69,7 +75,7 @@ export function renderTimeline(list: ListResult, drills: readonly DrillReport[])
   const bars = list.backups
     .map((b) => {
       const x0 = at(b.startedAt);
-      const width = Math.max(4, at(b.finishedAt) - x0);
+      const width = Math.max(minBar, at(b.finishedAt) - x0);
       const title = [
         `${b.type} backup ${b.id}`,
         `${formatTime(b.startedAt)} → ${formatTime(b.finishedAt)}`,
@@ -93,16 +99,18 @@ export function renderTimeline(list: ListResult, drills: readonly DrillReport[])
     )
     .join('');
   const points = list.backups
-    .map((b) => `<circle class="restore-point" cx="${num(at(b.restorePoint))}" cy="${num(windowY + LANE / 2)}" r="3.5"><title>${esc(`restore point of ${b.id}: ${formatTime(b.restorePoint)}`)}</title></circle>`)
+    .map((b) => `<circle class="restore-point" cx="${num(at(b.restorePoint))}" cy="${num(windowY + LANE / 2)}" r="${pointRadius}"><title>${esc(`restore point of ${b.id}: ${formatTime(b.restorePoint)}`)}</title></circle>`)
     .join('');
   const [domainFrom, domainTo] = x.domain().map((d) => d.getTime());
   const drillMarks = drillPoints
     .filter((p) => Date.parse(p.at) >= domainFrom && Date.parse(p.at) <= domainTo)
+    // Failures drawn last: a failed drill is never hidden behind a passed one at the same point.
+    .sort((a, b) => Number(a.d.ok === false) - Number(b.d.ok === false))
     .map(({ d, at: t }) => {
       const cx = at(t);
       const y = windowY + LANE - 2;
       return (
-        `<path class="drill-mark ${d.ok ? 'ok' : 'failed'}" d="M${num(cx)},${num(y - 7)}L${num(cx - 5)},${num(y + 2)}L${num(cx + 5)},${num(y + 2)}Z">` +
+        `<path class="drill-mark ${d.ok ? 'ok' : 'failed'}" d="M${num(cx)},${num(y + 2 - markSize * 1.8)}L${num(cx - markSize)},${num(y + 2)}L${num(cx + markSize)},${num(y + 2)}Z">` +
         `<title>${esc(`drill ${d.id} ${d.ok ? 'passed' : 'FAILED'}: restored to ${formatTime(t)}`)}</title></path>`
       );
     })
