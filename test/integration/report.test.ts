@@ -1,12 +1,18 @@
-import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { runBackup } from '../../lib/core/commands/backup';
 import { runList } from '../../lib/core/commands/list';
 import { DRILL_REPORT_FORMAT, drillReportKey, type DrillReport } from '../../lib/core/drill/report';
 import { silentProgress } from '../../lib/core/progress';
 import { openStore } from '../../lib/core/repository/open-store';
+import { gatherReport } from '../../lib/core/commands/report';
+import { renderReport } from '../../lib/core/report/render';
+import { totalCost } from '../../lib/core/report/storage';
+import { useS3 } from '../harness/s3';
 import { usePostgres } from '../harness/postgres';
 import { runCli, useTempDir, writeConfig } from '../harness/tidemark';
 
@@ -86,12 +92,16 @@ describe('tidemark report', () => {
     for (const d of drills) await store.put(drillReportKey('app', d.id), Buffer.from(JSON.stringify(d)));
   });
 
+  // The browser's profile lives apart from the test's temp dir: jest may remove that one first.
+  let profile: string | undefined;
   afterAll(async () => {
     await context?.close();
+    if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
   async function open(path: string): Promise<{ page: Page; requests: string[] }> {
-    context = await chromium.launchPersistentContext(join(tmp.path, `profile-${Date.now()}`), {
+    profile = mkdtempSync(join(tmpdir(), 'tidemark-chromium-'));
+    context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
       args: CHROMIUM_ARGS,
@@ -170,7 +180,8 @@ describe('tidemark report', () => {
     await expect(page.locator('#source-shop').innerText()).resolves.toContain('No backups yet.');
 
     expect(requests).toEqual([pathToFileURL(out).href]);
-    if (!process.env.TIDEMARK_SCREENSHOT_DIR) copyFileSync(shot, join(tmp.path, 'kept.png')); // (removed with the temp dir)
+    await context?.close();
+    context = undefined;
   });
 
   it('one source, --json: the page holds only that source; an unknown source fails before anything is written', async () => {
@@ -190,5 +201,32 @@ describe('tidemark report', () => {
     const unwritable = await runCli(['-c', configPath, 'report', '-o', nowhere]);
     expect(unwritable.code).toBe(1);
     expect(unwritable.stderr.trim()).toMatch(new RegExp(`^tidemark: cannot write the report to ${nowhere}: ENOENT`));
+  });
+
+  describe('from an S3 repository', () => {
+    const s3 = useS3();
+
+    it('lists, sizes and reads drills there the same way: every object of the source counted once, STANDARD as S3 reports it', async () => {
+      const onS3 = writeConfig(tmp.path, 's3.yaml', {
+        repository: s3.repository('reports'),
+        encryption: { key: 'env:TIDEMARK_TEST_KEY' },
+        sources: { app: { engine: 'postgres', url: pg.url('app') } },
+      }).config;
+      const { id } = await runBackup(onS3, 'app', { type: 'logical', progress: silentProgress });
+      await openStore(onS3.repository).put(drillReportKey('app', drills[0].id), Buffer.from(JSON.stringify({ ...drills[0], backupId: id })));
+      await openStore(onS3.repository).put('app/drills/broken.json', Buffer.from('{ not json'));
+
+      const model = await gatherReport(onS3, undefined);
+      const [app] = model.sources;
+      expect(app.error).toBeUndefined();
+      expect(app.list).toEqual(await runList(onS3, 'app'));
+      expect(app.drills.map((d) => d.backupId)).toEqual([id]);
+      expect(app.drillProblems).toEqual([expect.stringMatching(/^drill report app\/drills\/broken\.json: not JSON/)]);
+      const listed = await s3.client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: 'reports/app/' }));
+      const bucketBytes = (listed.Contents ?? []).reduce((n, o) => n + (o.Size ?? 0), 0);
+      expect(totalCost(app.storage!).bytes).toBe(bucketBytes);
+      expect(Object.keys(app.storage!.chains[0].bytes)).toEqual(['STANDARD']);
+      expect(renderReport(model)).toContain(`data-id="${id}"`);
+    });
   });
 });
