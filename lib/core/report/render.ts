@@ -79,7 +79,7 @@ function timelineLegend(s: SourceReport): string {
     ...(kinds.has('gap') ? [['window-gap', 'gap: only backup points'] as [string, string]] : []),
     ...(kinds.has('points') ? [['window-points', 'backup points only (no continuous archive)'] as [string, string]] : []),
     ['restore-point', 'restore point'],
-    ...(s.drills.length > 0 ? [['drill-ok', 'drill restored here'] as [string, string]] : []),
+    ...(s.drills.some((d) => d.restoredPoint !== undefined || d.target.kind === 'time') ? [['drill-ok', 'drill restored here'] as [string, string]] : []),
   ];
   return legend(items);
 }
