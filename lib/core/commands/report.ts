@@ -1,5 +1,6 @@
 import { rename, rm, writeFile } from 'node:fs/promises';
 import pLimit from 'p-limit';
+import { z } from 'zod';
 import { sourceConfig } from '../config/load';
 import { parseDuration } from '../config/duration';
 import type { TidemarkConfig } from '../config/schema';
@@ -38,20 +39,34 @@ export interface ReportResult {
   readonly sources: readonly { readonly name: string; readonly backups: number; readonly drills: number; readonly error?: string }[];
 }
 
-function isDrillReport(v: unknown): v is DrillReport {
-  const r = v as Partial<DrillReport> | null;
-  return (
-    typeof r === 'object' &&
-    r !== null &&
-    r.format === DRILL_REPORT_FORMAT &&
-    typeof r.id === 'string' &&
-    typeof r.startedAt === 'string' &&
-    !Number.isNaN(Date.parse(r.startedAt)) &&
-    typeof r.ok === 'boolean' &&
-    typeof r.target === 'object' &&
-    r.target !== null &&
-    Array.isArray(r.checks)
-  );
+/**
+ * What the page relies on in a drill report. Extra keys pass (a newer drill may record more); a
+ * report that lacks these is named on the page instead of breaking it.
+ */
+const finiteSeconds = z.number().finite().nonnegative().optional();
+const isoTime = z.string().refine((t) => !Number.isNaN(Date.parse(t)), { message: 'not a time' });
+const DrillReportShape = z.looseObject({
+  format: z.literal(DRILL_REPORT_FORMAT),
+  id: z.string().min(1),
+  startedAt: isoTime,
+  ok: z.boolean(),
+  kind: z.string(),
+  method: z.string(),
+  target: z.union([z.looseObject({ kind: z.literal('latest') }), z.looseObject({ kind: z.literal('time'), at: isoTime, random: z.boolean().optional() })]),
+  restoredPoint: isoTime.optional(),
+  rtoSeconds: finiteSeconds,
+  rpoSeconds: finiteSeconds,
+  predictedRtoSeconds: finiteSeconds,
+  checks: z.array(z.looseObject({ name: z.string(), ok: z.boolean(), detail: z.string() })),
+  error: z.string().optional(),
+  cleanedUp: z.boolean(),
+});
+
+function drillReportProblem(v: unknown): string | undefined {
+  const parsed = DrillReportShape.safeParse(v);
+  if (parsed.success) return undefined;
+  const issue = parsed.error.issues[0];
+  return `${issue.path.length > 0 ? `${issue.path.join('.')}: ` : ''}${issue.message}`;
 }
 
 /** The newest drill reports of a source, oldest first; unreadable ones become one line each. */
@@ -67,8 +82,9 @@ export async function readDrillReports(store: ObjectStore, source: string, signa
         signal?.throwIfAborted();
         try {
           const parsed: unknown = JSON.parse((await store.getBytes(key)).toString('utf8'));
-          if (isDrillReport(parsed)) return parsed;
-          problems.push(`drill report ${key}: not a drill report of format ${DRILL_REPORT_FORMAT}`);
+          const problem = drillReportProblem(parsed);
+          if (problem === undefined) return parsed as DrillReport;
+          problems.push(`drill report ${key}: not a drill report of format ${DRILL_REPORT_FORMAT} (${problem})`);
         } catch (e) {
           if (e instanceof SyntaxError) problems.push(`drill report ${key}: not JSON (${e.message})`);
           else throw e;
