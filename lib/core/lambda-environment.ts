@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { SourcePolicySchema, type SourcePolicy } from './config/retention';
 import { ConfigError } from './errors';
-import { jsonLine } from './log';
+import { lambdaLog } from './aws/lambda-telemetry';
 import { openStore } from './repository/open-store';
 import type { ObjectStore } from './repository/storage';
 
@@ -41,9 +41,9 @@ export function sourcesFromEnvironment(): string[] {
   return [...new Set(parsed as string[])];
 }
 
-/** One JSON log line (CloudWatch Logs, or the local runner's output), in the shape of log.ts. */
+/** One JSON log record in the shape of log.ts: Powertools Logger on Lambda, console elsewhere (aws/lambda-telemetry.ts). */
 export function logLine(level: 'warn' | 'error', message: string, fields: Record<string, unknown>): void {
-  console[level](jsonLine(level, message, fields).trimEnd());
+  lambdaLog(level, message, fields);
 }
 
 const PoliciesSchema = z.record(z.string().min(1), SourcePolicySchema);

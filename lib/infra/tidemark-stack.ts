@@ -1,9 +1,11 @@
-import { Annotations, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
 import { parseDuration } from '../core/config/duration';
 import { workerConfig, type Deployment } from '../core/config/deployment';
 import type { TidemarkConfig } from '../core/config/schema';
+import { StackOutputNames, streamerServiceOutput } from '../core/config/stack-outputs';
 import { BackupFunctions } from './backup-functions';
 import { BackupObservability } from './backup-observability';
 import { BackupSchedules } from './backup-schedules';
@@ -90,5 +92,28 @@ export class TidemarkStack extends Stack {
 
     this.schedules = new BackupSchedules(this, 'Schedules', { stateMachine: this.backup.stateMachine, runs: deployment.schedules });
     for (const warning of deployment.warnings) Annotations.of(this).addWarningV2('tidemark:schedule-unavailable', warning);
+
+    // What `tidemark run … --aws` and `tidemark status --aws` read (lib/core/config/stack-outputs.ts).
+    exportStateMachine(this, StackOutputNames.backupStateMachine, this.backup.stateMachine);
+    stackOutput(this, StackOutputNames.repositoryUrl, this.vault.repositoryUrl, 'Tidemark repository (the vault): tidemark status --aws reads backups and drill reports here');
+    stackOutput(this, StackOutputNames.workersCluster, this.workers.cluster.clusterArn, 'ECS cluster of the backup workers and streamers');
+    for (const [source, service] of this.workers.streamers) {
+      stackOutput(this, streamerServiceOutput(source), service.serviceArn, `Streamer service of source ${source}`);
+    }
   }
+}
+
+/**
+ * Exports a state machine's ARN under `name` (a StackOutputNames value) so the CLI can start it:
+ * `exportStateMachine(stack, StackOutputNames.drillStateMachine, drill.stateMachine)`.
+ */
+export function exportStateMachine(stack: Stack, name: string, stateMachine: sfn.IStateMachine): CfnOutput {
+  return stackOutput(stack, name, stateMachine.stateMachineArn, `Tidemark: tidemark run … --aws starts this state machine`);
+}
+
+/** An output whose key is exactly `name`, wherever it is declared: the CLI looks it up by that key. */
+function stackOutput(stack: Stack, name: string, value: string, description: string): CfnOutput {
+  const output = new CfnOutput(stack, name, { value, description });
+  output.overrideLogicalId(name);
+  return output;
 }
