@@ -178,6 +178,19 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('report [source]')
+    .description('write one static HTML page (no network needed to view it): backup timeline, restorable window and gaps, storage by tier and its monthly cost, drill history with RTO/RPO against the objectives; every source unless one is named')
+    .option('-o, --out <file>', 'where to write the page', 'tidemark-report.html')
+    .action(async (source: string | undefined, opts: { out: string }, cmd: Command) => {
+      const cfg = await config(cmd);
+      const { runReport } = await import('../lib/core/commands/report');
+      const result = await runReport(cfg, source, { out: opts.out, signal: interrupt.signal });
+      for (const s of result.sources) if (s.error) process.stderr.write(`warning: source ${s.name}: ${s.error}\n`);
+      print(cmd, result, () => `wrote ${result.path} (${formatBytes(result.bytes)}): ${result.sources.map((s) => `${s.name} ${s.backups} backups, ${s.drills} drills`).join('; ')}`);
+      if (result.sources.some((s) => s.error)) process.exitCode = 1;
+    });
+
+  program
     .command('stream <source>')
     .description('archive WAL (PostgreSQL: pg_receivewal with a replication slot) or binlog (MySQL/MariaDB) continuously until stopped; logs JSON lines')
     .option('--spool <dir>', 'local directory for WAL not yet archived; keep it across restarts (default: $TIDEMARK_SPOOL or the temp dir)')

@@ -32,6 +32,8 @@ have mariadb-backup || missing+=(mariadb-backup)
 have zstd || missing+=(zstd)
 # mydumper/myloader: a contender in the MySQL benchmark (npm run bench:mysql), nothing else needs it.
 have_all mydumper myloader || missing+=(mydumper)
+# The report test opens the page in a real browser (playwright-core drives Debian's chromium).
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
 
 if ((${#missing[@]} == 0)); then
   echo "setup: all system packages present"
