@@ -3,6 +3,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type { Construct } from 'constructs';
 import { parseDuration } from '../core/config/duration';
 import { workerConfig, type Deployment } from '../core/config/deployment';
+import { mergePolicy } from '../core/config/retention';
 import type { TidemarkConfig } from '../core/config/schema';
 import { BackupFunctions } from './backup-functions';
 import { BackupObservability } from './backup-observability';
@@ -10,6 +11,7 @@ import { BackupSchedules } from './backup-schedules';
 import { BackupStateMachine } from './backup-state-machine';
 import { BackupVault, type VaultReplica } from './backup-vault';
 import { BackupWorkers } from './backup-workers';
+import { RetentionFunctions } from './retention-functions';
 
 export interface TidemarkStackProps extends StackProps {
   /** The whole config: the workers need each source's URL. */
@@ -31,6 +33,7 @@ export class TidemarkStack extends Stack {
   readonly backup: BackupStateMachine;
   readonly schedules: BackupSchedules;
   readonly observability: BackupObservability;
+  readonly retention: RetentionFunctions;
 
   constructor(scope: Construct, id: string, props: TidemarkStackProps) {
     super(scope, id, props);
@@ -89,6 +92,16 @@ export class TidemarkStack extends Stack {
     this.observability.watchStateMachine(this.backup.stateMachine);
 
     this.schedules = new BackupSchedules(this, 'Schedules', { stateMachine: this.backup.stateMachine, runs: deployment.schedules });
+
+    // Retention and tiering: daily, each source by its merged policy; failures page.
+    this.retention = new RetentionFunctions(this, 'Retention', {
+      vault: this.vault,
+      policies: Object.fromEntries(deployment.sources.map((s) => [s.name, mergePolicy(config, config.sources[s.name])])),
+      objectLockDays: aws.objectLock.days,
+      timeZone: aws.timeZone,
+    });
+    this.observability.watchFunction('Retention', this.retention.retention, 'retention');
+    this.observability.watchFunction('Tiering', this.retention.tiering, 'tiering');
     for (const warning of deployment.warnings) Annotations.of(this).addWarningV2('tidemark:schedule-unavailable', warning);
   }
 }
