@@ -1,6 +1,7 @@
 import type { Tier } from '../config/tiers';
 import type { BackupType } from '../engines/backup-types';
 import type { ArchiveRun, BackupReplay, RestorableBackup } from '../engines/restore-path';
+import type { ArchiveStream, StreamKind } from './archive-stream';
 
 /**
  * What retention and tiering plan over: every backup with every object stored for it, the
@@ -38,28 +39,7 @@ export interface CatalogBackup extends RestorableBackup {
   readonly manifestKey: string;
 }
 
-export type StreamKind = 'wal' | 'binlog';
-
-/** One archived object: completed (a whole segment or file) or a flushed partial of the open one. */
-export interface ArchivePiece extends CatalogObject {
-  /** Positions [start, end): what replaying this piece covers. */
-  readonly start: number;
-  readonly end: number;
-  /** Time of the newest change in it (for a segment: about when it was archived). */
-  readonly endTime: string;
-  /** A partial's generation; a higher one, or the completed piece, supersedes it. */
-  readonly partial?: number;
-}
-
-export interface ArchiveStream {
-  readonly kind: StreamKind;
-  /** WAL timeline (8 hex digits) or the binlog server's stream name. */
-  readonly timeline: string;
-  /** `kind/timeline`: what a backup's `replay.stream` names. */
-  readonly id: string;
-  /** By start, then generation. */
-  readonly pieces: readonly ArchivePiece[];
-}
+export { ArchiveStream, ArchiveStreamBuilder, type ArchivePiece, type PieceInput, type PieceNaming, type StreamKind } from './archive-stream';
 
 /** A backup folder without a manifest: a backup still running, or one that died. */
 export interface UnfinishedBackup {
@@ -83,45 +63,26 @@ export interface RetentionCatalog {
 
 export const streamId = (kind: StreamKind, timeline: string): string => `${kind}/${timeline}`;
 
-/** Whether a newer generation or the completed piece makes this partial redundant. */
-export function supersededPartials(stream: ArchiveStream): Set<ArchivePiece> {
-  const superseded = new Set<ArchivePiece>();
-  const best = new Map<number, ArchivePiece>();
-  for (const p of stream.pieces) {
-    const cur = best.get(p.start);
-    if (!cur) {
-      best.set(p.start, p);
-      continue;
-    }
-    // Completed beats partial; a higher generation beats a lower one; a wider piece beats a narrower one.
-    const better = rank(p) > rank(cur) ? p : cur;
-    superseded.add(better === p ? cur : p);
-    best.set(p.start, better);
-  }
-  return superseded;
-}
-
-function rank(p: ArchivePiece): number {
-  return p.partial === undefined ? Number.MAX_SAFE_INTEGER : p.partial;
-}
-
 /** The archive as runs without gaps (superseded partials ignored): what replay can use. */
 export function archiveRuns(archive: readonly ArchiveStream[]): ArchiveRun[] {
   const runs: ArchiveRun[] = [];
   for (const stream of archive) {
-    const dead = supersededPartials(stream);
-    const pieces = stream.pieces.filter((p) => !dead.has(p)).sort((a, b) => a.start - b.start || a.end - b.end);
-    let cur: { start: number; end: number; endTime: string } | undefined;
-    for (const p of pieces) {
-      if (cur && p.start <= cur.end) {
-        if (p.end > cur.end) cur = { start: cur.start, end: p.end, endTime: p.endTime > cur.endTime ? p.endTime : cur.endTime };
-        else if (p.endTime > cur.endTime) cur = { ...cur, endTime: p.endTime };
+    // Sorted by start, and with superseded partials skipped one piece per start is left.
+    let cur: { start: number; end: number; endTime: number } | undefined;
+    for (let i = 0; i < stream.length; i++) {
+      if (stream.superseded(i)) continue;
+      const start = stream.start(i);
+      const end = stream.end(i);
+      const endTime = stream.endTime(i);
+      if (cur && start <= cur.end) {
+        if (end > cur.end) cur.end = end;
+        if (endTime > cur.endTime) cur.endTime = endTime;
         continue;
       }
-      if (cur) runs.push({ stream: stream.id, ...cur });
-      cur = { start: p.start, end: p.end, endTime: p.endTime };
+      if (cur) runs.push({ stream: stream.id, start: cur.start, end: cur.end, endTime: new Date(cur.endTime).toISOString() });
+      cur = { start, end, endTime };
     }
-    if (cur) runs.push({ stream: stream.id, ...cur });
+    if (cur) runs.push({ stream: stream.id, start: cur.start, end: cur.end, endTime: new Date(cur.endTime).toISOString() });
   }
   return runs;
 }
