@@ -39,6 +39,8 @@ describe('buildRetentionCatalog', () => {
     await wal('00000002', '0000000100000006');
     // Not canonical (segment part past the last segment of a log): never rebuilt, so never deleted.
     await wal('00000001', '0000000100000100');
+    await wal('00000001', '0000000100000002', '.partial.000000'); // generation 0 is no partial: would name the segment
+    await store.put('app/wal/x/wal/00000001/000000010000000100000001', Buffer.alloc(64)); // nested: not a piece
     await store.put('app/wal/00000002.history', Buffer.from('1\t0/6000000\tno recovery target specified\n'));
     await store.put('app/wal/keys/1.json', Buffer.from('{}'));
 

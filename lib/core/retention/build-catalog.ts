@@ -9,7 +9,7 @@ import { listPages, type ObjectStore, type StoredObjectInfo } from '../repositor
 import { BinlogArchive } from '../engines/mysql/binlog/binlog-archive';
 import { factsOf, inventoryOf } from '../engines/mysql/binlog/inventory';
 import { binlogFileName, parseArchiveName, parseBinlogFile, partialName as binlogPartialName } from '../engines/mysql/binlog/names';
-import { DEFAULT_WAL_SEGMENT_BYTES, parseSegmentName, replayOf } from './archive-use';
+import { DEFAULT_WAL_SEGMENT_BYTES, replayOf } from './archive-use';
 import { ArchiveStreamBuilder, type ArchiveStream, type PieceNaming } from './archive-stream';
 import { streamId, type CatalogBackup, type CatalogObject, type RetentionCatalog, type UnfinishedBackup } from './catalog-model';
 
@@ -104,40 +104,43 @@ export async function buildRetentionCatalog(store: ObjectStore, source: string, 
 async function walArchive(store: ObjectStore, source: string, lockDays: number | undefined): Promise<ArchiveStream[]> {
   const prefix = `${source}/wal/`;
   const streams = new Map<string, ArchiveStreamBuilder>();
+  const lockMs = lockDays ? lockDays * DAY : undefined;
+  // Millions of keys: one regex and no allocation beyond the piece's columns per key.
   for await (const page of listPages(store, prefix)) {
     for (const o of page.objects) {
-      const m = WAL_NAME.exec(o.key.slice(prefix.length));
-      const segment = m && parseSegmentName(m[2]);
-      if (!m || !segment || segment.timeline !== m[1] || !o.modifiedAt) continue;
+      const m = WAL_NAME.exec(o.key);
+      // Exactly `<prefix><timeline>/<segment>`, nothing nested, and the timeline the name carries.
+      if (!m || m.index !== prefix.length - 5 || !o.modifiedAt || !o.key.startsWith(prefix) || m[1] !== m[2]) continue;
+      const low = parseInt(m[4], 16);
+      // Only canonical names (what walNaming rebuilds exactly) are pieces; others are never deleted.
+      if (low >= WAL_SEGMENTS_PER_LOG || (m[5] !== undefined && (Number(m[5]) === 0 || (m[5].length > 6 && m[5][0] === '0')))) continue;
+      const segment = parseInt(m[3], 16) * WAL_SEGMENTS_PER_LOG + low;
       let builder = streams.get(m[1]);
       if (!builder) streams.set(m[1], (builder = new ArchiveStreamBuilder('wal', m[1], walNaming(prefix, m[1]))));
       const stored = Date.parse(o.modifiedAt);
-      // A name the naming does not rebuild exactly (not canonical) is left alone: add refuses it.
-      builder.add(
-        {
-          start: segment.segment,
-          end: segment.segment + 1,
-          endTime: stored,
-          bytes: o.size,
-          tier: tierOfStorageClass(o.storageClass),
-          ...(lockDays ? { lockedUntil: stored + lockDays * DAY } : {}),
-          ...(m[3] !== undefined ? { partial: Number(m[3]) } : {}),
-        },
-        o.key,
-      );
+      builder.add({
+        start: segment,
+        end: segment + 1,
+        endTime: stored,
+        bytes: o.size,
+        tier: tierOfStorageClass(o.storageClass),
+        lockedUntil: lockMs === undefined ? undefined : stored + lockMs,
+        partial: m[5] === undefined ? 0 : Number(m[5]),
+      });
     }
   }
   return [...streams.values()].map((b) => b.build());
 }
 
-const WAL_NAME = /^([0-9A-F]{8})\/([0-9A-F]{24})(?:\.partial\.(\d{6,}))?$/;
+/** `…/wal/<timeline>/<timeline><log><segment>[.partial.<generation>]`. */
+const WAL_NAME = /\/wal\/([0-9A-F]{8})\/([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})(?:\.partial\.(\d{6,}))?$/;
+const WAL_SEGMENTS_PER_LOG = Math.floor(0x1_0000_0000 / DEFAULT_WAL_SEGMENT_BYTES);
 
 /** `<source>/wal/<timeline>/<timeline><log><seg>[.partial.NNNNNN]` from the segment number. */
 function walNaming(prefix: string, timeline: string): PieceNaming {
-  const perLog = Math.floor(0x1_0000_0000 / DEFAULT_WAL_SEGMENT_BYTES);
   const hex = (n: number) => n.toString(16).toUpperCase().padStart(8, '0');
   return (start, partial) =>
-    `${prefix}${timeline}/${timeline}${hex(Math.floor(start / perLog))}${hex(start % perLog)}${partial > 0 ? `.partial.${String(partial).padStart(6, '0')}` : ''}`;
+    `${prefix}${timeline}/${timeline}${hex(Math.floor(start / WAL_SEGMENTS_PER_LOG))}${hex(start % WAL_SEGMENTS_PER_LOG)}${partial > 0 ? `.partial.${String(partial).padStart(6, '0')}` : ''}`;
 }
 
 /**
