@@ -179,7 +179,7 @@ export class BackupVault extends Construct {
    */
   grantRetention(grantee: iam.IGrantable, sources: readonly string[]): iam.Grant {
     checkSourceNames(this, sources, 'grantRetention'); // before anything is granted
-    const read = this.grantRead(grantee);
+    const read = this.grantCatalogRead(grantee, sources);
     const deletable = this.retainedObjectArns(grantee, sources, 'grantRetention');
     const del = iam.Grant.addToPrincipalOrResource({ grantee, actions: ['s3:DeleteObject'], resourceArns: deletable, resource: this.bucket });
     grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({
@@ -188,6 +188,21 @@ export class BackupVault extends Construct {
       resources: sources.flatMap((s) => ['wal', 'binlog'].map((stream) => this.bucket.arnForObjects(`${this.prefix}/${s}/${stream}/keys/*`))),
     }));
     return read.combine(del);
+  }
+
+  /**
+   * What retention and tiering read to build their catalog: list the bucket, get objects under each
+   * source's backups/, wal/ and binlog/ (manifests, leases, archive headers; HeadObject is
+   * s3:GetObject too), and decrypt them. Nothing else of the repository.
+   */
+  grantCatalogRead(grantee: iam.IGrantable, sources: readonly string[]): iam.Grant {
+    checkSourceNames(this, sources, 'grantCatalogRead');
+    const list = iam.Grant.addToPrincipalOrResource({
+      grantee, actions: ['s3:ListBucket'], resourceArns: [this.bucket.bucketArn], resource: this.bucket,
+    });
+    return list
+      .combine(iam.Grant.addToPrincipalOrResource({ grantee, actions: ['s3:GetObject'], resourceArns: this.retainedObjectArns(grantee, sources, 'grantCatalogRead'), resource: this.bucket }))
+      .combine(this.key.grant(grantee, 'kms:Decrypt', 'kms:DescribeKey'));
   }
 
   /** `<prefix>/<source>/{backups,wal,binlog}/*` per source: what retention plans over. */

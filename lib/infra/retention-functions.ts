@@ -17,7 +17,7 @@ export interface RetentionVault {
   readonly bucket: s3.IBucket;
   readonly prefix: string;
   grantRetention(grantee: iam.IGrantable, sources: readonly string[]): unknown;
-  grantRead(grantee: iam.IGrantable): unknown;
+  grantCatalogRead(grantee: iam.IGrantable, sources: readonly string[]): unknown;
   grantTagging(grantee: iam.IGrantable, sources: readonly string[]): unknown;
 }
 
@@ -83,7 +83,7 @@ export class RetentionFunctions extends Construct {
     this.retention = this.handler('Retention', 'retention', 'Tidemark: deletes what each source\'s retention plan says is due (daily)', environment, logRetention);
     props.vault.grantRetention(this.retention, sources);
     this.tiering = this.handler('Tiering', 'tiering', 'Tidemark: tags whole chains of long-term keeps warm or cold (daily)', environment, logRetention);
-    props.vault.grantRead(this.tiering);
+    props.vault.grantCatalogRead(this.tiering, sources);
     props.vault.grantTagging(this.tiering, sources);
 
     this.retentionSchedule = this.daily('RetentionSchedule', this.retention, props.retentionCron ?? 'cron(15 4 * * ? *)', timeZone, 'Tidemark: applies retention');

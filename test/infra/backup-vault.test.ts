@@ -330,11 +330,11 @@ describe('BackupVault grants', () => {
     expect(JSON.stringify([policyOf(writer), policyOf(reader)])).not.toMatch(/Tagging/);
   });
 
-  test('grantRetention: read, delete under each source\'s backups/, wal/ and binlog/ only, and an explicit deny on the archives\' keys/', () => {
+  test('grantRetention: read and delete under each source\'s backups/, wal/ and binlog/ only, and an explicit deny on the archives\' keys/', () => {
     // THEN
     expect(policyOf(retention)).toEqual([
       { Effect: 'Allow', Action: 's3:ListBucket', Resource: stack.resolve(vault.bucket.bucketArn) },
-      { Effect: 'Allow', Action: 's3:GetObject', Resource: stack.resolve(vault.bucket.arnForObjects('tidemark/*')) },
+      { Effect: 'Allow', Action: 's3:GetObject', Resource: retainedArns() },
       { Effect: 'Allow', Action: ['kms:Decrypt', 'kms:DescribeKey'], Resource: stack.resolve(vault.key.keyArn) },
       { Effect: 'Allow', Action: 's3:DeleteObject', Resource: retainedArns() },
       { Effect: 'Deny', Action: 's3:DeleteObject', Resource: SOURCES.flatMap((s) => ['wal', 'binlog'].map((f) => stack.resolve(vault.bucket.arnForObjects(`tidemark/${s}/${f}/keys/*`)))) },
@@ -357,8 +357,8 @@ describe('BackupVault grants', () => {
       expect(other).toEqual([]);
       if (deletes.length === 0) continue;
       deleting.push(st);
+      // (CDK may merge the read grant on the same resources into this statement: those are checked above.)
       expect(deletes).toEqual(['s3:DeleteObject']);
-      expect(actions).toEqual(['s3:DeleteObject']);
       expect(st.Principal).toBeUndefined(); // an identity policy, not a bucket policy granting someone
       expect(retentionStatements.has(JSON.stringify(st))).toBe(true);
     }

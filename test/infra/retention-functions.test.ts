@@ -109,6 +109,8 @@ describe('RetentionFunctions', () => {
     const tiering = statementsOf(s.functions.tiering);
     expect(tiering.flatMap(actions).sort()).toEqual(['kms:Decrypt', 'kms:DescribeKey', 'logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:GetObjectTagging', 's3:ListBucket', 's3:PutObjectTagging']);
     expect(tiering.find((st) => actions(st).includes('s3:PutObjectTagging'))?.Resource).toEqual(retained);
+    // Both read only what they plan over: never the repository marker, drills or other prefixes.
+    for (const statements of [retention, tiering]) expect(statements.find((st) => actions(st).includes('s3:GetObject'))?.Resource).toEqual(retained);
     expect(tiering.every((st) => st.Effect === 'Allow')).toBe(true);
   });
 
