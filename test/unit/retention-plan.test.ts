@@ -192,7 +192,7 @@ function buildCatalog(spec: Spec): { catalog: RetentionCatalog; now: Date } {
       // Partials: of today's open piece, or all that is left of a binlog file whose tail was lost.
       for (let g = 1; g <= Math.max(spec.partialGenerations, lost ? 1 : 0); g++) {
         const at = d === today ? Math.max(d * DAY, now - (spec.partialGenerations - g) * 60_000) : end - (3 - g) * 60_000;
-        builder.add({ start, end: mysql ? start + 1 : start + 1, endTime: at, bytes: 16 << 20, ...lock(at), partial: g });
+        builder.add({ start, end: start + 1, endTime: at, bytes: 16 << 20, ...lock(at), partial: g });
       }
     }
   }
