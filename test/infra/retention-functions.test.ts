@@ -99,6 +99,14 @@ describe('RetentionFunctions', () => {
     expect(of(s.functions.retention)).toMatchObject({ ScheduleExpression: 'cron(15 4 * * ? *)', ScheduleExpressionTimezone: 'Europe/Berlin', FlexibleTimeWindow: { Mode: 'OFF' }, State: 'ENABLED' });
     expect(of(s.functions.tiering)).toMatchObject({ ScheduleExpression: 'cron(15 5 * * ? *)', ScheduleExpressionTimezone: 'Europe/Berlin' });
     expect(Object.keys(schedules)).toHaveLength(2);
+    // Each schedule's role may invoke its one function (and its versions), nothing else.
+    for (const [schedule, fn] of [[s.functions.retentionSchedule, s.functions.retention], [s.functions.tieringSchedule, s.functions.tiering]] as const) {
+      const roleArn = (s.stack.resolve((schedule.node.defaultChild as unknown as { target: { roleArn: string } }).target) as { roleArn: { 'Fn::GetAtt': [string, string] } }).roleArn;
+      const policies = Object.values(s.template.findResources('AWS::IAM::Policy')).filter((p) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: roleArn['Fn::GetAtt'][0] }]));
+      const statements = policies.flatMap((p) => p.Properties.PolicyDocument.Statement as Statement[]);
+      const arn = s.stack.resolve(fn.functionArn);
+      expect(statements).toEqual([{ Effect: 'Allow', Action: 'lambda:InvokeFunction', Resource: [arn, { 'Fn::Join': ['', [arn, ':*']] }] }]);
+    }
   });
 
   test('only the retention role deletes, only under the three sources\' backups/, wal/ and binlog/', () => {
