@@ -4,6 +4,7 @@ import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
 import { parseDuration } from '../core/config/duration';
 import { workerConfig, type Deployment } from '../core/config/deployment';
+import { mergePolicy } from '../core/config/retention';
 import type { TidemarkConfig } from '../core/config/schema';
 import { StackOutputNames, streamerServiceOutput } from '../core/config/stack-outputs';
 import { BackupFunctions } from './backup-functions';
@@ -12,6 +13,7 @@ import { BackupSchedules } from './backup-schedules';
 import { BackupStateMachine } from './backup-state-machine';
 import { BackupVault, type VaultReplica } from './backup-vault';
 import { BackupWorkers } from './backup-workers';
+import { RetentionFunctions } from './retention-functions';
 
 export interface TidemarkStackProps extends StackProps {
   /** The whole config: the workers need each source's URL. */
@@ -33,6 +35,7 @@ export class TidemarkStack extends Stack {
   readonly backup: BackupStateMachine;
   readonly schedules: BackupSchedules;
   readonly observability: BackupObservability;
+  readonly retention: RetentionFunctions;
 
   constructor(scope: Construct, id: string, props: TidemarkStackProps) {
     super(scope, id, props);
@@ -91,6 +94,16 @@ export class TidemarkStack extends Stack {
     this.observability.watchStateMachine(this.backup.stateMachine);
 
     this.schedules = new BackupSchedules(this, 'Schedules', { stateMachine: this.backup.stateMachine, runs: deployment.schedules });
+
+    // Retention and tiering: daily, each source by its merged policy; failures page.
+    this.retention = new RetentionFunctions(this, 'Retention', {
+      vault: this.vault,
+      policies: Object.fromEntries(deployment.sources.map((s) => [s.name, mergePolicy(config, config.sources[s.name])])),
+      objectLockDays: aws.objectLock.days,
+      timeZone: aws.timeZone,
+    });
+    this.observability.watchFunction('Retention', this.retention.retention, 'retention');
+    this.observability.watchFunction('Tiering', this.retention.tiering, 'tiering');
     for (const warning of deployment.warnings) Annotations.of(this).addWarningV2('tidemark:schedule-unavailable', warning);
 
     // What `tidemark run … --aws` and `tidemark status --aws` read (lib/core/config/stack-outputs.ts).
