@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { parseBackupLabel, parseManifestWalRange } from '../../lib/core/engines/postgres/physical/backup-label';
 import { BlockIndexReader, BlockIndexWriter, CHUNK_BYTES, ZERO_PACK, type IndexedFile } from '../../lib/core/engines/postgres/physical/block-index';
-import { chooseParent } from '../../lib/core/engines/postgres/physical/backup';
+import { chooseParent, splitBlocks } from '../../lib/core/engines/postgres/physical/backup';
 import { pageChecksum, parseLsn, relationSegment, verifyPage } from '../../lib/core/engines/postgres/physical/page-checksum';
 import { walSegmentStart, zeroStaleWalPages, WAL_PAGE_SIZE } from '../../lib/core/engines/postgres/physical/wal-pages';
 import type { BackupManifest } from '../../lib/core/repository/manifest';
@@ -77,6 +77,36 @@ describe('the block index', () => {
     for (const bytes of stored.values()) expect(bytes.length).toBeLessThan(CHUNK_BYTES + 16384 * 46 + 100);
     const reader = new BlockIndexReader(directory, async (name) => stored.get(name)!, 'test');
     expect((await reader.lookup('base/1/1011'))!.blocks[16383].offset).toBe(16383 * 65536);
+  });
+});
+
+describe('cutting a file into blocks', () => {
+  async function* fromArray(chunks: Buffer[]): AsyncGenerator<Buffer> {
+    for (const c of chunks) yield c;
+  }
+
+  it('gives full blocks then one shorter, equal to the input, whatever the chunking; views of chunks where a block lies in one', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 12 }), fc.integer({ min: 1, max: 64 }), async (parts, size) => {
+        const chunks = parts.map((p) => Buffer.from(p));
+        const whole = Buffer.concat(chunks);
+        const blocks: Buffer[] = [];
+        for await (const b of splitBlocks(fromArray(chunks), size)) blocks.push(Buffer.from(b)); // copies: a view may be changed later
+        expect(Buffer.concat(blocks).equals(whole)).toBe(true);
+        expect(blocks.slice(0, -1).every((b) => b.length === size)).toBe(true);
+        if (blocks.length > 0) expect(blocks[blocks.length - 1].length).toBeGreaterThan(0);
+        expect(blocks.length).toBe(Math.ceil(whole.length / size));
+      }),
+      { numRuns: 300 },
+    );
+    // A block inside one chunk shares its memory (no copy); one across two chunks does not.
+    const chunk = Buffer.alloc(100, 1);
+    const got: Buffer[] = [];
+    for await (const b of splitBlocks(fromArray([chunk, Buffer.alloc(30, 2)]), 40)) got.push(b);
+    expect(got.map((b) => b.length)).toEqual([40, 40, 40, 10]);
+    expect(got[0].buffer).toBe(chunk.buffer);
+    expect(got[2].buffer).not.toBe(chunk.buffer);
+    expect([...got[2]]).toEqual([...Array(20).fill(1), ...Array(20).fill(2)]);
   });
 });
 

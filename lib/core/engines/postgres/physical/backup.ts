@@ -285,8 +285,37 @@ interface StoreContext {
 }
 
 /**
+ * Cuts a stream into blocks of `size` bytes, the last one possibly shorter. A block that lies
+ * within one chunk is a view of that chunk, not a copy (most blocks, as pipe reads are 64 KiB and
+ * tar members start on 512-byte boundaries); only a block that straddles two chunks is assembled in
+ * a buffer of its own. Callers may change a block in place: nothing else reads the chunk.
+ */
+export async function* splitBlocks(chunks: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
+  let partial: Buffer | undefined;
+  let filled = 0;
+  for await (const chunk of chunks) {
+    let off = 0;
+    if (partial) {
+      off = chunk.copy(partial, filled, 0, Math.min(size - filled, chunk.length));
+      filled += off;
+      if (filled < size) continue;
+      yield partial;
+      partial = undefined;
+      filled = 0;
+    }
+    for (; off + size <= chunk.length; off += size) yield chunk.subarray(off, off + size);
+    if (off < chunk.length) {
+      partial = Buffer.allocUnsafe(size);
+      filled = chunk.copy(partial, 0, off);
+    }
+  }
+  if (partial) yield partial.subarray(0, filled);
+}
+
+/**
  * Splits one file into blocks and stores those that differ from the parent's block at the same
- * position. Pages of relation files are checked against their data checksum as they pass.
+ * position. Pages of relation files are checked against their data checksum as they pass. A zero
+ * block costs one memcmp: no page check (new pages pass anyway), no hash, no pack bytes.
  */
 async function storeFile(entry: Readable, path: string, header: tar.Header, ctx: StoreContext): Promise<IndexedFile> {
   const { parent, packs, scan, cluster } = ctx;
@@ -297,53 +326,39 @@ async function storeFile(entry: Readable, path: string, header: tar.Header, ctx:
   const blocks: BlockLocation[] = [];
   let fileOffset = 0;
 
-  const emit = async (block: Buffer): Promise<void> => {
+  for await (const block of splitBlocks(entry as AsyncIterable<Buffer>, BLOCK_SIZE)) {
     if (walStart !== undefined && startLsn > 0) zeroStaleWalPages(block, walStart, fileOffset, startLsn);
-    if (relSegment !== undefined) {
-      for (let at = 0; at + PAGE_SIZE <= block.length; at += PAGE_SIZE) {
-        const pageNo = relSegment * PAGES_PER_SEGMENT + (fileOffset + at) / PAGE_SIZE;
-        if (verifyPage(block.subarray(at, at + PAGE_SIZE), pageNo, startLsn) === 'bad') {
-          scan.checksumFailureCount++;
-          if (scan.checksumFailures.length < MAX_RECORDED_CHECKSUM_FAILURES) scan.checksumFailures.push({ file: path, offset: fileOffset + at });
-        }
-      }
-    }
     if (keep === 'all') scan.backupLabel += block.toString('utf8');
     if (keep === 'tail') scan.manifestTail = (scan.manifestTail + block.toString('utf8')).slice(-MANIFEST_TAIL_BYTES);
+    const at = fileOffset;
+    fileOffset += block.length;
     if (ZEROS.subarray(0, block.length).equals(block)) {
       blocks.push({ pack: ZERO_PACK, offset: 0, length: block.length, sha256: block.length === BLOCK_SIZE ? ZEROS_SHA256 : sha256Of(block) });
       scan.zeroBlocks++;
-      fileOffset += block.length;
-      return;
+      continue;
     }
+    if (relSegment !== undefined) checkPages(block, at, relSegment, path, scan);
     const sha256 = sha256Of(block);
     const before = parent?.blocks[blocks.length];
     if (before && before.length === block.length && before.sha256.equals(sha256)) {
       blocks.push(before);
       scan.reusedBlocks++;
     } else {
-      const at = await packs.add(block);
-      blocks.push({ pack: at.pack, offset: at.offset, length: block.length, sha256 });
+      const stored = await packs.add(block);
+      blocks.push({ pack: stored.pack, offset: stored.offset, length: block.length, sha256 });
       scan.storedBlocks++;
     }
-    fileOffset += block.length;
-  };
+  }
+  return { path, mode: header.mode, size: fileOffset, mtime: header.mtime.getTime() / 1000, blocks };
+}
 
-  let block = Buffer.allocUnsafe(BLOCK_SIZE);
-  let filled = 0;
-  for await (const chunk of entry as AsyncIterable<Buffer>) {
-    for (let off = 0; off < chunk.length; ) {
-      const n = Math.min(BLOCK_SIZE - filled, chunk.length - off);
-      chunk.copy(block, filled, off, off + n);
-      filled += n;
-      off += n;
-      if (filled === BLOCK_SIZE) {
-        await emit(block);
-        block = Buffer.allocUnsafe(BLOCK_SIZE);
-        filled = 0;
-      }
+/** Records the pages of `block` (at `fileOffset` in a relation segment file) that fail their checksum. */
+function checkPages(block: Buffer, fileOffset: number, relSegment: number, path: string, scan: BackupScan): void {
+  for (let at = 0; at + PAGE_SIZE <= block.length; at += PAGE_SIZE) {
+    const pageNo = relSegment * PAGES_PER_SEGMENT + (fileOffset + at) / PAGE_SIZE;
+    if (verifyPage(block.subarray(at, at + PAGE_SIZE), pageNo, scan.startLsn) === 'bad') {
+      scan.checksumFailureCount++;
+      if (scan.checksumFailures.length < MAX_RECORDED_CHECKSUM_FAILURES) scan.checksumFailures.push({ file: path, offset: fileOffset + at });
     }
   }
-  if (filled > 0) await emit(block.subarray(0, filled));
-  return { path, mode: header.mode, size: fileOffset, mtime: header.mtime.getTime() / 1000, blocks };
 }
