@@ -30,6 +30,8 @@ have_all mariadbd mariadb-install-db || missing+=(mariadb-server)
 have_all mariadb mariadb-dump mariadb-admin mariadb-binlog || missing+=(mariadb-client)
 have mariadb-backup || missing+=(mariadb-backup)
 have zstd || missing+=(zstd)
+# The physical benchmark's reference (npm run bench:physical): pgBackRest 2.45 from Debian 12.
+have pgbackrest || missing+=(pgbackrest)
 
 if ((${#missing[@]} == 0)); then
   echo "setup: all system packages present"
