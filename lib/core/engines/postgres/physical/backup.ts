@@ -25,7 +25,7 @@ import {
 } from './block-index';
 import { MAX_RECORDED_CHECKSUM_FAILURES, type ChecksumFailure, type PgPhysicalDetails } from './details';
 import { PackWriter } from './pack-writer';
-import { PAGE_SIZE, PAGES_PER_SEGMENT, parseLsn, relationSegment, verifyPage } from './page-checksum';
+import { PAGE_SIZE, PAGES_PER_SEGMENT, pageLsn, parseLsn, relationSegment, verifyPage } from './page-checksum';
 import { readObjectBytes } from './read-bytes';
 import { walSegmentStart, zeroStaleWalPages } from './wal-pages';
 
@@ -157,6 +157,8 @@ export async function backupPostgresPhysical(run: EngineRun, requested: BackupTy
   }
   let parentBackup: OpenedBackup | undefined;
   let parentIndex: BlockIndexReader | undefined;
+  /** A page unchanged since a parent that found no bad page, and older than its start, passed there. */
+  let verifiedBelow: number | undefined;
   if (parent) {
     checkParent(parent, cluster, what, requested);
     parentBackup = await repository.openBackup(source, { id: parent.id });
@@ -170,6 +172,7 @@ export async function backupPostgresPhysical(run: EngineRun, requested: BackupTy
       const opened = parentBackup;
       const directory = parseIndexDirectory(await readObjectBytes(opened, details.index), `backup ${parent.id}`);
       parentIndex = new BlockIndexReader(directory, (name) => readObjectBytes(opened, name), `backup ${parent.id}`);
+      if (details.dataChecksums && details.checksumFailureCount === 0) verifiedBelow = parseLsn(details.startLsn);
     }
   }
   const chain: BackupChain | undefined = parent ? { base: parent.chain?.base ?? parent.id, depth: (parent.chain?.depth ?? 0) + 1 } : undefined;
@@ -206,7 +209,7 @@ export async function backupPostgresPhysical(run: EngineRun, requested: BackupTy
           return;
         }
         if (path.startsWith('pg_wal/') && !path.startsWith('pg_wal/archive_status')) scan.stopTime ??= new Date();
-        const file = await storeFile(entry, path, header, { parent: await parentIndex?.lookup(path), packs, scan, cluster });
+        const file = await storeFile(entry, path, header, { parent: await parentIndex?.lookup(path), verifiedBelow, packs, scan, cluster });
         if (path === 'backup_label') scan.startLsn = parseLsn(parseBackupLabel(scan.backupLabel).startLsn);
         progress.advance(header.size);
         scan.files++;
@@ -279,6 +282,13 @@ async function readBaseBackup(output: Readable, onEntry: (header: tar.Header, en
 
 interface StoreContext {
   readonly parent: IndexedFile | undefined;
+  /**
+   * Set when the parent checked its pages and found none bad: its start LSN. A page in a block
+   * identical to the parent's whose LSN is below it was checked by the parent (or, by the same rule,
+   * by an ancestor) and is not checked again; pages at or past it were skipped there as written
+   * during that backup, and are checked now.
+   */
+  readonly verifiedBelow: number | undefined;
   readonly packs: PackWriter;
   readonly scan: BackupScan;
   readonly cluster: ClusterIdentity;
@@ -360,12 +370,13 @@ async function storeFile(entry: Readable, path: string, header: tar.Header, ctx:
       scan.zeroBlocks++;
       continue;
     }
-    if (relSegment !== undefined) checkPages(parts, length, at, relSegment, path, scan);
     const hash = createHash('sha256');
     for (const p of parts) hash.update(p);
     const sha256 = hash.digest();
     const before = parent?.blocks[blocks.length];
-    if (before && before.length === length && before.sha256.equals(sha256)) {
+    const unchanged = before !== undefined && before.length === length && before.sha256.equals(sha256);
+    if (relSegment !== undefined) checkPages(parts, length, at, relSegment, path, scan, unchanged ? ctx.verifiedBelow : undefined);
+    if (unchanged) {
       blocks.push(before);
       scan.reusedBlocks++;
     } else {
@@ -377,11 +388,16 @@ async function storeFile(entry: Readable, path: string, header: tar.Header, ctx:
   return { path, mode: header.mode, size: fileOffset, mtime: header.mtime.getTime() / 1000, blocks };
 }
 
-/** Records the pages of a block (at `fileOffset` in a relation segment file) that fail their checksum. */
-function checkPages(parts: readonly Buffer[], length: number, fileOffset: number, relSegment: number, path: string, scan: BackupScan): void {
+/**
+ * Records the pages of a block (at `fileOffset` in a relation segment file) that fail their checksum,
+ * leaving out those older than `verifiedBelow` (StoreContext).
+ */
+function checkPages(parts: readonly Buffer[], length: number, fileOffset: number, relSegment: number, path: string, scan: BackupScan, verifiedBelow?: number): void {
   for (let at = 0; at + PAGE_SIZE <= length; at += PAGE_SIZE) {
+    const page = rangeOf(parts, at, at + PAGE_SIZE, PAGE_SCRATCH);
+    if (verifiedBelow !== undefined && pageLsn(page) < verifiedBelow) continue;
     const pageNo = relSegment * PAGES_PER_SEGMENT + (fileOffset + at) / PAGE_SIZE;
-    if (verifyPage(rangeOf(parts, at, at + PAGE_SIZE, PAGE_SCRATCH), pageNo, scan.startLsn) === 'bad') {
+    if (verifyPage(page, pageNo, scan.startLsn) === 'bad') {
       scan.checksumFailureCount++;
       if (scan.checksumFailures.length < MAX_RECORDED_CHECKSUM_FAILURES) scan.checksumFailures.push({ file: path, offset: fileOffset + at });
     }
