@@ -20,6 +20,7 @@ import { parseLsn } from '../lib/core/engines/postgres/physical/page-checksum';
 import { Repository } from '../lib/core/repository/repository';
 import { bundleCli } from '../lib/local/cli-bundle';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../lib/local/throwaway-postgres';
+import { bundleWorkerLikeDockerfile } from '../lib/local/worker-bundle';
 import { freePort } from '../lib/core/free-port';
 import { measureOk, type RunResult } from './measure';
 import { quantileOf } from './targets';
@@ -30,6 +31,8 @@ export const TIDEMARK = 'tidemark';
 export const RAW_FLOOR = 'pg_basebackup -Ft -Xnone > /dev/null';
 export const ZSTD_FLOOR = 'pg_basebackup -Ft -Xnone | zstd -T0 -3';
 export const PGBACKREST = 'pgBackRest 2.45';
+/** The Fargate worker's entry, bundled with the Dockerfile's esbuild line, on Node 22 (the image's runtime). */
+export const WORKER = 'tidemark worker (Node 22)';
 
 export type PhysicalOperation = 'full' | 'incr' | 'restore' | 'pitr';
 
@@ -41,7 +44,7 @@ export interface PhysicalSample {
   readonly seconds: number;
   /** Bytes the backup added to its repository (or the floor's file). */
   readonly storedBytes?: number;
-  /** tidemark only: VmHWM of the CLI's node process, KiB. */
+  /** tidemark only: VmHWM of the node process (CLI or worker), KiB. */
   readonly peakRssKb?: number;
   /** pitr only: WAL bytes between the base backup's end and the target. */
   readonly walBytes?: number;
@@ -291,6 +294,29 @@ class PhysicalScale {
     this.record(sample);
   }
 
+  /**
+   * The worker as a scheduled task runs it: a full, the 1% update, an incr, once per scale after
+   * the rounds (its backups would change the chain the rounds' incrs build on): peak RSS, mainly.
+   */
+  async workerBackups(worker: { entry: string; node: string }): Promise<void> {
+    const run = async (type: 'full' | 'incr') => {
+      await this.settle();
+      const env = cleanEnv({ TIDEMARK_BENCH_KEY: this.key, TIDEMARK_CONFIG: this.config });
+      const r = await measureOk(worker.node, [worker.entry, 'backup', 'app', '--type', type], { env, pollRss: true });
+      const done = r.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { msg: string; result?: { id: string; storedBytes: number } })
+        .find((l) => l.msg === 'backup committed');
+      if (!done?.result) throw new Error(`the worker did not report a committed backup:\n${r.stdout}`);
+      this.tidemarkLatest = done.result.id;
+      this.record({ contender: WORKER, operation: type, scale: this.scale, round: 1, seconds: r.seconds, storedBytes: done.result.storedBytes, ...(r.peakRssKb ? { peakRssKb: r.peakRssKb } : {}) });
+    };
+    await run('full');
+    await this.updateOnePercent(this.options.runs + 1);
+    await run('incr');
+  }
+
   /** Changes one contiguous 1% of pgbench_accounts (by aid), a different range each round. */
   async updateOnePercent(round: number): Promise<void> {
     const rows = 100000 * this.scale;
@@ -485,10 +511,11 @@ class PhysicalScale {
     this.record({ contender, operation: 'pitr', scale: this.scale, round, seconds, walBytes, ...(replaySeconds !== undefined ? { replaySeconds } : {}) });
   }
 
-  async run(cli: string): Promise<{ samples: PhysicalSample[]; rpo: RecoveryPoint; databaseBytes: number }> {
+  async run(cli: string, worker: { entry: string; node: string } | undefined): Promise<{ samples: PhysicalSample[]; rpo: RecoveryPoint; databaseBytes: number }> {
     try {
       await this.setUp(cli);
       await this.compare();
+      if (worker) await this.workerBackups(worker);
       const { rpo, target, baseStopLsn, targetLsn } = await this.streamAndLoad();
       const walBytes = parseLsn(targetLsn) - parseLsn(baseStopLsn);
       this.log(`  PITR to ${target}: ${(walBytes / 2 ** 20).toFixed(0)} MiB of WAL after the bases`);
@@ -503,6 +530,20 @@ class PhysicalScale {
   }
 }
 
+/** The worker bundle and Node 22 (scripts/node22.sh), or undefined with the reason logged. */
+function findWorker(options: PhysicalOptions): { entry: string; node: string } | undefined {
+  try {
+    const node = execFileSync(join(ROOT, 'scripts', 'node22.sh'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const entry = join(options.workDir, 'worker', 'worker.js');
+    bundleWorkerLikeDockerfile(ROOT, entry);
+    options.log(`worker: ${execFileSync(node, ['--version'], { encoding: 'utf8' }).trim()} (scripts/node22.sh), the Dockerfile's bundle`);
+    return { entry, node };
+  } catch (e) {
+    options.log(`worker left out: ${(e as Error).message.split('\n')[0]} (set TIDEMARK_NODE22 to a Node 22 binary)`);
+    return undefined;
+  }
+}
+
 export async function runPhysicalPostgres(options: PhysicalOptions): Promise<PhysicalResult> {
   rmSync(options.workDir, { recursive: true, force: true });
   mkdirSync(options.workDir, { recursive: true });
@@ -510,11 +551,12 @@ export async function runPhysicalPostgres(options: PhysicalOptions): Promise<Phy
   try {
     options.log('bundling the CLI (lib/local/cli-bundle.ts, as npm run build does)');
     const cli = bundleCli(ROOT, join(options.workDir, 'cli'));
+    const worker = findWorker(options);
     const samples: PhysicalSample[] = [];
     const recoveryPoints: RecoveryPoint[] = [];
     const scales: { scale: number; databaseBytes: number }[] = [];
     for (const scale of options.scales) {
-      const r = await new PhysicalScale(scale, options).run(cli);
+      const r = await new PhysicalScale(scale, options).run(cli, worker);
       samples.push(...r.samples);
       recoveryPoints.push(r.rpo);
       scales.push({ scale, databaseBytes: r.databaseBytes });

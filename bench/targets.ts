@@ -116,6 +116,8 @@ export const PHYSICAL_TARGETS = {
 /** The physical contenders' names, as bench/physical-postgres.ts records them. */
 export interface PhysicalNames {
   readonly tidemark: string;
+  /** The Fargate worker's contender, held to the same memory targets when it ran. */
+  readonly worker?: string;
   readonly zstdFloor: string;
   readonly pgbackrest: string;
 }
@@ -168,6 +170,11 @@ export function checkPhysicalTargets(samples: readonly PhysicalSampleLike[], rec
       const kb = physicalMedian(samples, scale, operation, names.tidemark, (s) => s.peakRssKb);
       const subject = `${operation} backup, scale ${scale}, peak RSS`;
       out.push(Number.isNaN(kb) ? missing(subject, 'no RSS samples') : check(kb / 1024 < T.peakRssMiB, subject, `median ${(kb / 1024).toFixed(0)} MiB (target < ${T.peakRssMiB} MiB)`));
+      const worker = names.worker === undefined ? NaN : physicalMedian(samples, scale, operation, names.worker, (s) => s.peakRssKb);
+      if (!Number.isNaN(worker)) {
+        const at = `${operation} backup, scale ${scale}, ${names.worker}, peak RSS`;
+        out.push(check(worker / 1024 < T.peakRssMiB, at, `${(worker / 1024).toFixed(0)} MiB (target < ${T.peakRssMiB} MiB)`));
+      }
     }
   }
   if (scales.length > 1) {

@@ -61,6 +61,13 @@ describe('the physical benchmark targets', () => {
     expect(grown.filter((c) => !c.met).map((c) => c.text)).toEqual(['full backup, peak RSS flat from scale 50 to 200: 150 → 190 MiB = 1.27× (target ≤ 1.25×)']);
   });
 
+  it('holds the worker to the same memory limit when it ran', () => {
+    const worker = (kb: number): PhysicalSampleLike => ({ contender: 'wk', operation: 'full', scale: 50, round: 1, seconds: 2, peakRssKb: kb });
+    const judge = (kb: number) => checkPhysicalTargets([...round(50, 1), worker(kb)], [], { ...names, worker: 'wk' }).filter((c) => c.text.includes('wk'));
+    expect(judge(200 * 1024).map((c) => [c.met, c.text])).toEqual([[true, 'full backup, scale 50, wk, peak RSS: 200 MiB (target < 300 MiB)']]);
+    expect(judge(310 * 1024).map((c) => c.met)).toEqual([false]);
+  });
+
   it('says what was not measured instead of passing it', () => {
     const checks = verdicts(round(50, 1).filter((s) => s.contender !== 'pgbr'), []);
     expect(checks.filter((c) => c.text.includes('not measured')).length).toBe(4);
