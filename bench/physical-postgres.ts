@@ -22,7 +22,7 @@ import { bundleCli } from '../lib/local/cli-bundle';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../lib/local/throwaway-postgres';
 import { bundleWorkerLikeDockerfile } from '../lib/local/worker-bundle';
 import { freePort } from '../lib/core/free-port';
-import { measureOk, type RunResult } from './measure';
+import { CpuSampler, measureOk, type CpuBreakdown, type RunResult } from './measure';
 import { quantileOf } from './targets';
 
 const ROOT = resolve(__dirname, '..');
@@ -48,6 +48,8 @@ export interface PhysicalSample {
   readonly peakRssKb?: number;
   /** pitr only: WAL bytes between the base backup's end and the target. */
   readonly walBytes?: number;
+  /** CPU seconds by process name (node, zstd, pg_basebackup, pgbackrest, server = the source cluster's processes). */
+  readonly cpu?: CpuBreakdown;
   /** pitr only: seconds from the server's start (after the files were restored) to promotion. */
   readonly replaySeconds?: number;
 }
@@ -93,6 +95,15 @@ export interface PhysicalOptions {
   readonly flushSeconds: number;
   readonly workDir: string;
   readonly log: (line: string) => void;
+}
+
+/** "node 1.8, zstd 0.6, …": the groups with at least 0.05 s, largest first. */
+export function cpuText(cpu: CpuBreakdown): string {
+  return Object.entries(cpu)
+    .filter(([, v]) => v >= 0.05)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+    .join(', ');
 }
 
 /** PG* variables of the harness's environment must not redirect the tools. */
@@ -156,13 +167,19 @@ class PhysicalScale {
     return ['-h', '127.0.0.1', '-p', String(this.pg.port), '-U', 'postgres'];
   }
 
-  private tidemark(args: string[], pollRss = false): Promise<RunResult> {
-    return measureOk(process.execPath, [this.cli, '--config', this.config, ...args], { env: cleanEnv({ TIDEMARK_BENCH_KEY: this.key }), pollRss });
+  private tidemark(args: string[], pollRss = false, cpu?: CpuSampler): Promise<RunResult> {
+    return measureOk(process.execPath, [this.cli, '--config', this.config, ...args], { env: cleanEnv({ TIDEMARK_BENCH_KEY: this.key }), pollRss, cpu });
   }
 
-  private pgbackrest(args: string[]): Promise<RunResult> {
+  private pgbackrest(args: string[], cpu?: CpuSampler): Promise<RunResult> {
     const [command, argv] = asPostgres('pgbackrest', [`--config=${this.pgbrConf}`, '--stanza=bench', ...args]);
-    return measureOk(command, argv, { env: cleanEnv() });
+    return measureOk(command, argv, { env: cleanEnv(), cpu });
+  }
+
+  /** CPU seconds of the measured command's processes and of the source server's, by name. */
+  private sampler(): CpuSampler {
+    const serverPid = Number(readFileSync(join(this.pg.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    return new CpuSampler(serverPid, (comm, _cmdline, underServer) => (underServer ? 'server' : comm.startsWith('node') ? 'node' : comm));
   }
 
   async setUp(cli: string): Promise<void> {
@@ -202,15 +219,10 @@ class PhysicalScale {
       const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }));
       chownSync(this.pgbrConf, uid, gid);
     }
-    // Only the source archives: a restored copy runs the same archive_command in its own directory,
-    // and its new timeline must not reach the repository the next PITR round reads.
-    const push = `pgbackrest --config=${this.pgbrConf} --stanza=bench archive-push %p`;
-    await this.pg.restart({ archive_mode: 'on', archive_command: `test "$(/bin/pwd)" != '${this.pg.dataDir}' || ${push}` });
+    // archive_mode stays off until the PITR phase (startArchiving): with it on, pg_basebackup -Xnone
+    // waits at its end until the server archived the last segment, polling once a second, which
+    // would put 0–1 s of noise and a pgBackRest process start into every floor's time.
     await this.pgbackrest(['stanza-create']);
-    // Until the PITR phase nothing needs the archive, and pg_basebackup -Xnone waits at its end
-    // until the server archived the last segment: one pgBackRest process start would be in every
-    // floor's time. An instant archive_command keeps the floors what they claim to be.
-    await this.setArchiving(false);
 
     this.tidemarkRepo = join(this.dir, 'tidemark-repo');
     this.config = join(this.dir, 'tidemark.config.yaml');
@@ -231,10 +243,14 @@ class PhysicalScale {
     this.log(`  database ${(this.databaseBytes / 2 ** 20).toFixed(0)} MiB`);
   }
 
-  /** pgBackRest's archive-push (postgresql.conf) or an instant `true` (postgresql.auto.conf). */
-  private async setArchiving(on: boolean): Promise<void> {
-    await this.pg.sql(on ? 'ALTER SYSTEM RESET archive_command' : "ALTER SYSTEM SET archive_command = 'true'");
-    await this.pg.sql('select pg_reload_conf()');
+  /**
+   * pgBackRest's archive-push as archive_command, from here on (a restart). Only the source
+   * archives: a restored copy runs the same command in its own directory, and its new timeline must
+   * not reach the repository the next PITR round reads.
+   */
+  private async startArchiving(): Promise<void> {
+    const push = `pgbackrest --config=${this.pgbrConf} --stanza=bench archive-push %p`;
+    await this.pg.restart({ archive_mode: 'on', archive_command: `test "$(/bin/pwd)" != '${this.pg.dataDir}' || ${push}` });
   }
 
   async tearDown(): Promise<void> {
@@ -255,6 +271,7 @@ class PhysicalScale {
       sample.peakRssKb !== undefined ? `peak RSS ${(sample.peakRssKb / 1024).toFixed(0)} MiB` : '',
       sample.walBytes !== undefined ? `WAL ${(sample.walBytes / 2 ** 20).toFixed(0)} MiB` : '',
       sample.replaySeconds !== undefined ? `start + replay ${sample.replaySeconds.toFixed(2)} s` : '',
+      sample.cpu ? `cpu s: ${cpuText(sample.cpu)}` : '',
     ].filter(Boolean);
     this.log(`  s${this.scale} #${sample.round} ${sample.operation.padEnd(7)} ${sample.contender.padEnd(38)} ${sample.seconds.toFixed(2).padStart(7)} s  ${extra.join(', ')}`);
   }
@@ -271,22 +288,22 @@ class PhysicalScale {
     await this.settle();
     let sample: PhysicalSample;
     if (contender === TIDEMARK) {
-      const r = await this.tidemark(['--json', 'backup', 'app', '--type', type], true);
+      const r = await this.tidemark(['--json', 'backup', 'app', '--type', type], true, this.sampler());
       const out = JSON.parse(r.stdout) as { id: string; type: string; storedBytes: number };
       if (out.type !== type) throw new Error(`tidemark took a ${out.type} backup where a ${type} was asked for`);
       this.tidemarkLatest = out.id;
-      sample = { contender, operation: type, scale: this.scale, round, seconds: r.seconds, storedBytes: out.storedBytes, ...(r.peakRssKb ? { peakRssKb: r.peakRssKb } : {}) };
+      sample = { contender, operation: type, scale: this.scale, round, seconds: r.seconds, storedBytes: out.storedBytes, cpu: r.cpu, ...(r.peakRssKb ? { peakRssKb: r.peakRssKb } : {}) };
     } else if (contender === PGBACKREST) {
-      const r = await this.pgbackrest(['backup', `--type=${type}`]);
+      const r = await this.pgbackrest(['backup', `--type=${type}`], this.sampler());
       const newest = await this.pgbrNewest();
       this.pgbrLatest = newest.label;
-      sample = { contender, operation: type, scale: this.scale, round, seconds: r.seconds, storedBytes: newest.delta };
+      sample = { contender, operation: type, scale: this.scale, round, seconds: r.seconds, storedBytes: newest.delta, cpu: r.cpu };
     } else if (contender === RAW_FLOOR || contender === ZSTD_FLOOR) {
       const out = join(this.dir, 'floor.tar.zst');
       const basebackup = shq([pgBin('pg_basebackup'), ...this.conn(), '-Ft', '-Xnone', '--checkpoint=fast', '--no-password', '-D', '-']);
       const script = contender === RAW_FLOOR ? `${basebackup} > /dev/null` : `set -o pipefail; ${basebackup} | zstd -q -T0 -3 > ${shq([out])}`;
-      const r = await measureOk('bash', ['-c', script], { env: cleanEnv() });
-      sample = { contender, operation: type, scale: this.scale, round, seconds: r.seconds, ...(contender === ZSTD_FLOOR ? { storedBytes: treeBytes(out) } : {}) };
+      const r = await measureOk('bash', ['-c', script], { env: cleanEnv(), cpu: this.sampler() });
+      sample = { contender, operation: type, scale: this.scale, round, seconds: r.seconds, cpu: r.cpu, ...(contender === ZSTD_FLOOR ? { storedBytes: treeBytes(out) } : {}) };
       rmSync(out, { force: true });
     } else {
       throw new Error(`unknown backup contender ${contender}`);
@@ -347,15 +364,15 @@ class PhysicalScale {
     await this.settle();
     let r: RunResult;
     if (contender === TIDEMARK) {
-      r = await this.tidemark(['--json', 'restore', 'app', '--to', dir, '--backup', this.tidemarkLatest], true);
+      r = await this.tidemark(['--json', 'restore', 'app', '--to', dir, '--backup', this.tidemarkLatest], true, this.sampler());
     } else if (contender === PGBACKREST) {
-      r = await this.pgbackrest(['restore', `--set=${this.pgbrLatest}`, `--pg1-path=${dir}`, '--type=immediate']);
+      r = await this.pgbackrest(['restore', `--set=${this.pgbrLatest}`, `--pg1-path=${dir}`, '--type=immediate'], this.sampler());
     } else {
       throw new Error(`unknown restore contender ${contender}`);
     }
     this.checkRestored(dir, contender);
     rmSync(dir, { recursive: true, force: true });
-    this.record({ contender, operation: 'restore', scale: this.scale, round, seconds: r.seconds, ...(r.peakRssKb ? { peakRssKb: r.peakRssKb } : {}) });
+    this.record({ contender, operation: 'restore', scale: this.scale, round, seconds: r.seconds, cpu: r.cpu, ...(r.peakRssKb ? { peakRssKb: r.peakRssKb } : {}) });
   }
 
   /** Rounds of full, 1% update, incr, restore of the chain. */
@@ -378,6 +395,7 @@ class PhysicalScale {
    * comparison replays; it ends at a marker row whose commit time is the recovery target.
    */
   async streamAndLoad(): Promise<{ rpo: RecoveryPoint; target: string; baseStopLsn: string; targetLsn: string }> {
+    await this.startArchiving();
     const streamer = spawn(process.execPath, [this.cli, '--config', this.config, 'stream', 'app', '--spool', join(this.dir, 'spool')], {
       env: cleanEnv({ TIDEMARK_BENCH_KEY: this.key }),
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -393,7 +411,6 @@ class PhysicalScale {
         const point = await archive.newestDurablePoint().catch(() => undefined);
         return point ? parseLsn(point.lsn) : 0;
       };
-      await this.setArchiving(true);
       // The streamer holds its slot from here: a base backup taken now has all its WAL archived.
       const startedAt = Date.now();
       await sleep(2000);
