@@ -15,6 +15,7 @@ import { cpus, release, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseConfig } from '../lib/core/config/load';
 import { WalArchive } from '../lib/core/engines/postgres/wal/wal-archive';
+import { WalPrefetcher } from '../lib/core/engines/postgres/wal/wal-prefetch';
 import { pgBin } from '../lib/core/engines/postgres/tools';
 import { parseLsn } from '../lib/core/engines/postgres/physical/page-checksum';
 import { Repository } from '../lib/core/repository/repository';
@@ -63,6 +64,15 @@ export interface RecoveryPoint {
   readonly lost: number;
 }
 
+/** WAL fetched the way restore_command asks for it: one segment at a time, in order. */
+export interface WalFetch {
+  readonly scale: number;
+  readonly contender: string;
+  readonly segments: number;
+  readonly bytes: number;
+  readonly seconds: number;
+}
+
 export interface PhysicalFacts {
   readonly date: string;
   readonly cpuModel: string;
@@ -84,6 +94,7 @@ export interface PhysicalResult {
   readonly scales: readonly { scale: number; databaseBytes: number }[];
   readonly samples: readonly PhysicalSample[];
   readonly recoveryPoints: readonly RecoveryPoint[];
+  readonly walFetches: readonly WalFetch[];
 }
 
 export interface PhysicalOptions {
@@ -491,6 +502,40 @@ class PhysicalScale {
     }
   }
 
+  /**
+   * WAL fetch throughput: every completed segment from the PITR base to the target, fetched in
+   * order as PostgreSQL's restore_command asks for them (a shell runs the command per segment):
+   * tidemark's prefetcher (what `tidemark restore` sets up: 4 downloads ahead, decrypted into a
+   * spool the command moves from) against `pgbackrest archive-get` (2.45's restore_command).
+   */
+  async walFetch(baseStopLsn: string, targetLsn: string): Promise<WalFetch[]> {
+    const names = (
+      await this.pg.sql(
+        `select distinct pg_walfile_name('${baseStopLsn}'::pg_lsn + (g::numeric * 16777216)) n from generate_series(0, ceil(pg_wal_lsn_diff('${targetLsn}', '${baseStopLsn}') / 16777216)::int) g order by n`,
+      )
+    )
+      .split('\n')
+      .filter(Boolean);
+    const segments = names.slice(0, -1); // the target's own segment may be archived only as a partial
+    const dest = join(this.dir, 'RECOVERYXLOG');
+    const bytes = segments.length * 16 * 2 ** 20;
+    const out: WalFetch[] = [];
+    const config = parseConfig(readFileSync(this.config, 'utf8'), this.config);
+    const prefetcher = new WalPrefetcher(new WalArchive(await Repository.open(config), 'app'), { spoolDir: join(this.dir, 'fetch-spool') });
+    let started = process.hrtime.bigint();
+    await prefetcher.start(segments[0]);
+    for (const name of segments) await measureOk('sh', ['-c', prefetcher.restoreCommand.replace(/%f/g, name).replace(/%p/g, dest)]);
+    await prefetcher.stop();
+    out.push({ scale: this.scale, contender: TIDEMARK, segments: segments.length, bytes, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
+    const pgbrDest = join(this.pg.dir, 'RECOVERYXLOG');
+    started = process.hrtime.bigint();
+    for (const name of segments) await this.pgbackrest(['archive-get', name, pgbrDest]);
+    out.push({ scale: this.scale, contender: PGBACKREST, segments: segments.length, bytes, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
+    rmSync(dest, { force: true });
+    for (const f of out) this.log(`  WAL fetch, ${f.contender}: ${f.segments} segments in ${f.seconds.toFixed(2)} s = ${(f.bytes / 1e6 / f.seconds).toFixed(0)} MB/s`);
+    return out;
+  }
+
   /** PITR to `target`: restore, start, replay until promoted, both tools; the server stopped after. */
   async pitr(contender: string, round: number, target: string, walBytes: number): Promise<void> {
     const dir = this.freshDir();
@@ -528,7 +573,7 @@ class PhysicalScale {
     this.record({ contender, operation: 'pitr', scale: this.scale, round, seconds, walBytes, ...(replaySeconds !== undefined ? { replaySeconds } : {}) });
   }
 
-  async run(cli: string, worker: { entry: string; node: string } | undefined): Promise<{ samples: PhysicalSample[]; rpo: RecoveryPoint; databaseBytes: number }> {
+  async run(cli: string, worker: { entry: string; node: string } | undefined): Promise<{ samples: PhysicalSample[]; rpo: RecoveryPoint; walFetches: WalFetch[]; databaseBytes: number }> {
     try {
       await this.setUp(cli);
       await this.compare();
@@ -540,7 +585,8 @@ class PhysicalScale {
         const order = round % 2 ? [TIDEMARK, PGBACKREST] : [PGBACKREST, TIDEMARK];
         for (const c of order) await this.pitr(c, round, target, walBytes);
       }
-      return { samples: this.samples, rpo, databaseBytes: this.databaseBytes };
+      const walFetches = await this.walFetch(baseStopLsn, targetLsn);
+      return { samples: this.samples, rpo, walFetches, databaseBytes: this.databaseBytes };
     } finally {
       await this.tearDown();
     }
@@ -571,11 +617,13 @@ export async function runPhysicalPostgres(options: PhysicalOptions): Promise<Phy
     const worker = findWorker(options);
     const samples: PhysicalSample[] = [];
     const recoveryPoints: RecoveryPoint[] = [];
+    const walFetches: WalFetch[] = [];
     const scales: { scale: number; databaseBytes: number }[] = [];
     for (const scale of options.scales) {
       const r = await new PhysicalScale(scale, options).run(cli, worker);
       samples.push(...r.samples);
       recoveryPoints.push(r.rpo);
+      walFetches.push(...r.walFetches);
       scales.push({ scale, databaseBytes: r.databaseBytes });
     }
     const facts: PhysicalFacts = {
@@ -592,7 +640,7 @@ export async function runPhysicalPostgres(options: PhysicalOptions): Promise<Phy
       loadBefore,
       loadAfter: loadAverage(),
     };
-    return { facts, runs: options.runs, scales, samples, recoveryPoints };
+    return { facts, runs: options.runs, scales, samples, recoveryPoints, walFetches };
   } finally {
     rmSync(options.workDir, { recursive: true, force: true });
   }

@@ -72,6 +72,14 @@ export function renderPhysicalMarkdown(result: PhysicalResult, command: string):
         lines.push(`- ${contender}: ${Number.isNaN(replay) ? 'not measured' : `${(wal / 1e6 / replay).toFixed(0)} MB/s (${s2(replay)} s)`}`);
       }
     }
+    const fetches = result.walFetches.filter((f) => f.scale === scale);
+    if (fetches.length > 0) {
+      lines.push('', 'WAL fetch, segment by segment in order as restore_command asks (WAL-G\'s published serial fetch: 24 MB/s, wal-g#892):');
+      for (const f of fetches) {
+        const how = f.contender === TIDEMARK ? 'the prefetcher `tidemark restore` sets up (4 downloads ahead)' : '`pgbackrest archive-get` per segment';
+        lines.push(`- ${f.contender}, ${how}: ${f.segments} segments in ${s2(f.seconds)} s = ${(f.bytes / 1e6 / f.seconds).toFixed(0)} MB/s`);
+      }
+    }
     const rp = result.recoveryPoints.find((r) => r.scale === scale);
     if (rp) {
       lines.push(
