@@ -34,6 +34,8 @@ have zstd || missing+=(zstd)
 have_all mydumper myloader || missing+=(mydumper)
 # The report test opens the page in a real browser (playwright-core drives Debian's chromium).
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
+# The physical benchmark's reference (npm run bench:physical): pgBackRest 2.45 from Debian 12.
+have pgbackrest || missing+=(pgbackrest)
 
 if ((${#missing[@]} == 0)); then
   echo "setup: all system packages present"
