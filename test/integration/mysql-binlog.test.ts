@@ -149,6 +149,17 @@ describe('MySQL/MariaDB continuous binlog and point-in-time restore', () => {
     expect(await ids('pitr_latest')).toEqual(range(1, 15));
   });
 
+  it('--latest keeps what was committed in the newest dump\'s own second, after it (binlog times are whole seconds)', async () => {
+    await source.sql('CREATE TABLE same_second (id INT PRIMARY KEY) ENGINE=InnoDB', 'app');
+    await runBackup(config, 'app', { type: 'logical', progress: silentProgress });
+    const dumped = (await runList(config, 'app')).backups.at(-1)!.restorePoint;
+    // The event carries the dump's second, as a commit right after the snapshot would.
+    await source.sql(`SET TIMESTAMP = ${Math.floor(Date.parse(dumped) / 1000)}; INSERT INTO same_second VALUES (1)`, 'app');
+    await waitDurable(await masterStatus());
+    await runRestore(config, 'app', { to: target.url('latest_same_second'), latest: true, progress: silentProgress });
+    expect(await ids('latest_same_second', 'same_second')).toEqual([1]);
+  });
+
   it('--before-drop brings the table back with every row and nothing committed after the drop, though another table was dropped later', async () => {
     await source.sql("INSERT INTO precious VALUES (6, 'f'), (7, 'g'), (8, 'h')", 'app');
     await source.sql('DROP TABLE IF EXISTS `sc ratch`, precious /* cleanup */', 'app');

@@ -192,9 +192,13 @@ export async function planBinlogReplay(repository: Repository, source: string, b
       case 'latest': {
         const run = runs[runs.length - 1];
         const backup = dumpsIn(run).pop()!;
-        // A dump newer than where that archive ends (taken after a gap, say) is the later point.
+        // A dump newer than where that archive ends (taken after a gap, say) is the later point. Not
+        // when the run holds its coordinates: then the run goes on from it, however close in time
+        // (binlog times are whole seconds, a dump's are not: commits in the dump's own second after
+        // it would be lost by comparing times).
         const newestDump = [...backups].filter((b) => b.details.kind === 'mysql-logical').sort((a, b) => a.restorePoint.time.localeCompare(b.restorePoint.time)).pop()!;
-        if (newestDump.restorePoint.time > runEndTime(run)) {
+        const continues = detailsOf(newestDump).binlog !== undefined && positionIn(coordsOf(newestDump), run);
+        if (!continues && newestDump.restorePoint.time > runEndTime(run)) {
           await staging.remove();
           return { backup: newestDump, restorePoint: newestDump.restorePoint };
         }
