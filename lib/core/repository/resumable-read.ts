@@ -110,6 +110,11 @@ class ResumableRead extends Readable {
     if (this.destroyed || this.reopening) return;
     this.disarmStall();
     this.detach()?.destroy();
+    // The connection broke after the last byte wanted had arrived: nothing is missing.
+    if (this.position > this.options.end) {
+      this.push(null);
+      return;
+    }
     const attempts = this.options.attempts ?? 5;
     if (this.tries >= attempts) {
       this.destroy(new StorageError(`reading ${this.options.what} failed at byte ${this.position} after ${attempts} tries: ${reason}`, 'Other'));
