@@ -63,3 +63,24 @@ export class BackupNotFound extends TidemarkError {}
 
 /** A child process (pg_dump, zstd, ...) failed. */
 export class ToolFailed extends TidemarkError {}
+
+/** Errors of the local disk a restore writes to, worth one clear line rather than a stack. */
+const DISK_ERRORS: Readonly<Record<string, string>> = {
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'the disk quota is exhausted',
+  EROFS: 'the file system is read-only',
+  EACCES: 'permission denied',
+  EIO: 'an I/O error of the device',
+};
+
+/**
+ * A file system error of a restore target as a TidemarkError naming the target and what ran out;
+ * anything else is returned as it is.
+ */
+export function diskError(e: unknown, target: string): unknown {
+  const err = e as NodeJS.ErrnoException;
+  const code = err?.code;
+  if (e instanceof TidemarkError || code === undefined || !(code in DISK_ERRORS)) return e;
+  const where = err.path ? ` writing ${err.path}` : '';
+  return new TidemarkError(`restore into ${target} failed: ${DISK_ERRORS[code]} (${code}${where})`, { cause: e });
+}

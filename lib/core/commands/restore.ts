@@ -5,7 +5,7 @@ import type { TidemarkConfig } from '../config/schema';
 import type { RestoreTarget } from '../engines/engine';
 import { parseRecoveryTarget, type RecoveryTargetOptions } from '../engines/recovery-target';
 import { restoreMethod } from '../engines/registry';
-import { UsageError } from '../errors';
+import { diskError, UsageError } from '../errors';
 import type { Progress } from '../progress';
 import { Repository } from '../repository/repository';
 
@@ -73,7 +73,9 @@ export async function runRestore(config: TidemarkConfig, source: string, options
   const plan = await method.planRestore(run, await repository.catalog(source), { at, to, force: options.force ?? false });
   // Objects the tiering moved to GLACIER/DEEP_ARCHIVE are restored by S3 first (time and cost said up front).
   await repository.store.rehydrate?.(plan.chain.flatMap((m) => m.objects.map((o) => o.key)), { progress: options.progress, signal: run.signal });
-  const restored = await method.applyRestore(run, plan);
+  const restored = await method.applyRestore(run, plan).catch((e: unknown) => {
+    throw to.kind === 'data-dir' ? diskError(e, to.path) : e;
+  });
   const backup = plan.chain[plan.chain.length - 1];
   return {
     backup: backup.id,

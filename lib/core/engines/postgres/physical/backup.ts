@@ -251,8 +251,10 @@ export async function backupPostgresPhysical(run: EngineRun, requested: BackupTy
     return await writer.commit({ time: (scan.stopTime ?? new Date()).toISOString(), lsn: range.stopLsn }, details);
   } catch (e) {
     packs.abort(e as Error);
-    await packs.finish().catch(() => undefined);
-    throw e;
+    // A pack that failed to store (a full disk, S3 down) is the cause; the tar stream's "Premature
+    // close" that follows it is only the symptom, and either may be the one that got here first.
+    const packFailure = await packs.finish().then(() => undefined, (x: unknown) => x);
+    throw firstCause(packFailure === undefined ? [e] : [e, packFailure]);
   } finally {
     await session.close();
   }
