@@ -59,9 +59,11 @@ export async function backupPostgresLogical(run: EngineRun): Promise<BackupManif
     }
 
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    // The insert position, not the write position: with synchronous_commit off, commits the
+    // snapshot sees can still sit in WAL buffers, and a PITR to the recorded LSN must include them.
     const { rows } = await client.query(`
       select pg_export_snapshot() as snapshot, now() as at,
-             (case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_lsn() end)::text as lsn`);
+             (case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_insert_lsn() end)::text as lsn`);
     const snapshot: { snapshot: string; at: Date; lsn: string } = rows[0];
     const checksums = recordTableChecksums(ep, snapshot.snapshot, { signal: checksumStop.controller.signal }).then(
       (recorded) => ({ recorded }),
