@@ -118,6 +118,19 @@ describe('drill worker: PostgreSQL logical', () => {
     expect(again.predictedRtoSeconds).toBeGreaterThan(0);
   });
 
+  it('bounded checksums: above drill.tableChecksums.exactMiB a table is hashed on a key sample, recorded as such, and the drill repeats it', async () => {
+    const config = configFor('sampled', { tableChecksums: { exactMiB: 1 } });
+    const made = await backup(config);
+    const manifest = JSON.parse(readFileSync(join(tmp.path, 'repo-sampled', 'app', 'backups', made.id, 'manifest.json'), 'utf8')).manifest;
+    const recorded = manifest.details.tableChecksums;
+    expect(recorded).toMatchObject({ method: 'row-md5-sum/1', exactBytes: 1024 * 1024 });
+    expect(recorded.tables['public.pgbench_accounts']).toMatchObject({ rows: 100000, sample: { key: ['aid'], modulus: expect.any(Number) } });
+    expect(recorded.tables['public.pgbench_branches']).toEqual({ rows: 1, sum: expect.stringMatching(/^-?\d+$/) });
+    const report = reportOf(await drill(config, '20261201T080050Z-ffffff'));
+    expect(report.ok).toBe(true);
+    expect(report.checks.find((c) => c.name === 'recorded checksums')!.detail).toMatch(/equal to backup \S+'s record \(\d+ exact, \d+ on a key sample\)/);
+  });
+
   it('an assertion that fails: exit 4, report ok:false naming it, no server left, scratch dir removed', async () => {
     const config = configFor('fail', { assertions: [{ name: 'impossible', sql: 'select count(*) from pgbench_branches', expect: 42 }] });
     await backup(config);

@@ -65,10 +65,17 @@ export async function backupPostgresLogical(run: EngineRun): Promise<BackupManif
       select pg_export_snapshot() as snapshot, now() as at,
              (case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_insert_lsn() end)::text as lsn`);
     const snapshot: { snapshot: string; at: Date; lsn: string } = rows[0];
-    const checksums = recordTableChecksums(ep, snapshot.snapshot, { signal: checksumStop.controller.signal }).then(
-      (recorded) => ({ recorded }),
-      (e: unknown) => ({ error: (e as Error).message }),
-    );
+    const checksumConfig = run.config.drill?.tableChecksums;
+    const checksums =
+      checksumConfig === false
+        ? Promise.resolve(undefined)
+        : recordTableChecksums(ep, snapshot.snapshot, {
+            signal: checksumStop.controller.signal,
+            ...(checksumConfig?.exactMiB ? { exactBytes: checksumConfig.exactMiB * 1024 * 1024 } : {}),
+          }).then(
+            (recorded) => ({ recorded }),
+            (e: unknown) => ({ error: (e as Error).message }),
+          );
 
     // The tools start now and read the catalog while the key check may still be running; their
     // output waits in the pipe until the writer is ready (or they are killed if it never is).
@@ -104,7 +111,8 @@ export async function backupPostgresLogical(run: EngineRun): Promise<BackupManif
     const errors = results.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
     if (errors.length > 0) throw firstCause(errors);
     const checked = await checksums;
-    if ('error' in checked) progress.note(`table checksums not recorded: ${checked.error}`);
+    if (!checked) progress.note('table checksums: off (drill.tableChecksums: false)');
+    else if ('error' in checked) progress.note(`table checksums not recorded: ${checked.error}`);
     else progress.note(`table checksums: ${Object.keys(checked.recorded.tables).length} tables in ${checked.recorded.seconds.toFixed(1)} s`);
     const details: PgLogicalDetails = {
       kind: 'pg-logical',
@@ -116,7 +124,7 @@ export async function backupPostgresLogical(run: EngineRun): Promise<BackupManif
       encoding: server.encoding,
       collate: server.collate,
       ctype: server.ctype,
-      ...('error' in checked ? { tableChecksumsError: checked.error } : { tableChecksums: checked.recorded }),
+      ...(!checked ? {} : 'error' in checked ? { tableChecksumsError: checked.error } : { tableChecksums: checked.recorded }),
     };
     return await writer.commit({ time: snapshot.at.toISOString(), lsn: snapshot.lsn }, details);
   } catch (e) {
