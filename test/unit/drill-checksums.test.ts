@@ -27,9 +27,12 @@ describe('planTableHashing: bounded cost per table', () => {
 
   it('a drill repeats the hashing the record was made with', () => {
     expect(recordedHashing({ rows: 3, sum: '9' })).toEqual({ mode: 'exact' });
-    expect(recordedHashing({ rows: 3, sum: '9', sample: { key: ['id'], modulus: 8 } })).toEqual({ mode: 'sample', key: ['id'], modulus: 8 });
+    expect(recordedHashing({ rows: 3, sum: '9', sample: { key: ['id'], modulus: 8 } })).toEqual({ mode: 'sample', key: ['id'], modulus: 8, byValue: false });
+    expect(recordedHashing({ rows: 3, sum: '9', sample: { key: ['id'], modulus: 8, by: 'value' } })).toEqual({ mode: 'sample', key: ['id'], modulus: 8, byValue: true });
     expect(recordedHashing({ rows: 3, countOnly: 'no key' })).toEqual({ mode: 'count', reason: 'no key' });
-    expect(planTableHashing({ name: 't', bytes: 600 * MiB, primaryKey: ['id'] })).toEqual({ mode: 'sample', key: ['id'], modulus: 4 });
+    expect(planTableHashing({ name: 't', bytes: 600 * MiB, primaryKey: ['id'] })).toEqual({ mode: 'sample', key: ['id'], modulus: 4, byValue: false });
+    expect(planTableHashing({ name: 't', bytes: 600 * MiB, primaryKey: ['id'], integerKey: true })).toEqual({ mode: 'sample', key: ['id'], modulus: 4, byValue: true });
+    expect(planTableHashing({ name: 't', bytes: 600 * MiB, primaryKey: ['a', 'b'], integerKey: true })).toMatchObject({ byValue: false });
   });
 });
 

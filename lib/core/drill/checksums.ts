@@ -8,8 +8,9 @@ import { z } from 'zod';
  * compares two sets of results.
  *
  * Bounded cost: every table gets an exact row count (one sequential scan, no hashing); a table
- * above `exactBytes` is hashed only on a deterministic sample, the rows whose primary key hashes to
- * 0 modulo `modulus` (a power of two, chosen so about `exactBytes` are hashed). The sample depends
+ * above `exactBytes` is hashed only on a deterministic sample, the rows whose primary key (its value
+ * when it is one integer column, else its md5) is 0 modulo `modulus` (a power of two, chosen so
+ * about `exactBytes` are hashed). The sample depends
  * on the key's values only, not on where rows lie on disk, so the restored copy samples the same
  * rows. A large table without a primary key gets its count only, and the record says so.
  */
@@ -24,7 +25,14 @@ export const TableChecksumSchema = z.object({
   /** Order-independent sum of per-row hashes (decimal text); absent when only counted. */
   sum: z.string().regex(/^-?\d+$/).optional(),
   /** The sample the sum covers, when not every row. */
-  sample: z.object({ key: z.array(z.string()).min(1), modulus: z.number().int().min(2) }).optional(),
+  sample: z
+    .object({
+      key: z.array(z.string()).min(1),
+      modulus: z.number().int().min(2),
+      /** `value`: an integer key's own value modulo `modulus` (no hashing); absent: the key's md5. */
+      by: z.literal('value').optional(),
+    })
+    .optional(),
   /** Why only the count was recorded. */
   countOnly: z.string().optional(),
 });
@@ -46,11 +54,13 @@ export interface TableShape {
   readonly bytes: number;
   /** Primary key columns, in key order; empty when there is none. */
   readonly primaryKey: readonly string[];
+  /** The key is one integer column: sample by its value, which costs nothing to compute. */
+  readonly integerKey?: boolean;
 }
 
 export type TableHashing =
   | { readonly mode: 'exact' }
-  | { readonly mode: 'sample'; readonly key: readonly string[]; readonly modulus: number }
+  | { readonly mode: 'sample'; readonly key: readonly string[]; readonly modulus: number; readonly byValue: boolean }
   | { readonly mode: 'count'; readonly reason: string };
 
 /** How one table is hashed under the byte budget. */
@@ -61,12 +71,12 @@ export function planTableHashing(table: TableShape, exactBytes = DEFAULT_EXACT_B
   }
   let modulus = 2;
   while (table.bytes / modulus > exactBytes) modulus *= 2;
-  return { mode: 'sample', key: table.primaryKey, modulus };
+  return { mode: 'sample', key: table.primaryKey, modulus, byValue: table.integerKey === true && table.primaryKey.length === 1 };
 }
 
 /** The hashing a recorded checksum was made with, to repeat it on the restored table. */
 export function recordedHashing(recorded: TableChecksum): TableHashing {
-  if (recorded.sample) return { mode: 'sample', key: recorded.sample.key, modulus: recorded.sample.modulus };
+  if (recorded.sample) return { mode: 'sample', key: recorded.sample.key, modulus: recorded.sample.modulus, byValue: recorded.sample.by === 'value' };
   if (recorded.sum === undefined) return { mode: 'count', reason: recorded.countOnly ?? 'count only' };
   return { mode: 'exact' };
 }

@@ -92,6 +92,8 @@ export interface DrillSupport {
   /** The time a restore to `at` would land at, or undefined when this method's backups cannot reach it. */
   reach(run: EngineRun, catalog: Catalog, at: RecoveryTarget): Promise<string | undefined>;
   provision(run: EngineRun, catalog: Catalog, at: RecoveryTarget, scratchDir: string): Promise<DrillInstance>;
+  /** A database restored by someone else (an RDS instance the state machine restored): as the source's user. */
+  connect?(run: EngineRun, endpoint: { readonly host: string; readonly port: number }): Promise<DrillDatabase>;
 }
 
 export interface DrillInstance {

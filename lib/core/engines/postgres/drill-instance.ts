@@ -3,23 +3,23 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { Client } from 'pg';
+import type { Client } from 'pg';
 import type { TableChecksums } from '../../drill/checksums';
 import { ToolFailed } from '../../errors';
 import { freePort } from '../../free-port';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../../process/throwaway-postgres';
 import type { BackupManifest } from '../../repository/manifest';
 import { childEnv } from '../../secrets';
-import type { DrillDatabase, DrillInstance, DrillSupport } from '../engine';
+import type { DrillDatabase, DrillInstance, DrillSupport, EngineRun } from '../engine';
 import { selectBackup } from '../select-backup';
-import { parsePostgresUrl } from './connection';
+import { connectPg, parsePostgresUrl, PgToolSession, type PgEndpoint } from './connection';
 import { restoredTableChecksums } from './logical-checksums';
 import type { PgLogicalDetails } from './logical-details';
 import type { PgPhysicalDetails } from './physical/details';
 import { planReplay } from './physical/pitr';
 import { osUserIds, serverBinDir, startRestoredCluster, type RestoredCluster } from './physical/start-cluster';
-import { postgresSource } from './source';
-import { findPostgresBinDir } from './tools';
+import { postgresSource, sourceEndpoint } from './source';
+import { findPostgresBinDir, pgBin } from './tools';
 
 /**
  * The drill side of the PostgreSQL methods (engine.ts DrillSupport): a logical backup is restored
@@ -46,7 +46,14 @@ function logicalBinDir(major: number): string {
 const isPgLogical = (m: BackupManifest) => m.details.kind === 'pg-logical';
 const isPgPhysical = (m: BackupManifest) => m.details.kind === 'pg-physical';
 
+/** A restored database someone else provisioned (RDS): over TCP, as the source's user with its password. */
+async function connectRestored(run: EngineRun, endpoint: { host: string; port: number }): Promise<DrillDatabase> {
+  const ep = await sourceEndpoint(run.source, postgresSource(run.config));
+  return PgDrillDatabase.connect([{ ...ep, host: endpoint.host, port: endpoint.port }], findPostgresBinDir().dir);
+}
+
 export const pgLogicalDrill: DrillSupport = {
+  connect: connectRestored,
   async reach(_run, catalog, at) {
     try {
       return selectBackup(catalog, at, '', { summary: 'logical (pg_dump)', accepts: isPgLogical }).restorePoint.time;
@@ -73,7 +80,7 @@ class LogicalInstance implements DrillInstance {
   }
 
   async open(): Promise<DrillDatabase> {
-    return PgDrillDatabase.connect({ socketDir: this.cluster.dir, port: this.cluster.port, database: this.database, binDir: this.cluster.binDir, users: ['postgres'] });
+    return PgDrillDatabase.connect(socketEndpoints(this.cluster.dir, this.cluster.port, this.database, ['postgres']), this.cluster.binDir);
   }
 
   stop(): Promise<void> {
@@ -122,13 +129,7 @@ class PhysicalInstance implements DrillInstance {
     const original = await readFile(hba, 'utf8').catch(() => '');
     await writeFile(hba, `# tidemark drill: only the socket in this data directory, nothing over TCP\nlocal all all trust\n# source's rules, unused:\n${original.replace(/^/gm, '# ')}\n`);
     this.cluster = await startRestoredCluster(this.dataDir, this.major, { port: await freePort(), settings: { listen_addresses: '' }, timeoutSeconds: 600 });
-    return PgDrillDatabase.connect({
-      socketDir: this.dataDir,
-      port: this.cluster.port,
-      database: this.database,
-      binDir: serverBinDir(this.major),
-      users: ['postgres', this.sourceUser],
-    });
+    return PgDrillDatabase.connect(socketEndpoints(this.dataDir, this.cluster.port, this.database, ['postgres', this.sourceUser]), serverBinDir(this.major));
   }
 
   async stop(): Promise<void> {
@@ -142,36 +143,29 @@ class PhysicalInstance implements DrillInstance {
   }
 }
 
-interface PgDrillConnection {
-  readonly socketDir: string;
-  readonly port: number;
-  readonly database: string;
-  readonly binDir: string;
-  /** Logins to try, the first that exists wins (the bootstrap superuser is usually `postgres`). */
-  readonly users: readonly string[];
+/** Where the drill reaches the restored database: candidates tried in order (the bootstrap superuser is usually `postgres`). */
+function socketEndpoints(socketDir: string, port: number, database: string, users: readonly string[]): PgEndpoint[] {
+  return [...new Set(users)].map((user) => ({ host: socketDir, port, user, database, options: {} }));
 }
 
 class PgDrillDatabase implements DrillDatabase {
   private constructor(
     private readonly client: Client,
-    private readonly where: PgDrillConnection,
-    private readonly user: string,
+    private readonly ep: PgEndpoint,
+    private readonly binDir: string,
   ) {}
 
-  static async connect(where: PgDrillConnection): Promise<PgDrillDatabase> {
+  /** The first endpoint that accepts us; over a socket, or over TCP with the source's password (RDS). */
+  static async connect(endpoints: readonly PgEndpoint[], binDir: string): Promise<PgDrillDatabase> {
     let last: unknown;
-    for (const user of where.users) {
-      const client = new Client({ host: where.socketDir, port: where.port, user, database: where.database, connectionTimeoutMillis: 10_000, application_name: 'tidemark drill' });
-      client.on('error', () => undefined);
+    for (const ep of endpoints) {
       try {
-        await client.connect();
-        return new PgDrillDatabase(client, where, user);
+        return new PgDrillDatabase(await connectPg(ep, 'the restored database'), ep, binDir);
       } catch (e) {
         last = e;
-        await client.end().catch(() => undefined);
       }
     }
-    throw new ToolFailed(`cannot connect to the restored database ${where.database}: ${(last as Error).message}`);
+    throw last instanceof Error ? last : new ToolFailed(`cannot connect to the restored database ${endpoints[0]?.database}`);
   }
 
   async scalar(sql: string): Promise<string | null> {
@@ -184,20 +178,28 @@ class PgDrillDatabase implements DrillDatabase {
 
   /** pg_amcheck over every table and B-tree index of the database (the amcheck extension installed on the copy). */
   async verify(signal: AbortSignal): Promise<{ name: string; ok: boolean; detail: string }> {
-    const amcheck = join(this.where.binDir, 'pg_amcheck');
-    if (!existsSync(amcheck)) return { name: 'pg_amcheck', ok: false, detail: `pg_amcheck not found in ${this.where.binDir}` };
-    const env = { ...Object.fromEntries(Object.entries(childEnv()).filter(([k]) => !k.startsWith('PG'))), PGCONNECT_TIMEOUT: '10' };
-    const args = ['--install-missing', '--no-password', '-h', this.where.socketDir, '-p', String(this.where.port), '-U', this.user, '--database', this.where.database];
+    let amcheck = join(this.binDir, 'pg_amcheck');
+    if (!existsSync(amcheck)) {
+      try {
+        amcheck = pgBin('pg_amcheck');
+      } catch {
+        return { name: 'pg_amcheck', ok: false, detail: `pg_amcheck not found in ${this.binDir}: install the PostgreSQL client tools` };
+      }
+    }
+    // Host, user and password through the session's environment and passfile, never argv.
+    const session = await PgToolSession.open(this.ep);
     try {
-      await run(amcheck, args, { env, signal, maxBuffer: 16 * 1024 * 1024 });
+      await run(amcheck, ['--install-missing', '--no-password', '--database', this.ep.database], { env: session.env, signal, maxBuffer: 16 * 1024 * 1024 });
       const { rows } = await this.client.query(`select count(*)::int as n from pg_class c join pg_namespace n on n.oid = c.relnamespace
         where c.relkind in ('r', 'm', 'i') and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_(toast|temp)'`);
-      return { name: 'pg_amcheck', ok: true, detail: `no corruption in ${rows[0].n} tables and indexes of ${this.where.database}` };
+      return { name: 'pg_amcheck', ok: true, detail: `no corruption in ${rows[0].n} tables and indexes of ${this.ep.database}` };
     } catch (e) {
       const err = e as { code?: number | string; stdout?: string; stderr?: string; message: string };
       const out = `${err.stdout ?? ''}${err.stderr ?? ''}`.trim().split('\n');
       if (err.code === 2) return { name: 'pg_amcheck', ok: false, detail: `corruption found: ${out.slice(0, 3).join(' | ')}` };
       return { name: 'pg_amcheck', ok: false, detail: `pg_amcheck failed: ${out.slice(-2).join(' | ') || err.message}` };
+    } finally {
+      await session.close();
     }
   }
 

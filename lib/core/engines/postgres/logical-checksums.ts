@@ -64,15 +64,20 @@ interface Shape {
   readonly name: string;
   readonly bytes: number;
   readonly primaryKey: readonly string[];
+  readonly integerKey: boolean;
 }
 
 async function tableShapes(client: Client): Promise<Shape[]> {
-  const { rows } = await client.query<{ schema: string; name: string; bytes: string; pk: string[] | null }>(`
+  const { rows } = await client.query<{ schema: string; name: string; bytes: string; pk: string[] | null; pk_types: string[] | null }>(`
     select n.nspname as schema, c.relname as name, pg_table_size(c.oid)::text as bytes,
            (select array_agg(a.attname::text order by k.ord)
               from pg_index i cross join unnest(i.indkey) with ordinality k(attnum, ord)
               join pg_attribute a on a.attrelid = c.oid and a.attnum = k.attnum
-             where i.indrelid = c.oid and i.indisprimary) as pk
+             where i.indrelid = c.oid and i.indisprimary) as pk,
+           (select array_agg(a.atttypid::regtype::text order by k.ord)
+              from pg_index i cross join unnest(i.indkey) with ordinality k(attnum, ord)
+              join pg_attribute a on a.attrelid = c.oid and a.attnum = k.attnum
+             where i.indrelid = c.oid and i.indisprimary) as pk_types
       from pg_class c join pg_namespace n on n.oid = c.relnamespace
      where c.relkind in ('r', 'm') and n.nspname not in ('pg_catalog', 'information_schema')
        and n.nspname !~ '^pg_(toast|temp)'
@@ -80,11 +85,22 @@ async function tableShapes(client: Client): Promise<Shape[]> {
   const listed = new Set((await listUserTables(client)).map((t) => `${t.schema}.${t.name}`));
   return rows
     .filter((r) => listed.has(`${r.schema}.${r.name}`))
-    .map((r) => ({ schema: r.schema, table: r.name, name: `${r.schema}.${r.name}`, bytes: Number(r.bytes), primaryKey: r.pk ?? [] }));
+    .map((r) => ({
+      schema: r.schema,
+      table: r.name,
+      name: `${r.schema}.${r.name}`,
+      bytes: Number(r.bytes),
+      primaryKey: r.pk ?? [],
+      integerKey: r.pk_types?.length === 1 && ['smallint', 'integer', 'bigint'].includes(r.pk_types[0]),
+    }));
 }
 
-/** Rows whose key's md5 falls in 1/modulus of the space: chosen by value, so any copy picks the same rows. */
-function samplePredicate(key: readonly string[], modulus: number): string {
+/**
+ * Rows whose key falls in 1/modulus of the space: chosen by value, so any copy picks the same rows.
+ * One integer column is taken as it is (free); any other key through md5 of its text.
+ */
+function samplePredicate(key: readonly string[], modulus: number, byValue: boolean): string {
+  if (byValue) return `(t.${quoteIdent(key[0])} % ${modulus} = 0)`;
   const columns = key.map((c) => `t.${quoteIdent(c)}`).join(', ');
   return `((('x' || substr(md5(row(${columns}, null)::text), 1, 8))::bit(32)::int & ${modulus - 1}) = 0)`;
 }
@@ -96,8 +112,8 @@ async function checksumTable(client: Client, schema: string, table: string, hash
       return { rows: Number(rows), sum };
     }
     case 'sample': {
-      const { rows, sum } = await tableRowHash(client, schema, table, samplePredicate(hashing.key, hashing.modulus));
-      return { rows: Number(rows), sum, sample: { key: [...hashing.key], modulus: hashing.modulus } };
+      const { rows, sum } = await tableRowHash(client, schema, table, samplePredicate(hashing.key, hashing.modulus, hashing.byValue));
+      return { rows: Number(rows), sum, sample: { key: [...hashing.key], modulus: hashing.modulus, ...(hashing.byValue ? { by: 'value' as const } : {}) } };
     }
     case 'count':
       return { rows: Number(await tableRowCount(client, schema, table)), countOnly: hashing.reason };
