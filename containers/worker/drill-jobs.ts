@@ -4,6 +4,7 @@
  *
  *   drill <source> --id ID --target latest|ISO [--random] --kind restore|full|manual --started-at ISO
  *   drill-cleanup <source> --id ID
+ *   drill-check <source> --id ID --endpoint host:port --target latest|ISO --started-at ISO [--kind K]
  *   verify <source>
  *
  * Each prints its result as one JSON line (`drill finished` with the report, `drill cleaned up`,
@@ -11,6 +12,7 @@
  */
 import { parseArgs } from 'node:util';
 import { runDrill, runDrillCleanup } from '../../lib/core/commands/drill';
+import { runDrillCheck } from '../../lib/core/commands/drill-check';
 import { runVerify } from '../../lib/core/commands/verify';
 import type { TidemarkConfig } from '../../lib/core/config/schema';
 import type { DrillTarget } from '../../lib/core/drill/report';
@@ -22,9 +24,10 @@ import type { LogFields, LogLevel } from '../../lib/core/log';
 export type DrillJob =
   | { command: 'drill'; source: string; id: string; target: DrillTarget; kind: string; startedAt: string }
   | { command: 'drill-cleanup'; source: string; id: string }
+  | { command: 'drill-check'; source: string; id: string; endpoint: string; target: DrillTarget; kind: string; startedAt: string }
   | { command: 'verify'; source: string };
 
-const COMMANDS = ['drill', 'drill-cleanup', 'verify'];
+const COMMANDS = ['drill', 'drill-cleanup', 'drill-check', 'verify'];
 const DRILL_USAGE = 'usage: drill <source> --id ID --target latest|ISO [--random] --kind restore|full|manual --started-at ISO';
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/;
 
@@ -48,6 +51,7 @@ export function parseDrillJob(argv: string[]): DrillJob | undefined {
         random: { type: 'boolean' },
         kind: { type: 'string' },
         'started-at': { type: 'string' },
+        endpoint: { type: 'string' },
       },
     });
   } catch (e) {
@@ -65,7 +69,13 @@ export function parseDrillJob(argv: string[]): DrillJob | undefined {
   if (v.random && target.kind === 'latest') throw new UsageError('--random goes with the time the state machine drew (--target ISO)');
   const kind = v.kind ?? 'manual';
   if (!/^[a-z][a-z0-9-]{0,31}$/.test(kind)) throw new UsageError(`--kind ${kind}: expected restore, full or manual`);
-  return { command: 'drill', source, id, target, kind, startedAt: isoTime(v['started-at'] ?? new Date().toISOString(), '--started-at') };
+  const startedAt = isoTime(v['started-at'] ?? new Date().toISOString(), '--started-at');
+  if (command === 'drill-check') {
+    if (!v.endpoint) throw new UsageError(`drill-check ${source}: --endpoint host:port of the restored instance is required`);
+    return { command, source, id, endpoint: v.endpoint, target, kind: v.kind ?? 'restore', startedAt };
+  }
+  if (v.endpoint) throw new UsageError('--endpoint goes with drill-check');
+  return { command: 'drill', source, id, target, kind, startedAt };
 }
 
 export interface JobIo {
@@ -79,6 +89,11 @@ export async function runDrillJob(job: DrillJob, config: TidemarkConfig, io: Job
   switch (job.command) {
     case 'drill': {
       const { report, exitCode } = await runDrill(config, job.source, { id: job.id, target: job.target, kind: job.kind, startedAt: job.startedAt, progress, signal: io.signal });
+      io.log(report.ok ? 'info' : 'error', 'drill finished', { report });
+      return exitCode;
+    }
+    case 'drill-check': {
+      const { report, exitCode } = await runDrillCheck(config, job.source, { id: job.id, endpoint: job.endpoint, target: job.target, kind: job.kind, startedAt: job.startedAt, progress, signal: io.signal });
       io.log(report.ok ? 'info' : 'error', 'drill finished', { report });
       return exitCode;
     }

@@ -198,3 +198,60 @@ describe('drill worker: PostgreSQL logical', () => {
     expect(again.lines[again.lines.length - 1]).toMatchObject({ msg: 'drill cleaned up', stopped: 0, removed: false });
   });
 });
+
+describe('drill worker: drill-check (an instance restored by someone else, e.g. RDS) and verify', () => {
+  const PASSWORD = 'drill-check-password-9c1e77';
+  const pg = usePostgres({ auth: { method: 'scram-sha-256', user: 'app_owner', password: PASSWORD } });
+  const tmp = useTempDir('tidemark-drill-check-');
+  let config: TidemarkConfigInput;
+  const env = () => ({ TIDEMARK_CONFIG_JSON: JSON.stringify(config), TIDEMARK_DRILL_PW: PASSWORD, TIDEMARK_SPOOL: join(tmp.path, 'spool') });
+
+  beforeAll(async () => {
+    process.env.TIDEMARK_DRILL_PW = PASSWORD; // the in-process backup reads it too
+    await pg.createDatabase('app');
+    await pg.sql('create table t (id int primary key); insert into t select generate_series(1, 42)', 'app');
+    config = {
+      repository: `file://${tmp.path}/repo`,
+      encryption: { key: 'env:TIDEMARK_TEST_KEY' },
+      sources: {
+        app: {
+          engine: 'postgres',
+          url: `postgres://app_owner@127.0.0.1:${pg.port}/app`,
+          password: 'env:TIDEMARK_DRILL_PW',
+          drill: { assertions: [{ name: 'forty-two', sql: 'select count(*) from t', expect: 42 }] },
+        },
+      },
+    };
+    await runBackup(parseConfig(JSON.stringify(config), 'test'), 'app', { type: 'logical', progress });
+  }, 300_000);
+
+  it('drill-check connects with the source’s password (never printed), runs pg_amcheck and the assertions, writes the report', async () => {
+    const target = new Date(Date.now() - 60_000).toISOString();
+    const run = await finished(
+      spawnWorker(['drill-check', 'app', '--id', '20261201T081000Z-a1a1a1', '--endpoint', `127.0.0.1:${pg.port}`, '--target', target, '--started-at', new Date().toISOString()], env()),
+    );
+    expect(JSON.stringify(run.lines) + run.stderr).not.toContain(PASSWORD);
+    expect(run.code).toBe(0);
+    const report = reportOf(run);
+    expect(report).toMatchObject({ ok: true, method: 'rds', restoredPoint: target, cleanedUp: false });
+    expect(report.checks.map((c) => [c.name, c.ok])).toEqual([
+      ['restored point', true],
+      ['pg_amcheck', true],
+      ['assertion: forty-two', true],
+    ]);
+    expect(report.rpoSeconds).toBe(0);
+    expect(existsSync(join(tmp.path, 'repo', 'app', 'drills', '20261201T081000Z-a1a1a1.json'))).toBe(true);
+  });
+
+  it('verify reads every object back: exit 0, one result line', async () => {
+    const run = await finished(spawnWorker(['verify', 'app'], env()));
+    expect(run.code).toBe(0);
+    expect(run.lines[run.lines.length - 1]).toMatchObject({ msg: 'verify finished', result: { ok: true, backups: [expect.objectContaining({ ok: true })] } });
+  });
+
+  it('usage errors exit 2 with one line', async () => {
+    const run = await finished(spawnWorker(['drill', 'app', '--id', '../x', '--target', 'latest'], env()));
+    expect(run.code).toBe(2);
+    expect(run.lines[run.lines.length - 1]).toMatchObject({ level: 'error', msg: expect.stringContaining('--id ../x') });
+  });
+});

@@ -186,10 +186,7 @@ export async function runDrill(config: TidemarkConfig, source: string, options: 
     const passedAt = new Date().toISOString();
     rto = rtoSeconds(options.startedAt, passedAt);
     rpo = rpoSeconds(target, options.startedAt, restored.restorePoint.time);
-    if (src.rto) {
-      const objective = parseDuration(src.rto);
-      checks.push({ name: 'rto objective', ok: rto <= objective, detail: `restored and checked in ${rto} s; objective ${objective} s` });
-    }
+    checks.push(...rtoObjectiveCheck(src, rto));
   } catch (e) {
     error = e as Error;
   } finally {
@@ -203,34 +200,93 @@ export async function runDrill(config: TidemarkConfig, source: string, options: 
     } else cleanedUp = true;
   }
 
-  const ok = !error && checks.every((c) => c.ok);
-  const engine = src.engine;
-  const report: DrillReport = {
-    format: DRILL_REPORT_FORMAT,
+  const report = buildDrillReport({
     id,
     source,
-    engine,
+    config: src,
     method: method || 'none',
     kind: options.kind,
     target,
-    ...(plan ? { backupId: plan.chain[plan.chain.length - 1].id, chain: plan.chain.map((m) => m.id), bytes: plan.chain.reduce((n, m) => n + m.storedBytes, 0) } : {}),
+    ...(plan ? { chain: plan.chain } : {}),
     ...(restored ? { restoredPoint: restored.restorePoint.time } : {}),
     startedAt: options.startedAt,
-    finishedAt: new Date().toISOString(),
-    ok,
-    ...(ok && rto !== undefined ? { rtoSeconds: rto } : {}),
-    ...(rpo !== undefined ? { rpoSeconds: rpo } : {}),
-    ...(src.rto ? { rtoObjectiveSeconds: parseDuration(src.rto) } : {}),
-    ...(src.rpo ? { rpoObjectiveSeconds: parseDuration(src.rpo) } : {}),
-    ...(predicted !== undefined ? { predictedRtoSeconds: predicted } : {}),
     checks,
-    ...(error ? { error: error.message.split('\n')[0] } : !ok ? { error: `check failed: ${checks.filter((c) => !c.ok).map((c) => `${c.name} (${c.detail})`).join('; ')}` } : {}),
+    ...(rto !== undefined ? { rtoSeconds: rto } : {}),
+    ...(rpo !== undefined ? { rpoSeconds: rpo } : {}),
+    ...(predicted !== undefined ? { predictedRtoSeconds: predicted } : {}),
+    ...(error ? { error } : {}),
     cleanedUp,
-  };
+  });
   // Written whenever the drill got as far as the repository; put-if-absent keeps an earlier record.
   if (repository) await writeDrillReport(repository.store, report);
   if (error && !(error instanceof TidemarkError)) throw error;
-  return { report, exitCode: ok ? 0 : error ? (error as TidemarkError).exitCode : DRILL_CHECK_FAILED };
+  return { report, exitCode: drillExitCode(report, error) };
+}
+
+export interface DrillReportParts {
+  readonly id: string;
+  readonly source: string;
+  readonly config: SourceConfig;
+  readonly method: string;
+  readonly kind: string;
+  readonly target: DrillTarget;
+  readonly chain?: readonly BackupManifest[];
+  readonly restoredPoint?: string;
+  readonly startedAt: string;
+  readonly checks: readonly DrillCheck[];
+  readonly rtoSeconds?: number;
+  readonly rpoSeconds?: number;
+  readonly predictedRtoSeconds?: number;
+  readonly error?: Error;
+  readonly cleanedUp: boolean;
+}
+
+/** The report of a drill (drill and drill-check): ok only without an error and with every check passed; RTO only then. */
+export function buildDrillReport(p: DrillReportParts): DrillReport {
+  const ok = !p.error && p.checks.every((c) => c.ok);
+  const failed = p.checks.filter((c) => !c.ok);
+  return {
+    format: DRILL_REPORT_FORMAT,
+    id: p.id,
+    source: p.source,
+    engine: p.config.engine,
+    method: p.method,
+    kind: p.kind,
+    target: p.target,
+    ...(p.chain && p.chain.length > 0
+      ? { backupId: p.chain[p.chain.length - 1].id, chain: p.chain.map((m) => m.id), bytes: p.chain.reduce((n, m) => n + m.storedBytes, 0) }
+      : {}),
+    ...(p.restoredPoint ? { restoredPoint: p.restoredPoint } : {}),
+    startedAt: p.startedAt,
+    finishedAt: new Date().toISOString(),
+    ok,
+    ...(ok && p.rtoSeconds !== undefined ? { rtoSeconds: p.rtoSeconds } : {}),
+    ...(p.rpoSeconds !== undefined ? { rpoSeconds: p.rpoSeconds } : {}),
+    ...(p.config.rto ? { rtoObjectiveSeconds: parseDuration(p.config.rto) } : {}),
+    ...(p.config.rpo ? { rpoObjectiveSeconds: parseDuration(p.config.rpo) } : {}),
+    ...(p.predictedRtoSeconds !== undefined ? { predictedRtoSeconds: p.predictedRtoSeconds } : {}),
+    checks: p.checks,
+    ...(p.error
+      ? { error: p.error.message.split('\n')[0] }
+      : !ok
+        ? { error: `check failed: ${failed.map((c) => `${c.name} (${c.detail})`).join('; ')}` }
+        : {}),
+    cleanedUp: p.cleanedUp,
+  };
+}
+
+/** 0 passed, 4 a check failed, else the error's own exit code. */
+export function drillExitCode(report: DrillReport, error: Error | undefined): number {
+  if (report.ok) return 0;
+  if (error) return error instanceof TidemarkError ? error.exitCode : 70;
+  return DRILL_CHECK_FAILED;
+}
+
+/** The RTO objective as a check, when the source has one. */
+export function rtoObjectiveCheck(config: SourceConfig, rto: number): DrillCheck[] {
+  if (!config.rto) return [];
+  const objective = parseDuration(config.rto);
+  return [{ name: 'rto objective', ok: rto <= objective, detail: `restored and checked in ${rto} s; objective ${objective} s` }];
 }
 
 /** The restored point against the target: at or before a time target; for latest, at least the chosen backup's point. */
