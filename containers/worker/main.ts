@@ -70,11 +70,19 @@ async function main(argv: string[]): Promise<number> {
   const interrupt = new AbortController();
   let stoppedBy: NodeJS.Signals | undefined;
   let streaming = false;
+  let drilling = false;
   const onSignal = (signal: NodeJS.Signals) => {
     const code = SIGNAL_EXIT[signal] ?? 1;
     if (stoppedBy) process.exit(code); // asked twice: leave now
     stoppedBy = signal;
-    log('warn', streaming ? `${signal}: stopping; archiving what was received` : `${signal}: stopping; the backup in progress will not be committed`);
+    log(
+      'warn',
+      streaming
+        ? `${signal}: stopping; archiving what was received`
+        : drilling
+          ? `${signal}: stopping; the drill tears down and records that it was interrupted`
+          : `${signal}: stopping; the backup in progress will not be committed`,
+    );
     interrupt.abort(new TidemarkError(`interrupted by ${signal}`));
     setTimeout(() => {
       log('error', `${signal}: the work did not stop within ${STOP_GRACE_MS / 1000} s; exiting without committing`);
@@ -98,6 +106,7 @@ async function main(argv: string[]): Promise<number> {
     if (job.command !== 'backup') {
       // drill, drill-cleanup, verify (drill-jobs.ts): their own result line and exit code.
       fields = { source: job.source, command: job.command };
+      drilling = true;
       const { config, from } = await loadWorkerConfig(process.env);
       log('info', `${job.command} started`, { config: from });
       return await runDrillJob(job, config, { signal: interrupt.signal, write, log });

@@ -197,6 +197,29 @@ describe('drill worker: PostgreSQL logical', () => {
     const again = await finished(spawnWorker(['drill-cleanup', 'app', '--id', id], env(config)));
     expect(again.lines[again.lines.length - 1]).toMatchObject({ msg: 'drill cleaned up', stopped: 0, removed: false });
   });
+
+  it('SIGTERM mid-restore (ECS stopping the task): the drill aborts, tears down, and still writes its report', async () => {
+    const config: TidemarkConfigInput = { ...configFor('killed'), sources: { app: { engine: 'postgres', url: pg.url('big') } } }; // the backup of the test above
+    const id = '20261201T080500Z-ababab';
+    const scratch = join(spool, 'drills', id);
+    const child = spawnWorker(['drill', 'app', '--id', id, '--target', 'latest', '--kind', 'manual', '--started-at', new Date().toISOString()], env(config));
+    const done = finished(child);
+    const pidFile = join(scratch, 'pg', 'pgdata', 'postmaster.pid');
+    const deadline = Date.now() + 120_000;
+    while (!(existsSync(pidFile) && /\bready\b/.test(readFileSync(pidFile, 'utf8')) && processesUnder(scratch).length > 6)) {
+      if (Date.now() > deadline) throw new Error('the drill never started restoring');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    child.kill('SIGTERM');
+    const run = await done;
+    expect(run.code).toBe(1);
+    const report = reportOf(run);
+    expect(report).toMatchObject({ ok: false, cleanedUp: true, error: 'interrupted by SIGTERM' });
+    expect(existsSync(scratch)).toBe(false);
+    expect(processesUnder(scratch)).toEqual([]);
+    expect(existsSync(join(tmp.path, 'repo-killed', 'app', 'drills', `${id}.json`))).toBe(true);
+  });
 });
 
 describe('drill worker: drill-check (an instance restored by someone else, e.g. RDS) and verify', () => {
