@@ -4,6 +4,7 @@ import { startThrowawayMariadb, type ThrowawayMariadb } from '../../process/thro
 import type { DrillDatabase, DrillInstance, DrillSupport } from '../engine';
 import { selectBackup } from '../select-backup';
 import { MysqlToolSession, parseMysqlUrl, quoteIdent, quoteLiteral } from './connection';
+import { restoredMysqlChecksums } from './logical-checksums';
 import { mysqlSource } from './source';
 
 /**
@@ -85,16 +86,9 @@ class MysqlDrillDatabase implements DrillDatabase {
       : { name: 'CHECK TABLE', ok: false, detail: bad.slice(0, 3).map(([t, , type, text]) => `${t}: ${type} ${text}`).join('; ') };
   }
 
-  /** Row counts only: MySQL logical backups record no checksums in this version (commands/drill.ts skips the comparison). */
-  async checksums(recorded: TableChecksums): Promise<Record<string, TableChecksum>> {
-    const out: Record<string, TableChecksum> = {};
-    for (const table of await this.tables()) {
-      const name = `${this.database}.${table}`;
-      if (!(name in recorded.tables)) continue;
-      const [[n]] = await this.session.query(`SELECT COUNT(*) FROM ${quoteIdent(table)}`, 'drill', this.database);
-      out[name] = { rows: Number(n) };
-    }
-    return out;
+  /** The backup's hashing repeated on the restored copy (logical-checksums.ts). */
+  checksums(recorded: TableChecksums): Promise<Record<string, TableChecksum>> {
+    return restoredMysqlChecksums(this.session, this.database, recorded, this.database);
   }
 
   async close(): Promise<void> {
