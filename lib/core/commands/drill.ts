@@ -9,9 +9,12 @@
  *   verify <source>
  * Exit codes: 0 the drill passed; 4 it ran and a check failed (report written); otherwise the
  * TidemarkError's code (a report with `error` is still written once the drill had started).
- * One addition: a `--random` drill of a physical source lands on the consistent point of a logical
- * backup with recorded checksums when one lies in the window at or before the drawn time, so two
- * independent methods are compared; the report's target is that point (random: true).
+ * Additions (compatible): a `--random` drill of a physical source lands on the consistent point of
+ * a logical backup with recorded checksums when one lies in the window at or before the drawn time,
+ * so two independent methods are compared; the report's target is then that point (random: true).
+ * drill-check takes an optional --kind (default restore) and writes cleanedUp: false (the RDS
+ * instance is the state machine's to delete). Reports go to the repository put-if-absent: the
+ * first writer (worker or record step) wins.
  */
 import { NEVER_ABORTED, throwIfAborted } from '../abort';
 import { sourceConfig } from '../config/load';
