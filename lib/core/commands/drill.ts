@@ -193,7 +193,11 @@ export async function runDrill(config: TidemarkConfig, source: string, options: 
       const comparison = compareChecksums(recorded.tables, await db.checksums(recorded), recorded.skipped);
       const label = crossCheck ? `${crossCheck.details.kind} backup ${crossCheck.id} (an independent method)` : `backup ${against.id}'s record`;
       const skipped = Object.keys(recorded.skipped ?? {});
-      checks.push({ name: 'recorded checksums', ok: comparison.ok, detail: describeComparison(comparison, label) + (skipped.length ? `; not checked: ${skipped.join(', ')} (not transactional)` : '') });
+      checks.push({
+        name: 'recorded checksums',
+        ok: comparison.ok,
+        detail: describeComparison(comparison, label) + (skipped.length ? `; not checked: ${skipped.map((t) => `${t} (${recorded.skipped![t].split(':')[0]})`).join(', ')}` : ''),
+      });
     } else {
       checks.push({ name: 'recorded checksums', ok: true, detail: `skipped: ${plan.replay ? 'no backup with recorded checksums has its consistent point at the restored point' : `backup ${restoredBackup.id} recorded none`}` });
     }
