@@ -79,7 +79,7 @@ describe('drill worker: PostgreSQL logical', () => {
   const env = (config: TidemarkConfigInput) => ({ TIDEMARK_CONFIG_JSON: JSON.stringify(config), TIDEMARK_SPOOL: spool });
   const backup = (config: TidemarkConfigInput) => runBackup(parseConfig(JSON.stringify(config), 'test'), 'app', { type: 'logical', progress });
   const drill = (config: TidemarkConfigInput, id: string, extra: string[] = []) =>
-    finished(spawnWorker(['drill', 'app', '--id', id, '--target', 'latest', '--kind', 'manual', '--started-at', new Date().toISOString(), ...extra], env(config)));
+    finished(spawnWorker(['drill', 'app', '--id', id, ...(extra.includes('--target') ? [] : ['--target', 'latest']), '--kind', 'manual', '--started-at', new Date().toISOString(), ...extra], env(config)));
 
   beforeAll(async () => {
     chmodSync(tmp.path, 0o755);
@@ -129,6 +129,16 @@ describe('drill worker: PostgreSQL logical', () => {
     const report = reportOf(await drill(config, '20261201T080050Z-ffffff'));
     expect(report.ok).toBe(true);
     expect(report.checks.find((c) => c.name === 'recorded checksums')!.detail).toMatch(/equal to backup \S+'s record \(\d+ exact, \d+ on a key sample\)/);
+  });
+
+  it('a random time on a source without continuous archive lands on the newest backup before it', async () => {
+    const config = configFor('random');
+    const made = await backup(config);
+    const drawn = new Date(Date.now() + 1000).toISOString();
+    const report = reportOf(await drill(config, '20261201T080150Z-abcdef', ['--target', drawn, '--random']));
+    expect(report).toMatchObject({ ok: true, method: 'pg-logical', backupId: made.id, target: { kind: 'time', random: true } });
+    expect(report.target.kind === 'time' && report.target.at < drawn).toBe(true);
+    expect(report.checks.find((c) => c.name === 'recorded checksums')?.ok).toBe(true);
   });
 
   it('an assertion that fails: exit 4, report ok:false naming it, no server left, scratch dir removed', async () => {

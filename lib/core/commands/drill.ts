@@ -139,7 +139,18 @@ export async function runDrill(config: TidemarkConfig, source: string, options: 
     const run: EngineRun = { repository, source, config: src, compression: config.compression, progress, signal };
     const catalog = await repository.catalog(source);
     let at = recoveryTargetOf(target);
-    const chosen = await chooseMethod(run, src, catalog, at);
+    let chosen = await chooseMethod(run, src, catalog, at);
+    const drawnAt = target.kind === 'time' && target.random ? target.at : undefined;
+    if (!chosen && drawnAt) {
+      // A random time no method reaches (no continuous archive): the newest backup at or before it.
+      const before = catalog.backups.filter((m) => m.restorePoint.time <= drawnAt).pop();
+      if (before) {
+        at = { kind: 'backup', id: before.id };
+        chosen = await chooseMethod(run, src, catalog, at);
+        target = { kind: 'time', at: before.restorePoint.time, random: true };
+        progress.note(`drill target: no continuous archive reaches ${drawnAt}; backup ${before.id} (${before.restorePoint.time}) is the newest point before it`);
+      }
+    }
     if (!chosen) throw new BackupNotFound(`source '${source}' has no backup a drill can restore to ${target.kind === 'latest' ? 'its newest point' : target.at} (see: tidemark list ${source})`);
     method = chosen.id;
 
