@@ -177,7 +177,7 @@ export async function runDrill(config: TidemarkConfig, source: string, options: 
     phase = Date.now();
     plan = await chosen.method.planRestore(run, catalog, { at, to: instance.target, force: false });
     const bytes = plan.chain.reduce((n, m) => n + m.storedBytes, 0);
-    const history = await readDrillReports(repository.store, source);
+    const history = await readDrillReports(repository.store, source, { newest: 100 });
     // The recent past predicts best (and a year of daily drills need not all count).
     predicted = predictRto(history.filter((r) => r.method === method).slice(-30), bytes, await rehydrationSeconds(repository, source, plan.chain))?.seconds;
 
