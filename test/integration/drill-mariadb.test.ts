@@ -78,4 +78,32 @@ describe('drill worker: MariaDB logical', () => {
     expect(existsSync(join(tmp.path, 'spool', 'drills', id))).toBe(false);
     expect(existsSync(join(tmp.path, 'repo', 'shop', 'drills', `${id}.json`))).toBe(true);
   });
+
+  it('drill-check on an instance restored by someone else (RDS): CHECK TABLE and the assertions as the source’s user', async () => {
+    const config: TidemarkConfigInput = {
+      repository: `file://${tmp.path}/repo-check`,
+      encryption: { key: 'env:TIDEMARK_TEST_KEY' },
+      sources: { shop: { engine: 'mysql', url: maria.url('shop'), drill: { assertions: [{ name: 'orders', sql: 'SELECT COUNT(*) FROM orders', expect: 5000 }] } } },
+    };
+    const base = { ...process.env };
+    delete base.TIDEMARK_CONFIG;
+    const args = ['drill-check', 'shop', '--id', '20261201T100100Z-444444', '--endpoint', `127.0.0.1:${maria.port}`, '--target', 'latest', '--started-at', new Date().toISOString()];
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'containers/worker/main.ts'), ...args], {
+      cwd: ROOT,
+      env: { ...base, TIDEMARK_CONFIG_JSON: JSON.stringify(config) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    const [code] = (await once(child, 'close')) as [number];
+    const lines = stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as { msg: string; report?: DrillReport });
+    const report = lines[lines.length - 1].report!;
+    expect(code).toBe(0);
+    expect(report).toMatchObject({ ok: true, engine: 'mysql', method: 'rds', cleanedUp: false });
+    expect(report.checks.map((c) => [c.name, c.ok])).toEqual([
+      ['restored point', true],
+      ['CHECK TABLE', true],
+      ['assertion: orders', true],
+    ]);
+  });
 });
