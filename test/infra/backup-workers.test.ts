@@ -250,7 +250,7 @@ describe('BackupWorkers', () => {
     expect(readdirSync(context).sort()).toEqual(['.dockerignore', 'containers', 'lib', 'package-lock.json', 'package.json', 'tsconfig.json']);
     expect(readdirSync(join(context, 'lib'))).toEqual(['core']);
     expect(readdirSync(join(context, 'containers'))).toEqual(['worker']);
-    expect(readdirSync(join(context, 'containers/worker')).sort()).toEqual(['Dockerfile', 'main.ts']);
+    expect(readdirSync(join(context, 'containers/worker')).sort()).toEqual(['Dockerfile', 'drill-jobs.ts', 'main.ts']);
   });
 
   describe('fails when', () => {
