@@ -53,6 +53,9 @@ export class DatabaseUnreachable extends TidemarkError {}
 /** A restore target holds data and `--force` was not given. */
 export class TargetNotEmpty extends TidemarkError {}
 
+/** Another backup of the same source is running (its lease is live). */
+export class BackupInProgress extends TidemarkError {}
+
 /** A recovery target the repository cannot reach: before the first backup, past the archive, in a gap. */
 export class RecoveryTargetOutOfRange extends TidemarkError {
   override readonly exitCode = 2;

@@ -28,18 +28,17 @@ export async function runBackup(config: TidemarkConfig, source: string, options:
   if (!isBackupType(options.type)) throw new UsageError(`--type ${options.type}: expected one of ${BACKUP_TYPES.join(', ')}`);
   const registration = backupMethod(source, src, options.type);
   const [repository, method] = await Promise.all([Repository.open(config), registration.load()]);
-  const manifest = await method.backup(
-    {
-      repository,
-      source,
-      config: src,
-      compression: config.compression,
-      region: src.aws?.region ?? config.aws?.region,
-      progress: options.progress,
-      signal: options.signal ?? NEVER_ABORTED,
-    },
-    options.type,
-  );
+  const run = {
+    repository,
+    source,
+    config: src,
+    compression: config.compression,
+    region: src.aws?.region ?? config.aws?.region,
+    progress: options.progress,
+    signal: options.signal ?? NEVER_ABORTED,
+  };
+  // A backup that failed gives up its claim on the source at once, not when its lease lapses.
+  const manifest = await method.backup(run, options.type).finally(() => repository.endBackups());
   return {
     id: manifest.id,
     type: manifest.type,

@@ -13,6 +13,12 @@ export function newBackupId(at: Date = new Date()): string {
   return `${stamp}-${randomBytes(3).toString('hex')}`;
 }
 
+/** `20261124T075740.123Z-3f9a1c` → 2026-11-24T07:57:40.123Z. */
+export function idStart(id: string): string {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})\.(\d{3})Z/.exec(id)!;
+  return `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}.${m[7]}Z`;
+}
+
 export function isBackupId(value: string): boolean {
   return ID.test(value);
 }

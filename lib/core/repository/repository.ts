@@ -14,7 +14,8 @@ import type { BackupDetails } from '../engines/registry';
 import { newBackupId } from './backup-id';
 import { readCatalog, type Catalog } from './catalog';
 import { manifestKey, objectKey, REPOSITORY_MARKER_KEY } from './layout';
-import { LEASE_NAME, leaseBytes } from './lease';
+import { ENDED_NAME, endedHere, LEASE_NAME, leaseRenewMs, leaseBytes, renewalBytes, renewalName } from './lease';
+import { assertNoBackupRunning } from './source-guard';
 import {
   MANIFEST_FORMAT,
   MANIFEST_VERSION,
@@ -57,6 +58,16 @@ export type BackupSelector = { readonly id: string } | { readonly latest: true }
 
 /** A repository: storage plus the key provider that opens what is stored there. */
 export class Repository {
+  /** Backups begun here and not yet committed or ended: their leases are renewed until then. */
+  private readonly writers = new Set<BackupWriter>();
+
+  /** Gives up the claims of backups begun here that did not commit (the run is over). */
+  async endBackups(): Promise<void> {
+    const writers = [...this.writers];
+    this.writers.clear();
+    await Promise.all(writers.map((w) => w.release()));
+  }
+
   constructor(
     readonly store: ObjectStore,
     readonly keys: KeyProvider,
@@ -182,13 +193,18 @@ export class Repository {
     };
   }
 
-  /** Starts writing a new backup; nothing is visible until `commit`. */
+  /**
+   * Starts writing a new backup; nothing is visible until `commit`. Refuses while another backup
+   * of the source runs (source-guard.ts): before claiming the source, and again once its own lease
+   * is stored, so that of two that start together the later gives way.
+   */
   async beginBackup(source: string, engine: Engine, type: BackupType, parent?: string, chain?: BackupChain): Promise<BackupWriter> {
+    await assertNoBackupRunning(this.store, source);
     const startedAt = new Date();
     const id = newBackupId(startedAt);
     const context = backupContext(source, id);
     const { plaintext, wrapped } = await this.keys.generateDataKey(context);
-    return new BackupWriter(this.store, {
+    const writer = new BackupWriter(this.store, {
       id,
       source,
       engine,
@@ -199,6 +215,15 @@ export class Repository {
       encryption: { algorithm: SEGMENT_ALGORITHM, context, dataKey: wrapped },
       dataKey: plaintext,
     });
+    this.writers.add(writer);
+    try {
+      await writer.claim();
+      await assertNoBackupRunning(this.store, source, id);
+    } catch (e) {
+      await this.endBackups();
+      throw e;
+    }
+    return writer;
   }
 }
 
@@ -211,6 +236,7 @@ export class BackupWriter {
   private readonly objects: StoredObject[] = [];
   private committed = false;
   private leased?: Promise<unknown>;
+  private renewing?: NodeJS.Timeout;
 
   constructor(
     private readonly store: ObjectStore,
@@ -235,11 +261,43 @@ export class BackupWriter {
     return this.add(name, (key) => writeCompressedOutput(this.store, key, name, compressed, { ...options, dataKey: this.draft.dataKey }));
   }
 
-  private async add(name: string, write: (key: string) => Promise<StoredObject>): Promise<StoredObject> {
-    if (this.committed) throw new Error(`backup ${this.id} is already committed`);
-    // The lease goes first, so retention never collects the parts of a backup still running (lease.ts).
+  /**
+   * Stores the lease (before any object: retention never collects the parts of a backup still
+   * running) and renews it every leaseRenewMs() until commit or release (lease.ts).
+   */
+  async claim(): Promise<void> {
     this.leased ??= this.store.put(objectKey(this.draft.source, this.draft.id, LEASE_NAME), leaseBytes(this.draft.id, this.draft.startedAt));
     await this.leased;
+    if (this.renewing || this.committed) return;
+    let generation = 0;
+    this.renewing = setInterval(() => {
+      const name = renewalName(++generation);
+      // A renewal that fails (S3 briefly down) is retried by the next one; a backup that cannot
+      // store anything fails on its own objects.
+      this.store.put(objectKey(this.draft.source, this.draft.id, name), renewalBytes(this.draft.id, new Date())).catch(() => undefined);
+    }, leaseRenewMs());
+    this.renewing.unref();
+  }
+
+  /**
+   * Stops renewing the lease: the backup committed, or failed and will never commit. A failed one
+   * also stops counting as running at once: in this process, and (best effort: the store may be
+   * what failed) for every other through `ended.json`; otherwise its lease lapses on its own.
+   */
+  release(): Promise<void> {
+    clearInterval(this.renewing);
+    this.renewing = undefined;
+    if (this.committed || this.leased === undefined) return Promise.resolve();
+    endedHere.add(this.draft.id);
+    return this.store.put(objectKey(this.draft.source, this.draft.id, ENDED_NAME), Buffer.from(`${JSON.stringify({ ended: new Date().toISOString() })}\n`)).then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
+  private async add(name: string, write: (key: string) => Promise<StoredObject>): Promise<StoredObject> {
+    if (this.committed) throw new Error(`backup ${this.id} is already committed`);
+    await this.claim();
     const stored = await write(objectKey(this.draft.source, this.draft.id, name));
     this.objects.push(stored);
     return stored;
@@ -261,6 +319,7 @@ export class BackupWriter {
     };
     await this.store.put(manifestKey(draft.source, draft.id), sealManifest(manifest, this.draft.dataKey));
     this.committed = true;
+    await this.release();
     return manifest;
   }
 }

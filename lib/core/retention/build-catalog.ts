@@ -4,6 +4,7 @@ import { StorageError } from '../errors';
 import { readManifestAt } from '../repository/catalog';
 import { isBackupId } from '../repository/backup-id';
 import { backupsPrefix, manifestKey } from '../repository/layout';
+import { idStart } from '../repository/backup-id';
 import { LEASE_NAME, leaseEnd } from '../repository/lease';
 import { listPages, type ObjectStore, type StoredObjectInfo } from '../repository/storage';
 import { BinlogArchive } from '../engines/mysql/binlog/binlog-archive';
@@ -242,11 +243,5 @@ async function readLease(store: ObjectStore, key: string, id: string): Promise<s
     if (e instanceof StorageError && e.code === 'NoSuchKey') return undefined; // collected meanwhile
     throw e;
   }
-}
-
-/** `20261124T075740.123Z-3f9a1c` → 2026-11-24T07:57:40.123Z. */
-function idStart(id: string): string {
-  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})\.(\d{3})Z/.exec(id)!;
-  return `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}.${m[7]}Z`;
 }
 
