@@ -1,0 +1,9 @@
+import { chooseDrillTarget, drillSourcesFromEnvironment, type DrillTargetEvent, type DrillTargetOutput } from '../../lib/core/commands/drill-target';
+import { storeFromEnvironment } from '../../lib/core/lambda-environment';
+
+/** The drill state machine's first step: what to restore (docs/aws-architecture.md). */
+export async function handler(event: DrillTargetEvent): Promise<DrillTargetOutput> {
+  return chooseDrillTarget(storeFromEnvironment(), drillSourcesFromEnvironment(), event);
+}
+
+export type { DrillTargetEvent, DrillTargetOutput };
