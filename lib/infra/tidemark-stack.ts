@@ -10,6 +10,9 @@ import { BackupSchedules } from './backup-schedules';
 import { BackupStateMachine } from './backup-state-machine';
 import { BackupVault, type VaultReplica } from './backup-vault';
 import { BackupWorkers } from './backup-workers';
+import { DrillFunctions } from './drill-functions';
+import { planDrillRuns, DrillSchedules } from './drill-schedules';
+import { DrillStateMachine } from './drill-state-machine';
 
 export interface TidemarkStackProps extends StackProps {
   /** The whole config: the workers need each source's URL. */
@@ -31,6 +34,9 @@ export class TidemarkStack extends Stack {
   readonly backup: BackupStateMachine;
   readonly schedules: BackupSchedules;
   readonly observability: BackupObservability;
+  readonly drillFunctions: DrillFunctions;
+  readonly drill: DrillStateMachine;
+  readonly drillSchedules: DrillSchedules;
 
   constructor(scope: Construct, id: string, props: TidemarkStackProps) {
     super(scope, id, props);
@@ -89,6 +95,23 @@ export class TidemarkStack extends Stack {
     this.observability.watchStateMachine(this.backup.stateMachine);
 
     this.schedules = new BackupSchedules(this, 'Schedules', { stateMachine: this.backup.stateMachine, runs: deployment.schedules });
+    // Restore drills: the same workers restore into their own storage (or RDS restores a new
+    // instance), checked, recorded and always torn down; scheduled per source (docs/aws-architecture.md).
+    this.drillFunctions = new DrillFunctions(this, 'DrillFunctions', { vault: this.vault, sources: deployment.sources });
+    this.drill = new DrillStateMachine(this, 'Drill', {
+      cluster: this.workers.cluster,
+      taskDefinition: this.workers.taskDefinition,
+      container: this.workers.container,
+      securityGroups: [this.workers.securityGroup],
+      subnets: this.workers.subnets,
+      chooseTarget: this.drillFunctions.chooseTarget,
+      record: this.drillFunctions.record,
+      topic: this.observability.topic,
+      rdsInstances: deployment.sources.flatMap((s) => (s.rds?.instance ? [s.rds.instance] : [])),
+      taskTimeout: Duration.seconds(parseDuration(aws.worker.timeout)),
+    });
+    this.drillSchedules = new DrillSchedules(this, 'DrillSchedules', { stateMachine: this.drill.stateMachine, runs: planDrillRuns(config, deployment) });
+
     for (const warning of deployment.warnings) Annotations.of(this).addWarningV2('tidemark:schedule-unavailable', warning);
   }
 }
