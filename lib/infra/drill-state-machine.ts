@@ -374,20 +374,20 @@ export class DrillStateMachine extends Construct {
     const chooseTarget = new tasks.LambdaInvoke(this, S.chooseTarget, {
       lambdaFunction: props.chooseTarget,
       payload: sfn.TaskInput.fromJsonPathAt('$'),
-      // Only what the rest needs; `error` and `cleanupError` start as null so every later state
-      // (and the record step) can refer to them whether or not something failed.
+      // Only what the rest needs; `error` and `cleanupError` start empty (CDK drops nulls) so every
+      // later state, and the record step, can refer to them whether or not something failed. The
+      // result replaces the input (no ResultPath: aws-local-stepfunctions mistakes "$" for a key).
       resultSelector: {
         'source.$': '$.Payload.source',
         'kind.$': '$.Payload.kind',
         'drill.$': '$.Payload',
-        error: null,
-        cleanupError: null,
+        error: {},
+        cleanupError: {},
       },
-      resultPath: '$',
       retryOnServiceExceptions: true,
     });
     const refused = new sfn.Pass(this, S.targetRefused, {
-      parameters: { 'source.$': '$.source', 'kind.$': '$.kind', drill: null, 'error.$': '$.error', cleanupError: null },
+      parameters: { 'source.$': '$.source', 'kind.$': '$.kind', drill: { refused: true }, 'error.$': '$.error', cleanupError: {} },
     });
     refused.next(record);
     chooseTarget.addCatch(refused, { errors: [sfn.Errors.ALL], resultPath: '$.error' });

@@ -23,11 +23,11 @@ export interface StepError {
 export interface DrillRecordEvent {
   readonly source: string;
   readonly kind: DrillKind;
-  /** The drill-target output; null when choosing the target itself failed. */
-  readonly drill: DrillTargetOutput | null;
-  /** The step that failed before teardown (worker exit, RDS restore, checks), if any. */
+  /** The drill-target output; null (or without an id) when choosing the target itself failed. */
+  readonly drill: DrillTargetOutput | { readonly refused: true } | null;
+  /** The step that failed before teardown (worker exit, RDS restore, checks); `{}` or absent: none. */
   readonly error?: StepError | null;
-  /** Teardown (drill-cleanup, DeleteDBInstance) failed. */
+  /** Teardown (drill-cleanup, DeleteDBInstance) failed; `{}` or absent: it did not. */
   readonly cleanupError?: StepError | null;
 }
 
@@ -60,13 +60,14 @@ export const REHYDRATION_SECONDS: Readonly<Record<string, number>> = { GLACIER: 
 const MAX_REASON = 500;
 
 export async function recordDrill(store: ObjectStore, sources: DrillSources, event: DrillRecordEvent, options: DrillRecordOptions = {}): Promise<DrillRecordOutput> {
-  const { source, kind, drill } = parseEvent(event);
+  const { source, kind } = parseEvent(event);
+  const drill = event.drill && 'id' in event.drill && typeof event.drill.id === 'string' ? event.drill : null;
   const namespace = options.namespace ?? 'Tidemark';
   const write = options.write ?? console.log;
   const now = options.now ?? (() => new Date());
   const dimensions = { Source: source };
-  const stepError = event.error ? describeError(event.error) : undefined;
-  const cleanupError = event.cleanupError ? describeError(event.cleanupError) : undefined;
+  const stepError = event.error?.Error ? describeError(event.error) : undefined;
+  const cleanupError = event.cleanupError?.Error ? describeError(event.cleanupError) : undefined;
 
   // Choosing the target failed, or this was a verify: there is no drill report to read or write.
   if (drill === null || drill.mode === 'verify') {
@@ -185,14 +186,33 @@ function failedChecks(report: DrillReport): string | undefined {
   return failed.length > 0 ? failed.map((c) => `${c.name}: ${c.detail}`).join('; ') : undefined;
 }
 
-/** Error name and the worker's last line (ECS causes are JSON `{ exitCode, lastLine }` locally). */
+/**
+ * Error name and what a person needs of the cause: the worker's last line and how it ended
+ * (locally `{ exitCode, signal, lastLine }`; on AWS the ECS task description with StoppedReason
+ * and the container's ExitCode and Reason, e.g. "OutOfMemoryError: Container killed…").
+ */
 function describeError(error: StepError): string {
   const name = error.Error ?? 'Error';
   let cause = error.Cause ?? '';
   try {
-    const parsed = JSON.parse(cause) as { lastLine?: string; exitCode?: number; errorMessage?: string; StoppedReason?: string };
-    cause = parsed.lastLine ?? parsed.errorMessage ?? parsed.StoppedReason ?? cause;
-    if (parsed.exitCode !== undefined) cause = `exit ${parsed.exitCode}: ${cause}`;
+    const p = JSON.parse(cause) as {
+      lastLine?: string;
+      exitCode?: number | null;
+      signal?: string;
+      errorMessage?: string;
+      StoppedReason?: string;
+      Containers?: { ExitCode?: number; Reason?: string }[];
+    };
+    const container = p.Containers?.[0];
+    const how = p.signal
+      ? `killed by ${p.signal}`
+      : typeof p.exitCode === 'number'
+        ? `exit ${p.exitCode}`
+        : container?.ExitCode !== undefined
+          ? `exit ${container.ExitCode}`
+          : undefined;
+    const what = [p.lastLine, p.errorMessage, container?.Reason, p.StoppedReason].find((t) => typeof t === 'string' && t.trim() !== '');
+    cause = [how, what].filter(Boolean).join(': ') || cause;
   } catch {
     // a plain-text cause
   }
@@ -203,9 +223,7 @@ function parseEvent(event: DrillRecordEvent): DrillRecordEvent {
   const e = (event ?? {}) as Partial<DrillRecordEvent>;
   if (typeof e.source !== 'string' || e.source === '') throw new UsageError(`drill-record: event.source must be a source name, got ${JSON.stringify(e.source)}`);
   if (!isDrillKind(e.kind)) throw new UsageError(`drill-record: event.kind is not a drill kind: ${JSON.stringify(e.kind)}`);
-  if (e.drill !== null && (typeof e.drill !== 'object' || typeof e.drill?.id !== 'string')) {
-    throw new UsageError('drill-record: event.drill must be the drill-target output or null');
-  }
+  if (e.drill !== null && typeof e.drill !== 'object') throw new UsageError('drill-record: event.drill must be the drill-target output or null');
   return e as DrillRecordEvent;
 }
 
