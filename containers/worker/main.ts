@@ -5,6 +5,9 @@
  *
  *   backup <source> --type full|diff|incr|logical
  *   stream <source>                      continuous WAL archiving until SIGTERM (spool: $TIDEMARK_SPOOL)
+ *   drill <source> --id ID --target latest|ISO [--random] --kind K --started-at ISO
+ *   drill-cleanup <source> --id ID       teardown of a drill that died (lib/core/commands/drill.ts)
+ *   verify <source>                      every stored object of every backup and the archive
  *
  * Config: TIDEMARK_CONFIG_JSON (on AWS, from workerConfig(); passwords are env: references to the
  * ECS secrets), or else the file TIDEMARK_CONFIG names (local runs). Neither is ever logged.
@@ -16,6 +19,7 @@
 import { parseArgs } from 'node:util';
 import { runBackup } from '../../lib/core/commands/backup';
 import { runStream } from '../../lib/core/commands/wal';
+import { parseDrillJob, runDrillJob, type DrillJob } from './drill-jobs';
 import { loadConfig, parseConfig } from '../../lib/core/config/load';
 import type { TidemarkConfig } from '../../lib/core/config/schema';
 import { ConfigError, TidemarkError, UsageError } from '../../lib/core/errors';
@@ -28,15 +32,17 @@ const SIGNAL_EXIT: Partial<Record<NodeJS.Signals, number>> = { SIGTERM: 143, SIG
 /** ECS sends SIGKILL 30 s after SIGTERM (the default stopTimeout): leave before that, saying why. */
 const STOP_GRACE_MS = 20_000;
 
-const USAGE = `usage: backup <source> --type ${BACKUP_TYPES.join('|')}, or: stream <source>`;
+const USAGE = `usage: backup <source> --type ${BACKUP_TYPES.join('|')}, or: stream <source>, or: drill|drill-cleanup|verify <source> …`;
 
-type Job = { command: 'backup'; source: string; type: BackupType } | { command: 'stream'; source: string };
+type Job = { command: 'backup'; source: string; type: BackupType } | { command: 'stream'; source: string } | DrillJob;
 
 let fields: LogFields = {};
 const write = (line: string) => process.stdout.write(line);
 const log = (level: LogLevel, msg: string, extra: LogFields = {}) => write(jsonLine(level, msg, { ...fields, ...extra }));
 
 function parseJob(argv: string[]): Job {
+  const drillJob = parseDrillJob(argv);
+  if (drillJob) return drillJob;
   let parsed: { values: { type?: string }; positionals: string[] };
   try {
     parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { type: { type: 'string', short: 't' } } });
@@ -64,11 +70,19 @@ async function main(argv: string[]): Promise<number> {
   const interrupt = new AbortController();
   let stoppedBy: NodeJS.Signals | undefined;
   let streaming = false;
+  let drilling = false;
   const onSignal = (signal: NodeJS.Signals) => {
     const code = SIGNAL_EXIT[signal] ?? 1;
     if (stoppedBy) process.exit(code); // asked twice: leave now
     stoppedBy = signal;
-    log('warn', streaming ? `${signal}: stopping; archiving what was received` : `${signal}: stopping; the backup in progress will not be committed`);
+    log(
+      'warn',
+      streaming
+        ? `${signal}: stopping; archiving what was received`
+        : drilling
+          ? `${signal}: stopping; the drill tears down and records that it was interrupted`
+          : `${signal}: stopping; the backup in progress will not be committed`,
+    );
     interrupt.abort(new TidemarkError(`interrupted by ${signal}`));
     setTimeout(() => {
       log('error', `${signal}: the work did not stop within ${STOP_GRACE_MS / 1000} s; exiting without committing`);
@@ -88,6 +102,14 @@ async function main(argv: string[]): Promise<number> {
       // Runs until SIGTERM; then it archives what it has and returns: a clean stop.
       await runStream(config, job.source, { signal: interrupt.signal, write });
       return 0;
+    }
+    if (job.command !== 'backup') {
+      // drill, drill-cleanup, verify (drill-jobs.ts): their own result line and exit code.
+      fields = { source: job.source, command: job.command };
+      drilling = true;
+      const { config, from } = await loadWorkerConfig(process.env);
+      log('info', `${job.command} started`, { config: from });
+      return await runDrillJob(job, config, { signal: interrupt.signal, write, log });
     }
     fields = { source: job.source, type: job.type };
     const { config, from } = await loadWorkerConfig(process.env);

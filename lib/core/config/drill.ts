@@ -37,6 +37,15 @@ export function drillConfigSchema<C extends z.ZodType<string>>(cron: C) {
         })
         .optional()
         .describe('When drills run (five-field cron each); omitted keys take the defaults'),
+      tableChecksums: z
+        .union([
+          z.literal(false),
+          z.strictObject({
+            exactMiB: z.number().int().min(1).max(1048576).optional().describe('Tables up to this size are hashed whole; larger ones on a primary-key sample of about this size (default 256)'),
+          }),
+        ])
+        .optional()
+        .describe('Per-table row counts and checksums recorded by logical backups in their own snapshot, compared by drills; false turns them off'),
       restoreSizeGiB: z
         .number()
         .int()

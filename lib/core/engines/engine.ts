@@ -1,5 +1,6 @@
 import type { SourceConfig } from '../config/schema';
 import type { Progress } from '../progress';
+import type { TableChecksum, TableChecksums } from '../drill/checksums';
 import type { Catalog } from '../repository/catalog';
 import type { BackupManifest, RestorePoint } from '../repository/manifest';
 import type { OpenedBackup, Repository } from '../repository/repository';
@@ -77,6 +78,41 @@ export interface BackupMethod<Plan extends RestorePlan = RestorePlan> {
    * that the ancestors' packs a physical backup points into are stored. Warnings do not fail verify.
    */
   verifyBackup?(repository: Repository, source: string, backup: OpenedBackup): Promise<{ readonly problems: readonly string[]; readonly warnings: readonly string[] }>;
+  /** Restore drills (commands/drill.ts): a throwaway instance this method restores into. Absent: no drills. */
+  readonly drill?: DrillSupport;
+}
+
+/**
+ * What a drill needs of a method beyond planRestore/applyRestore: which point it would reach (so the
+ * drill picks the method that restores closest to the target), and a throwaway instance in the
+ * drill's scratch directory to restore into and check. Teardown is the drill's (`stop`, then the
+ * scratch directory is removed); `drill-cleanup` finds servers left behind by their pid files.
+ */
+export interface DrillSupport {
+  /** The time a restore to `at` would land at, or undefined when this method's backups cannot reach it. */
+  reach(run: EngineRun, catalog: Catalog, at: RecoveryTarget): Promise<string | undefined>;
+  provision(run: EngineRun, catalog: Catalog, at: RecoveryTarget, scratchDir: string): Promise<DrillInstance>;
+  /** A database restored by someone else (an RDS instance the state machine restored): as the source's user. */
+  connect?(run: EngineRun, endpoint: { readonly host: string; readonly port: number }): Promise<DrillDatabase>;
+}
+
+export interface DrillInstance {
+  /** Where the restore writes (a database URL on the instance, or a data directory). */
+  readonly target: RestoreTarget;
+  /** After the restore: the restored database, started now if the restore left it stopped. */
+  open(restored: RestoredTarget): Promise<DrillDatabase>;
+  /** Stops the server (fast, then immediate); safe to call twice and before open. */
+  stop(): Promise<void>;
+}
+
+export interface DrillDatabase {
+  /** The first column of the first row of `sql`, as text; null for SQL NULL or no row. */
+  scalar(sql: string): Promise<string | null>;
+  /** The engine's own verifier over every table and index (pg_amcheck, CHECK TABLE). */
+  verify(signal: AbortSignal): Promise<{ readonly name: string; readonly ok: boolean; readonly detail: string }>;
+  /** Counts and checksums of every table, each hashed the way `recorded` was. */
+  checksums(recorded: TableChecksums): Promise<Record<string, TableChecksum>>;
+  close(): Promise<void>;
 }
 
 /**

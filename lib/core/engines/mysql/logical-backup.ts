@@ -2,10 +2,12 @@ import { basename } from 'node:path';
 import { ToolFailed, UsageError } from '../../errors';
 import { compressedOutput, type CompressedOutput } from '../../pipeline/compressed-output';
 import { runTool, withLargeOutputBuffer } from '../../process/tool';
+import type { TableChecksums } from '../../drill/checksums';
 import type { BackupManifest } from '../../repository/manifest';
 import type { EngineRun } from '../engine';
 import { MysqlToolSession, quoteLiteral } from './connection';
 import { keepDumpHead } from './dump-header';
+import { recordMysqlChecksums } from './logical-checksums';
 import type { MysqlLogicalDetails } from './logical-details';
 import { mysqlSource, sourceEndpoint } from './source';
 import { mysqlBin } from './tools';
@@ -57,6 +59,7 @@ export async function backupMysqlLogical(run: EngineRun): Promise<BackupManifest
   writerReady.catch(() => undefined); // awaited below; a failure elsewhere must not leave it unhandled
   const session = await MysqlToolSession.open(ep);
   let output: CompressedOutput | undefined;
+  let checksums: Promise<{ recorded: TableChecksums } | { error: string } | undefined>;
   try {
     const [toolVersion, info, tables] = await Promise.all([
       dumpToolVersion(dumpTool),
@@ -107,6 +110,15 @@ export async function backupMysqlLogical(run: EngineRun): Promise<BackupManifest
       ...(binlogOn ? positionArgs(toolVersion) : toolVersion.mariadb ? [] : ['--set-gtid-purged=OFF']),
       ep.database,
     ];
+    // Table checksums for drills in a snapshot of their own beside the dump's (logical-checksums.ts).
+    const checksumConfig = run.config.drill?.tableChecksums;
+    checksums =
+      checksumConfig === false
+        ? Promise.resolve(undefined)
+        : recordMysqlChecksums(session, ep.database, { signal, ...(checksumConfig?.exactMiB ? { exactBytes: checksumConfig.exactMiB * 1024 * 1024 } : {}) }).then(
+            (recorded) => ({ recorded }),
+            (e: unknown) => ({ error: (e as Error).message.split('\n')[0] }),
+          );
     const [command, commandArgs] = withLargeOutputBuffer(dumpTool, args);
     output = compressedOutput({ command, args: commandArgs, options: { env: session.env, label: basename(dumpTool) } }, compression, (n) =>
       progress.advance(n),
@@ -123,6 +135,12 @@ export async function backupMysqlLogical(run: EngineRun): Promise<BackupManifest
     }
     const coordinates = binlogOn ? await dump.coordinates() : undefined;
     if (binlogOn && !coordinates) throw new ToolFailed(`${basename(dumpTool)} wrote no binlog position into the dump of ${what}`);
+    const checked = await checksums;
+    if (checked && 'recorded' in checked) {
+      const at = checked.recorded.at?.binlog;
+      const same = at && coordinates && at.file === coordinates.file && at.position === coordinates.position;
+      progress.note(`table checksums: ${Object.keys(checked.recorded.tables).length} tables in ${checked.recorded.seconds.toFixed(1)} s${same ? ', at the dump\'s own position' : at ? `, at ${at.file}:${at.position} (writes came between it and the dump's snapshot)` : ''}`);
+    } else if (checked) progress.note(`table checksums not recorded: ${checked.error}`);
     const details: MysqlLogicalDetails = {
       kind: 'mysql-logical',
       database: ep.database,
@@ -135,6 +153,7 @@ export async function backupMysqlLogical(run: EngineRun): Promise<BackupManifest
       collation,
       ...(coordinates ? { binlog: coordinates } : {}),
       nonTransactionalTables,
+      ...(!checked ? {} : 'error' in checked ? { tableChecksumsError: checked.error } : { tableChecksums: checked.recorded }),
     };
     const restorePoint = coordinates ? { time, binlog: { file: coordinates.file, position: coordinates.position } } : { time };
     return await writer.commit(restorePoint, details);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { TableChecksumsSchema } from '../../drill/checksums';
 
 // Character set and collation names reach CREATE DATABASE on restore: only what real names use.
 const NAME = /^[A-Za-z0-9_]{1,64}$/;
@@ -18,6 +19,10 @@ export const MysqlLogicalDetailsSchema = z.object({
   binlog: z.object({ file: z.string(), position: z.number().int().nonnegative(), gtid: z.string().optional() }).optional(),
   /** Tables a single transaction cannot make consistent (MyISAM, Aria, MEMORY, …). */
   nonTransactionalTables: z.array(z.object({ table: z.string(), engine: z.string() })),
+  /** Row counts and checksums for drills, with the binlog position of their own snapshot (absent in older backups). */
+  tableChecksums: TableChecksumsSchema.optional(),
+  /** Why they are missing, when computing them failed (the backup itself did not). */
+  tableChecksumsError: z.string().optional(),
 });
 
 export type MysqlLogicalDetails = z.infer<typeof MysqlLogicalDetailsSchema>;

@@ -18,17 +18,44 @@ export interface DatabaseFingerprint {
 
 const ROW_HASH = `sum(('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint::numeric)`;
 
-export async function fingerprintDatabase(client: Client): Promise<DatabaseFingerprint> {
-  const { rows: relations } = await client.query(`
+/**
+ * Row text depends on these (timestamptz on TimeZone, floats on extra_float_digits, …): a backup
+ * and the drill that checks it must hash the same text, so both sessions set them.
+ */
+export const ROW_TEXT_SETTINGS = `set TimeZone = 'UTC'; set DateStyle = 'ISO, YMD'; set IntervalStyle = 'postgres'; set extra_float_digits = 3; set bytea_output = 'hex'`;
+
+/** User tables and materialized views ("schema", "name"), in name order. */
+export async function listUserTables(client: Client): Promise<{ schema: string; name: string }[]> {
+  const { rows } = await client.query(`
     select n.nspname as schema, c.relname as name
       from pg_class c join pg_namespace n on n.oid = c.relnamespace
      where c.relkind in ('r', 'm') and n.nspname not in ('pg_catalog', 'information_schema')
        and n.nspname !~ '^pg_(toast|temp)'
      order by 1, 2`);
+  return rows;
+}
+
+/**
+ * Row count and order-independent hash sum of one table (duplicates count); with `sample`, the count
+ * is of every row and the sum only of the rows the predicate keeps (a predicate on `t`).
+ */
+export async function tableRowHash(client: Client, schema: string, name: string, sample?: string): Promise<{ rows: string; sum: string }> {
+  const hash = sample ? `coalesce(sum(('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint::numeric) filter (where ${sample}), 0)` : `coalesce(${ROW_HASH}, 0)`;
+  const { rows } = await client.query(`select count(*)::text as n, ${hash}::text as h from only ${quoteIdent(schema)}.${quoteIdent(name)} t`);
+  return { rows: rows[0].n, sum: rows[0].h };
+}
+
+/** Row count of one table, without hashing. */
+export async function tableRowCount(client: Client, schema: string, name: string): Promise<string> {
+  const { rows } = await client.query(`select count(*)::text as n from only ${quoteIdent(schema)}.${quoteIdent(name)} t`);
+  return rows[0].n;
+}
+
+export async function fingerprintDatabase(client: Client): Promise<DatabaseFingerprint> {
   const tables: Record<string, string> = {};
-  for (const { schema, name } of relations) {
-    const { rows } = await client.query(`select count(*) as n, coalesce(${ROW_HASH}, 0) as h from only ${quoteIdent(schema)}.${quoteIdent(name)} t`);
-    tables[`${schema}.${name}`] = `${rows[0].n}:${rows[0].h}`;
+  for (const { schema, name } of await listUserTables(client)) {
+    const { rows, sum } = await tableRowHash(client, schema, name);
+    tables[`${schema}.${name}`] = `${rows}:${sum}`;
   }
   const { rows: seqs } = await client.query(`select schemaname, sequencename, last_value::text as v from pg_sequences order by 1, 2`);
   const sequences: Record<string, string | null> = {};

@@ -8,6 +8,7 @@ import type { BackupManifest } from '../../repository/manifest';
 import { allOrRelease } from '../../settle';
 import type { EngineRun } from '../engine';
 import { connectPg, PgToolSession } from './connection';
+import { recordTableChecksums } from './logical-checksums';
 import type { PgLogicalDetails } from './logical-details';
 import { serverInfo } from './server-info';
 import { postgresSource, sourceEndpoint } from './source';
@@ -25,7 +26,9 @@ import { pgBin, toolMajor } from './tools';
  * pick single tables out of it. pg_dump's own compression is off (-Z0): zstd is faster and better.
  *
  * Consistency: we export a snapshot from our own REPEATABLE READ transaction and hand it to
- * pg_dump, so the recorded restore point (time and LSN) is exactly the data in the dump.
+ * pg_dump, so the recorded restore point (time and LSN) is exactly the data in the dump. A third
+ * session imports the same snapshot and records per-table row counts and checksums for drills
+ * (logical-checksums.ts); their failure is recorded and does not fail the backup.
  */
 export async function backupPostgresLogical(run: EngineRun): Promise<BackupManifest> {
   const { repository, source, compression, progress, signal } = run;
@@ -46,6 +49,7 @@ export async function backupPostgresLogical(run: EngineRun): Promise<BackupManif
     (s) => s.close(),
   ]);
   const outputs: CompressedOutput[] = [];
+  const checksumStop = linkedAbort(signal); // a failed backup stops its checksums after the current table
   try {
     const server = await serverInfo(client);
     if (dumpMajor < server.major) {
@@ -55,10 +59,23 @@ export async function backupPostgresLogical(run: EngineRun): Promise<BackupManif
     }
 
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    // The insert position, not the write position: with synchronous_commit off, commits the
+    // snapshot sees can still sit in WAL buffers, and a PITR to the recorded LSN must include them.
     const { rows } = await client.query(`
       select pg_export_snapshot() as snapshot, now() as at,
-             (case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_lsn() end)::text as lsn`);
+             (case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_insert_lsn() end)::text as lsn`);
     const snapshot: { snapshot: string; at: Date; lsn: string } = rows[0];
+    const checksumConfig = run.config.drill?.tableChecksums;
+    const checksums =
+      checksumConfig === false
+        ? Promise.resolve(undefined)
+        : recordTableChecksums(ep, snapshot.snapshot, {
+            signal: checksumStop.controller.signal,
+            ...(checksumConfig?.exactMiB ? { exactBytes: checksumConfig.exactMiB * 1024 * 1024 } : {}),
+          }).then(
+            (recorded) => ({ recorded }),
+            (e: unknown) => ({ error: (e as Error).message }),
+          );
 
     // The tools start now and read the catalog while the key check may still be running; their
     // output waits in the pipe until the writer is ready (or they are killed if it never is).
@@ -93,6 +110,10 @@ export async function backupPostgresLogical(run: EngineRun): Promise<BackupManif
     stop.dispose();
     const errors = results.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
     if (errors.length > 0) throw firstCause(errors);
+    const checked = await checksums;
+    if (!checked) progress.note('table checksums: off (drill.tableChecksums: false)');
+    else if ('error' in checked) progress.note(`table checksums not recorded: ${checked.error}`);
+    else progress.note(`table checksums: ${Object.keys(checked.recorded.tables).length} tables in ${checked.recorded.seconds.toFixed(1)} s`);
     const details: PgLogicalDetails = {
       kind: 'pg-logical',
       database: ep.database,
@@ -103,13 +124,16 @@ export async function backupPostgresLogical(run: EngineRun): Promise<BackupManif
       encoding: server.encoding,
       collate: server.collate,
       ctype: server.ctype,
+      ...(!checked ? {} : 'error' in checked ? { tableChecksumsError: checked.error } : { tableChecksums: checked.recorded }),
     };
     return await writer.commit({ time: snapshot.at.toISOString(), lsn: snapshot.lsn }, details);
   } catch (e) {
     for (const o of outputs) o.output.destroy(); // kills tools that are still running
+    checksumStop.controller.abort();
     await writerReady.catch(() => undefined); // let a key check in flight finish before we report
     throw e;
   } finally {
+    checksumStop.dispose();
     await session.close();
     await client.end().catch(() => undefined);
   }

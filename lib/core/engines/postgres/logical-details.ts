@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { TableChecksumsSchema } from '../../drill/checksums';
 
 // Encoding and locale names reach CREATE DATABASE on restore: only the characters real names use.
 const ENCODING = /^[A-Za-z0-9_]{1,63}$/;
@@ -15,6 +16,10 @@ export const PgLogicalDetailsSchema = z.object({
   encoding: z.string().regex(ENCODING, { message: 'not an encoding name' }),
   collate: z.string().regex(LOCALE, { message: 'not a locale name' }),
   ctype: z.string().regex(LOCALE, { message: 'not a locale name' }),
+  /** Row counts and checksums in the dump's snapshot, for drills (absent in older backups). */
+  tableChecksums: TableChecksumsSchema.optional(),
+  /** Why they are missing, when computing them failed (the backup itself did not). */
+  tableChecksumsError: z.string().optional(),
 });
 
 export type PgLogicalDetails = z.infer<typeof PgLogicalDetailsSchema>;

@@ -1,4 +1,5 @@
 import type { BackupMethod } from '../../engine';
+import { pgPhysicalDrill } from '../drill-instance';
 import { backupPostgresPhysical } from './backup';
 import { applyPgPhysicalRestore, planPgPhysicalRestore, type PgPhysicalRestorePlan } from './restore';
 import { verifyPhysicalBackup } from './verify';
@@ -8,4 +9,5 @@ export const pgPhysicalMethod: BackupMethod<PgPhysicalRestorePlan> = {
   planRestore: planPgPhysicalRestore,
   applyRestore: applyPgPhysicalRestore,
   verifyBackup: verifyPhysicalBackup,
+  drill: pgPhysicalDrill,
 };

@@ -1,0 +1,148 @@
+import { z } from 'zod';
+
+/**
+ * Per-table row counts and checksums, computed at backup time in the backup's own snapshot and
+ * sealed into its manifest, so a drill can prove the restored data equal to what was backed up
+ * (exact where the table is small enough to hash whole). Engine-neutral: the engines compute the
+ * numbers (postgres/logical-checksums.ts); this file decides how much of each table is hashed and
+ * compares two sets of results.
+ *
+ * Bounded cost: every table gets an exact row count (one sequential scan, no hashing); a table
+ * above `exactBytes` is hashed only on a deterministic sample, the rows whose primary key (its value
+ * when it is one integer column, else its md5) is 0 modulo `modulus` (a power of two, chosen so
+ * about `exactBytes` are hashed). The sample depends
+ * on the key's values only, not on where rows lie on disk, so the restored copy samples the same
+ * rows. A large table without a primary key gets its count only, and the record says so.
+ */
+
+export const CHECKSUM_METHOD = 'row-md5-sum/1';
+
+/** Tables up to this size (on disk) are hashed whole. */
+export const DEFAULT_EXACT_BYTES = 256 * 1024 * 1024;
+
+export const TableChecksumSchema = z.object({
+  rows: z.number().int().nonnegative(),
+  /** Order-independent sum of per-row hashes (decimal text); absent when only counted. */
+  sum: z.string().regex(/^-?\d+$/).optional(),
+  /** The sample the sum covers, when not every row. */
+  sample: z
+    .object({
+      key: z.array(z.string()).min(1),
+      modulus: z.number().int().min(2),
+      /** `value`: an integer key's own value modulo `modulus` (no hashing); absent: the key's md5. */
+      by: z.literal('value').optional(),
+    })
+    .optional(),
+  /** Why only the count was recorded. */
+  countOnly: z.string().optional(),
+});
+export type TableChecksum = z.infer<typeof TableChecksumSchema>;
+
+export const TableChecksumsSchema = z.object({
+  method: z.literal(CHECKSUM_METHOD),
+  exactBytes: z.number().int().positive(),
+  /** "schema.table" → count and checksum. */
+  tables: z.record(z.string(), TableChecksumSchema),
+  /** Time spent computing them (alongside the dump). */
+  seconds: z.number().nonnegative(),
+  /**
+   * The point they describe, when it can differ from the backup's own (MySQL: the checksums' own
+   * snapshot beside the dump's, equal when no commit came between). Absent: exactly the backup's.
+   */
+  at: z.object({ binlog: z.object({ file: z.string(), position: z.number().int().nonnegative() }) }).optional(),
+  /** Tables left out and why (not transactional: no snapshot makes them consistent). */
+  skipped: z.record(z.string(), z.string()).optional(),
+});
+export type TableChecksums = z.infer<typeof TableChecksumsSchema>;
+
+/** What the planner needs of a table. */
+export interface TableShape {
+  readonly name: string;
+  readonly bytes: number;
+  /** Primary key columns, in key order; empty when there is none. */
+  readonly primaryKey: readonly string[];
+  /** The key is one integer column: sample by its value, which costs nothing to compute. */
+  readonly integerKey?: boolean;
+}
+
+export type TableHashing =
+  | { readonly mode: 'exact' }
+  | { readonly mode: 'sample'; readonly key: readonly string[]; readonly modulus: number; readonly byValue: boolean }
+  | { readonly mode: 'count'; readonly reason: string };
+
+/** How one table is hashed under the byte budget. */
+export function planTableHashing(table: TableShape, exactBytes = DEFAULT_EXACT_BYTES): TableHashing {
+  if (table.bytes <= exactBytes) return { mode: 'exact' };
+  if (table.primaryKey.length === 0) {
+    return { mode: 'count', reason: `larger than ${exactBytes} bytes and no primary key to sample by` };
+  }
+  let modulus = 2;
+  while (table.bytes / modulus > exactBytes) modulus *= 2;
+  return { mode: 'sample', key: table.primaryKey, modulus, byValue: table.integerKey === true && table.primaryKey.length === 1 };
+}
+
+/** The hashing a recorded checksum was made with, to repeat it on the restored table. */
+export function recordedHashing(recorded: TableChecksum): TableHashing {
+  if (recorded.sample) return { mode: 'sample', key: recorded.sample.key, modulus: recorded.sample.modulus, byValue: recorded.sample.by === 'value' };
+  if (recorded.sum === undefined) return { mode: 'count', reason: recorded.countOnly ?? 'count only' };
+  return { mode: 'exact' };
+}
+
+export interface ChecksumComparison {
+  readonly ok: boolean;
+  /** Tables whose count and checksum (or sample checksum) matched. */
+  readonly exact: number;
+  readonly sampled: number;
+  readonly countOnly: number;
+  /** One line per difference, naming the table: missing, extra, count or checksum differs. */
+  readonly differences: readonly string[];
+}
+
+/**
+ * Compares what the backup recorded with what was computed on the restored data (with the same
+ * hashing per table). Tables only in the restored copy are differences too: the dump had none.
+ */
+export function compareChecksums(
+  recorded: TableChecksums['tables'],
+  restored: Readonly<Record<string, TableChecksum>>,
+  skipped: Readonly<Record<string, string>> = {},
+): ChecksumComparison {
+  const differences: string[] = [];
+  let exact = 0;
+  let sampled = 0;
+  let countOnly = 0;
+  for (const name of Object.keys(recorded).sort()) {
+    const want = recorded[name];
+    const got = restored[name];
+    if (!got) {
+      differences.push(`${name}: missing from the restored database`);
+      continue;
+    }
+    if (want.rows !== got.rows) {
+      differences.push(`${name}: ${got.rows} rows restored, ${want.rows} recorded`);
+      continue;
+    }
+    if (want.sum !== got.sum) {
+      differences.push(`${name}: checksum ${want.sample ? `of the 1/${want.sample.modulus} sample ` : ''}differs (${got.sum ?? 'none'} restored, ${want.sum ?? 'none'} recorded)`);
+      continue;
+    }
+    if (want.sum === undefined) countOnly++;
+    else if (want.sample) sampled++;
+    else exact++;
+  }
+  for (const name of Object.keys(restored).sort()) {
+    if (!(name in recorded) && !(name in skipped)) differences.push(`${name}: in the restored database but not in the backup's record`);
+  }
+  return { ok: differences.length === 0, exact, sampled, countOnly, differences };
+}
+
+/** One line for the drill report. */
+export function describeComparison(c: ChecksumComparison, against: string): string {
+  const total = c.exact + c.sampled + c.countOnly;
+  if (!c.ok) {
+    const shown = c.differences.slice(0, 3).join('; ');
+    return `${c.differences.length} difference(s) with ${against}: ${shown}${c.differences.length > 3 ? '; …' : ''}`;
+  }
+  const parts = [`${c.exact} exact`, ...(c.sampled ? [`${c.sampled} on a key sample`] : []), ...(c.countOnly ? [`${c.countOnly} count only`] : [])];
+  return `${total} tables equal to ${against} (${parts.join(', ')})`;
+}

@@ -1,0 +1,97 @@
+import { join } from 'node:path';
+import type { TableChecksum, TableChecksums } from '../../drill/checksums';
+import { startThrowawayMariadb, type ThrowawayMariadb } from '../../process/throwaway-mariadb';
+import type { DrillDatabase, DrillInstance, DrillSupport } from '../engine';
+import { selectBackup } from '../select-backup';
+import { MysqlToolSession, parseMysqlUrl, quoteIdent, quoteLiteral } from './connection';
+import { restoredMysqlChecksums } from './logical-checksums';
+import { mysqlSource } from './source';
+
+/**
+ * The drill side of MySQL/MariaDB logical backups (engine.ts DrillSupport): a fresh MariaDB server
+ * (mariadb-install-db + mariadbd) in the drill's scratch directory, its binary log off (a restored
+ * copy must write none), root over its own socket and loopback port only. The dump is restored into
+ * it, with the archived binlog replayed after it when the target lies past the dump.
+ */
+
+const isMysqlLogical = (m: { details: { kind: string } }) => m.details.kind === 'mysql-logical';
+
+export const mysqlLogicalDrill: DrillSupport = {
+  async reach(_run, catalog, at) {
+    try {
+      return selectBackup(catalog, at, '', { summary: 'logical (mysqldump)', accepts: isMysqlLogical }).restorePoint.time;
+    } catch {
+      // Past a dump's own point only the binlog reaches: planRestore decides whether it does.
+      if (at.kind === 'time') return at.at;
+      const newest = catalog.backups.filter(isMysqlLogical).pop();
+      return newest?.restorePoint.time;
+    }
+  },
+  async provision(run, _catalog, _at, scratchDir) {
+    const database = parseMysqlUrl(mysqlSource(run.config).url, `sources.${run.source}.url`).database;
+    const server = await startThrowawayMariadb({ dir: join(scratchDir, 'maria'), binlog: false });
+    return new MariadbInstance(server, database);
+  },
+};
+
+class MariadbInstance implements DrillInstance {
+  readonly target;
+
+  constructor(
+    private readonly server: ThrowawayMariadb,
+    private readonly database: string,
+  ) {
+    this.target = { kind: 'database' as const, url: server.url(database) };
+  }
+
+  async open(): Promise<DrillDatabase> {
+    const session = await MysqlToolSession.open({ host: '127.0.0.1', port: this.server.port, user: 'root', database: this.database });
+    return new MysqlDrillDatabase(session, this.database);
+  }
+
+  stop(): Promise<void> {
+    return this.server.stop();
+  }
+}
+
+class MysqlDrillDatabase implements DrillDatabase {
+  constructor(
+    private readonly session: MysqlToolSession,
+    private readonly database: string,
+  ) {}
+
+  /** Batch mode prints SQL NULL as the word NULL: read as null. */
+  async scalar(sql: string): Promise<string | null> {
+    const rows = await this.session.query(sql, 'drill assertion', this.database);
+    const value = rows[0]?.[0];
+    return value === undefined || value === 'NULL' ? null : value;
+  }
+
+  private async tables(): Promise<string[]> {
+    const rows = await this.session.query(
+      `SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${quoteLiteral(this.database)} AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1`,
+      'drill',
+    );
+    return rows.map((r) => r[0]);
+  }
+
+  /** CHECK TABLE … EXTENDED over every table: each must end with status OK. */
+  async verify(): Promise<{ name: string; ok: boolean; detail: string }> {
+    const tables = await this.tables();
+    if (tables.length === 0) return { name: 'CHECK TABLE', ok: true, detail: `no tables in ${this.database}` };
+    const rows = await this.session.query(`CHECK TABLE ${tables.map(quoteIdent).join(', ')} EXTENDED`, 'CHECK TABLE', this.database);
+    const bad = rows.filter(([, , type, text]) => (type === 'status' && text !== 'OK') || type === 'error');
+    return bad.length === 0
+      ? { name: 'CHECK TABLE', ok: true, detail: `${tables.length} tables of ${this.database} OK` }
+      : { name: 'CHECK TABLE', ok: false, detail: bad.slice(0, 3).map(([t, , type, text]) => `${t}: ${type} ${text}`).join('; ') };
+  }
+
+  /** The backup's hashing repeated on the restored copy (logical-checksums.ts). */
+  checksums(recorded: TableChecksums): Promise<Record<string, TableChecksum>> {
+    return restoredMysqlChecksums(this.session, this.database, recorded, this.database);
+  }
+
+  async close(): Promise<void> {
+    await this.session.close();
+  }
+}

@@ -1,0 +1,144 @@
+import { throwIfAborted } from '../../abort';
+import {
+  CHECKSUM_METHOD,
+  DEFAULT_EXACT_BYTES,
+  planTableHashing,
+  recordedHashing,
+  type TableChecksum,
+  type TableChecksums,
+  type TableHashing,
+} from '../../drill/checksums';
+import { ToolFailed } from '../../errors';
+import { runTool } from '../../process/tool';
+import { MysqlToolSession, quoteIdent, quoteLiteral } from './connection';
+import { mysqlBin } from './tools';
+
+/**
+ * Row counts and checksums of a MySQL/MariaDB database for drills (drill/checksums.ts plans them).
+ * mariadb-dump --single-transaction opens a snapshot we cannot join, so these run in a snapshot of
+ * their own (START TRANSACTION WITH CONSISTENT SNAPSHOT) and record its binlog position (MariaDB's
+ * binlog_snapshot_file/position status). When no commit came between the two snapshots the
+ * position equals the dump's and the checksums describe the dump exactly; a drill compares them
+ * only when the restored point is that position, and says so otherwise. Non-InnoDB tables are left
+ * out: no snapshot makes them consistent.
+ *
+ * A row's text is every column cast to its bytes, hex-encoded (NULL as N), joined with commas: the
+ * same on any server of the same version, whatever the column types.
+ */
+
+export interface MysqlTable {
+  readonly name: string;
+  readonly columns: readonly string[];
+  readonly bytes: number;
+  readonly primaryKey: readonly string[];
+  readonly integerKey: boolean;
+  readonly engine: string;
+}
+
+const INTEGER_TYPES = new Set(['tinyint', 'smallint', 'mediumint', 'int', 'bigint']);
+
+/** Tables of `database` with their columns and primary keys, from information_schema. */
+export async function mysqlTables(session: MysqlToolSession, database: string): Promise<MysqlTable[]> {
+  const db = quoteLiteral(database);
+  const [tables, columns, keys] = await Promise.all([
+    session.query(`SELECT TABLE_NAME, IFNULL(DATA_LENGTH, 0), IFNULL(ENGINE, '') FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${db} AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1`, 'table checksums'),
+    session.query(`SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ${db} ORDER BY TABLE_NAME, ORDINAL_POSITION`, 'table checksums'),
+    session.query(
+      `SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = ${db} AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY TABLE_NAME, ORDINAL_POSITION`,
+      'table checksums',
+    ),
+  ]);
+  return tables.map(([name, bytes, engine]) => {
+    const cols = columns.filter((c) => c[0] === name);
+    const pk = keys.filter((k) => k[0] === name).map((k) => k[1]);
+    const pkType = pk.length === 1 ? cols.find((c) => c[1] === pk[0])?.[2] : undefined;
+    return { name, columns: cols.map((c) => c[1]), bytes: Number(bytes), primaryKey: pk, integerKey: pkType !== undefined && INTEGER_TYPES.has(pkType), engine };
+  });
+}
+
+const text = (column: string) => `IFNULL(HEX(CAST(${quoteIdent(column)} AS BINARY)), 'N')`;
+
+/** One SELECT giving `count<TAB>sum` for a table under its hashing. */
+export function checksumSelect(table: MysqlTable, hashing: TableHashing): string {
+  const from = `FROM ${quoteIdent(table.name)}`;
+  if (hashing.mode === 'count') return `SELECT COUNT(*), NULL ${from}`;
+  const hash = `CAST(CONV(SUBSTR(MD5(CONCAT_WS(',', ${table.columns.map(text).join(', ')})), 1, 16), 16, 10) AS DECIMAL(20))`;
+  if (hashing.mode === 'exact') return `SELECT COUNT(*), IFNULL(SUM(${hash}), 0) ${from}`;
+  const keep = hashing.byValue
+    ? `${quoteIdent(hashing.key[0])} % ${hashing.modulus} = 0`
+    : `CONV(SUBSTR(MD5(CONCAT_WS(',', ${hashing.key.map(text).join(', ')})), 1, 8), 16, 10) % ${hashing.modulus} = 0`;
+  return `SELECT COUNT(*), IFNULL(SUM(IF(${keep}, ${hash}, 0)), 0) ${from}`;
+}
+
+function toChecksum(hashing: TableHashing, count: string, sum: string): TableChecksum {
+  const rows = Number(count);
+  if (hashing.mode === 'count') return { rows, countOnly: hashing.reason };
+  if (hashing.mode === 'exact') return { rows, sum };
+  return { rows, sum, sample: { key: [...hashing.key], modulus: hashing.modulus, ...(hashing.byValue ? { by: 'value' as const } : {}) } };
+}
+
+/** At backup time: every InnoDB table in one consistent snapshot, with the snapshot's binlog position. */
+export async function recordMysqlChecksums(
+  session: MysqlToolSession,
+  database: string,
+  options: { readonly exactBytes?: number; readonly signal?: AbortSignal } = {},
+): Promise<TableChecksums> {
+  const started = process.hrtime.bigint();
+  const exactBytes = options.exactBytes ?? DEFAULT_EXACT_BYTES;
+  const tables = await mysqlTables(session, database);
+  throwIfAborted(options.signal);
+  const skipped: Record<string, string> = {};
+  const planned: { table: MysqlTable; hashing: TableHashing }[] = [];
+  for (const t of tables) {
+    if (t.engine.toLowerCase() !== 'innodb') skipped[`${database}.${t.name}`] = `${t.engine} is not transactional`;
+    else planned.push({ table: t, hashing: planTableHashing({ name: t.name, bytes: t.bytes, primaryKey: t.primaryKey, integerKey: t.integerKey }, exactBytes) });
+  }
+  // One session: the snapshot, its position, then every table; rows come back tagged in order.
+  const script = [
+    'SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ;',
+    'START TRANSACTION WITH CONSISTENT SNAPSHOT;',
+    "SHOW STATUS LIKE 'binlog_snapshot_file';",
+    "SHOW STATUS LIKE 'binlog_snapshot_position';",
+    ...planned.map((p) => `${checksumSelect(p.table, p.hashing)};`),
+    'COMMIT;',
+  ].join('\n');
+  const args = [...session.connectArgs, '-N', '-B', '--default-character-set=utf8mb4', '-D', database];
+  const out = (await runTool(mysqlBin('client'), args, { input: script, env: session.env, label: 'table checksums' })).split('\n').filter(Boolean);
+  // Status names are capitalized (Binlog_snapshot_file): compared in lower case.
+  const status = new Map(out.slice(0, 2).map((l) => [l.split('\t')[0].toLowerCase(), l.split('\t')[1]] as const));
+  const rows = out.slice(2);
+  if (rows.length !== planned.length) throw new ToolFailed(`table checksums: expected ${planned.length} result rows, got ${rows.length}`);
+  const result: Record<string, TableChecksum> = {};
+  planned.forEach((p, i) => {
+    const [count, sum] = rows[i].split('\t');
+    result[`${database}.${p.table.name}`] = toChecksum(p.hashing, count, sum);
+  });
+  const file = status.get('binlog_snapshot_file');
+  const position = Number(status.get('binlog_snapshot_position'));
+  if (!file || !Number.isInteger(position)) {
+    // MySQL has no binlog_snapshot_* status, and without a binary log there is no position at all:
+    // nothing ties these numbers to the dump's snapshot, so they are not recorded.
+    throw new ToolFailed('the server reports no binlog position for a consistent snapshot (MariaDB with log_bin is needed): checksums could not be tied to the dump');
+  }
+  return {
+    method: CHECKSUM_METHOD,
+    exactBytes,
+    tables: result,
+    seconds: Number(process.hrtime.bigint() - started) / 1e9,
+    at: { binlog: { file, position } },
+    ...(Object.keys(skipped).length > 0 ? { skipped } : {}),
+  };
+}
+
+/** On a restored database: each recorded table hashed the same way; tables the record lacks counted. */
+export async function restoredMysqlChecksums(session: MysqlToolSession, database: string, recorded: TableChecksums, recordedDatabase: string): Promise<Record<string, TableChecksum>> {
+  const out: Record<string, TableChecksum> = {};
+  for (const t of await mysqlTables(session, database)) {
+    const name = `${recordedDatabase}.${t.name}`;
+    const want = recorded.tables[name];
+    const hashing: TableHashing = want ? recordedHashing(want) : { mode: 'count', reason: 'not recorded' };
+    const [[count, sum]] = await session.query(checksumSelect(t, hashing), 'drill checksums', database);
+    out[name] = want ? toChecksum(hashing, count, sum) : { rows: Number(count) };
+  }
+  return out;
+}

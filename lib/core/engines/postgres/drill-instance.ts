@@ -1,0 +1,213 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Client } from 'pg';
+import type { TableChecksums } from '../../drill/checksums';
+import { ToolFailed } from '../../errors';
+import { freePort } from '../../free-port';
+import { startThrowawayPostgres, type ThrowawayPostgres } from '../../process/throwaway-postgres';
+import type { BackupManifest } from '../../repository/manifest';
+import { childEnv } from '../../secrets';
+import type { DrillDatabase, DrillInstance, DrillSupport, EngineRun } from '../engine';
+import { selectBackup } from '../select-backup';
+import { connectPg, parsePostgresUrl, PgToolSession, type PgEndpoint } from './connection';
+import { restoredTableChecksums } from './logical-checksums';
+import type { PgLogicalDetails } from './logical-details';
+import type { PgPhysicalDetails } from './physical/details';
+import { planReplay } from './physical/pitr';
+import { osUserIds, serverBinDir, startRestoredCluster, type RestoredCluster } from './physical/start-cluster';
+import { postgresSource, sourceEndpoint } from './source';
+import { findPostgresBinDir, pgBin } from './tools';
+
+/**
+ * The drill side of the PostgreSQL methods (engine.ts DrillSupport): a logical backup is restored
+ * into a fresh cluster initdb'd in the drill's scratch directory; a physical one is assembled in the
+ * scratch directory (with PITR when the target needs it) and started there. Either way the drill
+ * talks to it over a Unix socket nobody else can reach, as the bootstrap superuser.
+ */
+
+const run = promisify(execFile);
+
+/** Server binaries for a backup of `major`: that major when installed, else the newest installed (a logical dump restores into newer). */
+function logicalBinDir(major: number): string {
+  try {
+    return serverBinDir(major);
+  } catch {
+    const newest = findPostgresBinDir();
+    if (newest.major !== 0 && newest.major < major) {
+      throw new ToolFailed(`a drill of a PostgreSQL ${major} dump needs a PostgreSQL ${major} (or newer) server; the newest installed is ${newest.major}`);
+    }
+    return newest.dir;
+  }
+}
+
+const isPgLogical = (m: BackupManifest) => m.details.kind === 'pg-logical';
+const isPgPhysical = (m: BackupManifest) => m.details.kind === 'pg-physical';
+
+/** A restored database someone else provisioned (RDS): over TCP, as the source's user with its password. */
+async function connectRestored(run: EngineRun, endpoint: { host: string; port: number }): Promise<DrillDatabase> {
+  const ep = await sourceEndpoint(run.source, postgresSource(run.config));
+  return PgDrillDatabase.connect([{ ...ep, host: endpoint.host, port: endpoint.port }], findPostgresBinDir().dir);
+}
+
+export const pgLogicalDrill: DrillSupport = {
+  connect: connectRestored,
+  async reach(_run, catalog, at) {
+    try {
+      return selectBackup(catalog, at, '', { summary: 'logical (pg_dump)', accepts: isPgLogical }).restorePoint.time;
+    } catch {
+      return undefined;
+    }
+  },
+  async provision(engineRun, catalog, at, scratchDir) {
+    const chosen = selectBackup(catalog, at, engineRun.source, { summary: 'logical (pg_dump)', accepts: isPgLogical });
+    const details = chosen.details as PgLogicalDetails;
+    const cluster = await startThrowawayPostgres({ dir: join(scratchDir, 'pg'), binDir: logicalBinDir(details.serverMajor), databases: [] });
+    return new LogicalInstance(cluster, details.database);
+  },
+};
+
+class LogicalInstance implements DrillInstance {
+  readonly target;
+
+  constructor(
+    private readonly cluster: ThrowawayPostgres,
+    private readonly database: string,
+  ) {
+    this.target = { kind: 'database' as const, url: cluster.url(database) };
+  }
+
+  async open(): Promise<DrillDatabase> {
+    return PgDrillDatabase.connect(socketEndpoints(this.cluster.dir, this.cluster.port, this.database, ['postgres']), this.cluster.binDir);
+  }
+
+  stop(): Promise<void> {
+    return this.cluster.stop();
+  }
+}
+
+export const pgPhysicalDrill: DrillSupport = {
+  async reach(engineRun, catalog, at) {
+    try {
+      const replayed = await planReplay(engineRun, catalog, at);
+      if (!replayed) return selectBackup(catalog, at, '', { summary: 'physical', accepts: isPgPhysical }).restorePoint.time;
+      if (at.kind === 'time') return at.at;
+      if (at.kind === 'latest') return replayed.replay.window.to;
+      return replayed.base.restorePoint.time;
+    } catch {
+      return undefined;
+    }
+  },
+  async provision(engineRun, catalog, at, scratchDir) {
+    const replayed = await planReplay(engineRun, catalog, at);
+    const base = replayed?.base ?? selectBackup(catalog, at, engineRun.source, { summary: 'physical (pg_basebackup)', accepts: isPgPhysical });
+    const major = (base.details as PgPhysicalDetails).serverMajor;
+    serverBinDir(major); // refuses now when the server is missing, before anything is restored
+    const database = parsePostgresUrl(postgresSource(engineRun.config).url, `sources.${engineRun.source}.url`);
+    return new PhysicalInstance(join(scratchDir, 'pgdata'), major, database.database, database.user);
+  },
+};
+
+class PhysicalInstance implements DrillInstance {
+  readonly target;
+  private cluster: RestoredCluster | undefined;
+
+  constructor(
+    private readonly dataDir: string,
+    private readonly major: number,
+    private readonly database: string,
+    private readonly sourceUser: string,
+  ) {
+    this.target = { kind: 'data-dir' as const, path: dataDir };
+  }
+
+  async open(): Promise<DrillDatabase> {
+    // The socket lives in the data directory (0700, the server's user): trust there and nowhere else.
+    const hba = join(this.dataDir, 'pg_hba.conf');
+    const original = await readFile(hba, 'utf8').catch(() => '');
+    await writeFile(hba, `# tidemark drill: only the socket in this data directory, nothing over TCP\nlocal all all trust\n# source's rules, unused:\n${original.replace(/^/gm, '# ')}\n`);
+    this.cluster = await startRestoredCluster(this.dataDir, this.major, { port: await freePort(), settings: { listen_addresses: '' }, timeoutSeconds: 600 });
+    return PgDrillDatabase.connect(socketEndpoints(this.dataDir, this.cluster.port, this.database, ['postgres', this.sourceUser]), serverBinDir(this.major));
+  }
+
+  async stop(): Promise<void> {
+    if (!existsSync(join(this.dataDir, 'postmaster.pid'))) return;
+    const pgCtl = join(serverBinDir(this.major), 'pg_ctl');
+    const user = process.getuid?.() === 0 ? osUserIds('postgres') : undefined;
+    const env = Object.fromEntries(Object.entries(childEnv()).filter(([k]) => !k.startsWith('PG')));
+    const stop = (mode: string) => run(pgCtl, ['-D', this.dataDir, '-m', mode, '-w', '-t', '60', 'stop'], { env, cwd: this.dataDir, ...user });
+    await stop('fast').catch(() => stop('immediate'));
+    this.cluster = undefined;
+  }
+}
+
+/** Where the drill reaches the restored database: candidates tried in order (the bootstrap superuser is usually `postgres`). */
+function socketEndpoints(socketDir: string, port: number, database: string, users: readonly string[]): PgEndpoint[] {
+  return [...new Set(users)].map((user) => ({ host: socketDir, port, user, database, options: {} }));
+}
+
+class PgDrillDatabase implements DrillDatabase {
+  private constructor(
+    private readonly client: Client,
+    private readonly ep: PgEndpoint,
+    private readonly binDir: string,
+  ) {}
+
+  /** The first endpoint that accepts us; over a socket, or over TCP with the source's password (RDS). */
+  static async connect(endpoints: readonly PgEndpoint[], binDir: string): Promise<PgDrillDatabase> {
+    let last: unknown;
+    for (const ep of endpoints) {
+      try {
+        return new PgDrillDatabase(await connectPg(ep, 'the restored database'), ep, binDir);
+      } catch (e) {
+        last = e;
+      }
+    }
+    throw last instanceof Error ? last : new ToolFailed(`cannot connect to the restored database ${endpoints[0]?.database}`);
+  }
+
+  async scalar(sql: string): Promise<string | null> {
+    const { rows, fields } = await this.client.query({ text: sql, rowMode: 'array' });
+    if (rows.length === 0 || fields.length === 0) return null;
+    const value: unknown = (rows[0] as unknown[])[0];
+    if (value === null || value === undefined) return null;
+    return value instanceof Date ? value.toISOString() : String(value);
+  }
+
+  /** pg_amcheck over every table and B-tree index of the database (the amcheck extension installed on the copy). */
+  async verify(signal: AbortSignal): Promise<{ name: string; ok: boolean; detail: string }> {
+    let amcheck = join(this.binDir, 'pg_amcheck');
+    if (!existsSync(amcheck)) {
+      try {
+        amcheck = pgBin('pg_amcheck');
+      } catch {
+        return { name: 'pg_amcheck', ok: false, detail: `pg_amcheck not found in ${this.binDir}: install the PostgreSQL client tools` };
+      }
+    }
+    // Host, user and password through the session's environment and passfile, never argv.
+    const session = await PgToolSession.open(this.ep);
+    try {
+      await run(amcheck, ['--install-missing', '--no-password', '--database', this.ep.database], { env: session.env, signal, maxBuffer: 16 * 1024 * 1024 });
+      const { rows } = await this.client.query(`select count(*)::int as n from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where c.relkind in ('r', 'm', 'i') and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_(toast|temp)'`);
+      return { name: 'pg_amcheck', ok: true, detail: `no corruption in ${rows[0].n} tables and indexes of ${this.ep.database}` };
+    } catch (e) {
+      const err = e as { code?: number | string; stdout?: string; stderr?: string; message: string };
+      const out = `${err.stdout ?? ''}${err.stderr ?? ''}`.trim().split('\n');
+      if (err.code === 2) return { name: 'pg_amcheck', ok: false, detail: `corruption found: ${out.slice(0, 3).join(' | ')}` };
+      return { name: 'pg_amcheck', ok: false, detail: `pg_amcheck failed: ${out.slice(-2).join(' | ') || err.message}` };
+    } finally {
+      await session.close();
+    }
+  }
+
+  checksums(recorded: TableChecksums) {
+    return restoredTableChecksums(this.client, recorded);
+  }
+
+  async close(): Promise<void> {
+    await this.client.end().catch(() => undefined);
+  }
+}

@@ -1,0 +1,239 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ToolFailed } from '../errors';
+import { mysqlBin } from '../engines/mysql/tools';
+import { freePort } from '../free-port';
+import type { ServerTracker } from './throwaway-postgres';
+import { runTool } from './tool';
+
+export type MariadbSettings = Record<string, string | number>;
+
+export interface ThrowawayMariadbOptions {
+  /** Extra [mariadbd] settings, e.g. `{ max_connections: 20 }`. @default - none */
+  settings?: MariadbSettings;
+  /** Binary log on (ROW format, server_id=1), as point-in-time recovery needs. @default true */
+  binlog?: boolean;
+  /** Relaxed flushing (innodb_flush_log_at_trx_commit=2, sync_binlog=0): throwaway data. @default true */
+  fast?: boolean;
+  /** Databases to create once the server is up. @default - none */
+  databases?: string[];
+  /** A directory to create and use as the root instead of a new temp dir (a drill's scratch dir). @default - mkdtemp */
+  dir?: string;
+  /** Told about the running server, so it is stopped if this process dies first. @default - not tracked */
+  track?: ServerTracker;
+}
+
+export interface ThrowawayMariadb extends AsyncDisposable {
+  readonly host: '127.0.0.1';
+  readonly port: number;
+  /** Temp root, owned by the server's OS user; holds my.cnf, the data, binlogs, socket and log. */
+  readonly dir: string;
+  readonly dataDir: string;
+  readonly socket: string;
+  /** Option file with a [client] section: pass `--defaults-file=<this>` to client tools. */
+  readonly defaultsFile: string;
+  url(database?: string): string;
+  /** Runs SQL through the client in batch mode (-N -B); returns the output, trimmed. */
+  sql(statement: string, database?: string): Promise<string>;
+  createDatabase(name: string): Promise<void>;
+  /** Stops the server and deletes `dir`. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+const START_TIMEOUT_MS = 60_000;
+
+/** mariadbd drops privileges itself (--user), but install-db must chown files to that user. */
+function serverUserName(): string | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  try {
+    execFileSync('id', ['-u', 'mysql'], { stdio: 'ignore' });
+    return 'mysql';
+  } catch (cause) {
+    throw new ToolFailed('running as root needs the OS user "mysql"; run scripts/setup.sh', { cause });
+  }
+}
+
+function osIds(name: string): { uid: number; gid: number } {
+  const id = (flag: string) => Number(execFileSync('id', [flag, name], { encoding: 'utf8' }).trim());
+  return { uid: id('-u'), gid: id('-g') };
+}
+
+function cnfLines(settings: MariadbSettings): string[] {
+  return Object.entries(settings).map(([key, value]) => {
+    if (!/^[a-z_][a-z0-9_-]*$/i.test(key) || /[\r\n]/.test(String(value))) {
+      throw new ToolFailed(`invalid MariaDB setting: ${key}=${value}`);
+    }
+    return `${key}=${value}`;
+  });
+}
+
+const lastLines = (text: string, lines: number) => text.trimEnd().split('\n').slice(-lines).join('\n');
+
+async function logTail(path: string, lines = 25): Promise<string> {
+  return lastLines(await readFile(path, 'utf8').catch(() => '(no server log)'), lines);
+}
+
+const exited = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null;
+
+class Server implements ThrowawayMariadb {
+  readonly host = '127.0.0.1' as const;
+  readonly dataDir: string;
+  readonly socket: string;
+  readonly defaultsFile: string;
+  readonly log: string;
+  private child: ChildProcess | undefined;
+  private untrack: (() => void) | undefined;
+  private stopping: Promise<void> | undefined;
+
+  constructor(
+    readonly dir: string,
+    readonly port: number,
+    private readonly track: ServerTracker | undefined,
+  ) {
+    this.dataDir = join(dir, 'data');
+    this.socket = join(dir, 'mariadb.sock');
+    this.defaultsFile = join(dir, 'my.cnf');
+    this.log = join(dir, 'server.log');
+  }
+
+  private admin(...args: string[]): Promise<string> {
+    return runTool(mysqlBin('admin'), [`--defaults-file=${this.defaultsFile}`, ...args]);
+  }
+
+  async start(user: string | undefined): Promise<void> {
+    const args = [`--defaults-file=${this.defaultsFile}`, ...(user ? [`--user=${user}`] : [])];
+    // Detached with its output in log-error: the server must not die with our terminal's Ctrl-C
+    // before stop() or the exit registry has shut it down cleanly.
+    const child = spawn(mysqlBin('server'), args, { detached: true, stdio: 'ignore' });
+    child.on('error', () => undefined);
+    child.unref();
+    this.child = child;
+    if (child.pid !== undefined) {
+      const pid = child.pid;
+      this.untrack = this.track?.({ pid, signal: 'SIGKILL', dir: this.dir, stopNow: () => this.stopNow(pid) });
+    }
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    for (;;) {
+      if (exited(child)) break;
+      if (await this.admin('--connect-timeout=1', 'ping').then(() => true, () => false)) return;
+      if (Date.now() > deadline) break;
+      await sleep(100);
+    }
+    const why = exited(child) ? `exited with ${child.exitCode ?? child.signalCode}` : `not answering after ${START_TIMEOUT_MS / 1000} s`;
+    const tail = await logTail(this.log);
+    await this.stop();
+    throw new ToolFailed(`MariaDB in ${this.dataDir} did not start (${why}):\n${tail}`);
+  }
+
+  /** Synchronous, for process exit: nothing to preserve, so no graceful shutdown. */
+  private stopNow(pid: number): void {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  url(database = ''): string {
+    return `mysql://root@${this.host}:${this.port}/${encodeURIComponent(database)}`;
+  }
+
+  async sql(statement: string, database?: string): Promise<string> {
+    const args = [`--defaults-file=${this.defaultsFile}`, '-N', '-B', ...(database ? ['-D', database] : [])];
+    return (await runTool(mysqlBin('client'), args, { input: statement })).trim();
+  }
+
+  async createDatabase(name: string): Promise<void> {
+    await this.sql(`CREATE DATABASE \`${name.replace(/`/g, '``')}\``);
+  }
+
+  private async shutdown(): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    const gone = new Promise<void>((resolve) => (exited(child) ? resolve() : child.once('exit', () => resolve())));
+    child.ref(); // unref'd at start; without this Node may exit while we wait
+    // SQL SHUTDOWN rather than mariadb-admin shutdown, which polls the pid file once a second.
+    if (!exited(child)) await this.sql('SHUTDOWN').catch(() => child.kill('SIGTERM'));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    await gone;
+    clearTimeout(timer);
+    this.untrack?.();
+    this.untrack = undefined;
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      await this.shutdown();
+      await rm(this.dir, { recursive: true, force: true });
+    })();
+    return this.stopping;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+}
+
+function myCnf(server: Server, options: ThrowawayMariadbOptions): string {
+  const { binlog = true, fast = true } = options;
+  const mariadbd = cnfLines({
+    datadir: server.dataDir,
+    port: server.port,
+    'bind-address': server.host,
+    socket: server.socket,
+    'pid-file': join(server.dir, 'mariadb.pid'),
+    'log-error': server.log,
+    // Its own temp dir: servers bootstrapping side by side in a shared /tmp have tripped over each
+    // other's temporary tables (install-db failed with "Unknown table 'mysql.tmp_user_sys'").
+    tmpdir: join(server.dir, 'tmp'),
+    server_id: 1,
+    ...(binlog ? { log_bin: join(server.dir, 'binlog', 'mariadb-bin'), binlog_format: 'ROW' } : {}),
+    // A small redo log makes install-db noticeably quicker; tests needing more can override it.
+    ...(fast ? { innodb_flush_log_at_trx_commit: 2, sync_binlog: 0, innodb_doublewrite: 0, innodb_log_file_size: '16M' } : {}),
+    ...options.settings,
+  });
+  const client = cnfLines({ port: server.port, socket: server.socket, user: 'root' });
+  return ['[mariadbd]', ...mariadbd, '', '[client]', ...client, ''].join('\n');
+}
+
+/** Starts a private MariaDB server in a temp dir on a free port; stop() removes every trace. */
+export async function startThrowawayMariadb(options: ThrowawayMariadbOptions = {}): Promise<ThrowawayMariadb> {
+  const user = serverUserName();
+  const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'tidemark-maria-')));
+  if (options.dir) await mkdir(dir, { mode: 0o700 }); // its parent is the caller's, made reachable for the server's OS user
+  try {
+    const server = new Server(dir, await freePort(), options.track);
+    const ownDirs = [dir, join(dir, 'binlog'), join(dir, 'tmp')];
+    await Promise.all(ownDirs.slice(1).map((path) => mkdir(path)));
+    await writeFile(server.defaultsFile, myCnf(server, options));
+    if (user) {
+      const { uid, gid } = osIds(user);
+      await Promise.all(ownDirs.map((path) => chown(path, uid, gid)));
+    }
+    await runTool(mysqlBin('installDb'), [
+      `--defaults-file=${server.defaultsFile}`,
+      ...(user ? [`--user=${user}`] : []),
+      '--auth-root-authentication-method=normal',
+      '--skip-test-db',
+    ]).catch(async (err: unknown) => {
+      // Its own output is mostly generic advice; the reason is in the server log.
+      throw new ToolFailed(`mariadb-install-db failed in ${dir}:\n${await logTail(server.log)}`, { cause: err });
+    });
+    await server.start(user);
+    try {
+      for (const name of options.databases ?? []) await server.createDatabase(name);
+    } catch (err) {
+      await server.stop();
+      throw err;
+    }
+    return server;
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}

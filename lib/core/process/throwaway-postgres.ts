@@ -1,0 +1,283 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { appendFileSync, readFileSync, rmSync } from 'node:fs';
+import { chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { ToolFailed } from '../errors';
+import { pgBin } from '../engines/postgres/tools';
+import { freePort } from '../free-port';
+import { runTool } from './tool';
+
+/**
+ * A throwaway server a caller may want stopped if its process ends first (lib/local's exit
+ * registry and watchdog). The drill worker passes none: a worker killed mid-drill leaves its
+ * server for `drill-cleanup`, which finds it by its scratch directory.
+ */
+export interface LiveServer {
+  /** Server process id (postmaster, mariadbd). */
+  pid: number;
+  /** The signal that makes the server stop at once: SIGQUIT for postgres, SIGKILL for mariadbd. */
+  signal: NodeJS.Signals;
+  /** Root to delete once the server is gone. */
+  dir: string;
+  /** Stop the server synchronously and delete `dir`. Runs during process exit: must not throw. */
+  stopNow(): void;
+}
+
+/** Registers a live server; returns the function that forgets it again. */
+export type ServerTracker = (server: LiveServer) => () => void;
+
+export type PostgresSettings = Record<string, string | number>;
+
+/** A login that must prove its password over TCP: a superuser, so it can back up and restore anything. */
+export interface ScramLogin {
+  readonly method: 'scram-sha-256';
+  readonly user: string;
+  readonly password: string;
+}
+
+export interface ThrowawayPostgresOptions {
+  /** Extra postgresql.conf settings, e.g. `{ wal_level: 'logical' }`. @default - none */
+  settings?: PostgresSettings;
+  /** pg_hba.conf lines placed before the trust rules, so they take precedence. @default - none */
+  extraHba?: string[];
+  /** Databases to create once the server is up. @default - only `postgres` */
+  databases?: string[];
+  /** fsync and synchronous_commit off: a throwaway cluster need not survive a power cut. @default true */
+  fast?: boolean;
+  /**
+   * How TCP connections (127.0.0.1) authenticate. With a `ScramLogin`, every one of them must prove
+   * a password with SCRAM, and that login is created as a superuser; `postgres` has no password, so
+   * it cannot log in over TCP. The harness's own psql (sql(), createDatabase()) uses the Unix
+   * socket, which stays trusted.
+   * @default 'trust' - anyone connects as anyone, without a password
+   */
+  auth?: 'trust' | ScramLogin;
+  /** initdb --data-checksums (physical backups validate page checksums when a cluster has them). @default false */
+  dataChecksums?: boolean;
+  /** The server's bin directory (initdb, pg_ctl, postgres, psql): a given major. @default - the newest installed */
+  binDir?: string;
+  /** A directory to create and use as the root instead of a new temp dir (a drill's scratch dir). @default - mkdtemp */
+  dir?: string;
+  /** Told about the running server, so it is stopped if this process dies first. @default - not tracked */
+  track?: ServerTracker;
+}
+
+export interface ThrowawayPostgres extends AsyncDisposable {
+  readonly host: '127.0.0.1';
+  readonly port: number;
+  /** Temp root, owned by the server's OS user; tests may put WAL archives and backups here. */
+  readonly dir: string;
+  readonly dataDir: string;
+  readonly binDir: string;
+  /** The server's log: what `log_statement` and friends record lands here. */
+  readonly logFile: string;
+  /** postgres://user[:password]@127.0.0.1:port/database; the password only when one is given. */
+  url(database?: string, user?: string, password?: string): string;
+  /** Runs SQL through psql; returns unaligned, tuples-only output, trimmed. */
+  sql(statement: string, database?: string): Promise<string>;
+  createDatabase(name: string): Promise<void>;
+  /** Restarts the server, first appending `settings` (later entries win in postgresql.conf). */
+  restart(settings?: PostgresSettings): Promise<void>;
+  /** Stops the server and deletes `dir`. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+interface OsUser {
+  uid: number;
+  gid: number;
+}
+
+/** PostgreSQL refuses to run as root, so a root process runs every binary as `postgres`. */
+function serverUser(): OsUser | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  try {
+    const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
+    return { uid: id('-u'), gid: id('-g') };
+  } catch (cause) {
+    throw new ToolFailed('running as root needs the OS user "postgres"; run scripts/setup.sh', { cause });
+  }
+}
+
+// PG* variables in our environment (PGPORT, PGSERVICE, ...) must not redirect the tools.
+function toolEnv(dir: string): NodeJS.ProcessEnv {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('PG')));
+  return { ...env, HOME: dir };
+}
+
+function run(file: string, args: string[], dir: string, user: OsUser | undefined, input?: string): Promise<string> {
+  return runTool(file, args, { cwd: dir, env: toolEnv(dir), ...user, input });
+}
+
+function confLines(settings: PostgresSettings): string {
+  return Object.entries(settings)
+    .map(([key, value]) => {
+      if (!/^[a-z_][a-z0-9_.]*$/i.test(key)) throw new ToolFailed(`invalid postgresql.conf setting name: ${key}`);
+      return `${key} = ${typeof value === 'number' ? value : `'${value.replace(/'/g, "''")}'`}\n`;
+    })
+    .join('');
+}
+
+const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
+
+const lastLines = (text: string, lines: number) => text.trimEnd().split('\n').slice(-lines).join('\n');
+
+async function logTail(path: string, lines = 25): Promise<string> {
+  return lastLines(await readFile(path, 'utf8').catch(() => '(no server log)'), lines);
+}
+
+class Cluster implements ThrowawayPostgres {
+  readonly host = '127.0.0.1' as const;
+  readonly dataDir: string;
+  readonly logFile: string;
+  private untrack: (() => void) | undefined;
+  private stopping: Promise<void> | undefined;
+
+  constructor(
+    readonly dir: string,
+    readonly binDir: string,
+    readonly port: number,
+    private readonly user: OsUser | undefined,
+    private readonly track: ServerTracker | undefined,
+  ) {
+    this.dataDir = join(dir, 'pgdata');
+    this.logFile = join(dir, 'server.log');
+  }
+
+  private bin(name: string): string {
+    return join(this.binDir, name);
+  }
+
+  private pgCtl(...args: string[]): Promise<string> {
+    return run(this.bin('pg_ctl'), ['-D', this.dataDir, ...args], this.dir, this.user);
+  }
+
+  async start(): Promise<void> {
+    try {
+      await this.pgCtl('-w', '-t', '60', '-l', this.logFile, 'start');
+    } catch (cause) {
+      // A server still starting after the timeout must not outlive its deleted directory.
+      await this.pgCtl('-m', 'immediate', '-w', 'stop').catch(() => undefined);
+      throw new ToolFailed(`PostgreSQL in ${this.dataDir} did not start:\n${await logTail(this.logFile)}`, { cause });
+    }
+    const pid = Number(readFileSync(join(this.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    this.untrack = this.track?.({ pid, signal: 'SIGQUIT', dir: this.dir, stopNow: () => this.stopNow() });
+  }
+
+  /** Synchronous, for process exit: immediate shutdown, no waiting on clients. */
+  private stopNow(): void {
+    spawnSync(this.bin('pg_ctl'), ['-D', this.dataDir, '-m', 'immediate', '-w', 'stop'], {
+      cwd: this.dir,
+      env: toolEnv(this.dir),
+      stdio: 'ignore',
+      ...this.user,
+    });
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private async shutdown(): Promise<void> {
+    try {
+      await this.pgCtl('-m', 'fast', '-w', '-t', '30', 'stop');
+    } catch {
+      await this.pgCtl('-m', 'immediate', '-w', '-t', '30', 'stop').catch(() => undefined);
+    }
+    this.untrack?.();
+    this.untrack = undefined;
+  }
+
+  url(database = 'postgres', user = 'postgres', password?: string): string {
+    const login = password === undefined ? encodeURIComponent(user) : `${encodeURIComponent(user)}:${encodeURIComponent(password)}`;
+    return `postgres://${login}@${this.host}:${this.port}/${encodeURIComponent(database)}`;
+  }
+
+  async sql(statement: string, database = 'postgres'): Promise<string> {
+    // The Unix socket: trusted even when TCP wants a password (auth option).
+    const args = ['-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-h', this.dir, '-p', String(this.port)];
+    // Through stdin, so several statements run one by one (CREATE DATABASE cannot share a -c string).
+    const out = await run(this.bin('psql'), [...args, '-U', 'postgres', '-d', database, '-f', '-'], this.dir, this.user, statement);
+    return out.trim();
+  }
+
+  async createDatabase(name: string): Promise<void> {
+    await this.sql(`CREATE DATABASE ${quoteIdent(name)}`);
+  }
+
+  async restart(settings: PostgresSettings = {}): Promise<void> {
+    appendFileSync(join(this.dataDir, 'postgresql.conf'), confLines(settings));
+    await this.shutdown();
+    await this.start();
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      await this.shutdown();
+      await rm(this.dir, { recursive: true, force: true });
+    })();
+    return this.stopping;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+}
+
+async function initdb(initdbPath: string, dir: string, user: OsUser | undefined, fast: boolean, checksums: boolean): Promise<void> {
+  const base = [initdbPath, '-D', join(dir, 'pgdata'), '-U', 'postgres', '--auth=trust', '-E', 'UTF8', ...(checksums ? ['--data-checksums'] : [])];
+  const args = (locale: string) => [...base.slice(1), `--locale=${locale}`, ...(fast ? ['--no-sync'] : [])];
+  try {
+    await run(initdbPath, args('C.UTF-8'), dir, user);
+  } catch (err) {
+    // Minimal images lack C.UTF-8; initdb has already removed the half-made data directory.
+    if (!/locale/i.test(String(err))) throw err;
+    await run(initdbPath, args('C'), dir, user);
+  }
+}
+
+/** Starts a private PostgreSQL cluster in a temp dir on a free port; stop() removes every trace. */
+export async function startThrowawayPostgres(options: ThrowawayPostgresOptions = {}): Promise<ThrowawayPostgres> {
+  const { fast = true, auth = 'trust' } = options;
+  const tcp = auth === 'trust' ? 'trust' : auth.method;
+  const binDir = options.binDir ?? dirname(pgBin('initdb'));
+  const user = serverUser();
+  const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'tidemark-pg-')));
+  if (options.dir) await mkdir(dir, { mode: 0o700 }); // its parent is the caller's, made reachable for the server's OS user
+  try {
+    if (user) await chown(dir, user.uid, user.gid);
+    await initdb(join(binDir, 'initdb'), dir, user, fast, options.dataChecksums ?? false);
+    const cluster = new Cluster(dir, binDir, await freePort(), user, options.track);
+    const settings: PostgresSettings = {
+      port: cluster.port,
+      listen_addresses: cluster.host,
+      unix_socket_directories: dir,
+      max_wal_senders: 10,
+      ...(fast ? { fsync: 'off', synchronous_commit: 'off' } : {}),
+      ...(auth === 'trust' ? {} : { password_encryption: auth.method }),
+      ...options.settings,
+    };
+    appendFileSync(join(cluster.dataDir, 'postgresql.conf'), `\n# tidemark throwaway cluster\n${confLines(settings)}`);
+    const hba = [
+      ...(options.extraHba ?? []),
+      'local all all trust',
+      `host all all 127.0.0.1/32 ${tcp}`,
+      'local replication all trust',
+      `host replication all 127.0.0.1/32 ${tcp}`,
+    ];
+    await writeFile(join(cluster.dataDir, 'pg_hba.conf'), hba.join('\n') + '\n');
+    await cluster.start();
+    try {
+      if (auth !== 'trust') {
+        // Through psql's stdin, like every statement here: the password never shows in a process list.
+        const password = `'${auth.password.replace(/'/g, "''")}'`;
+        await cluster.sql(`CREATE ROLE ${quoteIdent(auth.user)} LOGIN SUPERUSER PASSWORD ${password}`);
+      }
+      for (const name of options.databases ?? []) await cluster.createDatabase(name);
+    } catch (err) {
+      await cluster.stop();
+      throw err;
+    }
+    return cluster;
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
