@@ -1,7 +1,12 @@
 import { recordDrill, type DrillRecordEvent, type DrillRecordOutput } from '../core/commands/drill-record';
 import { chooseDrillTarget, type DrillSources, type DrillTargetEvent } from '../core/commands/drill-target';
+import type { TidemarkConfig } from '../core/config/schema';
 import type { DrillReport } from '../core/drill/report';
+import { openStore } from '../core/repository/open-store';
 import type { ObjectStore } from '../core/repository/storage';
+import { stateMachineDefinition } from './template-definition';
+import { startThrowawayMariadb } from './throwaway-mariadb';
+import { startThrowawayPostgres } from './throwaway-postgres';
 import { LocalTaskError, runStateMachine, type AwsSdkRequest, type LocalExecutionResult, type SnsPublishRequest } from './state-machine-runner';
 import { workerProcessResolver } from './worker-process';
 
@@ -174,3 +179,60 @@ async function readReport(store: ObjectStore, key: string): Promise<DrillReport 
   }
 }
 
+
+export interface ConfiguredDrillOptions {
+  /** `latest`, `random` or an ISO time. @default 'latest' */
+  readonly at?: string;
+  /** The worker entry. @default 'containers/worker/main.ts' */
+  readonly workerEntry?: string | readonly string[];
+  readonly onStateEntered?: (state: string) => void;
+  readonly onWorkerOutput?: (line: string, stream: 'stdout' | 'stderr') => void;
+}
+
+/**
+ * `tidemark drill`: the drill machine of a synthesized TidemarkStack template, run on this machine
+ * against the config's repository. The Lambdas see the sources exactly as the stack describes them
+ * (their TIDEMARK_DRILL_SOURCES); the worker gets the local config. An RDS source is restored into
+ * an empty throwaway cluster of its engine: locally there is no RDS backup to fill it from.
+ */
+export async function runConfiguredDrill(config: TidemarkConfig, source: string, template: object, options: ConfiguredDrillOptions = {}): Promise<LocalDrillResult> {
+  const definition = stateMachineDefinition(template, 'DrillStateMachine');
+  const sources = drillSourcesOf(template);
+  const engine = config.sources[source]?.engine;
+  const rds = localRds(async () => {
+    const database = new URL(config.sources[source]?.url ?? 'postgres://x/postgres').pathname.slice(1) || 'postgres';
+    if (engine === 'mysql') {
+      const server = await startThrowawayMariadb();
+      return { host: server.host, port: server.port, stop: () => server.stop() };
+    }
+    const server = await startThrowawayPostgres({ databases: database === 'postgres' ? [] : [database] });
+    return { host: server.host, port: server.port, stop: () => server.stop() };
+  });
+  try {
+    return await runDrillLocally(
+      { source, kind: 'manual', at: options.at ?? 'latest' },
+      {
+        definition,
+        sources,
+        workerConfigJson: JSON.stringify(config),
+        store: openStore(config.repository),
+        rds,
+        ...(options.workerEntry ? { workerEntry: options.workerEntry } : {}),
+        ...(options.onStateEntered ? { onStateEntered: options.onStateEntered } : {}),
+        ...(options.onWorkerOutput ? { onWorkerOutput: options.onWorkerOutput } : {}),
+      },
+    );
+  } finally {
+    await rds.stopAll();
+  }
+}
+
+/** TIDEMARK_DRILL_SOURCES of the drill functions in a synthesized template. */
+export function drillSourcesOf(template: object): DrillSources {
+  const resources = (template as { Resources?: Record<string, { Type: string; Properties?: { Environment?: { Variables?: Record<string, unknown> } } }> }).Resources ?? {};
+  for (const r of Object.values(resources)) {
+    const raw = r.Type === 'AWS::Lambda::Function' ? r.Properties?.Environment?.Variables?.TIDEMARK_DRILL_SOURCES : undefined;
+    if (typeof raw === 'string') return JSON.parse(raw) as DrillSources;
+  }
+  throw new Error('the template has no drill function (TIDEMARK_DRILL_SOURCES); is it a TidemarkStack?');
+}
