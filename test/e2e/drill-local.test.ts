@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
@@ -164,6 +165,74 @@ describe('the synthesized drill state machine, run locally', () => {
     expect(result.report?.target).toMatchObject({ kind: 'time', random: true });
     expect(result.tasks[0]).toEqual(expect.arrayContaining(['--random', '--kind', 'full']));
   }, 120_000);
+
+  /*
+   * The same machine with the worker's own drill commands (containers/worker/main.ts, branch
+   * drill-core): real throwaway instance in its scratch dir, recorded checksums, pg_amcheck.
+   */
+  describe("with the worker's own drill commands", () => {
+    const real = (input: { source: string; kind: 'restore' | 'manual' }, options: Partial<LocalDrillOptions> & { config?: object } = {}) =>
+      drill(input, { workerEntry: join(ROOT, 'containers/worker/main.ts'), ...options });
+    const scratchOf = (id: string) => join(tmpdir(), 'tidemark-drills', id);
+    const serversIn = (dir: string) => execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(dir));
+
+    test('passing: recorded checksums, the engine verifier and the assertion agree; torn down', async () => {
+      const result = await real({ source: 'app', kind: 'restore' }, { config: localConfig({ sql: 'select count(*) from orders', expect: ROWS }) });
+      expect({ status: result.status, cause: result.cause }).toEqual({ status: 'SUCCEEDED', cause: undefined });
+      expect(result.report?.checks.map((c) => [c.name, c.ok])).toEqual(expect.arrayContaining([['recorded checksums', true], ['pg_amcheck', true], ['assertion: orders', true]]));
+      expect(result.report?.rtoSeconds).toBeGreaterThan(0);
+      expect(existsSync(scratchOf(result.report!.id))).toBe(false);
+    }, 180_000);
+
+    test('a failing assertion: failed, the assertion named, cleanup ran, no server left', async () => {
+      const result = await real({ source: 'app', kind: 'restore' }, { config: localConfig({ sql: 'select count(*) from orders', expect: 7 }) });
+      expect(result.status).toBe('FAILED');
+      expect(result.tasks.map((t) => t[0])).toEqual(['drill', 'drill-cleanup']);
+      expect(result.report?.checks).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'assertion: orders', ok: false })]));
+      expect(result.outcome?.reason).toContain('assertion: orders');
+      expect(serversIn(scratchOf(result.report!.id))).toEqual([]);
+      expect(existsSync(scratchOf(result.report!.id))).toBe(false);
+    }, 180_000);
+
+    test('the worker killed once its instance is up: drill-cleanup stops the orphaned server and removes the scratch dir', async () => {
+      let id = '';
+      const result = await real(
+        { source: 'app', kind: 'manual' },
+        {
+          onWorkerOutput: (line) => {
+            id ||= /"drill (\d{8}T\d{6}Z-[0-9a-f]{6}):/.exec(line)?.[1] ?? '';
+            if (!id || !line.includes('throwaway instance ready')) return;
+            const worker = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
+              .split('\n')
+              .find((l) => l.includes('containers/worker/main.ts drill app') && l.includes(`--id ${id}`));
+            if (worker) process.kill(Number(worker.trim().split(/\s+/)[0]), 'SIGKILL');
+          },
+        },
+      );
+      expect(id).not.toBe('');
+      expect(result.status).toBe('FAILED');
+      expect(result.tasks.map((t) => t[0])).toEqual(['drill', 'drill-cleanup']);
+      expect(result.report).toMatchObject({ ok: false, error: expect.stringContaining('SIGKILL') });
+      expect(serversIn(scratchOf(id))).toEqual([]);
+      expect(existsSync(scratchOf(id))).toBe(false);
+    }, 180_000);
+
+    test('a corrupted backup: failed, naming the object', async () => {
+      const repo = join(tmp.path, 'corrupt2');
+      cpSync(join(tmp.path, 'repo'), repo, { recursive: true });
+      const backupDir = join(repo, 'app', 'backups');
+      const [id] = readdirSync(backupDir);
+      const data = readdirSync(join(backupDir, id)).filter((f) => f !== 'manifest.json').sort();
+      const victim = join(backupDir, id, data[0]);
+      const bytes = readFileSync(victim);
+      bytes[Math.floor(bytes.length / 2)] ^= 0xff;
+      writeFileSync(victim, bytes);
+      const result = await real({ source: 'app', kind: 'restore' }, { config: localConfig(undefined, 'corrupt2'), store: new FileStore(repo) });
+      expect(result.status).toBe('FAILED');
+      expect(result.tasks.map((t) => t[0])).toEqual(['drill', 'drill-cleanup']);
+      expect(result.report?.error).toContain(data[0]);
+    }, 180_000);
+  });
 
   describe('RDS sources: the restore is a throwaway local cluster', () => {
     let rds: LocalRds;
