@@ -67,6 +67,9 @@ export const RDS_NOT_AVAILABLE_ERROR = 'Tidemark.RdsInstanceNotAvailable';
 export const DRILL_INSTANCE_PREFIX = 'tidemark-drill-';
 /** Tag every drill instance carries (value: the drill id). */
 export const DRILL_INSTANCE_TAG = 'tidemark:drill';
+/** The EBS scratch volume of large drills: its name in the task definition and where it is mounted. */
+export const SCRATCH_VOLUME_NAME = 'drill-scratch';
+export const SCRATCH_MOUNT_PATH = '/var/lib/tidemark';
 
 /** RDS statuses from which an instance will not become available by itself. */
 const RDS_FAILED_STATUSES = ['failed', 'incompatible-restore', 'incompatible-parameters', 'incompatible-network', 'storage-full', 'inaccessible-encryption-credentials', 'deleting'];
@@ -96,6 +99,13 @@ export interface DrillStateMachineProps {
    * @default Duration.hours(6)
    */
   readonly taskTimeout?: Duration;
+  /**
+   * Disk for restores larger than the worker's ephemeral storage (Fargate: at most 200 GiB): an
+   * ECS-managed EBS volume of this size is attached to every self-managed drill task at RunTask and
+   * mounted where the drill keeps its scratch (TIDEMARK_SPOOL). ECS deletes it with the task.
+   * @default - none: drills restore into the task's ephemeral storage
+   */
+  readonly scratchVolumeGiB?: number;
   /** Pause between two looks at a restoring RDS instance. @default Duration.minutes(1) */
   readonly rdsPollInterval?: Duration;
   /** Looks at a restoring RDS instance before the drill gives up (and deletes it). @default 180 */
@@ -118,6 +128,9 @@ export interface DrillStateMachineProps {
 export class DrillStateMachine extends Construct {
   readonly stateMachine: sfn.StateMachine;
   readonly logGroup: logs.ILogGroup;
+  /** The ECS infrastructure role that creates the drill's EBS volume, when there is one. */
+  readonly scratchVolumeRole?: iam.Role;
+  private readonly scratchVolume?: { sizeGiB: number; role: iam.Role };
 
   constructor(scope: Construct, id: string, props: DrillStateMachineProps) {
     super(scope, id);
@@ -133,6 +146,10 @@ export class DrillStateMachine extends Construct {
       }
     }
 
+    if (props.scratchVolumeGiB !== undefined && (!Number.isInteger(props.scratchVolumeGiB) || props.scratchVolumeGiB < 1 || props.scratchVolumeGiB > 16384)) {
+      throw new Error(`DrillStateMachine ${this.node.path}: scratchVolumeGiB must be a whole number of GiB from 1 to 16384 (an EBS gp3 volume), got ${props.scratchVolumeGiB}`);
+    }
+    this.scratchVolume = props.scratchVolumeGiB === undefined ? undefined : this.addScratchVolume(props, props.scratchVolumeGiB);
     const definition = this.definition(props, taskTimeout, maxPolls);
     this.logGroup = new logs.LogGroup(this, 'Logs', {
       logGroupName: `/aws/vendedlogs/states/${Names.uniqueResourceName(this, { maxLength: 200, separator: '-' })}`,
@@ -146,6 +163,10 @@ export class DrillStateMachine extends Construct {
       logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
     });
     this.grantRds(props.rdsInstances ?? []);
+    if (this.scratchVolume) {
+      (this as { scratchVolumeRole?: iam.Role }).scratchVolumeRole = this.scratchVolume.role;
+      this.scratchVolume.role.grantPassRole(this.stateMachine.role);
+    }
     this.acknowledgeRequiredWildcards();
   }
 
@@ -234,7 +255,7 @@ export class DrillStateMachine extends Construct {
     runVerify.next(record);
 
     // --- self-managed: one task restores into its own storage, checks and reports ------------------
-    const runDrill = this.runWorker(props, S.runDrill, sfn.JsonPath.listAt('$.drill.workerCommand'), taskTimeout);
+    const runDrill = this.runWorker(props, S.runDrill, sfn.JsonPath.listAt('$.drill.workerCommand'), taskTimeout, this.scratchVolume);
     runDrill.addRetry({ errors: [...ECS_TRANSIENT_ERRORS], interval: Duration.seconds(30), backoffRate: 2, maxDelay: Duration.minutes(5), maxAttempts: 5, jitterStrategy: sfn.JitterType.FULL });
     // No retry of a failed drill: a drill that fails is the finding; RTO must not hide a retry.
     runDrill.addCatch(cleanUp, { errors: [sfn.Errors.ALL], resultPath: '$.error' });
@@ -394,8 +415,8 @@ export class DrillStateMachine extends Construct {
     return chooseTarget.next(which);
   }
 
-  private runWorker(props: DrillStateMachineProps, name: string, command: string[], timeout: Duration): tasks.EcsRunTask {
-    return new tasks.EcsRunTask(this, name, {
+  private runWorker(props: DrillStateMachineProps, name: string, command: string[], timeout: Duration, volume?: { sizeGiB: number; role: iam.Role }): tasks.EcsRunTask {
+    return new DrillRunTask(this, name, {
       integrationPattern: sfn.IntegrationPattern.RUN_JOB,
       cluster: props.cluster,
       taskDefinition: props.taskDefinition,
@@ -403,10 +424,52 @@ export class DrillStateMachine extends Construct {
       subnets: props.subnets,
       securityGroups: props.securityGroups,
       assignPublicIp: false,
-      containerOverrides: [{ containerDefinition: props.container, command }],
+      containerOverrides: [
+        {
+          containerDefinition: props.container,
+          command,
+          ...(volume ? { environment: [{ name: 'TIDEMARK_SPOOL', value: SCRATCH_MOUNT_PATH }] } : {}),
+        },
+      ],
       taskTimeout: sfn.Timeout.duration(timeout),
       resultPath: sfn.JsonPath.DISCARD,
+      ...(volume
+        ? {
+            volumeConfigurations: [
+              {
+                Name: SCRATCH_VOLUME_NAME,
+                ManagedEBSVolume: {
+                  RoleArn: volume.role.roleArn,
+                  SizeInGiB: volume.sizeGiB,
+                  VolumeType: 'gp3',
+                  FilesystemType: 'ext4',
+                  Encrypted: true,
+                  TagSpecifications: [{ ResourceType: 'volume', PropagateTags: 'TASK_DEFINITION', Tags: [{ Key: DRILL_INSTANCE_TAG, Value: 'scratch' }] }],
+                },
+              },
+            ],
+          }
+        : {}),
     });
+  }
+
+  /**
+   * The task definition gets a volume configured at launch and the worker container a mount point
+   * on it; ECS creates the EBS volume through an infrastructure role of its own.
+   */
+  private addScratchVolume(props: DrillStateMachineProps, sizeGiB: number): { sizeGiB: number; role: iam.Role } {
+    props.taskDefinition.addVolume({ name: SCRATCH_VOLUME_NAME, configuredAtLaunch: true });
+    props.container.addMountPoints({ containerPath: SCRATCH_MOUNT_PATH, sourceVolume: SCRATCH_VOLUME_NAME, readOnly: false });
+    const role = new iam.Role(this, 'ScratchVolumeRole', {
+      assumedBy: new iam.ServicePrincipal('ecs.amazonaws.com'),
+      description: 'Tidemark: ECS creates and deletes the EBS scratch volume of large restore drills',
+      managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AmazonECSInfrastructureRolePolicyForVolumes')],
+    });
+    Validations.of(role).acknowledge({
+      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonECSInfrastructureRolePolicyForVolumes]',
+      reason: 'The AWS-managed policy ECS documents for managed EBS volumes; it is scoped by ECS to the volumes it creates for tasks.',
+    });
+    return { sizeGiB, role };
   }
 
   private restore(name: string, action: string, parameters: Record<string, unknown>): tasks.CallAwsService {
@@ -497,3 +560,25 @@ const REQUIRED_WILDCARDS: readonly { actions: readonly string[]; reason: string 
     reason: 'X-Ray tracing APIs support no resource-level permissions (required for tracing).',
   },
 ];
+
+interface DrillRunTaskProps extends tasks.EcsRunTaskProps {
+  /** RunTask `VolumeConfigurations` (ECS-managed EBS); EcsRunTask has no prop for them. */
+  readonly volumeConfigurations?: Record<string, unknown>[];
+}
+
+/** EcsRunTask plus `VolumeConfigurations` in the rendered Parameters. */
+class DrillRunTask extends tasks.EcsRunTask {
+  private readonly volumeConfigurations?: Record<string, unknown>[];
+
+  constructor(scope: Construct, id: string, props: DrillRunTaskProps) {
+    const { volumeConfigurations, ...rest } = props;
+    super(scope, id, rest);
+    this.volumeConfigurations = volumeConfigurations;
+  }
+
+  protected override _renderTask(topLevelQueryLanguage?: sfn.QueryLanguage): unknown {
+    const rendered = super._renderTask(topLevelQueryLanguage) as { Parameters?: Record<string, unknown> };
+    if (this.volumeConfigurations && rendered.Parameters) rendered.Parameters.VolumeConfigurations = this.volumeConfigurations;
+    return rendered;
+  }
+}

@@ -109,9 +109,17 @@ export class TidemarkStack extends Stack {
       topic: this.observability.topic,
       rdsInstances: deployment.sources.flatMap((s) => (s.rds?.instance ? [s.rds.instance] : [])),
       taskTimeout: Duration.seconds(parseDuration(aws.worker.timeout)),
+      // Restores that outgrow the task's ephemeral storage (≤ 200 GiB) get an EBS scratch volume.
+      scratchVolumeGiB: drillScratchGiB(config, deployment, aws.worker.ephemeralStorageGiB),
     });
     this.drillSchedules = new DrillSchedules(this, 'DrillSchedules', { stateMachine: this.drill.stateMachine, runs: planDrillRuns(config, deployment) });
 
     for (const warning of deployment.warnings) Annotations.of(this).addWarningV2('tidemark:schedule-unavailable', warning);
   }
+}
+
+/** The largest `drill.restoreSizeGiB` above the worker's ephemeral storage, if any. */
+function drillScratchGiB(config: TidemarkConfig, deployment: Deployment, ephemeralGiB: number): number | undefined {
+  const sizes = deployment.sources.map((s) => config.sources[s.name]?.drill?.restoreSizeGiB ?? 0).filter((g) => g > ephemeralGiB);
+  return sizes.length > 0 ? Math.max(...sizes) : undefined;
 }

@@ -224,3 +224,43 @@ describe('the drill state machine in the Tidemark stack', () => {
     expect(JSON.stringify(drill)).not.toMatch(/secretsmanager|password/i);
   });
 });
+
+describe('a drill larger than the ephemeral storage', () => {
+  test('gets an ECS-managed EBS scratch volume on the drill task only, mounted where the drill keeps its scratch; cdk-nag clean', () => {
+    const outdir = mkdtempSync(join(tmpdir(), 'tidemark-drill-synth-'));
+    try {
+      const app = new App({ outdir, context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
+      const config = { ...CONFIG, sources: { app: { ...CONFIG.sources.app, drill: { restoreSizeGiB: 500 } } } };
+      const [stack] = buildTidemarkApp(app, parseConfig(JSON.stringify(config), 'big.json'));
+      Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+      app.synth();
+      const template = Template.fromStack(stack);
+      const states = (stateMachineDefinition(template.toJSON(), 'DrillStateMachine') as { States: Record<string, { Parameters?: Record<string, unknown> }> }).States;
+      expect(states[S.runDrill].Parameters?.VolumeConfigurations).toEqual([
+        expect.objectContaining({ Name: 'drill-scratch', ManagedEBSVolume: expect.objectContaining({ SizeInGiB: 500, VolumeType: 'gp3', Encrypted: true }) }),
+      ]);
+      expect(JSON.stringify(states[S.runDrill].Parameters)).toContain('"TIDEMARK_SPOOL","Value":"/var/lib/tidemark"');
+      for (const name of [S.cleanUp, S.runChecks, S.runVerify]) expect(states[name].Parameters?.VolumeConfigurations).toBeUndefined();
+      template.hasResourceProperties('AWS::ECS::TaskDefinition', {
+        Volumes: Match.arrayWith([{ Name: 'drill-scratch', ConfiguredAtLaunch: true }]),
+        ContainerDefinitions: Match.arrayWith([Match.objectLike({ MountPoints: [{ ContainerPath: '/var/lib/tidemark', SourceVolume: 'drill-scratch', ReadOnly: false }] })]),
+      });
+    } finally {
+      rmSync(outdir, { recursive: true, force: true });
+    }
+  });
+
+  test('without restoreSizeGiB above the ephemeral storage there is no volume', () => {
+    // The main suite's config has none: its task definition has no launch-time volume.
+    const outdir = mkdtempSync(join(tmpdir(), 'tidemark-drill-synth-'));
+    try {
+      const app = new App({ outdir, context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
+      const config = { ...CONFIG, sources: { app: { ...CONFIG.sources.app, drill: { restoreSizeGiB: 20 } } } };
+      const [stack] = buildTidemarkApp(app, parseConfig(JSON.stringify(config), 'small.json'));
+      const defs = Template.fromStack(stack).findResources('AWS::ECS::TaskDefinition');
+      expect(JSON.stringify(defs)).not.toContain('ConfiguredAtLaunch');
+    } finally {
+      rmSync(outdir, { recursive: true, force: true });
+    }
+  });
+});
