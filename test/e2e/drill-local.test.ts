@@ -16,7 +16,7 @@ import { localRds, runDrillLocally, type LocalDrillOptions, type LocalRds } from
 import { stateMachineDefinition } from '../../lib/local/template-definition';
 import { startThrowawayPostgres } from '../../lib/local/throwaway-postgres';
 import { usePostgres } from '../harness/postgres';
-import { ROOT, TEST_KEY, useTempDir } from '../harness/tidemark';
+import { ROOT, runCli, TEST_KEY, useTempDir } from '../harness/tidemark';
 
 /*
  * The drill state machine as `cdk deploy` creates it, run locally against a real PostgreSQL and a
@@ -231,6 +231,38 @@ describe('the synthesized drill state machine, run locally', () => {
       expect(result.status).toBe('FAILED');
       expect(result.tasks.map((t) => t[0])).toEqual(['drill', 'drill-cleanup']);
       expect(result.report?.error).toContain(data[0]);
+    }, 180_000);
+  });
+
+  describe('tidemark drill (the CLI)', () => {
+    const cli = async (config: object, args: string[]) => {
+      const path = join(tmp.path, `cli-${Math.random().toString(36).slice(2)}.json`);
+      writeFileSync(path, JSON.stringify(config));
+      return runCli(['-c', path, ...args], { TIDEMARK_TEST_KEY: TEST_KEY });
+    };
+
+    test('--json prints exactly DESIGN.md §5 shape and exits 0 when the drill passed', async () => {
+      const result = await cli(localConfig({ sql: 'select count(*) from orders', expect: ROWS }), ['--json', 'drill', 'app']);
+      expect({ code: result.code, stderr: result.code === 0 ? '' : result.stderr }).toEqual({ code: 0, stderr: '' });
+      const out = JSON.parse(result.stdout) as Record<string, unknown>;
+      expect(Object.keys(out).sort()).toEqual(['checks', 'ok', 'rpoSeconds', 'rtoSeconds', 'target']);
+      expect(out).toMatchObject({ ok: true, target: { kind: 'latest' } });
+      expect(result.stderr).toContain(S.cleanUp);
+    }, 180_000);
+
+    test('a failed check: the table names it, RTO and RPO lines are printed, exit 4', async () => {
+      const result = await cli(localConfig({ sql: 'select count(*) from orders', expect: 1 }), ['drill', 'app']);
+      expect(result.code).toBe(4);
+      expect(result.stdout).toMatch(/FAILED \(target latest\)/);
+      expect(result.stdout).toMatch(/^FAILED\s+assertion: orders\s+/m);
+      expect(result.stdout).toMatch(/^RTO /m);
+      expect(result.stdout).toMatch(/^RPO /m);
+    }, 180_000);
+
+    test('a point outside the window: one line naming the window, non-zero', async () => {
+      const result = await cli(localConfig(), ['drill', 'app', '--at', '2001-01-01T00:00:00Z']);
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toMatch(/tidemark: drill of app failed before it restored anything: .*outside the restorable window/);
     }, 180_000);
   });
 
