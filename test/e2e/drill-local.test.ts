@@ -171,7 +171,7 @@ describe('the synthesized drill state machine, run locally', () => {
    * drill-core): real throwaway instance in its scratch dir, recorded checksums, pg_amcheck.
    */
   describe("with the worker's own drill commands", () => {
-    const real = (input: { source: string; kind: 'restore' | 'manual' }, options: Partial<LocalDrillOptions> & { config?: object } = {}) =>
+    const real = (input: { source: string; kind: 'restore' | 'manual' | 'verify' }, options: Partial<LocalDrillOptions> & { config?: object } = {}) =>
       drill(input, { workerEntry: join(ROOT, 'containers/worker/main.ts'), ...options });
     const scratchOf = (id: string) => join(tmpdir(), 'tidemark-drills', id);
     const serversIn = (dir: string) => execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(dir));
@@ -215,6 +215,27 @@ describe('the synthesized drill state machine, run locally', () => {
       expect(result.report).toMatchObject({ ok: false, error: expect.stringContaining('SIGKILL') });
       expect(serversIn(scratchOf(id))).toEqual([]);
       expect(existsSync(scratchOf(id))).toBe(false);
+    }, 180_000);
+
+    test('verify: the worker reads every object back; no throwaway instance, no teardown; a damaged object fails it', async () => {
+      const ok = await real({ source: 'app', kind: 'verify' });
+      expect({ status: ok.status, cause: ok.cause }).toEqual({ status: 'SUCCEEDED', cause: undefined });
+      expect(ok.events).toEqual([S.chooseTarget, S.whichDrill, S.runVerify, S.record, S.passed, S.succeeded]);
+      expect(ok.tasks).toEqual([['verify', 'app']]);
+      expect(ok.metrics[0]).toMatchObject({ Source: 'app', DrillSucceeded: 1 });
+
+      const repo = join(tmp.path, 'corrupt3');
+      cpSync(join(tmp.path, 'repo'), repo, { recursive: true });
+      const backupDir = join(repo, 'app', 'backups');
+      const [id] = readdirSync(backupDir);
+      const victim = join(backupDir, id, readdirSync(join(backupDir, id)).filter((f) => f !== 'manifest.json').sort()[0]);
+      const bytes = readFileSync(victim);
+      bytes[0] ^= 0xff;
+      writeFileSync(victim, bytes);
+      const bad = await real({ source: 'app', kind: 'verify' }, { config: localConfig(undefined, 'corrupt3'), store: new FileStore(repo) });
+      expect(bad.status).toBe('FAILED');
+      expect(bad.metrics[0]).toMatchObject({ DrillFailed: 1 });
+      expect(bad.outcome?.reason).toMatch(/^verify failed: States.TaskFailed: exit 3/);
     }, 180_000);
 
     test('a corrupted backup: failed, naming the object', async () => {
