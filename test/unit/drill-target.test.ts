@@ -75,6 +75,14 @@ describe('chooseDrillTarget and recordDrill on a repository', () => {
     await expect(chooseDrillTarget(store, { a: { engine: 'postgres', rds: { cluster: 'a' } } }, { source: 'a', kind: 'restore' })).rejects.toThrow(/Aurora/);
   });
 
+  it('an RDS time inside the point-in-time window restores to that time; older without a snapshot is refused', async () => {
+    const now = new Date('2026-12-01T07:30:00.000Z');
+    const sources = { db: { engine: 'postgres' as const, rds: { instance: 'db', securityGroupIds: [] } } };
+    const plan = await chooseDrillTarget(store, sources, { source: 'db', kind: 'manual', at: '2026-11-30T07:30:00Z' }, { now });
+    expect(plan.rds).toMatchObject({ restore: 'point-in-time', restoreTime: '2026-11-30T07:30:00.000Z' });
+    await expect(chooseDrillTarget(store, sources, { source: 'db', kind: 'manual', at: '2026-11-20T07:30:00Z' }, { now })).rejects.toThrow(/outside the restorable window/);
+  });
+
   it('writes a failed report when the worker left none, and never overwrites one', async () => {
     const drill = { source: 'app', kind: 'restore' as const, id: '20261201T073000Z-abcdef', startedAt: '2026-12-01T07:30:00.000Z', target: 'latest', random: false, mode: 'task' as const, workerCommand: [], cleanupCommand: [] };
     const lines: string[] = [];

@@ -36,8 +36,12 @@ export interface DrillSource {
 
 export type DrillSources = Readonly<Record<string, DrillSource>>;
 
-/** Longest a point-in-time restore of RDS reaches back (RDS keeps automated backups ≤ 35 days). */
-export const RDS_PITR_MAX_SECONDS = 35 * 24 * 3600;
+/**
+ * How far back a drill restores an RDS instance to a point in time. RDS keeps automated backups for
+ * the instance's retention (1–35 days, 7 by the console's default); the drill cannot see it without
+ * DescribeDBInstances, so older points restore the newest Tidemark snapshot at or before them.
+ */
+export const RDS_PITR_SECONDS = 7 * 24 * 3600;
 
 /** Prefix of every instance a drill creates; the drill role may delete only instances named so. */
 export const RDS_DRILL_INSTANCE_PREFIX = 'tidemark-drill-';
@@ -148,15 +152,22 @@ export async function chooseDrillTarget(
   if (described.rds && !rdsInstance) {
     throw new UsageError(`drill of '${source}': Aurora clusters (rds.cluster) cannot be drilled yet; only RDS instances (rds.instance)`);
   }
-  const window = options.window !== undefined ? options.window : rdsInstance ? rdsWindow(now) : await drillWindow(store, source);
+  const snapshots = rdsInstance ? await rdsSnapshots(store, source) : [];
+  const window = options.window !== undefined ? options.window : rdsInstance ? rdsWindow(now, snapshots) : await drillWindow(store, source);
   const { target, random } = chooseDrillPoint(source, at, window, options.draw);
 
   if (rdsInstance) {
+    const pointInTime = target === 'latest' || Date.parse(target) >= now.getTime() - RDS_PITR_SECONDS * 1000;
+    const snapshot = pointInTime ? undefined : snapshots.filter((s) => s.time <= target).at(-1);
+    if (!pointInTime && !snapshot) {
+      throw new RecoveryTargetOutOfRange(`drill of '${source}': ${target} is older than RDS point-in-time restore reaches (${RDS_PITR_SECONDS / 86400} days) and no snapshot is at or before it`);
+    }
     const rds: RdsDrillPlan = {
-      restore: target === 'latest' ? 'latest' : 'point-in-time',
+      restore: target === 'latest' ? 'latest' : snapshot ? 'snapshot' : 'point-in-time',
       sourceInstance: rdsInstance,
       instance: `${RDS_DRILL_INSTANCE_PREFIX}${id.toLowerCase()}`,
-      ...(target === 'latest' ? {} : { restoreTime: target }),
+      ...(target !== 'latest' && !snapshot ? { restoreTime: target } : {}),
+      ...(snapshot ? { snapshot: snapshot.identifier } : {}),
       securityGroupIds: [...(described.rds?.securityGroupIds ?? [])],
     };
     return { source, kind, id, startedAt, target, random, mode: 'rds', workerCommand: [], cleanupCommand, rds };
@@ -166,12 +177,23 @@ export async function chooseDrillTarget(
 }
 
 /**
- * RDS keeps its own PITR window (the instance's backup retention, ≤ 35 days, ending about five
- * minutes ago). The exact bounds need DescribeDBInstances; RestoreDBInstanceToPointInTime refuses
- * a time outside them with its own message, which the drill reports.
+ * An RDS instance's window: its own point-in-time window (assumed RDS_PITR_SECONDS, ending about
+ * five minutes ago; RestoreDBInstanceToPointInTime refuses a time outside the real one with its own
+ * message, which the drill reports), extended back to the oldest Tidemark snapshot.
  */
-function rdsWindow(now: Date): RestorableWindow {
-  return { from: new Date(now.getTime() - RDS_PITR_MAX_SECONDS * 1000).toISOString(), to: new Date(now.getTime() - 5 * 60_000).toISOString() };
+function rdsWindow(now: Date, snapshots: readonly { time: string }[]): RestorableWindow {
+  const pitrFrom = new Date(now.getTime() - RDS_PITR_SECONDS * 1000).toISOString();
+  const from = snapshots.length > 0 && snapshots[0].time < pitrFrom ? snapshots[0].time : pitrFrom;
+  return { from, to: new Date(now.getTime() - 5 * 60_000).toISOString() };
+}
+
+/** The source's RDS snapshot backups, oldest first: their restore point and snapshot identifier. */
+async function rdsSnapshots(store: ObjectStore, source: string): Promise<{ time: string; identifier: string }[]> {
+  const catalog = await readCatalog(store, source);
+  return catalog.backups.flatMap((m) => {
+    const details = m.details as { kind: string; snapshotIdentifier?: string };
+    return details.kind === 'rds-snapshot' && details.snapshotIdentifier ? [{ time: m.restorePoint.time, identifier: details.snapshotIdentifier }] : [];
+  });
 }
 
 function parseEvent(event: DrillTargetEvent): DrillTargetEvent {
