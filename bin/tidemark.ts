@@ -5,7 +5,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import type { TidemarkConfig } from '../lib/core/config/schema';
-import { TidemarkError } from '../lib/core/errors';
+import { TidemarkError, UsageError } from '../lib/core/errors';
 import { formatBytes } from '../lib/core/format';
 import type { Progress } from '../lib/core/progress';
 // Start-up is part of every backup: only commander, the error types and the backup-type list (a
@@ -129,7 +129,7 @@ export function buildProgram(): Command {
     .option('--position <file:pos>', 'binlog position to recover to (MySQL/MariaDB)')
     .option('--gtid <set>', 'GTID set to recover up to (MySQL/MariaDB)')
     .option('--before-drop <schema.table>', 'just before the DROP or TRUNCATE of this table')
-    .option('--table <schema.table>', 'restore only this table')
+    .option('--table <schema.table>', 'restore only this table (MySQL/MariaDB: database.table, into a live database too; refused if it exists, unless --force)')
     .option('--force', 'restore even if the target holds data, replacing what the backup contains')
     .option('--start', 'start PostgreSQL on the restored data directory and wait until it accepts connections')
     .option('--port <n>', 'port for --start', (v: string) => Number(v))
@@ -223,6 +223,19 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('report [source]')
+    .description('write one static HTML page (no network needed to view it): backup timeline, restorable window and gaps, storage by tier and its monthly cost, drill history with RTO/RPO against the objectives; every source unless one is named')
+    .option('-o, --out <file>', 'where to write the page', 'tidemark-report.html')
+    .action(async (source: string | undefined, opts: { out: string }, cmd: Command) => {
+      const cfg = await config(cmd);
+      const { runReport } = await import('../lib/core/commands/report');
+      const result = await runReport(cfg, source, { out: opts.out, signal: interrupt.signal });
+      for (const s of result.sources) if (s.error) process.stderr.write(`warning: source ${s.name}: ${s.error}\n`);
+      print(cmd, result, () => `wrote ${result.path} (${formatBytes(result.bytes)}): ${result.sources.map((s) => `${s.name} ${s.backups} backups, ${s.drills} drills`).join('; ')}`);
+      if (result.sources.some((s) => s.error)) process.exitCode = 1;
+    });
+
+  program
     .command('stream <source>')
     .description('archive WAL (PostgreSQL: pg_receivewal with a replication slot) or binlog (MySQL/MariaDB) continuously until stopped; logs JSON lines')
     .option('--spool <dir>', 'local directory for WAL not yet archived; keep it across restarts (default: $TIDEMARK_SPOOL or the temp dir)')
@@ -258,6 +271,75 @@ export function buildProgram(): Command {
         return;
       }
       print(cmd, result, () => `${result.result}: ${file} → ${dest}`);
+    });
+
+  // run + status: operators on AWS (docs/aws-architecture.md, "Operating on AWS").
+  const run = program
+    .command('run')
+    .description('start the deployed state machine (--aws) and follow it to the end; Ctrl-C stops following, not the execution');
+  const runOptions = (cmd: Command) =>
+    cmd
+      .option('--aws', 'run on AWS: start the state machine of the deployed stack')
+      .option('--stack <name>', 'stack to read the state machine from (default: Tidemark-<account>-<region> of the source)')
+      .option('--poll <seconds>', 'seconds between status polls', (v: string) => Number(v), 5);
+  const followRun = async (
+    cmd: Command,
+    opts: { aws?: boolean; stack?: string; poll: number },
+    start: (watcher: import('../lib/core/aws/terminal-watcher').TerminalExecutionWatcher, pollMs: number) => Promise<import('../lib/core/aws/follow-execution').ExecutionOutcome>,
+  ) => {
+    if (!opts.aws) {
+      const local = cmd.name() === 'follow' ? '' : `; to work locally use: tidemark ${cmd.name()} <source>`;
+      throw new UsageError(`run ${cmd.name()} needs --aws (it works on the deployed state machine)${local}`);
+    }
+    if (!(opts.poll > 0)) throw new UsageError(`--poll must be a positive number of seconds, got ${opts.poll}`);
+    const { TerminalExecutionWatcher } = await import('../lib/core/aws/terminal-watcher');
+    const { ExecutionFailed, failureLine } = await import('../lib/core/commands/run-aws');
+    const watcher = new TerminalExecutionWatcher(process.stderr);
+    const result = await start(watcher, opts.poll * 1000).finally(() => watcher.done());
+    print(cmd, result, () => `${result.name} ${result.status} in ${result.seconds.toFixed(0)} s`);
+    if (result.status !== 'SUCCEEDED') throw new ExecutionFailed(failureLine(result));
+  };
+  runOptions(run.command('backup <source>').description('run the backup state machine for one source'))
+    .addOption(new Option('-t, --type <type>', 'backup type (default: the first type the source is scheduled for)').choices([...BACKUP_TYPES]))
+    .action(async (source: string, opts: { aws?: boolean; stack?: string; poll: number; type?: BackupType }, cmd: Command) => {
+      await followRun(cmd, opts, async (watcher, pollMs) => {
+        const cfg = await config(cmd);
+        const { runBackupOnAws } = await import('../lib/core/commands/run-aws');
+        return runBackupOnAws(cfg, source, { type: opts.type, stack: opts.stack, pollMs, watcher, signal: interrupt.signal });
+      });
+    });
+  runOptions(run.command('drill <source>').description('run the drill state machine for one source'))
+    .option('--at <point>', 'latest, random (a point of the restorable window) or an ISO time with a zone', 'latest')
+    .action(async (source: string, opts: { aws?: boolean; stack?: string; poll: number; at: string }, cmd: Command) => {
+      await followRun(cmd, opts, async (watcher, pollMs) => {
+        const cfg = await config(cmd);
+        const { runDrillOnAws } = await import('../lib/core/commands/run-aws');
+        return runDrillOnAws(cfg, source, { at: opts.at, stack: opts.stack, pollMs, watcher, signal: interrupt.signal });
+      });
+    });
+
+  run
+    .command('follow <execution-arn>')
+    .description('follow an execution that is already running (started by a schedule, or one you stopped following)')
+    .option('--aws', 'the execution runs on AWS')
+    .option('--poll <seconds>', 'seconds between status polls', (v: string) => Number(v), 5)
+    .action(async (executionArn: string, opts: { aws?: boolean; stack?: string; poll: number }, cmd: Command) => {
+      await followRun(cmd, opts, async (watcher, pollMs) => {
+        const { followOnAws } = await import('../lib/core/commands/run-aws');
+        return followOnAws(executionArn, { pollMs, watcher, signal: interrupt.signal });
+      });
+    });
+
+  program
+    .command('status [source]')
+    .description('per source: last backup, last drill, RPO age against the objective, streamer health (--aws: from the deployed stacks); exit 1 when any needs attention')
+    .option('--aws', 'read the deployed stacks: their vault and streamer services')
+    .action(async (source: string | undefined, opts: { aws?: boolean }, cmd: Command) => {
+      const cfg = await config(cmd);
+      const { runStatus, formatStatus } = await import('../lib/core/commands/status');
+      const result = await runStatus(cfg, { source, aws: opts.aws, signal: interrupt.signal });
+      print(cmd, result, () => formatStatus(result));
+      if (!result.ok) process.exitCode = 1;
     });
 
   return program;

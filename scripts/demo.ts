@@ -177,7 +177,9 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e) => {
+// `npm start -- --mariadb`: the same story on MariaDB (scripts/demo-mariadb.ts).
+const demo = process.argv.includes('--mariadb') ? async () => (await import('./demo-mariadb')).mariadbDemo() : main;
+demo().catch((e) => {
   console.error(`demo failed: ${(e as Error).message}`);
   process.exit(1);
 });

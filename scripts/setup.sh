@@ -30,6 +30,12 @@ have_all mariadbd mariadb-install-db || missing+=(mariadb-server)
 have_all mariadb mariadb-dump mariadb-admin mariadb-binlog || missing+=(mariadb-client)
 have mariadb-backup || missing+=(mariadb-backup)
 have zstd || missing+=(zstd)
+# mydumper/myloader: a contender in the MySQL benchmark (npm run bench:mysql), nothing else needs it.
+have_all mydumper myloader || missing+=(mydumper)
+# The report test opens the page in a real browser (playwright-core drives Debian's chromium).
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
+# The physical benchmark's reference (npm run bench:physical): pgBackRest 2.45 from Debian 12.
+have pgbackrest || missing+=(pgbackrest)
 
 if ((${#missing[@]} == 0)); then
   echo "setup: all system packages present"

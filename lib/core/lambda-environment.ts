@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { SourcePolicySchema, type SourcePolicy } from './config/retention';
 import { ConfigError } from './errors';
-import { jsonLine } from './log';
+import { lambdaLog } from './aws/lambda-telemetry';
 import { openStore } from './repository/open-store';
 import type { ObjectStore } from './repository/storage';
 
@@ -41,18 +41,19 @@ export function sourcesFromEnvironment(): string[] {
   return [...new Set(parsed as string[])];
 }
 
-/** One JSON log line (CloudWatch Logs, or the local runner's output), in the shape of log.ts. */
+/** One JSON log record in the shape of log.ts: Powertools Logger on Lambda, console elsewhere (aws/lambda-telemetry.ts). */
 export function logLine(level: 'warn' | 'error', message: string, fields: Record<string, unknown>): void {
-  console[level](jsonLine(level, message, fields).trimEnd());
+  lambdaLog(level, message, fields);
 }
 
-const PoliciesSchema = z.record(z.string().min(1), SourcePolicySchema);
+const PoliciesSchema = z.array(z.strictObject({ sources: z.array(z.string().min(1)).min(1), policy: SourcePolicySchema })).min(1);
 
 /**
  * The retention function's policies, per source: TIDEMARK_RETENTION_POLICIES is the JSON of
- * `{ "<source>": { "retention": {…}, "tiers": {…} } }` the stack writes from the config (each
- * source's merged policy, already checked at synth). Checked again here: a function must not
- * delete by a policy it misread.
+ * `[{ "sources": ["<source>", …], "policy": { "retention": {…}, "tiers": {…} } }, …]` the stack
+ * writes from the config (each source's merged policy, already checked at synth; sources with the
+ * same policy share one entry, so a fleet fits Lambda's 4 KB of environment). Checked again here:
+ * a function must not delete by a policy it misread.
  */
 export function retentionPoliciesFromEnvironment(): Record<string, SourcePolicy> {
   const raw = process.env.TIDEMARK_RETENTION_POLICIES;
@@ -60,14 +61,21 @@ export function retentionPoliciesFromEnvironment(): Record<string, SourcePolicy>
   try {
     parsed = JSON.parse(raw ?? '');
   } catch {
-    throw new ConfigError('TIDEMARK_RETENTION_POLICIES must be JSON: { "<source>": { "retention": {...}, "tiers": {...} } }');
+    throw new ConfigError('TIDEMARK_RETENTION_POLICIES must be JSON: [{ "sources": ["<source>"], "policy": { "retention": {...}, "tiers": {...} } }]');
   }
   const result = PoliciesSchema.safeParse(parsed);
   if (!result.success) {
     const issue = result.error.issues[0];
     throw new ConfigError(`TIDEMARK_RETENTION_POLICIES: ${issue.path.join('.')}: ${issue.message}`);
   }
-  return result.data;
+  const policies: Record<string, SourcePolicy> = {};
+  for (const { sources, policy } of result.data) {
+    for (const source of sources) {
+      if (source in policies) throw new ConfigError(`TIDEMARK_RETENTION_POLICIES: source '${source}' has two policies`);
+      policies[source] = policy;
+    }
+  }
+  return policies;
 }
 
 /** Days of the bucket's default Object Lock retention (TIDEMARK_OBJECT_LOCK_DAYS), if it has one. */

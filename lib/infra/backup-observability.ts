@@ -3,6 +3,7 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
@@ -253,6 +254,40 @@ export class BackupObservability extends Construct {
         width: 24,
       }),
     );
+  }
+
+  /**
+   * Alarms when a scheduled function (retention, tiering) fails, and graphs its runs. Alarm key
+   * `<name>Failed`. Failures are events: silence means none.
+   */
+  watchFunction(name: string, fn: lambda.IFunction, what: string): cloudwatch.Alarm {
+    const daily = { period: Duration.days(1), statistic: cloudwatch.Stats.SUM };
+    const alarm = this.addAlarm(
+      `${name}Failed`,
+      new cloudwatch.Alarm(this, `${name}Failed`, {
+        alarmName: `${Stack.of(this).stackName}-${name}Failed`,
+        alarmDescription: `Tidemark: the ${what} function failed; its log names the source and the cause. Check: tidemark retention --all`,
+        metric: fn.metricErrors({ period: Duration.hours(1), statistic: cloudwatch.Stats.SUM }),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: `${what} runs`,
+        left: [
+          fn.metricInvocations({ ...daily, label: 'runs' }),
+          fn.metricErrors({ ...daily, label: 'failed', color: cloudwatch.Color.RED }),
+        ],
+        right: [fn.metricDuration({ period: Duration.days(1), statistic: cloudwatch.Stats.MAXIMUM, label: 'duration (max)' })],
+        leftYAxis: { min: 0, showUnits: false },
+        view: cloudwatch.GraphWidgetView.BAR,
+        width: 12,
+      }),
+    );
+    return alarm;
   }
 
   /**

@@ -64,6 +64,8 @@ const COLD_CLASSES: Record<ColdStorageClass, s3.StorageClass> = {
 // chain the planner tags cold moves at the next lifecycle run.
 const WARM_AFTER = Duration.days(WARM_TRANSITION_DAYS);
 const COLD_AFTER = Duration.days(0);
+/** The folders of a source that retention plans over and may delete from (DESIGN.md §3 layout). */
+const RETAINED_FOLDERS = ['backups', 'wal', 'binlog'] as const;
 // Parts of an upload a killed worker never finished: nobody can read them, yet they are billed.
 const ABORT_UPLOADS_AFTER = Duration.days(7);
 
@@ -71,7 +73,9 @@ const ABORT_UPLOADS_AFTER = Duration.days(7);
  * The backup repository: a KMS-encrypted, versioned, Object Lock bucket that is never deleted with
  * the stack, whose lifecycle rules implement the tier-tag contract, optionally replicated to a
  * {@link ReplicaVault} in another region. Retention is not here: it must never be a lifecycle
- * side effect, so there are no expiration rules.
+ * side effect, so no rule expires a current object. The retention function decides (and is the
+ * only principal that may delete, see grantRetention); a lifecycle rule only frees the bytes of
+ * what it deleted.
  */
 export class BackupVault extends Construct {
   readonly bucket: s3.Bucket;
@@ -106,6 +110,17 @@ export class BackupVault extends Construct {
         { id: 'TierWarm', tagFilters: { [TIER_TAG_KEY]: TIER_WARM }, transitions: [{ storageClass: s3.StorageClass.INFREQUENT_ACCESS, transitionAfter: WARM_AFTER }] },
         { id: 'TierCold', tagFilters: { [TIER_TAG_KEY]: TIER_COLD }, transitions: [{ storageClass: COLD_CLASSES[coldClass], transitionAfter: COLD_AFTER }] },
         { id: 'AbortIncompleteUploads', abortIncompleteMultipartUploadAfter: ABORT_UPLOADS_AFTER },
+        // On a versioned bucket the retention function's DeleteObject only adds a delete marker; the
+        // version it hides stays (and is billed) until this rule expires it. It respects Object Lock
+        // twice over: retention deletes nothing whose lock has not ended, and S3 lifecycle never
+        // removes a version whose retain-until date is still ahead (it waits for the date). The delay
+        // of `lock.days` after the delete is the window in which a wrong deletion can be undone by
+        // removing its delete marker. Markers left with no version behind them are removed too.
+        {
+          id: 'FreeDeletedVersions',
+          noncurrentVersionExpiration: Duration.days(lock.days),
+          expiredObjectDeleteMarker: true,
+        },
       ],
       // Tiny objects (manifests, indexes) cost more to transition than they save; restore reads them first.
       transitionDefaultMinimumObjectSize: s3.TransitionDefaultMinimumObjectSize.ALL_STORAGE_CLASSES_128_K,
@@ -143,9 +158,60 @@ export class BackupVault extends Construct {
       .combine(this.key.grant(grantee, 'kms:Decrypt', 'kms:DescribeKey'));
   }
 
-  /** For the tiering planner only: read and set the tier tag on objects under the prefix. */
-  grantTagging(grantee: iam.IGrantable): iam.Grant {
-    return this.grantOnObjects(grantee, ['s3:GetObjectTagging', 's3:PutObjectTagging']);
+  /**
+   * For the tiering function only: read and set the tier tag on the objects retention plans over
+   * (each source's backups/, wal/ and binlog/). No delete, no storage-class change of its own: the
+   * lifecycle rules move what is tagged.
+   */
+  grantTagging(grantee: iam.IGrantable, sources: readonly string[]): iam.Grant {
+    return iam.Grant.addToPrincipalOrResource({
+      grantee, actions: ['s3:GetObjectTagging', 's3:PutObjectTagging'], resourceArns: this.retainedObjectArns(grantee, sources, 'grantTagging'), resource: this.bucket,
+    });
+  }
+
+  /**
+   * For the retention function only, the one principal that may delete: s3:DeleteObject on each
+   * source's backups/, wal/ and binlog/ and nothing else (never the repository marker
+   * `tidemark.json`, never `<source>/drills/`), and an explicit deny on the archives' `keys/`,
+   * whose data keys every archived object needs. DeleteObject without a version id only adds a
+   * delete marker; no version is ever deleted by a principal (s3:DeleteObjectVersion is granted to
+   * none): the FreeDeletedVersions lifecycle rule frees them, after Object Lock.
+   */
+  grantRetention(grantee: iam.IGrantable, sources: readonly string[]): iam.Grant {
+    checkSourceNames(this, sources, 'grantRetention'); // before anything is granted
+    const read = this.grantCatalogRead(grantee, sources);
+    const deletable = this.retainedObjectArns(grantee, sources, 'grantRetention');
+    const del = iam.Grant.addToPrincipalOrResource({ grantee, actions: ['s3:DeleteObject'], resourceArns: deletable, resource: this.bucket });
+    grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({
+      effect: iam.Effect.DENY,
+      actions: ['s3:DeleteObject'],
+      resources: sources.flatMap((s) => ['wal', 'binlog'].map((stream) => this.bucket.arnForObjects(`${this.prefix}/${s}/${stream}/keys/*`))),
+    }));
+    return read.combine(del);
+  }
+
+  /**
+   * What retention and tiering read to build their catalog: list the bucket, get objects under each
+   * source's backups/, wal/ and binlog/ (manifests, leases, archive headers; HeadObject is
+   * s3:GetObject too), and decrypt them. Nothing else of the repository.
+   */
+  grantCatalogRead(grantee: iam.IGrantable, sources: readonly string[]): iam.Grant {
+    checkSourceNames(this, sources, 'grantCatalogRead');
+    const list = iam.Grant.addToPrincipalOrResource({
+      grantee, actions: ['s3:ListBucket'], resourceArns: [this.bucket.bucketArn], resource: this.bucket,
+    });
+    return list
+      .combine(iam.Grant.addToPrincipalOrResource({ grantee, actions: ['s3:GetObject'], resourceArns: this.retainedObjectArns(grantee, sources, 'grantCatalogRead'), resource: this.bucket }))
+      .combine(this.key.grant(grantee, 'kms:Decrypt', 'kms:DescribeKey'));
+  }
+
+  /** `<prefix>/<source>/{backups,wal,binlog}/*` per source: what retention plans over. */
+  private retainedObjectArns(grantee: iam.IGrantable, sources: readonly string[], what: string): string[] {
+    checkSourceNames(this, sources, what);
+    const arns = sources.flatMap((s) => RETAINED_FOLDERS.map((folder) => this.bucket.arnForObjects(`${this.prefix}/${s}/${folder}/*`)));
+    const reason = `Scoped to one source's ${RETAINED_FOLDERS.join('/, ')}/ folders: backup and archive object keys are created per run and cannot be listed ahead.`;
+    for (const arn of arns) this.acknowledgeObjectWildcard(grantee.grantPrincipal, arn, reason);
+    return arns;
   }
 
   // ListBucket carries no s3:prefix condition: S3 answers HeadObject on a missing key with 404 only
@@ -233,6 +299,14 @@ function checkObjectLock(scope: Construct, lock: ObjectLockDefault = DEFAULT_OBJ
     throw new Error(`${scope.node.path}: objectLock.days must be a whole number from 1 to 36500, got ${lock.days}`);
   }
   return lock;
+}
+
+/** Source names are checked by the config schema; a '*' or '/' in a grant would widen it. */
+function checkSourceNames(scope: Construct, sources: readonly string[], what: string): void {
+  if (sources.length === 0) throw new Error(`${scope.node.path}: ${what} needs at least one source`);
+  for (const s of sources) {
+    if (!/^[A-Za-z0-9._-]{1,63}$/.test(s)) throw new Error(`${scope.node.path}: ${what}: '${s}' is not a source name (letters, digits, '.', '_', '-')`);
+  }
 }
 
 function checkReplicaRegion(scope: Construct, replica: VaultReplica): void {

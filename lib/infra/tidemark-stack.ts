@@ -1,9 +1,12 @@
-import { Annotations, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
 import { parseDuration } from '../core/config/duration';
 import { workerConfig, type Deployment } from '../core/config/deployment';
+import { mergePolicy } from '../core/config/retention';
 import type { TidemarkConfig } from '../core/config/schema';
+import { StackOutputNames, streamerServiceOutput } from '../core/config/stack-outputs';
 import { BackupFunctions } from './backup-functions';
 import { BackupObservability } from './backup-observability';
 import { BackupSchedules } from './backup-schedules';
@@ -13,6 +16,7 @@ import { BackupWorkers } from './backup-workers';
 import { DrillFunctions } from './drill-functions';
 import { planDrillRuns, DrillSchedules } from './drill-schedules';
 import { DrillStateMachine } from './drill-state-machine';
+import { RetentionFunctions } from './retention-functions';
 
 export interface TidemarkStackProps extends StackProps {
   /** The whole config: the workers need each source's URL. */
@@ -37,6 +41,7 @@ export class TidemarkStack extends Stack {
   readonly drillFunctions: DrillFunctions;
   readonly drill: DrillStateMachine;
   readonly drillSchedules: DrillSchedules;
+  readonly retention: RetentionFunctions;
 
   constructor(scope: Construct, id: string, props: TidemarkStackProps) {
     super(scope, id, props);
@@ -114,7 +119,25 @@ export class TidemarkStack extends Stack {
     });
     this.drillSchedules = new DrillSchedules(this, 'DrillSchedules', { stateMachine: this.drill.stateMachine, runs: planDrillRuns(config, deployment) });
 
+    // Retention and tiering: daily, each source by its merged policy; failures page.
+    this.retention = new RetentionFunctions(this, 'Retention', {
+      vault: this.vault,
+      policies: Object.fromEntries(deployment.sources.map((s) => [s.name, mergePolicy(config, config.sources[s.name])])),
+      objectLockDays: aws.objectLock.days,
+      timeZone: aws.timeZone,
+    });
+    this.observability.watchFunction('Retention', this.retention.retention, 'retention');
+    this.observability.watchFunction('Tiering', this.retention.tiering, 'tiering');
     for (const warning of deployment.warnings) Annotations.of(this).addWarningV2('tidemark:schedule-unavailable', warning);
+
+    // What `tidemark run … --aws` and `tidemark status --aws` read (lib/core/config/stack-outputs.ts).
+    exportStateMachine(this, StackOutputNames.backupStateMachine, this.backup.stateMachine);
+    exportStateMachine(this, StackOutputNames.drillStateMachine, this.drill.stateMachine);
+    stackOutput(this, StackOutputNames.repositoryUrl, this.vault.repositoryUrl, 'Tidemark repository (the vault): tidemark status --aws reads backups and drill reports here');
+    stackOutput(this, StackOutputNames.workersCluster, this.workers.cluster.clusterArn, 'ECS cluster of the backup workers and streamers');
+    for (const [source, service] of this.workers.streamers) {
+      stackOutput(this, streamerServiceOutput(source), service.serviceArn, `Streamer service of source ${source}`);
+    }
   }
 }
 
@@ -122,4 +145,19 @@ export class TidemarkStack extends Stack {
 function drillScratchGiB(config: TidemarkConfig, deployment: Deployment, ephemeralGiB: number): number | undefined {
   const sizes = deployment.sources.map((s) => config.sources[s.name]?.drill?.restoreSizeGiB ?? 0).filter((g) => g > ephemeralGiB);
   return sizes.length > 0 ? Math.max(...sizes) : undefined;
+}
+
+/**
+ * Exports a state machine's ARN under `name` (a StackOutputNames value) so the CLI can start it:
+ * `exportStateMachine(stack, StackOutputNames.drillStateMachine, drill.stateMachine)`.
+ */
+export function exportStateMachine(stack: Stack, name: string, stateMachine: sfn.IStateMachine): CfnOutput {
+  return stackOutput(stack, name, stateMachine.stateMachineArn, `Tidemark: tidemark run … --aws starts this state machine`);
+}
+
+/** An output whose key is exactly `name`, wherever it is declared: the CLI looks it up by that key. */
+function stackOutput(stack: Stack, name: string, value: string, description: string): CfnOutput {
+  const output = new CfnOutput(stack, name, { value, description });
+  output.overrideLogicalId(name);
+  return output;
 }

@@ -41,11 +41,18 @@ export interface S3ErrorAnswer {
 }
 
 /**
+ * A network fault instead of an answer: `reset` drops the connection before any response; `truncate`
+ * forwards the request and sends the real headers but only the first `afterBytes` of the body (default:
+ * half), then drops the connection.
+ */
+export type S3NetworkFault = { readonly fault: 'reset' } | { readonly fault: 'truncate'; readonly afterBytes?: number };
+
+/**
  * Runs before each request is forwarded. It may wait (to delay or stall the request; `signal`
  * says when the client gave up), change the upstream (make an object appear), or return an answer
- * to give instead of forwarding.
+ * or a network fault to give instead of forwarding.
  */
-export type S3RequestHook = (request: S3Request) => void | S3ErrorAnswer | Promise<void | S3ErrorAnswer>;
+export type S3RequestHook = (request: S3Request) => void | S3ErrorAnswer | S3NetworkFault | Promise<void | S3ErrorAnswer | S3NetworkFault>;
 
 export interface S3ProxyOptions {
   /** @default - every request is forwarded as it came */
@@ -108,6 +115,14 @@ export async function startS3Proxy(upstream: string, options: S3ProxyOptions = {
       res.destroy();
       return;
     }
+    if (answer && 'fault' in answer) {
+      if (answer.fault === 'reset') {
+        req.resume();
+        res.socket?.resetAndDestroy();
+        return;
+      }
+      return forward(req, res, request, answer.afterBytes ?? 'half');
+    }
     if (answer) return answerHere(req, res, request, answer.status, errorDocument(answer, request.key));
     if (request.operation === 'AbortMultipartUpload') {
       // s3rver answers 405 (not implemented): the proxy keeps the books instead, as S3 would.
@@ -136,7 +151,7 @@ export async function startS3Proxy(upstream: string, options: S3ProxyOptions = {
     return exists ? { status: 412, code: 'PreconditionFailed', message: 'At least one of the pre-conditions you specified did not hold' } : undefined;
   }
 
-  async function forward(req: IncomingMessage, res: ServerResponse, request: S3Request): Promise<void> {
+  async function forward(req: IncomingMessage, res: ServerResponse, request: S3Request, truncateAfter?: number | 'half'): Promise<void> {
     const toUpstream = httpRequest(target, { agent, method: req.method, path: req.url, headers: req.headers, signal: request.signal });
     const answered = once(toUpstream, 'response') as Promise<[IncomingMessage]>;
     answered.catch(() => undefined); // the pipeline below reports the same failure
@@ -153,7 +168,10 @@ export async function startS3Proxy(upstream: string, options: S3ProxyOptions = {
     }
     request.status = status;
     res.writeHead(status, fromUpstream.headers);
-    await pipeline(fromUpstream, res);
+    if (truncateAfter === undefined) return pipeline(fromUpstream, res);
+    const body = await buffer(fromUpstream);
+    const cut = truncateAfter === 'half' ? Math.floor(body.length / 2) : Math.min(truncateAfter, body.length);
+    res.write(body.subarray(0, cut), () => res.socket?.resetAndDestroy());
   }
 
   const server = createServer((req, res) => {

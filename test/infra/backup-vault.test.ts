@@ -153,22 +153,26 @@ describe('BackupVault with defaults', () => {
         { Id: 'TierWarm', Status: 'Enabled', TagFilters: [{ Key: 'tidemark:tier', Value: 'warm' }], Transitions: [{ StorageClass: 'STANDARD_IA', TransitionInDays: 30 }] },
         { Id: 'TierCold', Status: 'Enabled', TagFilters: [{ Key: 'tidemark:tier', Value: 'cold' }], Transitions: [{ StorageClass: 'GLACIER', TransitionInDays: 0 }] },
         { Id: 'AbortIncompleteUploads', Status: 'Enabled', AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 } },
+        { Id: 'FreeDeletedVersions', Status: 'Enabled', NoncurrentVersionExpiration: { NoncurrentDays: 14 }, ExpiredObjectDeleteMarker: true },
       ],
       TransitionDefaultMinimumObjectSize: 'all_storage_classes_128K',
     });
   });
 
-  test('untagged objects stay in STANDARD: only the abort rule has no tag filter, and it moves nothing', () => {
+  test('untagged objects stay in STANDARD: the rules without a tag filter move nothing', () => {
     // THEN
     const rules = (bucket.Properties?.LifecycleConfiguration as { Rules: Record<string, unknown>[] }).Rules;
-    for (const rule of rules.filter((r) => r.TagFilters === undefined)) {
-      expect(Object.keys(rule).sort()).toEqual(['AbortIncompleteMultipartUpload', 'Id', 'Status']);
-    }
+    const untagged = rules.filter((r) => r.TagFilters === undefined);
+    expect(untagged.map((r) => r.Id)).toEqual(['AbortIncompleteUploads', 'FreeDeletedVersions']);
+    for (const rule of untagged) expect(JSON.stringify(rule)).not.toMatch(/Transition/);
   });
 
-  test('retention is never a lifecycle side effect: no rule expires anything in the vault bucket', () => {
-    // THEN
-    expect(JSON.stringify(bucket.Properties?.LifecycleConfiguration)).not.toMatch(/Expiration|Expired/);
+  test('retention is never a lifecycle side effect: no rule expires a current object, only versions retention already deleted', () => {
+    // THEN: no Expiration (days or date) of current objects; noncurrent versions go after the lock's days
+    const rules = (bucket.Properties?.LifecycleConfiguration as { Rules: Record<string, unknown>[] }).Rules;
+    for (const rule of rules) expect(Object.keys(rule).filter((k) => /^Expiration/.test(k))).toEqual([]);
+    const free = rules.filter((r) => JSON.stringify(r).match(/Expiration|Expired/));
+    expect(free).toEqual([{ Id: 'FreeDeletedVersions', Status: 'Enabled', NoncurrentVersionExpiration: { NoncurrentDays: 14 }, ExpiredObjectDeleteMarker: true }]);
   });
 
   test('the contract constants are the ones DESIGN.md §3 names', () => {
@@ -205,12 +209,13 @@ describe('BackupVault options', () => {
     });
   });
 
-  test('compliance mode and the configured days become the default retention', () => {
+  test('compliance mode and the configured days become the default retention, and deleted versions outlive the lock', () => {
     // GIVEN / WHEN
     const { template } = vaultStack({ objectLock: { mode: 'compliance', days: 35 } });
     // THEN
     template.hasResourceProperties('AWS::S3::Bucket', {
       ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Days: 35 } } },
+      LifecycleConfiguration: { Rules: Match.arrayWith([Match.objectLike({ Id: 'FreeDeletedVersions', NoncurrentVersionExpiration: { NoncurrentDays: 35 } })]) },
     });
   });
 
@@ -274,6 +279,8 @@ describe('BackupVault grants', () => {
   let writer: iam.Role;
   let reader: iam.Role;
   let tagger: iam.Role;
+  let retention: iam.Role;
+  const SOURCES = ['app', 'orders'];
   const policyOf = (role: iam.Role): Statement[] =>
     stack.resolve((role.node.findChild('DefaultPolicy') as iam.Policy).document).Statement as Statement[];
 
@@ -284,10 +291,12 @@ describe('BackupVault grants', () => {
     writer = new iam.Role(stack, 'Writer', { assumedBy: task });
     reader = new iam.Role(stack, 'Reader', { assumedBy: task });
     tagger = new iam.Role(stack, 'Tagger', { assumedBy: task });
+    retention = new iam.Role(stack, 'Retention', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
     // WHEN
     vault.grantWrite(writer);
     vault.grantRead(reader);
-    vault.grantTagging(tagger);
+    vault.grantTagging(tagger, SOURCES);
+    vault.grantRetention(retention, SOURCES);
     templates = [Template.fromStack(stack), Template.fromStack(replicaStack)];
   });
 
@@ -310,20 +319,61 @@ describe('BackupVault grants', () => {
     ]);
   });
 
-  test('tagging is granted only by grantTagging, and only on tidemark/', () => {
+  /** The retained folders of the sources, as resolved ARNs: `<bucket>/tidemark/<source>/<folder>/*`. */
+  const retainedArns = () => SOURCES.flatMap((s) => ['backups', 'wal', 'binlog'].map((f) => stack.resolve(vault.bucket.arnForObjects(`tidemark/${s}/${f}/*`))));
+
+  test('tagging is granted only by grantTagging, and only under the sources\' backups/, wal/ and binlog/', () => {
     // THEN
     expect(policyOf(tagger)).toEqual([
-      { Effect: 'Allow', Action: ['s3:GetObjectTagging', 's3:PutObjectTagging'], Resource: stack.resolve(vault.bucket.arnForObjects('tidemark/*')) },
+      { Effect: 'Allow', Action: ['s3:GetObjectTagging', 's3:PutObjectTagging'], Resource: retainedArns() },
     ]);
     expect(JSON.stringify([policyOf(writer), policyOf(reader)])).not.toMatch(/Tagging/);
   });
 
-  test('no statement anywhere lets any principal delete objects, weaken the lock or use a wildcard action', () => {
-    // THEN: Deny statements (the TLS guards) are the only place a wildcard action may appear
-    const allowed = templates.flatMap(policyStatements).filter((s) => s.Effect === 'Allow');
-    expect(allowed.length).toBeGreaterThan(8);
-    const offending = allowed.flatMap((s) => asArray(s.Action)).filter((action) => FORBIDDEN.some((re) => re.test(action)) || action.includes('*'));
-    expect(offending).toEqual([]);
+  test('grantRetention: read and delete under each source\'s backups/, wal/ and binlog/ only, and an explicit deny on the archives\' keys/', () => {
+    // THEN
+    expect(policyOf(retention)).toEqual([
+      { Effect: 'Allow', Action: 's3:ListBucket', Resource: stack.resolve(vault.bucket.bucketArn) },
+      { Effect: 'Allow', Action: 's3:GetObject', Resource: retainedArns() },
+      { Effect: 'Allow', Action: ['kms:Decrypt', 'kms:DescribeKey'], Resource: stack.resolve(vault.key.keyArn) },
+      { Effect: 'Allow', Action: 's3:DeleteObject', Resource: retainedArns() },
+      { Effect: 'Deny', Action: 's3:DeleteObject', Resource: SOURCES.flatMap((s) => ['wal', 'binlog'].map((f) => stack.resolve(vault.bucket.arnForObjects(`tidemark/${s}/${f}/keys/*`)))) },
+    ]);
+  });
+
+  test('only the retention role may delete, only s3:DeleteObject, and only under the source prefixes; nothing weakens the lock; no wildcard action', () => {
+    // THEN: walk every statement of every policy in both templates
+    const retentionPolicy = stack.resolve((retention.node.findChild('DefaultPolicy') as iam.Policy).document) as { Statement: Statement[] };
+    const retentionStatements = new Set(retentionPolicy.Statement.map((st) => JSON.stringify(st)));
+    const statements = templates.flatMap(policyStatements);
+    expect(statements.filter((st) => st.Effect === 'Allow').length).toBeGreaterThan(8);
+    const deleting: Statement[] = [];
+    for (const st of statements) {
+      const actions = asArray(st.Action);
+      // Deny statements (the TLS guards, the keys/ guard) are the only place a wildcard action may appear.
+      if (st.Effect === 'Deny') continue;
+      const deletes = actions.filter((a) => /^s3:Delete/i.test(a));
+      const other = actions.filter((a) => !/^s3:Delete/i.test(a) && (FORBIDDEN.some((re) => re.test(a)) || a.includes('*')));
+      expect(other).toEqual([]);
+      if (deletes.length === 0) continue;
+      deleting.push(st);
+      // (CDK may merge the read grant on the same resources into this statement: those are checked above.)
+      expect(deletes).toEqual(['s3:DeleteObject']);
+      expect(st.Principal).toBeUndefined(); // an identity policy, not a bucket policy granting someone
+      expect(retentionStatements.has(JSON.stringify(st))).toBe(true);
+    }
+    expect(deleting).toHaveLength(1);
+    const resources = asArray(deleting[0].Resource as unknown[]).map((r) => JSON.stringify(r));
+    expect(resources).toEqual(retainedArns().map((r) => JSON.stringify(r)));
+    // Never the repository marker, drills or a keys/ folder: every resource ends in /<source>/<folder>/*.
+    for (const r of resources) expect(r).toMatch(/\/tidemark\/(app|orders)\/(backups|wal|binlog)\/\*"\]\]\}$/);
+  });
+
+  test('fails when grantRetention or grantTagging is given a name that would widen the grant', () => {
+    const role = new iam.Role(stack, 'Bad', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
+    expect(() => vault.grantRetention(role, ['*'])).toThrow(/grantRetention: '\*' is not a source name/);
+    expect(() => vault.grantTagging(role, ['app/backups'])).toThrow(/grantTagging: 'app\/backups' is not a source name/);
+    expect(() => vault.grantRetention(role, [])).toThrow(/grantRetention needs at least one source/);
   });
 
   test('cdk-nag AwsSolutions: the object wildcards of the grants are acknowledged by the vault', () => {

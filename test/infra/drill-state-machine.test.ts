@@ -177,9 +177,9 @@ describe('the drill state machine in the Tidemark stack', () => {
 
   test('schedules per source and kind: defaults, and a configured cron, in the deployment time zone', () => {
     const schedules = Object.values(template.findResources('AWS::Scheduler::Schedule')).map(
-      (r) => (r as { Properties: { ScheduleExpression: string; ScheduleExpressionTimezone: string; Target: { Input: string; Arn: unknown } } }).Properties,
+      (r) => (r as { Properties: { ScheduleExpression: string; ScheduleExpressionTimezone: string; Target: { Input?: string; Arn: unknown } } }).Properties,
     );
-    const drills = schedules.filter((s) => JSON.parse(s.Target.Input).kind !== undefined).map((s) => ({ ...JSON.parse(s.Target.Input), expression: s.ScheduleExpression, zone: s.ScheduleExpressionTimezone }));
+    const drills = schedules.filter((s) => s.Target.Input && JSON.parse(s.Target.Input).kind !== undefined).map((s) => ({ ...JSON.parse(s.Target.Input!), expression: s.ScheduleExpression, zone: s.ScheduleExpressionTimezone }));
     expect(drills).toHaveLength(6);
     expect(drills).toEqual(
       expect.arrayContaining([

@@ -9,6 +9,8 @@ import { stringify } from 'yaml';
 import { loadConfig, parseConfig } from '../../lib/core/config/load';
 import type { TidemarkConfig } from '../../lib/core/config/schema';
 import { buildTidemarkApp } from '../../lib/infra/tidemark-app';
+import { StackOutputNames, streamerServiceOutput, tidemarkStackName } from '../../lib/core/config/stack-outputs';
+import { stackName } from '../../lib/infra/tidemark-app';
 import type { TidemarkStack } from '../../lib/infra/tidemark-stack';
 
 const ROOT = join(__dirname, '../..');
@@ -62,9 +64,10 @@ describe('the Tidemark app', () => {
   });
 
   it('schedules full, incremental and logical runs in the configured time zone', () => {
-    // Backup schedules only (their input has `runs`); drill schedules are tested in drill-state-machine.test.ts.
+    // Backup schedules only (their input has `runs`); drill schedules are tested in drill-state-machine.test.ts,
+    // retention and tiering have no state machine input.
     const schedules = Object.fromEntries(
-      Object.entries(template.findResources('AWS::Scheduler::Schedule')).filter(([, s]) => JSON.parse(s.Properties.Target.Input).runs !== undefined),
+      Object.entries(template.findResources('AWS::Scheduler::Schedule')).filter(([, s]) => s.Properties.Target.Input && JSON.parse(s.Properties.Target.Input).runs !== undefined),
     );
     const expressions = Object.values(schedules).map((s) => [s.Properties.ScheduleExpression, s.Properties.ScheduleExpressionTimezone]);
     expect(expressions.sort()).toEqual([
@@ -104,14 +107,47 @@ describe('the Tidemark app', () => {
     });
   });
 
-  it('lets nothing delete backup objects, and grants no `*` action', () => {
+  it('lets nothing but the retention function delete backup objects, and grants no `*` action', () => {
     const all = statements(template).filter((s) => s.Effect === 'Allow');
     expect(all.length).toBeGreaterThan(10);
-    for (const s of all) {
+    // The retention role's one delete statement (its scope is test/infra/backup-vault.test.ts's business).
+    const deletes = all.filter((s) => actions(s).some((a) => /^s3:Delete/.test(a)));
+    expect(deletes.map((s) => [s.where.replace(/[0-9A-F]{8}$/, ''), actions(s).filter((a) => /Delete/.test(a))])).toEqual([['RetentionRetentionRoleDefaultPolicy', ['s3:DeleteObject']]]);
+    for (const s of all.filter((st) => !deletes.includes(st))) {
       for (const a of actions(s)) {
         expect({ where: s.where, action: a }).not.toEqual({ where: s.where, action: expect.stringMatching(/^(\*|s3:\*|kms:\*|s3:Delete.*|s3:PutLifecycleConfiguration|s3:BypassGovernanceRetention|s3:PutObjectRetention|s3:PutBucketObjectLockConfiguration)$/) });
       }
     }
+  });
+
+  it('exports what `tidemark run --aws` and `status --aws` read: the backup state machine, the vault, the cluster, each streamer', () => {
+    // GIVEN the financial example (one streaming source, payments)
+    const outputs = template.toJSON().Outputs as Record<string, { Value: unknown }>;
+    const resources = template.toJSON().Resources as Record<string, { Type: string }>;
+    const refTo = (output: string) => {
+      const value = outputs[output]?.Value as { Ref?: string; 'Fn::GetAtt'?: [string, string] } | undefined;
+      return resources[value?.Ref ?? value?.['Fn::GetAtt']?.[0] ?? '']?.Type;
+    };
+
+    // THEN each output is under its exact key and names the resource the CLI expects
+    expect(refTo(StackOutputNames.backupStateMachine)).toBe('AWS::StepFunctions::StateMachine');
+    expect(refTo(streamerServiceOutput('payments'))).toBe('AWS::ECS::Service');
+    expect(outputs[StackOutputNames.workersCluster].Value).toEqual({ 'Fn::GetAtt': [expect.any(String), 'Arn'] });
+    expect(refTo(StackOutputNames.workersCluster)).toBe('AWS::ECS::Cluster');
+    expect(JSON.stringify(outputs[StackOutputNames.repositoryUrl].Value)).toMatch(/s3:\/\/.*\/tidemark/);
+    // The drill state machine's output is declared by the drill work through exportStateMachine.
+    expect(Object.keys(outputs).filter((k) => k.startsWith('StreamerService'))).toEqual([streamerServiceOutput('payments')]);
+  });
+
+  it('names stacks the way the CLI looks them up', () => {
+    expect(tidemarkStackName('111111111111', 'eu-west-1')).toBe(stackName('111111111111', 'eu-west-1'));
+  });
+
+  it('streamer output keys are alphanumeric and distinct for names that differ only in punctuation', () => {
+    const keys = ['ab', 'a-b', 'a.b', 'a_b', 'payments'].map(streamerServiceOutput);
+    expect(new Set(keys).size).toBe(keys.length);
+    for (const key of keys) expect(key).toMatch(/^[A-Za-z0-9]{1,255}$/);
+    expect(streamerServiceOutput('payments')).toBe('StreamerServicepayments');
   });
 
   it('the worker role can put objects but not delete them', () => {
@@ -144,6 +180,10 @@ describe('the Tidemark app', () => {
     const first = templates[stacks.findIndex((s) => s.account === '111111111111')];
     first.resourcePropertiesCountIs('AWS::CloudWatch::Alarm', { MetricName: 'SecondsSinceNewestRestorablePoint' }, 40);
     first.resourceCountIs('AWS::ECS::Service', 4);
+    // One output per streamer, even with 40 sources in the stack (CloudFormation allows 200).
+    expect(Object.keys(first.toJSON().Outputs).filter((k) => k.startsWith('StreamerService')).sort()).toEqual(
+      ['db00', 'db10', 'db20', 'db30'].map(streamerServiceOutput),
+    );
   });
 });
 

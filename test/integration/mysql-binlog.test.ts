@@ -7,6 +7,8 @@ import { runList } from '../../lib/core/commands/list';
 import { runRestore } from '../../lib/core/commands/restore';
 import { runStream } from '../../lib/core/commands/wal';
 import { runVerify } from '../../lib/core/commands/verify';
+import { newestRestorablePoint, secondsSince } from '../../lib/core/commands/newest-point';
+import { checkRecoveryPoints } from '../../lib/core/commands/rpo-check';
 import type { TidemarkConfig } from '../../lib/core/config/schema';
 import { mysqlBinlogArchive } from '../../lib/core/engines/mysql/binlog/binlog-method';
 import { comparePositions } from '../../lib/core/engines/mysql/binlog/names';
@@ -110,6 +112,23 @@ describe('MySQL/MariaDB continuous binlog and point-in-time restore', () => {
     await waitDurable(committed.get(15)!.after);
     expect(committed.get(4)!.after.file).not.toBe(committed.get(15)!.after.file);
 
+    // rpo-check measures from the binlog's newest durable event, not from the newest dump (row 10's).
+    const store = (await Repository.open(config)).store;
+    const newest = await newestRestorablePoint(store, 'app');
+    expect(newest!.time).toBe((await mysqlBinlogArchive.newestDurablePoint(store, 'app'))!.time);
+    expect(Date.parse(newest!.time)).toBeGreaterThanOrEqual(committed.get(15)!.second * 1000);
+    expect(newest!.backup.restorePoint.time < new Date(committed.get(11)!.second * 1000).toISOString()).toBe(true);
+    const emitted: string[] = [];
+    const log = jest.spyOn(console, 'log').mockImplementation((line: string) => void emitted.push(line));
+    try {
+      expect(await checkRecoveryPoints(store, ['app'])).toEqual({ measured: ['app'], withoutBackup: [], failed: [] });
+    } finally {
+      log.mockRestore();
+    }
+    const age = (JSON.parse(emitted[0]) as { SecondsSinceNewestRestorablePoint: number }).SecondsSinceNewestRestorablePoint;
+    expect(Math.abs(age - secondsSince(newest!.time))).toBeLessThanOrEqual(1);
+    expect(age).toBeLessThan(Date.now() / 1000 - committed.get(10)!.second);
+
     // Random, and reported with the seed when an expectation fails.
     const seed = Date.now() % 2147483647;
     let state = seed || 1;
@@ -153,6 +172,35 @@ describe('MySQL/MariaDB continuous binlog and point-in-time restore', () => {
     const cli = await runCli(['-c', configPath, 'list', 'app', '--ddl']);
     expect(cli.code).toBe(0);
     expect(cli.stdout).toMatch(/^drops and truncates:\n {2}\S+Z {2}mariadb-bin\.\d+:\d+ {2}drop-table app\.sc ratch, app\.precious\n {2}\S+Z {2}mariadb-bin\.\d+:\d+ {2}drop-table app\.decoy$/m);
+  });
+
+  it('--table with --before-drop puts back only that table, at that point, into a live database; refuses an existing table without --force', async () => {
+    await target.sql('CREATE DATABASE live');
+    await target.sql("CREATE TABLE ledger (id INT PRIMARY KEY, note VARCHAR(40)); INSERT INTO ledger VALUES (99, 'live')", 'live');
+    const scratches = async () => target.sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'tidemark\\_restore\\_%'");
+
+    const result = await runRestore(config, 'app', { to: target.url('live'), beforeDrop: 'app.precious', table: 'app.precious', progress: silentProgress });
+    expect(result.table).toBe('app.precious');
+    expect(await target.sql('SELECT GROUP_CONCAT(CONCAT(id, v) ORDER BY id) FROM precious', 'live')).toBe('1a,2b,3c,4d,5e,6f,7g,8h');
+    expect(await target.sql("SELECT GROUP_CONCAT(TABLE_NAME ORDER BY 1) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'live'")).toBe('ledger,precious');
+    expect(await ids('live')).toEqual([99]);
+    expect(await scratches()).toBe('0');
+
+    await target.sql("UPDATE precious SET v = 'changed'", 'live');
+    await expect(runRestore(config, 'app', { to: target.url('live'), beforeDrop: 'app.precious', table: 'app.precious', progress: silentProgress })).rejects.toThrow(
+      new TargetNotEmpty(`table precious already exists in root@127.0.0.1:${target.port}/live; drop or rename it, or pass --force to replace it`),
+    );
+    expect(await target.sql("SELECT COUNT(*) FROM precious WHERE v = 'changed'", 'live')).toBe('8');
+    await runRestore(config, 'app', { to: target.url('live'), beforeDrop: 'app.precious', table: 'app.precious', force: true, progress: silentProgress });
+    expect(await target.sql('SELECT GROUP_CONCAT(CONCAT(id, v) ORDER BY id) FROM precious', 'live')).toBe('1a,2b,3c,4d,5e,6f,7g,8h');
+
+    // A time target: the ledger as of row 9's second, into a database that does not exist yet.
+    const at = new Date((committed.get(9)!.second + 1) * 1000).toISOString();
+    await runRestore(config, 'app', { to: target.url('one_table'), time: at, table: 'app.ledger', progress: silentProgress });
+    expect(await ids('one_table')).toEqual(range(1, 9));
+    expect(await target.sql("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'one_table'")).toBe('1');
+    await expect(runRestore(config, 'app', { to: target.url('one_table'), latest: true, table: 'other.ledger', progress: silentProgress })).rejects.toThrow(UsageError);
+    expect(await scratches()).toBe('0');
   });
 
   it('loses no event when the streamer is SIGKILLed and restarted under load, with a rotation in between', async () => {

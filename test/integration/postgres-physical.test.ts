@@ -189,6 +189,31 @@ describe('PostgreSQL physical backups: full, diff, incr, and restore into a data
     expect(verified.backups[0].warnings.join()).toContain(`${relation} at byte 8192`);
   });
 
+  it('an incr checks again the pages its parent did not vouch for: a damaged parent, a page damaged since', async () => {
+    // Runs after the test above: `victim`'s page 1 is still damaged, and the parent records it.
+    const { config } = configFor('corrupt', { url: other.url('postgres') });
+    const relation = await other.sql("select pg_relation_filepath('victim')");
+    const failuresOf = async (id: string) =>
+      ((await (await Repository.open(config)).openBackup('app', { id })).manifest.details as PgPhysicalDetails).checksumFailures;
+    const again = await runBackup(config, 'app', { type: 'incr', progress });
+    expect(again.type).toBe('incr');
+    expect(await failuresOf(again.id)).toEqual([{ file: relation, offset: 8192 }]);
+
+    // A clean parent, then a page damaged on disk without the server knowing: its block changed, so it is checked.
+    await other.sql('DROP TABLE victim; CREATE TABLE victim2 AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 5000) g; CHECKPOINT;');
+    const clean = await runBackup(config, 'app', { type: 'full', progress });
+    expect(await failuresOf(clean.id)).toEqual([]);
+    const relation2 = await other.sql("select pg_relation_filepath('victim2')");
+    const fd = openSync(join(other.dataDir, relation2), 'r+');
+    const bytes = Buffer.alloc(16);
+    readSync(fd, bytes, 0, 16, 2 * 8192 + 4000);
+    for (let i = 0; i < bytes.length; i++) bytes[i] ^= 0xff;
+    writeSync(fd, bytes, 0, 16, 2 * 8192 + 4000);
+    closeSync(fd);
+    const incr = await runBackup(config, 'app', { type: 'incr', progress });
+    expect(await failuresOf(incr.id)).toEqual([{ file: relation2, offset: 2 * 8192 }]);
+  });
+
   it('backs up a server that wants a password: pg_basebackup gets it from the passfile, nothing shows it', async () => {
     process.env.TIDEMARK_PHYSICAL_PASSWORD = "phys-Pässword:with\\odd'chars";
     const { path } = writeConfig(tmp.path, 'secured.yaml', {

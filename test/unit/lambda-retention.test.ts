@@ -31,9 +31,9 @@ describe('lambda/retention', () => {
       ids.push((await writer.commit({ time: new Date().toISOString() }, TEST_PG_LOGICAL_DETAILS)).id);
     }
     process.env.TIDEMARK_REPOSITORY_URL = pathToFileURL(`${dir.path}/repo`).href;
-    process.env.TIDEMARK_RETENTION_POLICIES = JSON.stringify({
-      app: { retention: { ...RETENTION_DEFAULTS, logical: 2, longTerm: { daily: 0, weekly: 0, monthly: 0, yearly: 0 } }, tiers: TIERS_DEFAULTS },
-    });
+    process.env.TIDEMARK_RETENTION_POLICIES = JSON.stringify([
+      { sources: ['app'], policy: { retention: { ...RETENTION_DEFAULTS, logical: 2, longTerm: { daily: 0, weekly: 0, monthly: 0, yearly: 0 } }, tiers: TIERS_DEFAULTS } },
+    ]);
     const logged: string[] = [];
     const info = jest.spyOn(console, 'info').mockImplementation((line: string) => void logged.push(line));
     try {
@@ -50,8 +50,11 @@ describe('lambda/retention', () => {
 
   it('fails on a policy it cannot read, before anything is deleted', async () => {
     process.env.TIDEMARK_REPOSITORY_URL = pathToFileURL(`${dir.path}/repo`).href;
-    process.env.TIDEMARK_RETENTION_POLICIES = JSON.stringify({ app: { retention: { logical: -1 }, tiers: {} } });
+    process.env.TIDEMARK_RETENTION_POLICIES = JSON.stringify([{ sources: ['app'], policy: { retention: { logical: -1 }, tiers: {} } }]);
     await expect(handler()).rejects.toThrow(ConfigError);
-    await expect(handler()).rejects.toThrow(/TIDEMARK_RETENTION_POLICIES: app\.retention\.logical/);
+    await expect(handler()).rejects.toThrow(/TIDEMARK_RETENTION_POLICIES: 0\.policy\.retention\.logical/);
+    // The old shape ({ "<source>": policy }) is refused rather than read as something else.
+    process.env.TIDEMARK_RETENTION_POLICIES = JSON.stringify({ app: { retention: {}, tiers: {} } });
+    await expect(handler()).rejects.toThrow(/TIDEMARK_RETENTION_POLICIES: .*expected array, received object/);
   });
 });

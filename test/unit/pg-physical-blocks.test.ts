@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { parseBackupLabel, parseManifestWalRange } from '../../lib/core/engines/postgres/physical/backup-label';
 import { BlockIndexReader, BlockIndexWriter, CHUNK_BYTES, ZERO_PACK, type IndexedFile } from '../../lib/core/engines/postgres/physical/block-index';
-import { chooseParent } from '../../lib/core/engines/postgres/physical/backup';
+import { chooseParent, rangeOf, splitBlocks } from '../../lib/core/engines/postgres/physical/backup';
 import { pageChecksum, parseLsn, relationSegment, verifyPage } from '../../lib/core/engines/postgres/physical/page-checksum';
 import { walSegmentStart, zeroStaleWalPages, WAL_PAGE_SIZE } from '../../lib/core/engines/postgres/physical/wal-pages';
 import type { BackupManifest } from '../../lib/core/repository/manifest';
@@ -77,6 +77,49 @@ describe('the block index', () => {
     for (const bytes of stored.values()) expect(bytes.length).toBeLessThan(CHUNK_BYTES + 16384 * 46 + 100);
     const reader = new BlockIndexReader(directory, async (name) => stored.get(name)!, 'test');
     expect((await reader.lookup('base/1/1011'))!.blocks[16383].offset).toBe(16383 * 65536);
+  });
+});
+
+describe('cutting a file into blocks', () => {
+  async function* fromArray(chunks: Buffer[]): AsyncGenerator<Buffer> {
+    for (const c of chunks) yield c;
+  }
+
+  it('gives full blocks then one shorter, equal to the input whatever the chunking, as views of the chunks', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 12 }), fc.integer({ min: 1, max: 64 }), async (parts, size) => {
+        const chunks = parts.map((p) => Buffer.from(p));
+        const whole = Buffer.concat(chunks);
+        const blocks: Buffer[][] = [];
+        for await (const b of splitBlocks(fromArray(chunks), size)) blocks.push(b);
+        expect(Buffer.concat(blocks.flat()).equals(whole)).toBe(true);
+        const lengths = blocks.map((b) => b.reduce((n, p) => n + p.length, 0));
+        expect(lengths.slice(0, -1).every((n) => n === size)).toBe(true);
+        if (blocks.length > 0) expect(lengths[lengths.length - 1]).toBeGreaterThan(0);
+        expect(blocks.length).toBe(Math.ceil(whole.length / size));
+        // No copies: every piece is a view of an input chunk's memory, and none is empty.
+        const memories = new Set<ArrayBufferLike>(chunks.map((c) => c.buffer));
+        expect(blocks.flat().every((p) => p.length > 0 && memories.has(p.buffer))).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('reads any range of a block in pieces: a view inside one piece, a copy across two', () => {
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ minLength: 1, maxLength: 50 }), { minLength: 1, maxLength: 6 }), fc.nat(), fc.nat(), (parts, a, b) => {
+        const pieces = parts.map((p) => Buffer.from(p));
+        const whole = Buffer.concat(pieces);
+        const [start, end] = [a % (whole.length + 1), b % (whole.length + 1)].sort((x, y) => x - y);
+        const scratch = Buffer.alloc(whole.length);
+        const got = rangeOf(pieces, start, end, scratch);
+        expect(got.equals(whole.subarray(start, end))).toBe(true);
+      }),
+    );
+    const pieces = [Buffer.from('abcd'), Buffer.from('efgh')];
+    expect(rangeOf(pieces, 1, 3, Buffer.alloc(8)).buffer).toBe(pieces[0].buffer);
+    const scratch = Buffer.alloc(8);
+    expect(rangeOf(pieces, 2, 6, scratch).toString()).toBe('cdef');
   });
 });
 

@@ -4,10 +4,9 @@ import { MINIMUM_STORAGE_DAYS, TIER_MINIMUM_OBJECT_BYTES } from '../../lib/core/
 import { backupReach, resolveBackup, resolveTime } from '../../lib/core/engines/restore-path';
 import { catalogAfter } from '../../lib/core/retention/apply';
 import {
+  ArchiveStreamBuilder,
   archiveRuns,
   streamId,
-  supersededPartials,
-  type ArchivePiece,
   type ArchiveStream,
   type CatalogBackup,
   type CatalogObject,
@@ -22,7 +21,10 @@ import { periodLabel, periodOf, periodStart } from '../../lib/core/retention/per
  * Retention over generated catalogs: physical chains (full/diff/incr, some with a missing parent),
  * logical backups, a WAL archive in day-sized pieces with gaps, a timeline switch and superseded
  * partials, Object Lock on any object, unfinished backups with and without leases, random policies
- * and clocks. The invariants are checked with restore's own resolver (engines/restore-path.ts).
+ * and clocks. MySQL catalogs instead: logical dumps that the binlog continues from their
+ * coordinates, binlog files (positions doubled: a file archived only in partials covers half, so
+ * its lost tail is a gap), files whose tail never arrived, and a change of server identity as a
+ * second stream. The invariants are checked with restore's own resolver (engines/restore-path.ts).
  */
 
 const DAY = 86_400_000;
@@ -43,6 +45,9 @@ interface EventSpec {
 }
 
 interface Spec {
+  engine: 'postgres' | 'mysql';
+  /** MySQL: days (back from today) whose binlog file was archived only in partials: its tail is lost. */
+  tailLost: number[];
   nowOffset: number;
   events: EventSpec[];
   archiveFromDaysAgo: number;
@@ -59,6 +64,8 @@ interface Spec {
 const lock = fc.option(fc.integer({ min: 0, max: 120 }), { freq: 4 });
 
 const specArb: fc.Arbitrary<Spec> = fc.record({
+  engine: fc.constantFrom('postgres' as const, 'mysql' as const),
+  tailLost: fc.array(fc.integer({ min: 1, max: 300 }), { maxLength: 3 }),
   nowOffset: fc.integer({ min: 0, max: 730 * DAY }),
   events: fc.array(
     fc.record({
@@ -103,6 +110,10 @@ const specArb: fc.Arbitrary<Spec> = fc.record({
 const iso = (t: number) => new Date(t).toISOString();
 const idAt = (t: number, i: number) => `${iso(t).replace(/[-:]/g, '')}-${i.toString(16).padStart(6, '0')}`;
 const timeline = (t: number, switchAt: number | undefined) => (switchAt !== undefined && t >= switchAt ? '00000002' : '00000001');
+/** A change of server identity starts a second binlog stream (build-catalog.ts names it `<base>~1`). */
+const binlogStream = (t: number, switchAt: number | undefined) => streamId('binlog', switchAt !== undefined && t >= switchAt ? 'mariadb-bin~1' : 'mariadb-bin');
+const naming = (kind: 'wal' | 'binlog', tl: string) => (start: number, partial: number) =>
+  `${SOURCE}/${kind}/${tl}/${start}${partial > 0 ? `.partial.${String(partial).padStart(6, '0')}` : ''}`;
 
 function object(key: string, bytes: number, storedAt: number, lockDays: number | null): CatalogObject {
   return { key, bytes, tier: 'standard', storedAt: iso(storedAt), ...(lockDays !== null ? { lockedUntil: iso(storedAt + lockDays * DAY) } : {}) };
@@ -120,7 +131,7 @@ function buildCatalog(spec: Spec): { catalog: RetentionCatalog; now: Date } {
     const id = idAt(t, i);
     const physical = [...backups].reverse().filter((b) => b.type !== 'logical');
     const lastFull = physical.find((b) => b.type === 'full');
-    let type = e.kind;
+    let type = spec.engine === 'mysql' ? 'logical' : e.kind;
     let parent: string | undefined;
     if (type === 'diff') parent = lastFull?.id;
     if (type === 'incr') parent = physical[0]?.id;
@@ -134,12 +145,16 @@ function buildCatalog(spec: Spec): { catalog: RetentionCatalog; now: Date } {
     backups.push({
       id,
       type,
-      method: type === 'logical' ? 'pg-logical' : 'pg-physical',
+      method: spec.engine === 'mysql' ? 'mysql-logical' : type === 'logical' ? 'pg-logical' : 'pg-physical',
       startedAt: iso(t),
       finishedAt: iso(finished),
       ...(parent ? { parent, chain: { base: base!, depth: (backups.find((b) => b.id === parent)?.chain?.depth ?? 0) + 1 } } : {}),
       restorePoint: { time: iso(restoreAt) },
-      ...(type === 'logical'
+      ...(spec.engine === 'mysql'
+        ? e.logicalReplay || e.needsArchive // most dumps carry coordinates
+          ? { replay: { stream: binlogStream(t, switchAt), from: 2 * Math.floor(t / DAY), consistentAt: 2 * Math.floor(t / DAY), needsArchive: false } }
+          : {}
+        : type === 'logical'
         ? e.logicalReplay
           ? { replay: { stream: streamId('wal', timeline(t, switchAt)), from: Math.floor(t / DAY), consistentAt: Math.floor(t / DAY), needsArchive: false } }
           : {}
@@ -156,30 +171,32 @@ function buildCatalog(spec: Spec): { catalog: RetentionCatalog; now: Date } {
     });
   });
 
-  // WAL in day pieces from archiveFromDaysAgo until today; today's piece is partial (generations).
+  // WAL (or binlog) in day pieces from archiveFromDaysAgo until today; today's piece is partial (generations).
   const today = Math.floor(now / DAY);
   const skip = new Set(spec.archiveGaps.map((g) => today - g));
-  const streams = new Map<string, ArchivePiece[]>();
+  const tailLost = new Set(spec.tailLost.map((g) => today - g));
+  const streams = new Map<string, ArchiveStreamBuilder>();
   for (let d = today - spec.archiveFromDaysAgo; d <= today; d++) {
     if (skip.has(d)) continue;
-    const tl = timeline(d * DAY, switchAt);
-    const pieces = streams.get(tl) ?? [];
-    const key = (suffix = '') => `${SOURCE}/wal/${tl}/${d}${suffix}`;
+    const mysql = spec.engine === 'mysql';
+    const id = mysql ? binlogStream(d * DAY, switchAt) : streamId('wal', timeline(d * DAY, switchAt));
+    const [kind, tl] = id.split('/') as ['wal' | 'binlog', string];
+    let builder = streams.get(id);
+    if (!builder) streams.set(id, (builder = new ArchiveStreamBuilder(kind, tl, naming(kind, tl))));
+    const [start, width] = mysql ? [2 * d, 2] : [d, 1];
     const end = Math.min((d + 1) * DAY - 1, now);
-    if (d < today || spec.lastCompleted) {
-      const endTime = iso(end);
-      const lockedUntil = spec.archiveLockDays === null ? undefined : iso(end + spec.archiveLockDays * DAY);
-      pieces.push({ key: key(), bytes: 16 << 20, tier: 'standard', storedAt: endTime, ...(lockedUntil ? { lockedUntil } : {}), start: d, end: d + 1, endTime });
-    }
-    if (d === today) {
-      for (let g = 1; g <= spec.partialGenerations; g++) {
-        const at = Math.max(d * DAY, now - (spec.partialGenerations - g) * 60_000);
-        pieces.push({ ...object(key(`.partial.${String(g).padStart(6, '0')}`), 16 << 20, at, spec.archiveLockDays), start: d, end: d + 1, endTime: iso(at), partial: g });
+    const lock = (at: number) => (spec.archiveLockDays === null ? {} : { lockedUntil: at + spec.archiveLockDays * DAY });
+    const lost = mysql && tailLost.has(d) && d < today;
+    if ((d < today || spec.lastCompleted) && !lost) builder.add({ start, end: start + width, endTime: end, bytes: 16 << 20, ...lock(end) });
+    if (d === today || lost) {
+      // Partials: of today's open piece, or all that is left of a binlog file whose tail was lost.
+      for (let g = 1; g <= Math.max(spec.partialGenerations, lost ? 1 : 0); g++) {
+        const at = d === today ? Math.max(d * DAY, now - (spec.partialGenerations - g) * 60_000) : end - (3 - g) * 60_000;
+        builder.add({ start, end: start + 1, endTime: at, bytes: 16 << 20, ...lock(at), partial: g });
       }
     }
-    streams.set(tl, pieces);
   }
-  const archive: ArchiveStream[] = [...streams].map(([tl, pieces]) => ({ kind: 'wal', timeline: tl, id: streamId('wal', tl), pieces }));
+  const archive: ArchiveStream[] = [...streams.values()].map((b) => b.build());
 
   const unfinished: UnfinishedBackup[] = spec.unfinished.map((u, i) => {
     const started = now - u.ageHours * HOUR;
@@ -225,11 +242,13 @@ describe('planRetention over generated catalogs', () => {
         };
         for (const d of plan.delete) if (d.reason.length < 10) fail(`deletion of ${d.id} without a reason`);
         const lockedKeys = new Set(
-          [...catalog.backups.flatMap((b) => b.objects), ...catalog.archive.flatMap((s) => s.pieces), ...catalog.unfinished.flatMap((u) => u.objects)]
+          [...catalog.backups.flatMap((b) => b.objects), ...catalog.archive.flatMap((s) => [...s.pieces()]), ...catalog.unfinished.flatMap((u) => u.objects)]
             .filter((o) => o.lockedUntil !== undefined && o.lockedUntil > nowIso)
             .map((o) => o.key),
         );
-        for (const d of due) for (const k of d.keys) if (lockedKeys.has(k)) fail(`locked ${k} deleted`);
+        const dueKeys = new Set(due.flatMap((d) => d.keys()));
+        for (const k of dueKeys) if (lockedKeys.has(k)) fail(`locked ${k} deleted`);
+        for (const d of plan.delete) if (d.keys().length !== d.objects || d.objects === 0) fail(`${d.id} counts ${d.objects} objects`);
         for (const d of plan.delete) if (d.notBefore !== undefined && d.notBefore <= nowIso) fail(`${d.id} deferred to the past`);
 
         // The newest valid full stays.
@@ -259,13 +278,13 @@ describe('planRetention over generated catalogs', () => {
           const r = newestReplay.replay;
           const removed = catalog.archive
             .filter((s) => s.id === r.stream)
-            .flatMap((s) => s.pieces)
-            .filter((p) => p.partial === undefined && p.end > r.from && due.some((d) => d.keys.includes(p.key)));
+            .flatMap((s) => [...s.pieces()])
+            .filter((p) => p.partial === undefined && p.end > r.from && dueKeys.has(p.key));
           expect(removed).toEqual([]);
         }
         // Superseded partials go (unless locked).
         for (const s of after.archive) {
-          for (const p of supersededPartials(s)) if (!lockedKeys.has(p.key)) fail(`superseded ${p.key} kept`);
+          for (let i = 0; i < s.length; i++) if (s.superseded(i) && !lockedKeys.has(s.key(i))) fail(`superseded ${s.key(i)} kept`);
         }
         // A backup still running (lease or grace) keeps its parts.
         for (const u of catalog.unfinished) {
@@ -276,7 +295,7 @@ describe('planRetention over generated catalogs', () => {
         // Planning again right after applying changes nothing: only the deferred deletions remain.
         const again = planRetention(after, spec.policy, now);
         expect(dueDeletions(again)).toEqual([]);
-        const deferred = (p: typeof plan) => p.delete.filter((d) => d.notBefore).flatMap((d) => d.keys).sort();
+        const deferred = (p: typeof plan) => p.delete.filter((d) => d.notBefore).flatMap((d) => d.keys()).sort();
         expect(deferred(again)).toEqual(deferred(plan));
 
         // Tiering: whole chains of kept backups only, never an active one, nothing under 128 KiB.
@@ -307,6 +326,8 @@ describe('planRetention over generated catalogs', () => {
     // A window of 10 days over a full 20 days old and unbroken WAL: dropping the full must be caught.
     const event = (kind: EventSpec['kind'], gapHours: number): EventSpec => ({ gapHours, kind, durationMin: 30, broken: false, lockDays: null, bytes: [1 << 20], needsArchive: true, logicalReplay: false });
     const spec: Spec = {
+      engine: 'postgres',
+      tailLost: [],
       nowOffset: 400 * DAY,
       events: [event('full', 1), event('logical', 24 * 20)],
       archiveFromDaysAgo: 30,

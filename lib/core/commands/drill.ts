@@ -177,8 +177,9 @@ export async function runDrill(config: TidemarkConfig, source: string, options: 
     phase = Date.now();
     plan = await chosen.method.planRestore(run, catalog, { at, to: instance.target, force: false });
     const bytes = plan.chain.reduce((n, m) => n + m.storedBytes, 0);
-    const history = await readDrillReports(repository.store, source);
-    predicted = predictRto(history.filter((r) => r.method === method), bytes, await rehydrationSeconds(repository, source, plan.chain))?.seconds;
+    const history = await readDrillReports(repository.store, source, { newest: 100 });
+    // The recent past predicts best (and a year of daily drills need not all count).
+    predicted = predictRto(history.filter((r) => r.method === method).slice(-30), bytes, await rehydrationSeconds(repository, source, plan.chain))?.seconds;
 
     await repository.store.rehydrate?.(plan.chain.flatMap((m) => m.objects.map((o) => o.key)), { progress, signal });
     restored = await chosen.method.applyRestore(run, plan);

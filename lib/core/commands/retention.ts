@@ -88,7 +88,7 @@ export function formatRetention(result: RetentionResult): string {
     if (s.delete.length > 0) {
       lines.push(`  ${'WHAT'.padEnd(48)}  ${'BYTES'.padStart(10)}  WHY`);
       for (const d of s.delete) {
-        const what = `${d.what} ${d.id}${d.keys.length > 1 && d.what === 'archive' ? ` (+${d.keys.length - 1})` : ''}`;
+        const what = `${d.what} ${d.id}${d.objects > 1 && d.what === 'archive' ? ` (+${d.objects - 1})` : ''}`;
         const when = d.notBefore ? ` — locked: not before ${d.notBefore}` : '';
         lines.push(`  ${what.padEnd(48)}  ${formatBytes(d.bytes).padStart(10)}  ${d.reason}${when}`);
       }

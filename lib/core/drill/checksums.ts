@@ -15,7 +15,10 @@ import { z } from 'zod';
  * rows. A large table without a primary key gets its count only, and the record says so.
  */
 
+/** PostgreSQL: md5 of the row's text, first 64 bits. */
 export const CHECKSUM_METHOD = 'row-md5-sum/1';
+/** MariaDB: CRC32 and CRC32C of the row's text side by side (64 bits), a third of md5's cost there. */
+export const CHECKSUM_METHOD_CRC = 'row-crc32-crc32c-sum/1';
 
 /** Tables up to this size (on disk) are hashed whole. */
 export const DEFAULT_EXACT_BYTES = 256 * 1024 * 1024;
@@ -39,7 +42,7 @@ export const TableChecksumSchema = z.object({
 export type TableChecksum = z.infer<typeof TableChecksumSchema>;
 
 export const TableChecksumsSchema = z.object({
-  method: z.literal(CHECKSUM_METHOD),
+  method: z.enum([CHECKSUM_METHOD, CHECKSUM_METHOD_CRC]),
   exactBytes: z.number().int().positive(),
   /** "schema.table" → count and checksum. */
   tables: z.record(z.string(), TableChecksumSchema),

@@ -18,11 +18,12 @@ export async function writeDrillReport(store: ObjectStore, report: DrillReport):
   }
 }
 
-/** Every readable report of a source, oldest first (ids sort by time); unreadable ones are skipped. */
-export async function readDrillReports(store: ObjectStore, source: string): Promise<DrillReport[]> {
+/** The readable reports of a source (the newest `newest` of them, when given), oldest first (ids sort by time); unreadable ones are skipped. */
+export async function readDrillReports(store: ObjectStore, source: string, options: { readonly newest?: number } = {}): Promise<DrillReport[]> {
   const { objects } = await store.list(drillsPrefix(source));
   const reports: DrillReport[] = [];
-  for (const o of objects.filter((x) => x.key.endsWith('.json')).sort((a, b) => a.key.localeCompare(b.key))) {
+  const keys = objects.filter((x) => x.key.endsWith('.json')).sort((a, b) => a.key.localeCompare(b.key));
+  for (const o of options.newest === undefined ? keys : keys.slice(-options.newest)) {
     try {
       const r = JSON.parse((await store.getBytes(o.key)).toString('utf8')) as DrillReport;
       if (r.format === DRILL_REPORT_FORMAT && r.source === source) reports.push(r);

@@ -29,6 +29,11 @@ export function scratchDirFor(id: string, env: NodeJS.ProcessEnv = process.env):
  * lives in the server's own 0700 directory below.
  */
 export async function prepareScratch(dir: string): Promise<void> {
+  // The throwaway server's socket lives below it, and a socket path has at most 107 bytes.
+  const socket = join(dir, 'pgdata', '.s.PGSQL.65535');
+  if (Buffer.byteLength(socket) > 107) {
+    throw new UsageError(`drill scratch directory ${dir} is too deep for the server's Unix socket (${Buffer.byteLength(socket)} > 107 bytes): set TIDEMARK_SPOOL to a shorter path`);
+  }
   const parent = join(dir, '..');
   await mkdir(parent, { recursive: true });
   await chmod(parent, 0o755).catch(() => undefined);

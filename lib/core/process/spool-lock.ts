@@ -3,6 +3,7 @@ import { mkdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sleep } from '../abort';
 import { UsageError } from '../errors';
+import { alive } from './pid';
 
 /**
  * A streamer's spool belongs to one streamer process. One killed with SIGKILL leaves its reader
@@ -12,15 +13,6 @@ import { UsageError } from '../errors';
  */
 const LOCK = 'streamer.pid';
 const READER = 'reader.pid';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function commandLine(pid: number): string {
   try {

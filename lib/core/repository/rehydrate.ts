@@ -1,31 +1,31 @@
+import { RETRIEVAL_PRICES, type RetrievalPrice } from '../pricing';
 import type { Progress } from '../progress';
 
 /**
  * Objects in GLACIER or DEEP_ARCHIVE (the cold tier) cannot be read until S3 has restored a
  * temporary copy (RestoreObject). Restore says up front how long that takes and what it costs,
- * then waits with progress. The figures are S3's published retrieval times and us-east-1 list
- * prices of 2025 (other regions are within a few percent); requests are counted per object.
+ * then waits with progress. The figures are S3's published retrieval times and the list prices of
+ * pricing.ts; requests are counted per object.
  */
 export type RetrievalTier = 'Expedited' | 'Standard' | 'Bulk';
 export type ArchiveClass = 'GLACIER' | 'DEEP_ARCHIVE';
 
-interface RetrievalTerms {
+interface RetrievalTerms extends RetrievalPrice {
   readonly minHours: number;
   readonly maxHours: number;
-  readonly usdPerGB: number;
-  readonly usdPer1000Requests: number;
 }
 
+// Times here, prices from the one price table (pricing.ts).
 const TERMS: Readonly<Record<ArchiveClass, Partial<Record<RetrievalTier, RetrievalTerms>>>> = {
   GLACIER: {
-    Expedited: { minHours: 1 / 60, maxHours: 5 / 60, usdPerGB: 0.03, usdPer1000Requests: 10 },
-    Standard: { minHours: 3, maxHours: 5, usdPerGB: 0.01, usdPer1000Requests: 0.05 },
-    Bulk: { minHours: 5, maxHours: 12, usdPerGB: 0, usdPer1000Requests: 0.025 },
+    Expedited: { minHours: 1 / 60, maxHours: 5 / 60, ...RETRIEVAL_PRICES.GLACIER.Expedited },
+    Standard: { minHours: 3, maxHours: 5, ...RETRIEVAL_PRICES.GLACIER.Standard },
+    Bulk: { minHours: 5, maxHours: 12, ...RETRIEVAL_PRICES.GLACIER.Bulk },
   },
   // DEEP_ARCHIVE has no Expedited retrieval: S3 refuses it, so it is asked for as Standard.
   DEEP_ARCHIVE: {
-    Standard: { minHours: 9, maxHours: 12, usdPerGB: 0.02, usdPer1000Requests: 0.1 },
-    Bulk: { minHours: 9, maxHours: 48, usdPerGB: 0.0025, usdPer1000Requests: 0.025 },
+    Standard: { minHours: 9, maxHours: 12, ...RETRIEVAL_PRICES.DEEP_ARCHIVE.Standard },
+    Bulk: { minHours: 9, maxHours: 48, ...RETRIEVAL_PRICES.DEEP_ARCHIVE.Bulk },
   },
 };
 

@@ -15,6 +15,8 @@ import pLimit from 'p-limit';
 import { formatBytes } from '../format';
 import { assertValidKey, assertValidPrefix, checkRange, compareKeys } from './keys';
 import { describeS3Location, safeEndpoint, type S3Location } from './s3-location';
+import { resumableRead } from './resumable-read';
+import { sendWithin } from './s3-answer-timeout';
 import { uploadNewObject } from './s3-upload';
 import {
   describeEstimate,
@@ -36,6 +38,13 @@ const PART_SIZE = 16 * 1024 * 1024;
 const QUEUE_SIZE = 4;
 const DELETE_BATCH = 1000;
 const PARALLEL_HEADS = 16;
+/**
+ * A request whose answer has not started after this long, or a download that delivers nothing for
+ * this long while its reader waits, is given up and sent again (TIDEMARK_S3_STALL_SECONDS).
+ */
+const DEFAULT_STALL_MS = 30_000;
+/** Tries of a request whose answer never starts (the SDK's own retries cover errors and resets). */
+const STALL_ATTEMPTS = 4;
 
 interface ArchiveState {
   readonly key: string;
@@ -55,8 +64,11 @@ export class S3Store implements ObjectStore {
   private readonly bucket: string;
   private readonly keyPrefix: string;
   private readonly endpointShown: string;
+  private readonly stallMs: number;
 
   constructor(location: S3Location) {
+    const stallSeconds = Number(process.env.TIDEMARK_S3_STALL_SECONDS);
+    this.stallMs = stallSeconds > 0 ? stallSeconds * 1000 : DEFAULT_STALL_MS;
     this.bucket = location.bucket;
     this.keyPrefix = location.prefix === '' ? '' : `${location.prefix}/`;
     this.endpointShown = location.endpoint ? safeEndpoint(location.endpoint) : `https://s3.${location.region}.amazonaws.com`;
@@ -66,9 +78,11 @@ export class S3Store implements ObjectStore {
       ...(location.endpoint ? { endpoint: location.endpoint } : {}),
       forcePathStyle: location.forcePathStyle,
       // Credentials come from the default chain (env, profile, container/instance role), never the config.
-      // A dead endpoint must fail in seconds, not after minutes of retries. No socket idle timeout:
-      // a paused reader (restore waiting on the database) legitimately leaves a download idle.
-      maxAttempts: 3,
+      // A dead endpoint must fail in seconds, not after minutes of retries (5 tries back off for
+      // about 1.5 s in all), while a few 500s, SlowDowns and resets in a row are ridden out. No
+      // socket idle timeout: a paused reader (restore waiting on the database) legitimately leaves
+      // a download idle; stalls are caught by sendWithin and resumableRead instead.
+      maxAttempts: 5,
       requestHandler: { connectionTimeout: 3_000 },
     });
   }
@@ -84,7 +98,7 @@ export class S3Store implements ObjectStore {
     const counted = countBytes(body);
     const target = { Bucket: this.bucket, Key: this.keyPrefix + key, ...(options.contentType ? { ContentType: options.contentType } : {}) };
     try {
-      await uploadNewObject(this.client, target, counted.body, { partSize: PART_SIZE, queueSize: QUEUE_SIZE }, signal);
+      await uploadNewObject(this.client, target, counted.body, { partSize: PART_SIZE, queueSize: QUEUE_SIZE, stallMs: this.stallMs, attempts: STALL_ATTEMPTS }, signal);
       return { bytes: counted.bytes() };
     } catch (err) {
       if (signal?.aborted) throw abortReason(signal);
@@ -97,15 +111,33 @@ export class S3Store implements ObjectStore {
   async get(key: string, range?: { start: number; end?: number }): Promise<Readable> {
     assertValidKey(key);
     if (range) checkRange(range, undefined, this.where(key));
+    const { body, size, etag } = await this.getObject(key, range);
+    const start = range?.start ?? 0;
+    const end = Math.min(range?.end ?? size - 1, size - 1);
+    if (end < start) return body;
+    // Reopened at an offset, the read is pinned to this version of the object (If-Match).
+    const reopen = async (from: number) => (await this.getObject(key, { start: from, end }, etag)).body;
+    return resumableRead(body, { start, end, reopen, what: this.where(key), stallMs: this.stallMs });
+  }
+
+  /** One GetObject, its headers awaited within the stall limit (retried when they do not come). */
+  private async getObject(key: string, range?: { start: number; end?: number }, etag?: string): Promise<{ body: Readable; size: number; etag?: string }> {
     const Range = range ? `bytes=${range.start}-${range.end ?? ''}` : undefined;
     try {
-      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key, Range }));
+      const input = { Bucket: this.bucket, Key: this.keyPrefix + key, Range, ...(etag ? { IfMatch: etag } : {}) };
+      const response = await this.sendWithin((abortSignal) => this.client.send(new GetObjectCommand(input), { abortSignal }), `read ${this.where(key)}`);
       if (!(response.Body instanceof Readable)) throw new StorageError(`S3 returned no body for ${this.where(key)}`);
       if (range) this.checkServedRange(key, range, response.ContentRange, response.Body);
-      return response.Body;
+      const size = range ? Number(/\/(\d+)$/.exec(response.ContentRange ?? '')?.[1]) : (response.ContentLength ?? 0);
+      return { body: response.Body, size, etag: response.ETag };
     } catch (err) {
       throw this.mapError(err, 'read', key, Range);
     }
+  }
+
+  /** A read-only request, given up and sent again when its answer does not start in time. */
+  private sendWithin<T>(send: (abortSignal: AbortSignal) => Promise<T>, what: string, signal?: AbortSignal): Promise<T> {
+    return sendWithin(send, { limitMs: this.stallMs, what, attempts: STALL_ATTEMPTS, signal });
   }
 
   async getBytes(key: string): Promise<Buffer> {
@@ -136,15 +168,8 @@ export class S3Store implements ObjectStore {
     const fullPrefix = this.keyPrefix + prefix;
     let token: string | undefined;
     do {
-      const response = await this.client
-        .send(
-          new ListObjectsV2Command({
-            Bucket: this.bucket,
-            Prefix: fullPrefix === '' ? undefined : fullPrefix,
-            Delimiter: options.delimiter,
-            ContinuationToken: token,
-          }),
-        )
+      const input = { Bucket: this.bucket, Prefix: fullPrefix === '' ? undefined : fullPrefix, Delimiter: options.delimiter, ContinuationToken: token };
+      const response = await this.sendWithin((abortSignal) => this.client.send(new ListObjectsV2Command(input), { abortSignal }), `list ${this.where(prefix)}`)
         .catch((err: unknown) => {
           throw this.mapError(err, 'list', prefix);
         });
@@ -261,7 +286,8 @@ export class S3Store implements ObjectStore {
   private async headObject(key: string, signal?: AbortSignal): Promise<{ size: number } | undefined> {
     assertValidKey(key);
     try {
-      const request = this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key }), { abortSignal: signal });
+      const input = { Bucket: this.bucket, Key: this.keyPrefix + key };
+      const request = this.sendWithin((abortSignal) => this.client.send(new HeadObjectCommand(input), { abortSignal }), `inspect ${this.where(key)}`, signal);
       const response = await untilAborted(request, signal);
       return { size: response.ContentLength ?? 0 };
     } catch (err) {
@@ -314,13 +340,18 @@ export class S3Store implements ObjectStore {
       const reason = networkCode ?? 'connection timed out';
       return new StorageError(`cannot reach the S3 endpoint ${this.endpointShown} (${reason}) to ${action} ${where}`, 'Unreachable', options);
     }
-    if (name === 'NoSuchBucket') {
+    // A listing names no key: its bare 404 (some servers send no error code) is the bucket's.
+    if (name === 'NoSuchBucket' || (status === 404 && action === 'list' && name !== 'NoSuchKey')) {
       return new StorageError(`bucket '${this.bucket}' does not exist at ${this.endpointShown}`, 'Other', options);
     }
     if (name === 'NoSuchKey' || name === 'NotFound' || status === 404) {
       return new StorageError(`no object at ${where}`, 'NoSuchKey', options);
     }
-    if (name === 'PreconditionFailed' || status === 412) return this.exists(key);
+    // 409 ConditionalRequestConflict: another create-only write of this key is in flight. Objects are
+    // never overwritten, so this write must not win either way: the key is taken.
+    if (name === 'PreconditionFailed' || status === 412 || name === 'ConditionalRequestConflict' || (status === 409 && action === 'upload')) {
+      return this.exists(key);
+    }
     if (name === 'InvalidObjectState') {
       return new StorageError(`${where} is in cold storage (GLACIER or DEEP_ARCHIVE): it must be rehydrated before it can be read (tidemark restore does this and says how long it takes)`, 'Archived', options);
     }
@@ -335,6 +366,10 @@ export class S3Store implements ObjectStore {
     }
     if (['AccessDenied', 'Forbidden', 'InvalidAccessKeyId', 'SignatureDoesNotMatch'].includes(name) || status === 403) {
       return new StorageError(`access denied to ${action} ${where} (${name || 'HTTP 403'}): check the credentials and the bucket policy`, 'AccessDenied', options);
+    }
+    // A HEAD's error has no body, so the SDK knows no code: the status is all there is to say.
+    if ((name === '' || name === 'Unknown' || name === 'UnknownError') && status !== undefined) {
+      return new StorageError(`cannot ${action} ${where} (HTTP ${status})`, 'Other', options);
     }
     const detail = `${name}${e.message ? `: ${e.message}` : ''}`.replace(/\s+/g, ' ').trim();
     return new StorageError(`cannot ${action} ${where}: ${detail || String(err)}`, 'Other', options);

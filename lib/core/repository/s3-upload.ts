@@ -10,6 +10,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Readable } from 'node:stream';
 import { abortReason, untilAborted } from '../abort';
+import { sendWithin } from './s3-answer-timeout';
 
 /** Where a new object goes. */
 export interface NewObject {
@@ -23,7 +24,16 @@ export interface UploadShape {
   readonly partSize: number;
   /** Parts in flight at once. */
   readonly queueSize: number;
+  /**
+   * A request whose answer has not started within this long, plus as long again for every
+   * STALL_BYTES it carries, is sent again, `attempts` times in all: at the default 30 s a 16 MiB
+   * part may take 90 s (a link of at least ~190 KB/s).
+   */
+  readonly stallMs: number;
+  readonly attempts: number;
 }
+
+const STALL_BYTES = 8 * 1024 * 1024;
 
 // An upload that stops short still gets this long to tidy up: for a CreateMultipartUpload in flight
 // to answer (only its upload id lets us abort it), then for the AbortMultipartUpload itself.
@@ -54,9 +64,16 @@ export async function uploadNewObject(
   if (signal?.aborted) onAbort();
   else signal?.addEventListener('abort', onAbort, { once: true });
   let upload: MultipartUpload | undefined;
+  const what = `s3://${target.Bucket}/${target.Key}`;
+  /** One request of this upload, ended by `stop`, sent again when its answer never starts. */
+  const patiently = <T>(bytes: number, action: string, send: (abortSignal: AbortSignal) => Promise<T>): Promise<T> =>
+    untilAborted(
+      sendWithin(send, { limitMs: shape.stallMs * (1 + bytes / STALL_BYTES), what: `${action} ${what}`, attempts: shape.attempts, signal: stop.signal }),
+      stop.signal,
+    );
   try {
     const putWhole = (Body: Buffer): Promise<unknown> =>
-      untilAborted(client.send(new PutObjectCommand({ ...target, Body, IfNoneMatch: '*' }), { abortSignal: stop.signal }), stop.signal);
+      patiently(Body.length, 'write', (abortSignal) => client.send(new PutObjectCommand({ ...target, Body, IfNoneMatch: '*' }), { abortSignal }));
     const parts = partsOf(body, shape.partSize);
     const first = await untilAborted(parts.next(), stop.signal);
     if (first.done) {
@@ -68,15 +85,16 @@ export async function uploadNewObject(
       await putWhole(first.value);
       return;
     }
-    upload = await MultipartUpload.create(client, target);
+    upload = await MultipartUpload.create(client, target, (send) => sendWithin(send, { limitMs: shape.stallMs, what: `start the upload of ${what}`, attempts: shape.attempts }));
     const UploadId = await untilAborted(upload.id, stop.signal);
     const done: CompletedPart[] = [];
     const inFlight = new Set<Promise<void>>();
     let partNumber = 0;
     const send = (data: Buffer): void => {
       const PartNumber = ++partNumber;
-      const sending = client
-        .send(new UploadPartCommand({ Bucket: target.Bucket, Key: target.Key, UploadId, PartNumber, Body: data }), { abortSignal: stop.signal })
+      const sending = patiently(data.length, `write part ${PartNumber} of`, (abortSignal) =>
+        client.send(new UploadPartCommand({ Bucket: target.Bucket, Key: target.Key, UploadId, PartNumber, Body: data }), { abortSignal }),
+      )
         .then(({ ETag, ChecksumCRC32, ChecksumCRC32C, ChecksumCRC64NVME, ChecksumSHA1, ChecksumSHA256 }) => {
           if (!ETag) throw new Error(`S3 answered part ${PartNumber} without an ETag`);
           done.push({ PartNumber, ETag, ChecksumCRC32, ChecksumCRC32C, ChecksumCRC64NVME, ChecksumSHA1, ChecksumSHA256 });
@@ -96,14 +114,9 @@ export async function uploadNewObject(
     }
     await untilAborted(Promise.all(inFlight), stop.signal);
     done.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
-    const complete = new CompleteMultipartUploadCommand({
-      Bucket: target.Bucket,
-      Key: target.Key,
-      UploadId,
-      IfNoneMatch: '*',
-      MultipartUpload: { Parts: done },
-    });
-    await untilAborted(client.send(complete, { abortSignal: stop.signal }), stop.signal);
+    const complete = () =>
+      new CompleteMultipartUploadCommand({ Bucket: target.Bucket, Key: target.Key, UploadId, IfNoneMatch: '*', MultipartUpload: { Parts: done } });
+    await patiently(0, 'complete', (abortSignal) => client.send(complete(), { abortSignal }));
   } catch (err) {
     if (!stop.signal.aborted) stop.abort(err);
     await upload?.abandon();
@@ -112,6 +125,8 @@ export async function uploadNewObject(
     signal?.removeEventListener('abort', onAbort);
   }
 }
+
+type Within = <T>(send: (abortSignal: AbortSignal) => Promise<T>) => Promise<T>;
 
 /** A multipart upload being created, and how to abort it whatever state its creation is in. */
 class MultipartUpload {
@@ -123,20 +138,23 @@ class MultipartUpload {
     private readonly client: S3Client,
     private readonly target: NewObject,
     checksum: { ChecksumAlgorithm?: ChecksumAlgorithm },
+    within: Within,
   ) {
     // Not ended by the upload's abort: S3 may create the upload even when we hang up, and only the
     // answer tells which one to abort. abandon() waits for it instead, for a bounded time.
-    this.id = client.send(new CreateMultipartUploadCommand({ ...target, ...checksum }), { abortSignal: this.giveUp.signal }).then(({ UploadId }) => {
+    const create = (abortSignal: AbortSignal) =>
+      client.send(new CreateMultipartUploadCommand({ ...target, ...checksum }), { abortSignal: AbortSignal.any([abortSignal, this.giveUp.signal]) });
+    this.id = within(create).then(({ UploadId }) => {
       if (!UploadId) throw new Error('S3 answered CreateMultipartUpload without an UploadId');
       return UploadId;
     });
   }
 
-  static async create(client: S3Client, target: NewObject): Promise<MultipartUpload> {
+  static async create(client: S3Client, target: NewObject, within: Within): Promise<MultipartUpload> {
     // As @aws-sdk/lib-storage does: the SDK adds a CRC32 to every part by default, and the upload
     // must then be declared with that algorithm for S3 to accept the parts' checksums.
     const checksums = await client.config.requestChecksumCalculation();
-    return new MultipartUpload(client, target, checksums === 'WHEN_SUPPORTED' ? { ChecksumAlgorithm: ChecksumAlgorithm.CRC32 } : {});
+    return new MultipartUpload(client, target, checksums === 'WHEN_SUPPORTED' ? { ChecksumAlgorithm: ChecksumAlgorithm.CRC32 } : {}, within);
   }
 
   /** Never throws: what it cannot abort, the bucket's lifecycle rule (AbortIncompleteUploads) removes later. */

@@ -1,7 +1,8 @@
 import { TIER_TAG_KEY } from '../config/tiers';
 import type { ObjectStore } from '../repository/storage';
-import type { ArchivePiece, CatalogBackup, RetentionCatalog } from './catalog-model';
-import { dueDeletions, type PlannedDeletion, type RetentionPlan } from './plan-retention';
+import type { CatalogBackup, RetentionCatalog } from './catalog-model';
+import { ArchiveDeletion, type PlannedDeletion } from './deletion';
+import { dueDeletions, type RetentionPlan } from './plan-retention';
 import type { TieringPlan } from './plan-tiering';
 
 /**
@@ -16,17 +17,22 @@ export async function applyRetentionPlan(
 ): Promise<{ deleted: PlannedDeletion[]; bytes: number }> {
   const deleted: PlannedDeletion[] = [];
   for (const d of dueDeletions(plan)) {
-    if (d.what === 'backup') {
-      await store.delete([d.keys[0]]);
-      await store.delete(d.keys.slice(1));
-    } else {
-      await store.delete([...d.keys]);
+    let first = true;
+    for (const batch of d.keyBatches(DELETE_BATCH)) {
+      if (first && d.what === 'backup') {
+        await store.delete(batch.slice(0, 1));
+        if (batch.length > 1) await store.delete(batch.slice(1));
+      } else await store.delete(batch);
+      first = false;
     }
     deleted.push(d);
     onDone(d);
   }
   return { deleted, bytes: deleted.reduce((n, d) => n + d.bytes, 0) };
 }
+
+/** Keys handed to the store at once (S3's DeleteObjects takes 1,000 per request). */
+const DELETE_BATCH = 10_000;
 
 /**
  * Tags whole chains by the tier-tag contract; the bucket's lifecycle rules then move them. A store
@@ -40,13 +46,19 @@ export async function applyTieringPlan(store: ObjectStore, plan: TieringPlan): P
 
 /** The catalog as it is after `applyRetentionPlan` (and, given, the tier tags): for tests and dry runs. */
 export function catalogAfter(catalog: RetentionCatalog, plan: RetentionPlan, tiering?: TieringPlan): RetentionCatalog {
-  const gone = new Set(dueDeletions(plan).flatMap((d) => d.keys));
+  const due = dueDeletions(plan);
+  const gone = new Set(due.filter((d) => d.what !== 'archive').flatMap((d) => d.keys()));
   const tierOf = new Map(tiering?.moves.flatMap((m) => m.keys.map((k) => [k, m.tier] as const)) ?? []);
   const retier = <O extends { key: string; tier: CatalogBackup['objects'][number]['tier'] }>(o: O): O => (tierOf.has(o.key) ? { ...o, tier: tierOf.get(o.key)! } : o);
+  const archive = catalog.archive.map((s) => {
+    const ranges = due.filter((d): d is ArchiveDeletion => d instanceof ArchiveDeletion && d.stream === s);
+    if (ranges.length === 0 && tierOf.size === 0) return s;
+    return s.without((i) => ranges.some((r) => r.from <= i && i < r.to), tierOf.size > 0 ? (i) => tierOf.get(s.key(i)) : undefined);
+  });
   return {
     ...catalog,
     backups: catalog.backups.filter((b) => !gone.has(b.manifestKey)).map((b) => ({ ...b, objects: b.objects.filter((o) => !gone.has(o.key)).map(retier) })),
-    archive: catalog.archive.map((s) => ({ ...s, pieces: s.pieces.filter((p: ArchivePiece) => !gone.has(p.key)).map(retier) })),
+    archive,
     unfinished: catalog.unfinished
       .map((u) => ({ ...u, objects: u.objects.filter((o) => !gone.has(o.key)) }))
       .filter((u) => u.objects.length > 0),

@@ -1,17 +1,31 @@
 import type { BackupReplay } from '../engines/restore-path';
 import type { BackupManifest } from '../repository/manifest';
+import { parseBinlogFile } from '../engines/mysql/binlog/names';
 import { streamId } from './catalog-model';
 
 /**
- * How a backup uses the continuous archive, from its manifest. Today no method writes an archive
- * (pg-logical and mysql-logical restore to their own point, RDS snapshots use RDS's own PITR), so
- * only the physical PostgreSQL shape is described: WAL from the backup's start LSN on, on its
- * timeline. pg_basebackup -X fetch puts the WAL from start to stop into the backup itself, so a
+ * How a backup uses the continuous archive, from its manifest. MySQL logical dumps with binlog
+ * coordinates continue through the binlog from the file holding them (pg-logical restores to its
+ * own point, RDS snapshots use RDS's own PITR). Physical PostgreSQL: WAL from the backup's start
+ * LSN on, on its timeline. pg_basebackup -X fetch puts the WAL from start to stop into the backup itself, so a
  * physical backup restores to its own point without the archive (needsArchive false); the archive
  * extends it. Physical manifests are expected to carry `details.startLsn` and `details.timeline`;
  * without them the restore point's LSN and timeline 1 are used.
  */
-export function replayOf(manifest: BackupManifest, walSegmentBytes = DEFAULT_WAL_SEGMENT_BYTES): BackupReplay | undefined {
+export function replayOf(
+  manifest: BackupManifest,
+  walSegmentBytes = DEFAULT_WAL_SEGMENT_BYTES,
+  binlogStreamOf: (file: string) => string | undefined = () => undefined,
+): BackupReplay | undefined {
+  const binlog = manifest.restorePoint.binlog;
+  if (manifest.engine === 'mysql' && manifest.type === 'logical' && binlog) {
+    // A dump with coordinates: the binlog continues it from the file holding them (positions are
+    // file numbers doubled, see build-catalog.ts); the dump alone restores to its own point.
+    const file = parseBinlogFile(binlog.file);
+    const stream = binlogStreamOf(binlog.file);
+    if (!file || !stream) return undefined;
+    return { stream, from: 2 * file.index, consistentAt: 2 * file.index, needsArchive: false };
+  }
   if (manifest.engine !== 'postgres' || manifest.type === 'logical' || !manifest.restorePoint.lsn) return undefined;
   const details = manifest.details as { startLsn?: unknown; timeline?: unknown };
   const end = lsnToSegment(manifest.restorePoint.lsn, walSegmentBytes);

@@ -1,13 +1,7 @@
 import type { RetentionPolicy } from '../config/retention';
 import { backupChain, backupReach, resolveBackup, type ArchiveRun } from '../engines/restore-path';
-import {
-  archiveRuns,
-  supersededPartials,
-  type ArchivePiece,
-  type CatalogBackup,
-  type CatalogObject,
-  type RetentionCatalog,
-} from './catalog-model';
+import { archiveRuns, type CatalogBackup, type RetentionCatalog } from './catalog-model';
+import { ArchiveDeletion, ObjectsDeletion, type PlannedDeletion } from './deletion';
 import { LONG_TERM_CLASSES, periodLabel, periodOf, periodStart } from './periods';
 
 /**
@@ -15,17 +9,7 @@ import { LONG_TERM_CLASSES, periodLabel, periodOf, periodStart } from './periods
  * Object Lock makes wait. applyRetentionPlan (apply.ts) does exactly the deletions that are due.
  */
 
-export interface PlannedDeletion {
-  readonly what: 'backup' | 'archive' | 'unfinished';
-  /** The backup id, or the archive stream and the first piece's key. */
-  readonly id: string;
-  /** In the order they are deleted: a backup's manifest first, so it disappears from the catalog at once. */
-  readonly keys: readonly string[];
-  readonly bytes: number;
-  readonly reason: string;
-  /** Object Lock retention ends then; the deletion is planned for that day and not done before. */
-  readonly notBefore?: string;
-}
+export type { PlannedDeletion } from './deletion';
 
 export interface KeptBackup {
   readonly id: string;
@@ -56,6 +40,8 @@ export interface RetentionOptions {
 
 export const DEFAULT_UNFINISHED_GRACE_MS = 24 * 3_600_000;
 const DAY = 86_400_000;
+const SUPERSEDED = 'partial superseded by a newer generation or the completed piece';
+const UNNEEDED = 'archive no kept backup or the point-in-time window needs';
 
 export function planRetention(catalog: RetentionCatalog, policy: RetentionPolicy, now: Date, options: RetentionOptions = {}): RetentionPlan {
   const nowIso = now.toISOString();
@@ -136,7 +122,7 @@ export function planRetention(catalog: RetentionCatalog, policy: RetentionPolicy
       kept.push({ id: b.id, type: b.type, reasons, ...(until ? { longTermUntil: new Date(until).toISOString() } : {}) });
     } else {
       const keys = [b.manifestKey, ...b.objects.map((o) => o.key).filter((k) => k !== b.manifestKey)];
-      deletions.push(deletion('backup', b.id, keys, b.objects, `${b.type} backup ${b.restorePoint.time} is outside the policy`, nowIso));
+      deletions.push(new ObjectsDeletion('backup', b.id, keys, b.objects, `${b.type} backup ${b.restorePoint.time} is outside the policy`, nowIso));
     }
   }
 
@@ -153,34 +139,36 @@ export function planRetention(catalog: RetentionCatalog, policy: RetentionPolicy
   for (const [stream, b] of newestWithArchive) needed.push({ stream, from: b.replay!.from, to: null, reason: `from the newest backup ${b.id} on (--latest)` });
   const referenced = new Set(catalog.backups.filter((b) => b.replay && pinned(b.id)).map((b) => b.replay!.stream));
 
+  // One pass over each stream's columns: runs of pieces with the same reason and lock state
+  // become one deletion each (a range of the stream, not a list of keys).
+  const nowMs = now.getTime();
   for (const stream of catalog.archive) {
-    const dead = supersededPartials(stream);
     const isNeeded = overlapTest(needed.filter((n) => n.stream === stream.id));
-    let group: ArchivePiece[] = [];
-    let groupReason = '';
+    const judged = referenced.has(stream.id);
+    let from = -1;
+    let groupReason: string | undefined;
     let groupLocked = false;
-    const flush = () => {
-      if (group.length === 0) return;
-      deletions.push(deletion('archive', `${stream.id} ${group[0].key}`, group.map((p) => p.key), group, groupReason, nowIso));
-      group = [];
+    const flush = (to: number) => {
+      if (groupReason !== undefined) deletions.push(new ArchiveDeletion(stream, from, to, groupReason, nowMs));
+      groupReason = undefined;
     };
-    for (const p of stream.pieces) {
+    for (let i = 0; i < stream.length; i++) {
       let reason: string | undefined;
-      if (dead.has(p)) reason = 'partial superseded by a newer generation or the completed piece';
+      if (stream.superseded(i)) reason = SUPERSEDED;
       // A stream no kept backup replays from (a new timeline, say) is kept whole: never guess.
-      else if (referenced.has(stream.id) && !isNeeded(p.start, p.end)) {
-        reason = 'archive no kept backup or the point-in-time window needs';
-      }
+      else if (judged && !isNeeded(stream.start(i), stream.end(i))) reason = UNNEEDED;
       // Pieces under Object Lock and free ones go in separate groups: the free ones go now.
-      const locked = p.lockedUntil !== undefined && p.lockedUntil > nowIso;
-      if (!reason || reason !== groupReason || locked !== groupLocked) flush();
-      if (reason) {
-        group.push(p);
-        groupReason = reason;
-        groupLocked = locked;
+      const locked = stream.lockedUntil(i) > nowMs;
+      if (reason !== groupReason || locked !== groupLocked) {
+        flush(i);
+        if (reason !== undefined) {
+          from = i;
+          groupReason = reason;
+          groupLocked = locked;
+        }
       }
     }
-    flush();
+    flush(stream.length);
   }
 
   const grace = options.unfinishedGraceMs ?? DEFAULT_UNFINISHED_GRACE_MS;
@@ -188,7 +176,7 @@ export function planRetention(catalog: RetentionCatalog, policy: RetentionPolicy
     const held = Date.parse(u.leaseUntil ?? u.startedAt) + grace;
     if (now.getTime() < held) continue;
     const why = u.leaseUntil ? `lease ended ${u.leaseUntil}` : `started ${u.startedAt}`;
-    deletions.push(deletion('unfinished', u.id, u.objects.map((o) => o.key), u.objects, `parts of a backup that never finished (${why})`, nowIso));
+    deletions.push(new ObjectsDeletion('unfinished', u.id, u.objects.map((o) => o.key), u.objects, `parts of a backup that never finished (${why})`, nowIso));
   }
 
   const archiveKept = needed.map(({ stream, from, to, reason }) => ({ stream, from, to, reason }));
@@ -230,11 +218,6 @@ function overlapTest(intervals: readonly { from: number; to: number | null }[]):
 /** Due now (no Object Lock in the way) — what apply does. */
 export function dueDeletions(plan: RetentionPlan): PlannedDeletion[] {
   return plan.delete.filter((d) => d.notBefore === undefined);
-}
-
-function deletion(what: PlannedDeletion['what'], id: string, keys: string[], objects: readonly CatalogObject[], reason: string, now: string): PlannedDeletion {
-  const lockEnds = objects.map((o) => o.lockedUntil).filter((l): l is string => l !== undefined && l > now).sort().pop();
-  return { what, id, keys, bytes: objects.reduce((n, o) => n + o.bytes, 0), reason, ...(lockEnds ? { notBefore: lockEnds } : {}) };
 }
 
 /**

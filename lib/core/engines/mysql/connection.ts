@@ -1,7 +1,5 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { DatabaseUnreachable, ToolFailed, UsageError } from '../../errors';
+import { SecretFile } from '../../process/secret-file';
 import { runTool } from '../../process/tool';
 import { childEnv } from '../../secrets';
 import { mysqlBin } from './tools';
@@ -73,8 +71,7 @@ export class MysqlToolSession {
 
   private constructor(
     readonly endpoint: MysqlEndpoint,
-    private readonly dir: string,
-    readonly defaultsFile: string,
+    private readonly optionFile: SecretFile,
   ) {
     this.env = childEnv();
     delete this.env.MYSQL_PWD;
@@ -93,15 +90,11 @@ export class MysqlToolSession {
       `connect-timeout=${CONNECT_TIMEOUT_SECONDS}`,
       '',
     ];
-    const dir = await mkdtemp(join(tmpdir(), 'tidemark-mycnf-'));
-    const file = join(dir, 'my.cnf');
-    try {
-      await writeFile(file, lines.join('\n'), { mode: 0o600 });
-    } catch (e) {
-      await rm(dir, { recursive: true, force: true });
-      throw e;
-    }
-    return new MysqlToolSession(ep, dir, file);
+    return new MysqlToolSession(ep, await SecretFile.write('mycnf', 'my.cnf', lines.join('\n')));
+  }
+
+  get defaultsFile(): string {
+    return this.optionFile.path;
   }
 
   /** Arguments every tool of this session starts with (--defaults-file must come first). */
@@ -132,7 +125,7 @@ export class MysqlToolSession {
   }
 
   async close(): Promise<void> {
-    await rm(this.dir, { recursive: true, force: true });
+    await this.optionFile.remove();
   }
 }
 

@@ -5,7 +5,7 @@ import type { DrillDatabase, DrillInstance, DrillSupport } from '../engine';
 import { selectBackup } from '../select-backup';
 import { MysqlToolSession, parseMysqlUrl, quoteIdent, quoteLiteral } from './connection';
 import { restoredMysqlChecksums } from './logical-checksums';
-import { mysqlSource } from './source';
+import { mysqlSource, sourceEndpoint } from './source';
 
 /**
  * The drill side of MySQL/MariaDB logical backups (engine.ts DrillSupport): a fresh MariaDB server
@@ -17,6 +17,12 @@ import { mysqlSource } from './source';
 const isMysqlLogical = (m: { details: { kind: string } }) => m.details.kind === 'mysql-logical';
 
 export const mysqlLogicalDrill: DrillSupport = {
+  /** An RDS instance the drill state machine restored: as the source's user, its password resolved now, into the option file only. */
+  async connect(run, endpoint) {
+    const ep = await sourceEndpoint(run.source, mysqlSource(run.config));
+    const session = await MysqlToolSession.open({ ...ep, host: endpoint.host, port: endpoint.port });
+    return new MysqlDrillDatabase(session, ep.database);
+  },
   async reach(_run, catalog, at) {
     try {
       return selectBackup(catalog, at, '', { summary: 'logical (mysqldump)', accepts: isMysqlLogical }).restorePoint.time;

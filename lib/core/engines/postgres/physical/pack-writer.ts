@@ -45,13 +45,20 @@ export class PackWriter {
     return { ref, input, stored, bytes: 0 };
   }
 
-  /** Appends one block; resolves to where it lives once the pack has room for more. */
-  async add(block: Buffer): Promise<{ pack: PackRef; offset: number }> {
+  /**
+   * Appends one block, given as the pieces it lies in (views of the tar stream's chunks: a block
+   * is not copied to be stored); resolves to where it lives once the pack has room for more.
+   */
+  async add(pieces: readonly Buffer[]): Promise<{ pack: PackRef; offset: number }> {
     const pack = (this.current ??= this.open());
     const offset = pack.bytes;
-    pack.bytes += block.length;
-    this.bytes += block.length;
-    if (!pack.input.write(block)) {
+    let room = true;
+    for (const piece of pieces) {
+      pack.bytes += piece.length;
+      this.bytes += piece.length;
+      room = pack.input.write(piece);
+    }
+    if (!room) {
       // Wait for room, or for the upload to fail (it would never drain).
       await Promise.race([once(pack.input, 'drain'), pack.stored.then(() => undefined)]);
     }
