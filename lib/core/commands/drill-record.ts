@@ -1,7 +1,7 @@
 import { StorageError, UsageError } from '../errors';
 import { DRILL_REPORT_FORMAT, drillReportKey, drillsPrefix, type DrillReport, type DrillTarget } from '../drill/report';
 import { logLine } from '../lambda-environment';
-import { emitMetrics, type MetricValue } from '../metrics';
+import { defaultMetricsSink, emitMetrics, type MetricValue } from '../metrics';
 import { backupPrefix } from '../repository/layout';
 import type { ObjectStore } from '../repository/storage';
 import { isDrillKind, type DrillKind, type DrillSources, type DrillTargetOutput } from './drill-target';
@@ -48,7 +48,7 @@ export interface DrillRecordOutput {
 export interface DrillRecordOptions {
   /** @default 'Tidemark' */
   readonly namespace?: string;
-  /** Where EMF lines go. @default console.log */
+  /** Where EMF lines go. @default defaultMetricsSink (stdout on Lambda, console elsewhere) */
   readonly write?: (line: string) => void;
   readonly now?: () => Date;
 }
@@ -63,7 +63,7 @@ export async function recordDrill(store: ObjectStore, sources: DrillSources, eve
   const { source, kind } = parseEvent(event);
   const drill = event.drill && 'id' in event.drill && typeof event.drill.id === 'string' ? event.drill : null;
   const namespace = options.namespace ?? 'Tidemark';
-  const write = options.write ?? console.log;
+  const write = options.write ?? defaultMetricsSink;
   const now = options.now ?? (() => new Date());
   const dimensions = { Source: source };
   const stepError = event.error?.Error ? describeError(event.error) : undefined;
