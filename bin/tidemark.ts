@@ -166,6 +166,51 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('drill <source>')
+    .description('restore into a throwaway instance through the drill state machine as deployed (synthesized, run here), run the checks, report RTO and RPO; always tears down; non-zero when the drill failed')
+    .option('--at <point>', 'latest, random (inside the restorable window), or an ISO time with a zone', 'latest')
+    .action(async (source: string, opts: { at: string }, cmd: Command) => {
+      const cfg = await config(cmd);
+      const { sourceConfig } = await import('../lib/core/config/load');
+      sourceConfig(cfg, source); // an unknown source fails here, naming the known ones
+      const [{ App }, { Template }, { buildTidemarkApp }, { parseConfig }, { runConfiguredDrill }, { drillJson }] = await Promise.all([
+        import('aws-cdk-lib'),
+        import('aws-cdk-lib/assertions'),
+        import('../lib/infra/tidemark-app'),
+        import('../lib/core/config/load'),
+        import('../lib/local/local-drill-pipeline'),
+        import('../lib/core/drill/report'),
+      ]);
+      // The stack `cdk deploy` would create for this source, offline: placeholders for the account
+      // and the secrets, which change nothing in the drill machine's definition.
+      const { password: _password, aws: _aws, ...deployed } = cfg.sources[source];
+      const synthConfig = parseConfig(
+        JSON.stringify({ ...cfg, aws: cfg.aws ?? { account: '111111111111', region: 'eu-west-1' }, sources: { [source]: deployed } }),
+        globals(cmd).config,
+      );
+      const [stack] = buildTidemarkApp(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), synthConfig);
+      const result = await runConfiguredDrill(cfg, source, Template.fromStack(stack).toJSON(), {
+        at: opts.at,
+        onStateEntered: (state) => process.stderr.write(`  → ${state}\n`),
+      });
+      const report = result.report;
+      if (!report) throw new TidemarkError(`drill of ${source} failed before it restored anything: ${result.outcome?.reason ?? result.cause ?? result.error}`);
+      print(cmd, drillJson(report), () => {
+        const target = report.target.kind === 'latest' ? 'latest' : `${report.target.at}${report.target.random ? ' (random)' : ''}`;
+        const rows = report.checks.map((c) => `${c.ok ? 'ok    ' : 'FAILED'}  ${c.name.padEnd(28)}  ${c.detail}`);
+        const seconds = (s: number | undefined) => (s === undefined ? '—' : `${s.toFixed(1)} s`);
+        return [
+          `drill ${report.id} of ${source}: ${result.outcome?.ok ? 'PASSED' : 'FAILED'} (target ${target})`,
+          ...rows,
+          `RTO ${seconds(report.rtoSeconds)}${report.rtoObjectiveSeconds !== undefined ? ` (objective ${report.rtoObjectiveSeconds} s)` : ''}`,
+          `RPO ${seconds(report.rpoSeconds)}${report.rpoObjectiveSeconds !== undefined ? ` (objective ${report.rpoObjectiveSeconds} s)` : ''}`,
+          ...(result.outcome?.ok ? [] : [`reason: ${result.outcome?.reason ?? report.error ?? result.cause}`]),
+        ].join('\n');
+      });
+      if (!result.outcome?.ok) process.exitCode = report.checks.some((c) => !c.ok) ? 4 : 1;
+    });
+
+  program
     .command('retention [source]')
     .description('plan retention (a dry run, the default) or apply it: what is deleted, why, and the bytes freed')
     .option('--all', 'every configured source')

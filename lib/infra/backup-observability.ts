@@ -42,7 +42,16 @@ export interface BackupObservabilityProps {
 }
 
 /** The metric names of the contract (docs/aws-architecture.md), all with dimension `Source`. */
-type SourceMetricName = 'BackupSucceeded' | 'BackupFailed' | 'BackupStoredBytes' | 'SecondsSinceNewestRestorablePoint' | 'DrillFailed';
+type SourceMetricName =
+  | 'BackupSucceeded'
+  | 'BackupFailed'
+  | 'BackupStoredBytes'
+  | 'SecondsSinceNewestRestorablePoint'
+  | 'DrillSucceeded'
+  | 'DrillFailed'
+  | 'DrillRtoSeconds'
+  | 'DrillRpoSeconds'
+  | 'DrillPredictedRtoSeconds';
 
 /**
  * Alarms on what a backup system promises — a recent restorable point per source — and on what
@@ -50,7 +59,8 @@ type SourceMetricName = 'BackupSucceeded' | 'BackupFailed' | 'BackupStoredBytes'
  * KMS-encrypted SNS topic, plus a dashboard.
  *
  * Alarm keys in `alarms`: `<source>/RpoBreached`, `<source>/BackupFailed`, `<source>/DrillFailed`,
- * `<source>/StreamerDown` (streamed sources), `ExecutionsFailed` (with a state machine).
+ * `<source>/StreamerDown` (streamed sources), `<source>/RtoAtRisk` (sources with an `rto`),
+ * `ExecutionsFailed` (with a state machine).
  */
 export class BackupObservability extends Construct {
   /** Every alarm publishes here, on ALARM and on OK. */
@@ -156,6 +166,24 @@ export class BackupObservability extends Construct {
           treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
         }),
       );
+      if (source.rtoSeconds !== undefined) {
+        // Measured (a drill's RTO) or predicted (history × size + rehydration): either above the
+        // objective means a real restore would most likely miss it. The larger of the two decides.
+        add(
+          `${source.name}/RtoAtRisk`,
+          new cloudwatch.Alarm(scope, 'RtoAtRisk', {
+            alarmName: `${stackName}-${source.name}-RtoAtRisk`,
+            alarmDescription:
+              `Tidemark: a drill of '${source.name}' took, or is predicted to take, longer than its RTO (${source.rtoSeconds} s). ` +
+              `Check the drill reports (tidemark report ${source.name}); a cold chain adds hours of rehydration.`,
+            metric: this.metricDrillRtoOrPredicted(source.name),
+            threshold: source.rtoSeconds,
+            comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluationPeriods: 1,
+            treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+          }),
+        );
+      }
       const streamer = props.streamers?.get(source.name);
       if (streamer) {
         // Container Insights reports RunningTaskCount every minute while the service exists; no
@@ -301,6 +329,39 @@ export class BackupObservability extends Construct {
     return this.metric('DrillFailed', source, { statistic: cloudwatch.Stats.SUM, period: Duration.minutes(5), ...props });
   }
 
+  /** Passed restore drills. @default Sum over 5 minutes */
+  metricDrillSucceeded(source: string, props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+    return this.metric('DrillSucceeded', source, { statistic: cloudwatch.Stats.SUM, period: Duration.minutes(5), ...props });
+  }
+
+  /** Measured RTO of each drill (start → checks passed). @default Maximum over 1 hour */
+  metricDrillRtoSeconds(source: string, props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+    return this.metric('DrillRtoSeconds', source, { statistic: cloudwatch.Stats.MAXIMUM, period: Duration.hours(1), ...props });
+  }
+
+  /** Measured RPO of each drill (target − newest point restored). @default Maximum over 1 hour */
+  metricDrillRpoSeconds(source: string, props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+    return this.metric('DrillRpoSeconds', source, { statistic: cloudwatch.Stats.MAXIMUM, period: Duration.hours(1), ...props });
+  }
+
+  /** Predicted RTO reported with each drill. @default Maximum over 1 hour */
+  metricDrillPredictedRtoSeconds(source: string, props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+    return this.metric('DrillPredictedRtoSeconds', source, { statistic: cloudwatch.Stats.MAXIMUM, period: Duration.hours(1), ...props });
+  }
+
+  /** The larger of the measured and the predicted RTO, per hour (what RtoAtRisk watches). */
+  metricDrillRtoOrPredicted(source: string, period: Duration = Duration.hours(1)): cloudwatch.MathExpression {
+    return new cloudwatch.MathExpression({
+      expression: 'MAX([measured, predicted])',
+      usingMetrics: {
+        measured: this.metricDrillRtoSeconds(source, { period }),
+        predicted: this.metricDrillPredictedRtoSeconds(source, { period }),
+      },
+      period,
+      label: 'RTO (measured or predicted, max)',
+    });
+  }
+
   /** Running tasks of a streamer service (Container Insights). @default Minimum over 1 minute */
   metricStreamerRunningTasks(streamer: StreamerService, props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
     return new cloudwatch.Metric({
@@ -344,6 +405,7 @@ export class BackupObservability extends Construct {
           left: [
             this.metricBackupSucceeded(name, { period: Duration.hours(1), label: 'succeeded', color: cloudwatch.Color.GREEN }),
             this.metricBackupFailed(name, { period: Duration.hours(1), label: 'failed', color: cloudwatch.Color.RED }),
+            this.metricDrillSucceeded(name, { period: Duration.hours(1), label: 'drill passed', color: cloudwatch.Color.BLUE }),
             this.metricDrillFailed(name, { period: Duration.hours(1), label: 'drill failed', color: cloudwatch.Color.ORANGE }),
           ],
           leftYAxis: { min: 0, showUnits: false },
@@ -351,6 +413,25 @@ export class BackupObservability extends Construct {
           width: 8,
         }),
       ];
+      widgets.push(
+        new cloudwatch.GraphWidget({
+          title: `${name}: drill RTO (measured, predicted)`,
+          left: [
+            this.metricDrillRtoSeconds(name, { period: Duration.days(1), label: 'RTO measured' }),
+            this.metricDrillPredictedRtoSeconds(name, { period: Duration.days(1), label: 'RTO predicted', color: cloudwatch.Color.GREY }),
+          ],
+          leftAnnotations: source.rtoSeconds !== undefined ? [{ value: source.rtoSeconds, label: `RTO objective ${source.rtoSeconds} s`, color: cloudwatch.Color.RED }] : [],
+          leftYAxis: { min: 0, label: 'seconds', showUnits: false },
+          width: 12,
+        }),
+        new cloudwatch.GraphWidget({
+          title: `${name}: drill RPO`,
+          left: [this.metricDrillRpoSeconds(name, { period: Duration.days(1), label: 'RPO measured' })],
+          leftAnnotations: [{ value: source.rpoSeconds, label: `RPO objective ${source.rpoSeconds} s`, color: cloudwatch.Color.RED }],
+          leftYAxis: { min: 0, label: 'seconds', showUnits: false },
+          width: 12,
+        }),
+      );
       dashboard.addWidgets(...widgets);
     }
     if (props.streamers && props.streamers.size > 0) {

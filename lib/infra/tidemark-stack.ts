@@ -13,6 +13,9 @@ import { BackupSchedules } from './backup-schedules';
 import { BackupStateMachine } from './backup-state-machine';
 import { BackupVault, type VaultReplica } from './backup-vault';
 import { BackupWorkers } from './backup-workers';
+import { DrillFunctions } from './drill-functions';
+import { planDrillRuns, DrillSchedules } from './drill-schedules';
+import { DrillStateMachine } from './drill-state-machine';
 import { RetentionFunctions } from './retention-functions';
 
 export interface TidemarkStackProps extends StackProps {
@@ -35,6 +38,9 @@ export class TidemarkStack extends Stack {
   readonly backup: BackupStateMachine;
   readonly schedules: BackupSchedules;
   readonly observability: BackupObservability;
+  readonly drillFunctions: DrillFunctions;
+  readonly drill: DrillStateMachine;
+  readonly drillSchedules: DrillSchedules;
   readonly retention: RetentionFunctions;
 
   constructor(scope: Construct, id: string, props: TidemarkStackProps) {
@@ -94,6 +100,24 @@ export class TidemarkStack extends Stack {
     this.observability.watchStateMachine(this.backup.stateMachine);
 
     this.schedules = new BackupSchedules(this, 'Schedules', { stateMachine: this.backup.stateMachine, runs: deployment.schedules });
+    // Restore drills: the same workers restore into their own storage (or RDS restores a new
+    // instance), checked, recorded and always torn down; scheduled per source (docs/aws-architecture.md).
+    this.drillFunctions = new DrillFunctions(this, 'DrillFunctions', { vault: this.vault, sources: deployment.sources });
+    this.drill = new DrillStateMachine(this, 'Drill', {
+      cluster: this.workers.cluster,
+      taskDefinition: this.workers.taskDefinition,
+      container: this.workers.container,
+      securityGroups: [this.workers.securityGroup],
+      subnets: this.workers.subnets,
+      chooseTarget: this.drillFunctions.chooseTarget,
+      record: this.drillFunctions.record,
+      topic: this.observability.topic,
+      rdsInstances: deployment.sources.flatMap((s) => (s.rds?.instance ? [s.rds.instance] : [])),
+      taskTimeout: Duration.seconds(parseDuration(aws.worker.timeout)),
+      // Restores that outgrow the task's ephemeral storage (≤ 200 GiB) get an EBS scratch volume.
+      scratchVolumeGiB: drillScratchGiB(config, deployment, aws.worker.ephemeralStorageGiB),
+    });
+    this.drillSchedules = new DrillSchedules(this, 'DrillSchedules', { stateMachine: this.drill.stateMachine, runs: planDrillRuns(config, deployment) });
 
     // Retention and tiering: daily, each source by its merged policy; failures page.
     this.retention = new RetentionFunctions(this, 'Retention', {
@@ -108,12 +132,19 @@ export class TidemarkStack extends Stack {
 
     // What `tidemark run … --aws` and `tidemark status --aws` read (lib/core/config/stack-outputs.ts).
     exportStateMachine(this, StackOutputNames.backupStateMachine, this.backup.stateMachine);
+    exportStateMachine(this, StackOutputNames.drillStateMachine, this.drill.stateMachine);
     stackOutput(this, StackOutputNames.repositoryUrl, this.vault.repositoryUrl, 'Tidemark repository (the vault): tidemark status --aws reads backups and drill reports here');
     stackOutput(this, StackOutputNames.workersCluster, this.workers.cluster.clusterArn, 'ECS cluster of the backup workers and streamers');
     for (const [source, service] of this.workers.streamers) {
       stackOutput(this, streamerServiceOutput(source), service.serviceArn, `Streamer service of source ${source}`);
     }
   }
+}
+
+/** The largest `drill.restoreSizeGiB` above the worker's ephemeral storage, if any. */
+function drillScratchGiB(config: TidemarkConfig, deployment: Deployment, ephemeralGiB: number): number | undefined {
+  const sizes = deployment.sources.map((s) => config.sources[s.name]?.drill?.restoreSizeGiB ?? 0).filter((g) => g > ephemeralGiB);
+  return sizes.length > 0 ? Math.max(...sizes) : undefined;
 }
 
 /**

@@ -73,6 +73,17 @@ export interface SnsPublishRequest {
   readonly message: string;
 }
 
+/** What an `aws-sdk:<service>:<action>` Task asks for (e.g. `rds` `restoreDBInstanceToPointInTime`). */
+export interface AwsSdkRequest {
+  readonly state: string;
+  readonly service: string;
+  /** The action as the ARN spells it (camelCase: `describeDBInstances`). */
+  readonly action: string;
+  /** The processed Parameters (Step Functions' Java SDK v2 casing: `DbInstanceIdentifier`). */
+  readonly parameters: Record<string, unknown>;
+  readonly signal: AbortSignal;
+}
+
 type Awaitable<T> = T | Promise<T>;
 
 /** Local stand-ins for the integrations a definition uses. Only the ones it uses are required. */
@@ -90,6 +101,12 @@ export interface LocalResolvers {
   readonly lambda?: (functionId: string, payload: unknown) => Awaitable<unknown>;
   /** `arn:aws:states:::sns:publish`. */
   readonly snsPublish?: (request: SnsPublishRequest) => Awaitable<unknown>;
+  /**
+   * `arn:aws:states:::aws-sdk:<service>:<action>`. Return the response; throw
+   * `LocalTaskError('<Service>.<Exception>', …)` (e.g. `Rds.DbInstanceNotFoundException`) for a
+   * service error, as Step Functions names them.
+   */
+  readonly awsSdk?: (request: AwsSdkRequest) => Awaitable<unknown>;
 }
 
 export interface RunStateMachineOptions {
@@ -285,7 +302,18 @@ function bindTask(name: string, state: StateJson, resolvers: LocalResolvers, exe
       return asJson((await resolve(request)) ?? { MessageId: randomUUID() });
     });
   }
-  throw new Error(`state "${name}": the integration ${resource} has no local resolver (supported: ecs:runTask.sync, lambda:invoke or a Lambda ARN, sns:publish)`);
+  const sdk = /^aws-sdk:([^:]+):(.+)$/.exec(integration ?? '');
+  if (sdk) {
+    const resolve = resolvers.awsSdk;
+    if (!resolve) throw missing('awsSdk');
+    const [, service, action] = sdk;
+    const timeoutMs = (typeof state.TimeoutSeconds === 'number' ? state.TimeoutSeconds : MAX_TIMEOUT_SECONDS) * 1000;
+    return guard(name, 'States.TaskFailed', async (parameters) => {
+      const signal = AbortSignal.any([executionSignal, AbortSignal.timeout(timeoutMs)]);
+      return asJson(await resolve({ state: name, service, action, parameters: (parameters ?? {}) as Record<string, unknown>, signal }));
+    });
+  }
+  throw new Error(`state "${name}": the integration ${resource} has no local resolver (supported: ecs:runTask.sync, lambda:invoke or a Lambda ARN, sns:publish, aws-sdk:*)`);
 }
 
 /** A resolver's error as Step Functions would report it; anything unexpected becomes `fallback`. */
