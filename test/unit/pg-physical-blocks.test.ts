@@ -168,6 +168,8 @@ describe('page checksums', () => {
       expect(pageChecksum(copy, 1)).toBe(pageChecksumJs(copy, 1));
     }
     expect(sums.size).toBeGreaterThan(15);
+    expect(() => pageChecksum(page.subarray(0, 8191), 1)).toThrow(RangeError);
+    expect(() => pageChecksumJs(page.subarray(0, 8191), 1)).toThrow(RangeError);
   });
 
   it('reads pd_lsn as xlogid << 32 | xrecoff', () => {

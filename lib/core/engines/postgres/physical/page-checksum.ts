@@ -5,17 +5,21 @@
  * mixing, folded by xor, the block number mixed in, reduced to 16 bits with an offset of one.
  */
 
-import { BASE_OFFSETS, FNV_PRIME, loadSimdChecksum } from './page-checksum-simd';
+import { BASE_OFFSETS as BASE_OFFSETS_EXPORTED, FNV_PRIME as FNV_PRIME_EXPORTED, loadSimdChecksum } from './page-checksum-simd';
 
 export const PAGE_SIZE = 8192;
 /** Pages per 1 GiB relation segment file (RELSEG_SIZE at the default page size). */
 export const PAGES_PER_SEGMENT = 131072;
 
 const N_SUMS = 32;
+// Module-local copies: compiled to CommonJS (ts-jest, tsx), an imported binding is a property read
+// through a getter on every use, which in the inner loop below made the checksum seven times slower.
+const FNV_PRIME = FNV_PRIME_EXPORTED;
+const BASE_OFFSETS = Int32Array.from(BASE_OFFSETS_EXPORTED);
 
 // One aligned scratch page: a Buffer slice from a pool may sit at any byte offset, and a
-// Uint32Array view needs 4-byte alignment (and the checksum field must read as zero).
-const scratch = new Uint32Array(PAGE_SIZE / 4);
+// Int32Array view needs 4-byte alignment (and the checksum field must read as zero).
+const scratch = new Int32Array(PAGE_SIZE / 4);
 const scratchBytes = new Uint8Array(scratch.buffer);
 
 /**
@@ -23,6 +27,7 @@ const scratchBytes = new Uint8Array(scratch.buffer);
  * fallback where WebAssembly SIMD is missing.
  */
 export function pageChecksumJs(page: Uint8Array, blockNumber: number): number {
+  if (page.length < PAGE_SIZE) throw new RangeError(`a page is ${PAGE_SIZE} bytes, not ${page.length}`);
   scratchBytes.set(page.subarray(0, PAGE_SIZE));
   scratchBytes[8] = 0; // pd_checksum, after the 8-byte pd_lsn
   scratchBytes[9] = 0;
@@ -54,6 +59,7 @@ const simd = loadSimdChecksum();
 /** pg_checksum_page(page, blkno) for one 8 KiB page; `page` is not modified. */
 export const pageChecksum: (page: Uint8Array, blockNumber: number) => number = simd
   ? (page, blockNumber) => {
+      if (page.length < PAGE_SIZE) throw new RangeError(`a page is ${PAGE_SIZE} bytes, not ${page.length}`); // else the last page's bytes would count
       simd.memory.set(page.subarray(0, PAGE_SIZE));
       simd.memory[8] = 0; // pd_checksum counts as zero
       simd.memory[9] = 0;
