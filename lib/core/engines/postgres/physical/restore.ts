@@ -28,6 +28,8 @@ import { checkServerCanReach, serverBinDir, startRestoredCluster, type StartOpti
 
 /** Packs read at once: each is a download, a zstd -d and writes into the data directory. */
 const PARALLEL_PACKS = 3;
+/** Files created at once (pass 1 of assemble): libuv's four threads; more only spin on the directory's lock. */
+const PARALLEL_CREATES = 4;
 /** Bytes of consecutive blocks written in one call (restorePack). */
 const RUN_BYTES = 1 << 20;
 /** …and at most this many buffers in it, well below IOV_MAX (1024). */
@@ -273,41 +275,56 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
   };
   const reader = new BlockIndexReader(directory, (name) => readObjectBytes(backup, name), `backup ${backup.manifest.id}`);
   const made = new Set<string>();
-  for await (const file of reader.files()) {
-    throwIfAborted(signal);
-    const path = inside(dataDir, file.path, id);
-    const parent = dirname(path);
-    if (!made.has(parent)) {
-      await mkdir(parent, { recursive: true });
-      made.add(parent);
-    }
-    const handle = await open(path, 'w', file.mode & 0o7777);
-    await handle.truncate(file.size);
-    await handle.chmod(file.mode & 0o7777);
-    await handle.close();
-    const fileNo = paths.push(path) - 1;
-    let fileOffset = 0;
-    for (const b of file.blocks) {
-      if (b.pack === ZERO_PACK) {
-        fileOffset += b.length; // the truncate above made the hole: zeros
-        continue;
+  // Files are created PARALLEL_CREATES at a time: a cluster has a thousand files before it has any
+  // data (the catalogs of every database), and four awaited fs calls each, one file after another,
+  // were a fixed quarter-second or more of every restore.
+  const creating = new Set<Promise<void>>();
+  let createFailed: { error: unknown } | undefined;
+  const create = async (path: string, size: number, mode: number) => {
+    const done: Promise<void> = createFile(path, size, mode)
+      .catch((error: unknown) => void (createFailed ??= { error }))
+      .finally(() => creating.delete(done));
+    creating.add(done);
+    if (creating.size >= PARALLEL_CREATES) await Promise.race(creating);
+    if (createFailed) throw createFailed.error;
+  };
+  try {
+    for await (const file of reader.files()) {
+      throwIfAborted(signal);
+      const path = inside(dataDir, file.path, id);
+      const parent = dirname(path);
+      if (!made.has(parent)) {
+        await mkdir(parent, { recursive: true });
+        made.add(parent);
       }
-      const item = Buffer.allocUnsafe(WORK_BYTES);
-      item.writeUInt32LE(fileNo, 0);
-      item.writeDoubleLE(fileOffset, 4);
-      item.writeDoubleLE(b.offset, 12);
-      item.writeUInt32LE(b.length, 20);
-      b.sha256.copy(item, 24);
-      const pack = packIds.get(b.pack)!;
-      const list = spill.get(pack);
-      if (list) list.push(item);
-      else spill.set(pack, [item]);
-      spilled += WORK_BYTES;
-      fileOffset += b.length;
-      blocks++;
+      await create(path, file.size, file.mode & 0o7777);
+      const fileNo = paths.push(path) - 1;
+      let fileOffset = 0;
+      for (const b of file.blocks) {
+        if (b.pack === ZERO_PACK) {
+          fileOffset += b.length; // createFile's truncate made the hole: zeros
+          continue;
+        }
+        const item = Buffer.allocUnsafe(WORK_BYTES);
+        item.writeUInt32LE(fileNo, 0);
+        item.writeDoubleLE(fileOffset, 4);
+        item.writeDoubleLE(b.offset, 12);
+        item.writeUInt32LE(b.length, 20);
+        b.sha256.copy(item, 24);
+        const pack = packIds.get(b.pack)!;
+        const list = spill.get(pack);
+        if (list) list.push(item);
+        else spill.set(pack, [item]);
+        spilled += WORK_BYTES;
+        fileOffset += b.length;
+        blocks++;
+      }
+      if (spilled >= SPILL_BUFFER_BYTES) await flush();
     }
-    if (spilled >= SPILL_BUFFER_BYTES) await flush();
+  } finally {
+    await Promise.all(creating); // nothing is created behind a failure's clean-up
   }
+  if (createFailed) throw createFailed.error;
   await flush();
 
   // Pass 2: each pack streamed once; its blocks checked and written where they belong.
@@ -332,6 +349,17 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
   if (written !== blocks) throw new IntegrityError(`backup ${backup.manifest.id}: ${blocks - written} block(s) of the index were not found in their packs`);
   await rm(work, { recursive: true, force: true });
   for (const dir of REQUIRED_DIRS) await mkdir(join(dataDir, dir), { recursive: true, mode: 0o700 });
+}
+
+/** An empty file of `size` bytes (a hole: blocks are written into it later) with exactly `mode`. */
+async function createFile(path: string, size: number, mode: number): Promise<void> {
+  const handle = await open(path, 'w', mode);
+  try {
+    if (size > 0) await handle.truncate(size);
+    await handle.chmod(mode); // open's mode went through the umask
+  } finally {
+    await handle.close();
+  }
 }
 
 interface WorkItem {
