@@ -1,15 +1,14 @@
-import { Duration, Names, Stack, Token, Validations } from 'aws-cdk-lib';
+import { Duration, Names, Token } from 'aws-cdk-lib';
 import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
-import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import { asList, nagReference } from './nag-finding';
+import { acknowledgeRequiredWildcards, type RequiredWildcard } from './nag-finding';
 
 /**
  * State names of the backup state machine. They are a contract: the local runner, its tests and
@@ -143,7 +142,7 @@ export class BackupStateMachine extends Construct {
       },
     });
 
-    this.acknowledgeRequiredWildcards();
+    acknowledgeRequiredWildcards(this.stateMachine.role, REQUIRED_WILDCARDS);
   }
 
   /** Executions that failed (any source failed, or the machine itself did). */
@@ -283,39 +282,10 @@ export class BackupStateMachine extends Construct {
       },
     }).itemProcessor(runWorker);
   }
-
-  /**
-   * Acknowledge the cdk-nag IAM5 findings (wildcards) of the state machine's policy that the
-   * integrations require, statement by statement, each with its reason. A wildcard from any other
-   * statement stays a finding.
-   */
-  private acknowledgeRequiredWildcards(): void {
-    const policy = this.stateMachine.role.node.tryFindChild('DefaultPolicy');
-    if (!(policy instanceof iam.Policy)) return;
-    const document = Stack.of(this).resolve(policy.document.toJSON()) as { Statement?: PolicyStatementJson[] } | undefined;
-    const reasons = new Map<string, Set<string>>();
-    for (const statement of document?.Statement ?? []) {
-      if (statement.Effect !== 'Allow') continue;
-      const actions = asList(statement.Action).map(String);
-      const reason = REQUIRED_WILDCARDS.find((w) => actions.every((a) => w.actions.includes(a)))?.reason;
-      if (!reason) continue;
-      for (const resource of asList(statement.Resource).map(nagReference).filter((r) => r.includes('*'))) {
-        const id = `AwsSolutions-IAM5[Resource::${resource}]`;
-        reasons.set(id, (reasons.get(id) ?? new Set()).add(reason));
-      }
-    }
-    for (const [id, why] of reasons) Validations.of(policy).acknowledge({ id, reason: [...why].join(' ') });
-  }
-}
-
-interface PolicyStatementJson {
-  readonly Effect: string;
-  readonly Action: unknown;
-  readonly Resource: unknown;
 }
 
 /** Statements of the state machine's policy whose wildcard resources are required, and why. */
-const REQUIRED_WILDCARDS: readonly { actions: readonly string[]; reason: string }[] = [
+const REQUIRED_WILDCARDS: readonly RequiredWildcard[] = [
   {
     actions: ['ecs:RunTask'],
     reason: 'RunTask names the worker task definition by family, so it may run any revision of that one family (the latest ACTIVE one is used).',

@@ -9,7 +9,7 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { ECS_TRANSIENT_ERRORS } from './backup-state-machine';
-import { asList, nagReference } from './nag-finding';
+import { acknowledgeRequiredWildcards, type RequiredWildcard } from './nag-finding';
 
 /**
  * State names of the drill state machine: a contract like BackupStateNames (the local runner, the
@@ -167,7 +167,7 @@ export class DrillStateMachine extends Construct {
       (this as { scratchVolumeRole?: iam.Role }).scratchVolumeRole = this.scratchVolume.role;
       this.scratchVolume.role.grantPassRole(this.stateMachine.role);
     }
-    this.acknowledgeRequiredWildcards();
+    acknowledgeRequiredWildcards(this.stateMachine.role, REQUIRED_WILDCARDS);
   }
 
   private definition(props: DrillStateMachineProps, taskTimeout: Duration, maxPolls: number): sfn.IChainable {
@@ -523,27 +523,9 @@ export class DrillStateMachine extends Construct {
       }),
     );
   }
-
-  private acknowledgeRequiredWildcards(): void {
-    const policy = this.stateMachine.role.node.tryFindChild('DefaultPolicy');
-    if (!(policy instanceof iam.Policy)) return;
-    const document = Stack.of(this).resolve(policy.document.toJSON()) as { Statement?: { Effect: string; Action: unknown; Resource: unknown }[] } | undefined;
-    const reasons = new Map<string, Set<string>>();
-    for (const statement of document?.Statement ?? []) {
-      if (statement.Effect !== 'Allow') continue;
-      const actions = asList(statement.Action).map(String);
-      const reason = REQUIRED_WILDCARDS.find((w) => actions.every((a) => w.actions.includes(a)))?.reason;
-      if (!reason) continue;
-      for (const resource of asList(statement.Resource).map(nagReference).filter((r) => r.includes('*'))) {
-        const id = `AwsSolutions-IAM5[Resource::${resource}]`;
-        reasons.set(id, (reasons.get(id) ?? new Set()).add(reason));
-      }
-    }
-    for (const [id, why] of reasons) Validations.of(policy).acknowledge({ id, reason: [...why].join(' ') });
-  }
 }
 
-const REQUIRED_WILDCARDS: readonly { actions: readonly string[]; reason: string }[] = [
+const REQUIRED_WILDCARDS: readonly RequiredWildcard[] = [
   { actions: ['ecs:RunTask'], reason: 'RunTask names the worker task definition by family, so it may run any revision of that one family.' },
   { actions: ['ecs:StopTask', 'ecs:DescribeTasks'], reason: 'The .sync integration watches and stops the task it started; task ARNs exist only at run time.' },
   { actions: ['lambda:InvokeFunction'], reason: '<function ARN>:* covers the versions and aliases of the drill functions (added by LambdaInvoke).' },
