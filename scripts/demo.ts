@@ -2,7 +2,8 @@
  * `npm start`: Tidemark on the embedded default, end to end, on a throwaway PostgreSQL and a folder
  * as the repository. Sample data → the nightly backup through the deployed state machine → WAL
  * streaming and a physical backup → changes → DROP TABLE, and writes after it → restore to just
- * before the drop → verification → RTO/RPO.
+ * before the drop → verification → RTO/RPO → the drill state machine restoring the same point into a
+ * throwaway server and checking it.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -27,6 +28,7 @@ import { Repository } from '../lib/core/repository/repository';
 import { FileStore } from '../lib/core/repository/file-store';
 import { buildTidemarkApp } from '../lib/infra/tidemark-app';
 import { runBackupsLocally } from '../lib/local/local-backup-pipeline';
+import { runConfiguredDrill } from '../lib/local/local-drill-pipeline';
 import { loadSampleData } from '../lib/local/sample-postgres';
 import { stateMachineDefinition } from '../lib/local/template-definition';
 import { formatBytes, TerminalProgress } from '../lib/local/terminal-progress';
@@ -55,7 +57,7 @@ function serverUser(): { uid: number; gid: number } | undefined {
  * The backup state machine exactly as `cdk deploy` would create it for this source, synthesized
  * offline (no AWS account is touched), as Amazon States Language.
  */
-function synthesizedBackupStateMachine(url: string): object {
+function synthesizedTemplate(url: string): object {
   const context = { ...JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8')).context, 'aws:cdk:bundling-stacks': [] };
   const deployed = parseConfig(
     JSON.stringify({
@@ -67,7 +69,7 @@ function synthesizedBackupStateMachine(url: string): object {
     'demo.json',
   );
   const [stack] = buildTidemarkApp(new App({ context }), deployed);
-  return stateMachineDefinition(Template.fromStack(stack).toJSON(), 'BackupStateMachine');
+  return Template.fromStack(stack).toJSON();
 }
 
 async function main(): Promise<void> {
@@ -96,7 +98,8 @@ async function main(): Promise<void> {
     const { config } = await loadConfig(configPath);
 
     step(2, 'The nightly backup: the deployed backup state machine, run on this machine');
-    const definition = synthesizedBackupStateMachine(pg.url('app'));
+    const template = synthesizedTemplate(pg.url('app'));
+    const definition = stateMachineDefinition(template, 'BackupStateMachine');
     console.log('   synthesized from the CDK app (the stack `cdk deploy` creates); ECS RunTask → a worker process, Lambda → in process');
     const run = await runBackupsLocally([{ source: 'app', type: 'logical' }], {
       definition,
@@ -163,6 +166,14 @@ async function main(): Promise<void> {
         console.log(`   RTO ${rtoSeconds.toFixed(1)} s  (disaster → cluster restored to just before it, started)`);
         console.log(`   RPO ${rpoSeconds.toFixed(1)} s  (last change before the drop → restore point ${restore.restorePoint})`);
         console.log(`   The nightly logical backup alone would have lost everything after ${backup.restorePoint}.`);
+
+        step(9, 'The drill that proves it every week: the deployed drill state machine, to the same point');
+        const drill = await runConfiguredDrill(config, 'app', template, { at: restore.restorePoint, onStateEntered: (state) => console.log(`   → ${state}`) });
+        const report = drill.report;
+        if (!report) throw new Error(`the drill state machine wrote no report: ${drill.error ?? ''} ${drill.cause ?? ''}`);
+        for (const check of report.checks) console.log(`   ${check.ok ? 'ok  ' : 'FAIL'} ${check.name}: ${check.detail}`);
+        console.log(`   drill ${report.ok ? 'passed' : 'FAILED'}: RTO ${report.rtoSeconds?.toFixed(1) ?? '–'} s, RPO ${report.rpoSeconds?.toFixed(1) ?? '–'} s; report ${join(WORK, 'repo', 'app', 'drills', `${report.id}.json`)}`);
+        if (!report.ok) throw new Error(`the drill failed: ${report.error ?? report.checks.filter((c) => !c.ok).map((c) => c.name).join(', ')}`);
         console.log(`\nRepository kept in ${join(WORK, 'repo')}; config in ${configPath} (its key lived only in this process).`);
         if (!ok || !verified.ok) throw new Error('verification failed: the restored database differs from the one just before the drop');
       } finally {
