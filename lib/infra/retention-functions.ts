@@ -32,7 +32,7 @@ export interface RetentionFunctionsProps {
    */
   readonly objectLockDays?: number;
   /**
-   * When retention runs (EventBridge Scheduler cron, six fields); tiering runs an hour later.
+   * When retention runs (EventBridge Scheduler cron, six fields; the stack passes aws.maintenance.retention).
    * @default 'cron(15 4 * * ? *)', daily at 04:15, after the nightly backups
    */
   readonly retentionCron?: string;

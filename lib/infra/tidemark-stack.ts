@@ -2,6 +2,7 @@ import { Annotations, CfnOutput, Duration, Stack, type StackProps } from 'aws-cd
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
+import { toEventBridgeCron } from '../core/config/cron';
 import { parseDuration } from '../core/config/duration';
 import { workerConfig, type Deployment } from '../core/config/deployment';
 import { mergePolicy } from '../core/config/retention';
@@ -125,6 +126,8 @@ export class TidemarkStack extends Stack {
       policies: Object.fromEntries(deployment.sources.map((s) => [s.name, mergePolicy(config, config.sources[s.name])])),
       objectLockDays: aws.objectLock.days,
       timeZone: aws.timeZone,
+      retentionCron: toEventBridgeCron(aws.maintenance.retention),
+      tieringCron: toEventBridgeCron(aws.maintenance.tiering),
     });
     this.observability.watchFunction('Retention', this.retention.retention, 'retention');
     this.observability.watchFunction('Tiering', this.retention.tiering, 'tiering');

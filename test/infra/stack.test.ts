@@ -79,6 +79,16 @@ describe('the Tidemark app', () => {
     expect(inputs).toContainEqual([{ source: 'payments', type: 'incr' }]);
   });
 
+  it('runs retention and tiering on the schedules of aws.maintenance, in the configured time zone', () => {
+    const byTarget = Object.values(template.findResources('AWS::Scheduler::Schedule'))
+      .filter((s) => s.Properties.Target.Input === undefined)
+      .map((s) => [s.Properties.Description, s.Properties.ScheduleExpression, s.Properties.ScheduleExpressionTimezone]);
+    expect(byTarget.sort()).toEqual([
+      ['Tidemark: applies retention', 'cron(30 5 * * ? *)', 'Europe/Berlin'],
+      ['Tidemark: applies tiering', 'cron(15 5 * * ? *)', 'Europe/Berlin'],
+    ]);
+  });
+
   it('wires the worker: config without secrets, the password as an ECS secret, a streamer running `stream`', () => {
     const taskDefs = template.findResources('AWS::ECS::TaskDefinition');
     const containers = Object.values(taskDefs).flatMap((t) => t.Properties.ContainerDefinitions);

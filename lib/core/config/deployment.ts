@@ -4,7 +4,7 @@ import { BACKUP_TYPES, type BackupType } from '../engines/backup-types';
 import { defaultSchedule, unavailableReason } from '../engines/registry';
 import { cronMatcher, toEventBridgeCron } from './cron';
 import { parseDuration } from './duration';
-import type { AwsConfig, SourceConfig, TidemarkConfig } from './schema';
+import { AwsConfig, type SourceConfig, type TidemarkConfig } from './schema';
 
 /**
  * What `cdk deploy` builds, planned from the config as plain data: one deployment per
@@ -187,17 +187,9 @@ function groupSchedules(sources: [string, SourceConfig][], defaultZone: string):
   return [...runs.values()];
 }
 
+/** Every aws.* default, from the schema itself, for a source placed in another account/region. */
 function defaultAws(account: string, region: string): AwsConfig {
-  return {
-    account,
-    region,
-    vpc: { cidr: '10.90.0.0/16', maxAzs: 2 },
-    objectLock: { mode: 'governance', days: 14 },
-    coldStorageClass: 'GLACIER',
-    maxConcurrency: 4,
-    worker: { cpu: 1024, memoryMiB: 2048, ephemeralStorageGiB: 21, timeout: '6h' },
-    timeZone: 'UTC',
-  };
+  return AwsConfig.parse({ account, region });
 }
 
 /**

@@ -201,6 +201,13 @@ export const AwsConfig = z
     worker: WorkerConfig.default({ cpu: 1024, memoryMiB: 2048, ephemeralStorageGiB: 21, timeout: '6h' }),
     timeZone: TimeZone.default('UTC').describe('Time zone of the schedules'),
     alarmEmail: z.email().optional().describe('Subscribe this address to the alarm topic'),
+    maintenance: z
+      .strictObject({
+        retention: Cron.default('15 4 * * *').describe('When the retention function applies every source\'s policy (default daily 04:15)'),
+        tiering: Cron.default('15 5 * * *').describe('When the tiering function tags whole chains for the colder tiers (default daily 05:15)'),
+      })
+      .default({ retention: '15 4 * * *', tiering: '15 5 * * *' })
+      .describe('When retention and tiering run (five-field cron each, in aws.timeZone)'),
   })
   .describe('The AWS deployment (cdk deploy); not needed locally');
 
