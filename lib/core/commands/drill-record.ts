@@ -1,5 +1,7 @@
 import { StorageError, UsageError } from '../errors';
-import { DRILL_REPORT_FORMAT, drillReportKey, drillsPrefix, type DrillReport, type DrillTarget } from '../drill/report';
+import { predictRto as predictFromHistory } from '../drill/measure';
+import { DRILL_REPORT_FORMAT, drillReportKey, type DrillReport, type DrillTarget } from '../drill/report';
+import { readDrillReports, writeDrillReport } from '../drill/report-store';
 import { logLine } from '../lambda-environment';
 import { defaultMetricsSink, emitMetrics, type MetricValue } from '../metrics';
 import { backupPrefix } from '../repository/layout';
@@ -82,15 +84,9 @@ export async function recordDrill(store: ObjectStore, sources: DrillSources, eve
   let report = await readReport(store, key);
   if (report === undefined) {
     // The worker died (killed, out of disk, image pull) or never ran: the drill failed, and the
-    // history must say so. put() never overwrites, so a report that lands meanwhile wins.
+    // history must say so. Reports are written once, so one that lands meanwhile wins.
     const failed = failedReport(sources, drill, stepError ?? 'the drill ended without writing its report', cleanupError === undefined, now());
-    try {
-      await store.put(key, Buffer.from(`${JSON.stringify(failed, null, 2)}\n`), { contentType: 'application/json' });
-      report = failed;
-    } catch (e) {
-      if (!(e instanceof StorageError && e.code === 'ObjectExists')) throw e;
-      report = (await readReport(store, key))!;
-    }
+    report = (await writeDrillReport(store, failed)).written ? failed : (await readReport(store, key))!;
   }
 
   const predictedRtoSeconds = report.predictedRtoSeconds ?? (await predictRto(store, source, report));
@@ -154,25 +150,16 @@ function failedReport(sources: DrillSources, drill: DrillTargetOutput, error: st
 }
 
 /**
- * Predicted RTO when the worker gave none: seconds per stored byte over this source's earlier
- * passed drills, times the bytes of this drill's backup, plus rehydration when any object of that
- * backup sits in a cold class. Nothing to go on (no history, no size): no prediction.
+ * Predicted RTO when the worker gave none (it died, or an RDS check wrote the report): the same
+ * prediction the worker makes (lib/core/drill/measure.ts) over this source's earlier drills, times
+ * the bytes of this drill's backup, plus rehydration when any object of it sits in a cold class.
+ * Nothing to go on (no history, no size): no prediction.
  */
 export async function predictRto(store: ObjectStore, source: string, report: DrillReport): Promise<number | undefined> {
-  const history = await drillHistory(store, source, report.id);
-  const passed = history.filter((r) => r.ok && r.rtoSeconds !== undefined && r.bytes !== undefined && r.bytes > 0);
-  const bytes = report.bytes ?? passed.at(-1)?.bytes;
-  if (passed.length === 0 || bytes === undefined) return undefined;
-  const perByte = passed.reduce((s, r) => s + r.rtoSeconds!, 0) / passed.reduce((s, r) => s + r.bytes!, 0);
-  return Math.round(perByte * bytes) + (await rehydrationSeconds(store, source, report.backupId));
-}
-
-/** Earlier reports of the source, oldest first (ids sort by time), the newest 20 at most. */
-async function drillHistory(store: ObjectStore, source: string, exceptId: string): Promise<DrillReport[]> {
-  const { objects } = await store.list(drillsPrefix(source));
-  const keys = objects.map((o) => o.key).filter((k) => k.endsWith('.json') && !k.endsWith(`/${exceptId}.json`)).sort().slice(-20);
-  const reports = await Promise.all(keys.map((k) => readReport(store, k).catch(() => undefined)));
-  return reports.filter((r): r is DrillReport => r !== undefined);
+  const history = (await readDrillReports(store, source, { newest: 21 })).filter((r) => r.id !== report.id).slice(-20);
+  const bytes = report.bytes ?? history.filter((r) => r.ok && r.bytes !== undefined).at(-1)?.bytes;
+  if (bytes === undefined || !history.some((r) => r.ok && r.rtoSeconds !== undefined && (r.bytes ?? 0) > 0)) return undefined;
+  return predictFromHistory(history, bytes, await rehydrationSeconds(store, source, report.backupId))?.seconds;
 }
 
 async function rehydrationSeconds(store: ObjectStore, source: string, backupId: string | undefined): Promise<number> {
