@@ -29,8 +29,8 @@ export interface FaultOptions {
   readonly operations?: readonly S3Operation[];
 }
 
-/** mulberry32: small, fast, good enough to pick faults. */
-function random(seed: number): () => number {
+/** mulberry32: small, fast, good enough to pick faults (and kill moments). */
+export function random(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

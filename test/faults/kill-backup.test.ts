@@ -6,6 +6,7 @@ import { silentProgress as progress } from '../../lib/core/progress';
 import { loadSampleData } from '../../lib/local/sample-postgres';
 import { usePostgres } from '../harness/postgres';
 import { runCli, spawnCli, useTempDir, writeConfig } from '../harness/tidemark';
+import { random } from './fault-injector';
 
 /**
  * A logical backup SIGKILLed at 20 moments drawn across its whole run — start-up, the key check,
@@ -14,18 +15,6 @@ import { runCli, spawnCli, useTempDir, writeConfig } from '../harness/tidemark';
  */
 const SEED = 1201;
 const KILLS = 20;
-
-/** mulberry32, seeded: the moments replay. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe(`SIGKILL of a logical backup at ${KILLS} random moments (seed ${SEED})`, () => {
   const pg = usePostgres();
