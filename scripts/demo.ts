@@ -5,7 +5,6 @@
  * before the drop → verification → RTO/RPO → the drill state machine restoring the same point into a
  * throwaway server and checking it.
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
@@ -33,6 +32,7 @@ import { loadSampleData } from '../lib/local/sample-postgres';
 import { stateMachineDefinition } from '../lib/local/template-definition';
 import { formatBytes, TerminalProgress } from '../lib/local/terminal-progress';
 import { startThrowawayPostgres } from '../lib/local/throwaway-postgres';
+import { serverUserWhenRoot } from '../lib/core/process/os-user';
 
 const ROOT = resolve(__dirname, '..');
 const WORK = join(ROOT, '.tidemark-demo');
@@ -47,11 +47,7 @@ async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 12
 }
 
 /** As root, restored servers run as `postgres` (PostgreSQL refuses root). */
-function serverUser(): { uid: number; gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
-  return { uid: id('-u'), gid: id('-g') };
-}
+const serverUser = () => serverUserWhenRoot('postgres');
 
 /**
  * The backup state machine exactly as `cdk deploy` would create it for this source, synthesized

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { runBackup } from '../../lib/core/commands/backup';
@@ -19,6 +18,7 @@ import { useS3 } from '../harness/s3';
 import { startS3Proxy, type S3Proxy } from '../harness/s3-proxy';
 import { useTempDir, writeConfig } from '../harness/tidemark';
 import { faultInjector, type FaultInjector } from './fault-injector';
+import { serverUserWhenRoot } from '../../lib/core/process/os-user';
 
 /**
  * Physical backups and the WAL streamer against a faulty S3 (issue 11): at 5% injected faults a
@@ -29,11 +29,8 @@ import { faultInjector, type FaultInjector } from './fault-injector';
 process.env.TIDEMARK_S3_STALL_SECONDS = '1';
 jest.setTimeout(600_000);
 
-function serverUser(): { uid: number; gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
-  return { uid: id('-u'), gid: id('-g') };
-}
+/** As root, restored servers run as `postgres` (PostgreSQL refuses root). */
+const serverUser = () => serverUserWhenRoot('postgres');
 
 async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 120_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { runBackup } from '../../lib/core/commands/backup';
@@ -19,15 +18,12 @@ import { loadSampleData } from '../../lib/local/sample-postgres';
 import { usePostgres } from '../harness/postgres';
 import { useS3 } from '../harness/s3';
 import { runCli, useTempDir, writeConfig } from '../harness/tidemark';
+import { serverUserWhenRoot } from '../../lib/core/process/os-user';
 
 jest.setTimeout(600_000);
 
-/** PostgreSQL refuses to run as root: as root, the restored server runs as `postgres`. */
-function serverUser(): { uid: number; gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
-  return { uid: id('-u'), gid: id('-g') };
-}
+/** As root, restored servers run as `postgres` (PostgreSQL refuses root). */
+const serverUser = () => serverUserWhenRoot('postgres');
 
 async function stopDataDir(dir: string): Promise<void> {
   await runTool(join(pgBin('pg_ctl')), ['-D', dir, '-m', 'fast', '-w', 'stop'], { cwd: dir, ...serverUser() }).catch(() => undefined);

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { runBackup } from '../../lib/core/commands/backup';
@@ -17,15 +16,12 @@ import { silentProgress as progress } from '../../lib/core/progress';
 import { Repository } from '../../lib/core/repository/repository';
 import { usePostgres } from '../harness/postgres';
 import { useTempDir, writeConfig } from '../harness/tidemark';
+import { serverUserWhenRoot } from '../../lib/core/process/os-user';
 
 jest.setTimeout(900_000);
 
-/** As root, restored servers run as `postgres`. */
-function serverUser(): { uid: number; gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
-  return { uid: id('-u'), gid: id('-g') };
-}
+/** As root, restored servers run as `postgres` (PostgreSQL refuses root). */
+const serverUser = () => serverUserWhenRoot('postgres');
 
 async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

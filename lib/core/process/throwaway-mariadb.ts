@@ -8,6 +8,7 @@ import { ToolFailed } from '../errors';
 import { mysqlBin } from '../engines/mysql/tools';
 import { freePort } from '../free-port';
 import type { ServerTracker } from './throwaway-postgres';
+import { lookupOsUser, type OsUser } from './os-user';
 import { runTool } from './tool';
 
 export type MariadbSettings = Record<string, string | number>;
@@ -57,9 +58,10 @@ function serverUserName(): string | undefined {
   }
 }
 
-function osIds(name: string): { uid: number; gid: number } {
-  const id = (flag: string) => Number(execFileSync('id', [flag, name], { encoding: 'utf8' }).trim());
-  return { uid: id('-u'), gid: id('-g') };
+function osIds(name: string): OsUser {
+  const ids = lookupOsUser(name);
+  if (!ids) throw new ToolFailed(`no OS user "${name}"; run scripts/setup.sh`);
+  return ids;
 }
 
 function cnfLines(settings: MariadbSettings): string[] {

@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { appendFileSync, readFileSync, rmSync } from 'node:fs';
 import { chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { ToolFailed } from '../errors';
 import { pgBin } from '../engines/postgres/tools';
 import { freePort } from '../free-port';
+import { lookupOsUser, type OsUser } from './os-user';
 import { runTool } from './tool';
 
 /**
@@ -83,20 +84,12 @@ export interface ThrowawayPostgres extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
-interface OsUser {
-  uid: number;
-  gid: number;
-}
-
 /** PostgreSQL refuses to run as root, so a root process runs every binary as `postgres`. */
 function serverUser(): OsUser | undefined {
   if (process.getuid?.() !== 0) return undefined;
-  try {
-    const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
-    return { uid: id('-u'), gid: id('-g') };
-  } catch (cause) {
-    throw new ToolFailed('running as root needs the OS user "postgres"; run scripts/setup.sh', { cause });
-  }
+  const ids = lookupOsUser('postgres');
+  if (!ids) throw new ToolFailed('running as root needs the OS user "postgres"; run scripts/setup.sh');
+  return ids;
 }
 
 // PG* variables in our environment (PGPORT, PGSERVICE, ...) must not redirect the tools.

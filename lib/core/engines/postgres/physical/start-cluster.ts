@@ -1,9 +1,9 @@
-import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { throwIfAborted } from '../../../abort';
 import { ToolFailed, UsageError } from '../../../errors';
+import { lookupOsUser, type OsUser } from '../../../process/os-user';
 import { runTool } from '../../../process/tool';
 import { childEnv } from '../../../secrets';
 
@@ -69,13 +69,10 @@ export async function checkServerCanReach(dataDir: string, osUser: string | unde
   }
 }
 
-export function osUserIds(name: string): { uid: number; gid: number } {
-  try {
-    const id = (flag: string) => Number(execFileSync('id', [flag, name], { encoding: 'utf8' }).trim());
-    return { uid: id('-u'), gid: id('-g') };
-  } catch {
-    throw new UsageError(`--os-user ${name}: no such OS user (PostgreSQL refuses to run as root, so a root restore runs it as this user)`);
-  }
+export function osUserIds(name: string): OsUser {
+  const ids = lookupOsUser(name);
+  if (!ids) throw new UsageError(`--os-user ${name}: no such OS user (PostgreSQL refuses to run as root, so a root restore runs it as this user)`);
+  return ids;
 }
 
 function confLine(key: string, value: string | number): string {
