@@ -71,6 +71,8 @@ export async function runRestore(config: TidemarkConfig, source: string, options
     signal: options.signal ?? NEVER_ABORTED,
   };
   const plan = await method.planRestore(run, await repository.catalog(source), { at, to, force: options.force ?? false });
+  // A deleted or truncated object is refused now, not when the restore reaches it.
+  await repository.assertStored(plan.chain);
   // Objects the tiering moved to GLACIER/DEEP_ARCHIVE are restored by S3 first (time and cost said up front).
   await repository.store.rehydrate?.(plan.chain.flatMap((m) => m.objects.map((o) => o.key)), { progress: options.progress, signal: run.signal });
   const restored = await method.applyRestore(run, plan).catch((e: unknown) => {

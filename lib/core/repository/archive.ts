@@ -15,6 +15,7 @@ import { firstCause } from '../pipeline/write-object';
 import type { ZstdOptions } from '../pipeline/zstd';
 import { forwardOutput, toolFilter, ToolRun } from '../process/tool';
 import { isBackupId, newBackupId } from './backup-id';
+import { checkRepositoryBinding, REPOSITORY_CONTEXT_KEY } from './identity';
 import type { Repository } from './repository';
 import type { ObjectStore, StoredObjectInfo } from './storage';
 
@@ -272,14 +273,22 @@ export class StreamArchive {
     } catch (e) {
       throw new IntegrityError(`archive key epoch ${key} is damaged: ${(e as Error).message.split('\n')[0]}`);
     }
-    const context = archiveContext(this.source, epoch);
-    if (parsed.epoch !== epoch || JSON.stringify(parsed.context) !== JSON.stringify(context)) {
+    // Epochs written since repositories have an identity also name it (identity.ts).
+    const { [REPOSITORY_CONTEXT_KEY]: bound, ...context } = parsed.context;
+    if (parsed.epoch !== epoch || JSON.stringify(context) !== JSON.stringify(archiveContext(this.source, epoch))) {
       throw new IntegrityError(`archive key epoch ${key} belongs to ${parsed.context.source}/${parsed.epoch}, not here`);
     }
+    if (bound !== undefined) checkRepositoryBinding(parsed.context, await this.repository.repositoryId(), `archive key epoch ${key}`);
     try {
-      return await this.repository.keys.decryptDataKey(parsed.dataKey, context);
+      return await this.repository.keys.decryptDataKey(parsed.dataKey, parsed.context);
     } catch (e) {
       if (!(e instanceof EncryptionKeyError)) throw e;
+      if (await this.repository.keyOpensMarker()) {
+        throw new IntegrityError(
+          `archive key epoch ${key}: its data key does not open with ${this.repository.keys.description}, this repository's key: it was copied in from another repository, or it is damaged`,
+          { cause: e },
+        );
+      }
       throw new EncryptionKeyError(`archive of '${this.source}' (epoch ${epoch}): ${e.message}`, { cause: e });
     }
   }
@@ -391,7 +400,7 @@ export class StreamArchive {
     const keyCheck = await this.repository.prepareKeyCheck();
     await keyCheck.confirm();
     const epoch = newBackupId();
-    const context = archiveContext(this.source, epoch);
+    const context = await this.repository.boundContext(archiveContext(this.source, epoch));
     const { plaintext, wrapped } = await this.repository.keys.generateDataKey(context);
     const body = { format: KEY_FORMAT, version: 1, epoch, createdAt: new Date().toISOString(), algorithm: SEGMENT_ALGORITHM, context, dataKey: wrapped };
     await this.store.put(`${archiveKeysPrefix(this.source, this.stream)}${epoch}.json`, Buffer.from(`${JSON.stringify(body, null, 2)}\n`));

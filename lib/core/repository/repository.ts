@@ -1,9 +1,10 @@
 import type { Readable } from 'node:stream';
+import pLimit from 'p-limit';
 import type { Engine, TidemarkConfig } from '../config/schema';
 import type { EncryptionContext, KeyProvider } from '../crypto/key-provider';
 import { openKeyProvider } from '../crypto/open-key-provider';
 import { SEGMENT_ALGORITHM } from '../crypto/segmented-aead';
-import { BackupNotFound, EncryptionKeyError, IntegrityError, StorageError, TidemarkError } from '../errors';
+import { BackupNotFound, EncryptionKeyError, IntegrityError, StorageError } from '../errors';
 import { readObject } from '../pipeline/read-object';
 import type { StoredObject } from '../pipeline/stored-object';
 import type { CompressedOutput, ToolCommand } from '../pipeline/compressed-output';
@@ -13,6 +14,7 @@ import type { ZstdOptions } from '../pipeline/zstd';
 import type { BackupDetails } from '../engines/registry';
 import { newBackupId } from './backup-id';
 import { readCatalog, type Catalog } from './catalog';
+import { checkRepositoryBinding, parseMarker, readRepositoryId, REPOSITORY_CONTEXT_KEY, repositoryIdOf } from './identity';
 import { manifestKey, objectKey, REPOSITORY_MARKER_KEY } from './layout';
 import { ENDED_NAME, endedHere, LEASE_NAME, leaseRenewMs, leaseBytes, renewalBytes, renewalName } from './lease';
 import { assertNoBackupRunning } from './source-guard';
@@ -28,6 +30,9 @@ import {
 } from './manifest';
 import { openStore } from './open-store';
 import type { ObjectStore } from './storage';
+
+/** HEAD requests at once when checking that a restore's objects are all stored. */
+const PARALLEL_HEADS = 8;
 
 const KEY_CHECK_CONTEXT: EncryptionContext = { tidemark: 'key-check' };
 
@@ -60,6 +65,10 @@ export type BackupSelector = { readonly id: string } | { readonly latest: true }
 export class Repository {
   /** Backups begun here and not yet committed or ended: their leases are renewed until then. */
   private readonly writers = new Set<BackupWriter>();
+  /** This repository's identity (identity.ts), once its marker was read or written. */
+  private identity?: string;
+  /** The identity of a marker prepared but not yet stored (a new repository), and whether a data key was bound to it. */
+  private pending?: { id: string; used: boolean };
 
   /** Gives up the claims of backups begun here that did not commit (the run is over). */
   async endBackups(): Promise<void> {
@@ -107,13 +116,22 @@ export class Repository {
     }
     const { wrapped } = await this.keys.generateDataKey(KEY_CHECK_CONTEXT);
     const body = { format: 'tidemark.repository', version: 1, createdAt: new Date().toISOString(), keyCheck: wrapped };
+    const pending = { id: repositoryIdOf(wrapped), used: false };
+    this.pending = pending;
     return {
       confirm: async () => {
         try {
           await this.store.put(REPOSITORY_MARKER_KEY, Buffer.from(`${JSON.stringify(body, null, 2)}\n`));
+          this.identity = pending.id;
         } catch (raced) {
           if (!(raced instanceof StorageError && raced.code === 'ObjectExists')) throw raced;
           await this.verifyMarker((await this.readMarker())!); // another writer created it first
+          // A data key already bound to our marker would make a backup this repository refuses.
+          if (pending.used && this.identity !== pending.id) {
+            throw new StorageError(`another process created the repository ${this.store.description} at the same moment; run the backup again`, 'ObjectExists');
+          }
+        } finally {
+          if (this.pending === pending) this.pending = undefined;
         }
       },
     };
@@ -129,10 +147,8 @@ export class Repository {
   }
 
   private async verifyMarker(marker: Buffer): Promise<void> {
-    const parsed = JSON.parse(marker.toString('utf8')) as { format?: string; keyCheck?: never };
-    if (parsed.format !== 'tidemark.repository' || !parsed.keyCheck) {
-      throw new TidemarkError(`${this.store.description}: ${REPOSITORY_MARKER_KEY} is not a Tidemark repository marker`);
-    }
+    const parsed = parseMarker(marker, this.store.description);
+    this.identity = repositoryIdOf(parsed.keyCheck);
     try {
       await this.keys.decryptDataKey(parsed.keyCheck, KEY_CHECK_CONTEXT);
     } catch (e) {
@@ -144,8 +160,84 @@ export class Repository {
     }
   }
 
-  catalog(source: string): Promise<Catalog> {
-    return readCatalog(this.store, source);
+  /**
+   * The source's catalog, less backups bound to another repository (identity.ts): those are listed
+   * as problems, so `--latest`, list and verify see them for what they are.
+   */
+  async catalog(source: string): Promise<Catalog> {
+    const [catalog, here] = await Promise.all([readCatalog(this.store, source), this.repositoryIdIfReadable()]);
+    if (here === null) return catalog;
+    const problems = [...catalog.problems];
+    const backups = catalog.backups.filter((m) => {
+      try {
+        checkRepositoryBinding(m.encryption.context, here, `backup ${m.id} (${manifestKey(source, m.id)})`);
+        return true;
+      } catch (e) {
+        problems.push({ id: m.id, reason: (e as Error).message });
+        return false;
+      }
+    });
+    return backups.length === catalog.backups.length ? catalog : { ...catalog, backups, problems };
+  }
+
+  /** The identity, or null for a principal that may not read the marker (the retention functions' catalog read). */
+  private async repositoryIdIfReadable(): Promise<string | undefined | null> {
+    try {
+      return await this.repositoryId();
+    } catch (e) {
+      if (e instanceof StorageError && e.code === 'AccessDenied') return null;
+      throw e;
+    }
+  }
+
+  /**
+   * The identity new data keys are bound to (identity.ts): the stored marker's, else the one a
+   * key check is preparing; undefined only when neither exists (then nothing is bound).
+   */
+  async repositoryId(): Promise<string | undefined> {
+    if (this.identity === undefined) {
+      const stored = await readRepositoryId(this.store);
+      if (stored !== undefined) this.identity = stored;
+    }
+    return this.identity;
+  }
+
+  /** The context a new data key is wrapped under: `base` plus this repository's identity. */
+  async boundContext(base: EncryptionContext): Promise<EncryptionContext> {
+    const stored = await this.repositoryId();
+    const id = stored ?? this.pending?.id;
+    if (stored === undefined && this.pending) this.pending.used = true;
+    return id === undefined ? base : { ...base, [REPOSITORY_CONTEXT_KEY]: id };
+  }
+
+  /**
+   * Refuses, naming the first object, unless every object of `manifests` is stored with the size
+   * its manifest records: a deleted or truncated object stops a restore before anything is written,
+   * rather than when the restore reaches it. Contents are checked as they stream (readObject).
+   */
+  async assertStored(manifests: readonly BackupManifest[]): Promise<void> {
+    const limit = pLimit(PARALLEL_HEADS);
+    const objects = manifests.flatMap((m) => m.objects.map((object) => ({ id: m.id, object })));
+    const found = await Promise.all(objects.map(({ object }) => limit(() => this.store.head(object.key))));
+    objects.forEach(({ id, object }, i) => {
+      const head = found[i];
+      if (!head) throw new IntegrityError(`backup ${id} object ${object.name} is missing from the repository (${object.key})`);
+      if (head.size !== object.storedBytes) {
+        throw new IntegrityError(`backup ${id} object ${object.name} has ${head.size} bytes in the repository, its manifest says ${object.storedBytes} (${object.key})`);
+      }
+    });
+  }
+
+  /** Whether the configured key opens this repository's marker: a key error then means the data, not the key, is foreign. */
+  async keyOpensMarker(): Promise<boolean> {
+    const marker = await this.readMarker().catch(() => undefined);
+    if (!marker) return false;
+    try {
+      await this.verifyMarker(marker);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Finds a committed backup by id, or the latest; the manifest is read again and authenticated. */
@@ -174,11 +266,22 @@ export class Repository {
     if (manifest.id !== id || manifest.source !== source || context.backup !== id || context.source !== source) {
       throw new IntegrityError(`backup ${id}: manifest belongs to ${manifest.source}/${manifest.id}, not here`);
     }
+    const where = manifestKey(source, id);
+    if (context[REPOSITORY_CONTEXT_KEY] !== undefined) {
+      checkRepositoryBinding(context, await this.repositoryId(), `backup ${id} (${where})`);
+    }
     let dataKey: Buffer;
     try {
       dataKey = await this.keys.decryptDataKey(manifest.encryption.dataKey, context);
     } catch (e) {
       if (!(e instanceof EncryptionKeyError)) throw e;
+      // The key that opens this repository's marker is the right key: then the backup is what is foreign (or damaged).
+      if (await this.keyOpensMarker()) {
+        throw new IntegrityError(
+          `backup ${id} (${where}): its data key does not open with ${this.keys.description}, this repository's key: the backup was copied in from another repository, or its wrapped key is damaged`,
+          { cause: e },
+        );
+      }
       throw new EncryptionKeyError(`backup ${id}: ${e.message}`, { cause: e });
     }
     opened.authenticate(dataKey);
@@ -202,7 +305,7 @@ export class Repository {
     await assertNoBackupRunning(this.store, source);
     const startedAt = new Date();
     const id = newBackupId(startedAt);
-    const context = backupContext(source, id);
+    const context = await this.boundContext(backupContext(source, id));
     const { plaintext, wrapped } = await this.keys.generateDataKey(context);
     const writer = new BackupWriter(this.store, {
       id,
