@@ -353,6 +353,7 @@ function checkWorkerConfig(json: string, sources: readonly SourceDeployment[], s
     if (!secretEnvs.has(ref.slice(4))) throw new Error(`BackupWorkers: workerConfigJson: ${key}: ${ref} is not one of the worker's secrets (${provided})`);
   };
   checkRef('encryption.key', config.encryption.key);
+  (config.encryption.previousKeys ?? []).forEach((ref, i) => checkRef(`encryption.previousKeys[${i}]`, ref));
   for (const [name, source] of Object.entries(config.sources)) checkRef(`sources.${name}.password`, source.password);
   for (const source of sources) {
     if (!Object.hasOwn(config.sources, source.name)) throw new Error(`BackupWorkers: source '${source.name}' is missing from workerConfigJson`);

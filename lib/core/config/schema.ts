@@ -213,7 +213,13 @@ export const AwsConfig = z
 
 export const TidemarkConfigSchema = z.strictObject({
   repository: RepositoryConfig,
-  encryption: z.strictObject({ key: KeyRef }),
+  encryption: z.strictObject({
+    key: KeyRef,
+    previousKeys: z
+      .array(KeyRef)
+      .optional()
+      .describe('Keys encryption.key replaced: they only unwrap the data keys of backups and archives made before the rotation; keep each as long as those are kept'),
+  }),
   compression: CompressionConfig.default({ level: 1, threads: 0 }),
   retention: RetentionConfig.default(RETENTION_DEFAULTS).describe('Every source\'s retention unless it sets its own keys (sources.<name>.retention)'),
   tiers: TiersConfig.default(TIERS_DEFAULTS).describe('Every source\'s tiers unless it sets its own keys (sources.<name>.tiers)'),

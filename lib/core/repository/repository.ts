@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import type { Engine, TidemarkConfig } from '../config/schema';
 import type { EncryptionContext, KeyProvider } from '../crypto/key-provider';
-import { openKeyProvider } from '../crypto/open-key-provider';
+import { openEncryptionKeys } from '../crypto/open-key-provider';
 import { SEGMENT_ALGORITHM } from '../crypto/segmented-aead';
 import { BackupNotFound, EncryptionKeyError, IntegrityError, StorageError } from '../errors';
 import { readObject } from '../pipeline/read-object';
@@ -91,7 +91,7 @@ export class Repository {
   }
 
   static async open(config: TidemarkConfig): Promise<Repository> {
-    return new Repository(openStore(config.repository), await openKeyProvider(config.encryption.key));
+    return new Repository(openStore(config.repository), await openEncryptionKeys(config.encryption));
   }
 
   /**
@@ -154,7 +154,7 @@ export class Repository {
     } catch (e) {
       if (!(e instanceof EncryptionKeyError)) throw e;
       throw new EncryptionKeyError(
-        `wrong encryption key: ${this.keys.description} is not the key this repository (${this.store.description}) was created with`,
+        `wrong encryption key: ${this.keys.description} is not the key this repository (${this.store.description}) was created with (after a rotation, name the old key in encryption.previousKeys)`,
         { cause: e },
       );
     }
