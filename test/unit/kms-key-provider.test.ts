@@ -1,4 +1,3 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,12 +6,9 @@ import {
   DecryptCommand,
   DisabledException,
   GenerateDataKeyCommand,
-  IncorrectKeyException,
-  InvalidCiphertextException,
   KMSClient,
   KMSInvalidStateException,
   KMSServiceException,
-  NotFoundException,
   type DecryptCommandInput,
   type GenerateDataKeyCommandInput,
 } from '@aws-sdk/client-kms';
@@ -24,6 +20,7 @@ import { ConfigError, EncryptionKeyError } from '../../lib/core/errors';
 import { FileStore } from '../../lib/core/repository/file-store';
 import { Repository } from '../../lib/core/repository/repository';
 import { TEST_PG_LOGICAL_DETAILS } from '../harness/details';
+import { FakeKms } from '../harness/fake-kms';
 
 const ACCOUNT = '111122223333';
 const KEY_ID = '1234abcd-12ab-34cd-56ef-1234567890ab';
@@ -37,67 +34,6 @@ const meta = { $metadata: {} };
 /** KMS has no modelled AccessDeniedException: the SDK raises its generic exception with that name. */
 const accessDenied = (message: string) =>
   new KMSServiceException({ name: 'AccessDeniedException', $fault: 'client', message, ...meta });
-
-/**
- * A KMS that really encrypts: each key has its own AES-256-GCM master key, the blob names the key
- * that wrapped it, and the encryption context is the AAD, so a changed context or another key fails
- * the way KMS fails. Its context encoding is its own, independent of the code under test.
- */
-class FakeKms {
-  private readonly masters = new Map<string, Buffer>();
-  private readonly aliases = new Map<string, string>();
-
-  addKey(arn: string, alias?: string): void {
-    this.masters.set(arn, randomBytes(32));
-    if (alias) this.aliases.set(alias, arn);
-  }
-
-  /** KMS accepts a key ARN, a key id, alias/<name> or an alias ARN. */
-  private resolve(keyId: string | undefined): string {
-    const id = keyId ?? '';
-    const alias = /^arn:aws:kms:[^:]+:\d+:(alias\/.+)$/.exec(id)?.[1] ?? (id.startsWith('alias/') ? id : undefined);
-    const arn = alias ? this.aliases.get(alias) : [...this.masters.keys()].find((a) => a === id || a.endsWith(`:key/${id}`));
-    if (!arn) throw new NotFoundException({ message: `Key '${id}' does not exist`, ...meta });
-    return arn;
-  }
-
-  private static aad(context: Record<string, string> | undefined): Buffer {
-    return Buffer.from(Object.entries(context ?? {}).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${k}=${v}`).join('\n'));
-  }
-
-  generateDataKey(input: GenerateDataKeyCommandInput) {
-    expect(input.KeySpec).toBe('AES_256');
-    const arn = this.resolve(input.KeyId);
-    const plaintext = randomBytes(32);
-    const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', this.masters.get(arn) as Buffer, iv);
-    cipher.setAAD(FakeKms.aad(input.EncryptionContext));
-    const sealed = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-    const name = Buffer.from(arn);
-    const blob = Buffer.concat([Buffer.from([name.length]), name, iv, cipher.getAuthTag(), sealed]);
-    return { KeyId: arn, Plaintext: new Uint8Array(plaintext), CiphertextBlob: new Uint8Array(blob) };
-  }
-
-  decrypt(input: DecryptCommandInput) {
-    const blob = Buffer.from(input.CiphertextBlob as Uint8Array);
-    const length = blob[0] ?? 0;
-    const wrappedBy = blob.subarray(1, 1 + length).toString();
-    if (!this.masters.has(wrappedBy)) throw new InvalidCiphertextException({ message: 'invalid ciphertext', ...meta });
-    if (input.KeyId !== undefined && this.resolve(input.KeyId) !== wrappedBy) {
-      throw new IncorrectKeyException({ message: 'The key ID in the request does not identify a CMK that can perform this operation.', ...meta });
-    }
-    const rest = blob.subarray(1 + length);
-    try {
-      const decipher = createDecipheriv('aes-256-gcm', this.masters.get(wrappedBy) as Buffer, rest.subarray(0, 12));
-      decipher.setAAD(FakeKms.aad(input.EncryptionContext));
-      decipher.setAuthTag(rest.subarray(12, 28));
-      const plaintext = Buffer.concat([decipher.update(rest.subarray(28)), decipher.final()]);
-      return { KeyId: wrappedBy, Plaintext: new Uint8Array(plaintext) };
-    } catch {
-      throw new InvalidCiphertextException({ message: 'invalid ciphertext', ...meta });
-    }
-  }
-}
 
 const kms = mockClient(KMSClient);
 let fake: FakeKms;
@@ -265,14 +201,15 @@ describe('a repository encrypted with KMS', () => {
     await reopened.checkKey();
     const backup = await reopened.openBackup('app', { id: writer.id });
     expect(backup.manifest.encryption.dataKey).toMatchObject({ provider: 'kms', keyId: KEY_ARN });
-    expect(backup.manifest.encryption.context).toEqual({ tidemark: 'backup', source: 'app', backup: writer.id });
+    const context = { tidemark: 'backup', source: 'app', backup: writer.id, repository: expect.stringMatching(/^[0-9a-f]{32}$/) };
+    expect(backup.manifest.encryption.context).toEqual(context);
     const chunks: Buffer[] = [];
     for await (const chunk of await backup.read(backup.manifest.objects[0])) chunks.push(chunk as Buffer);
     expect(Buffer.concat(chunks)).toEqual(body);
 
     // The decrypt for this backup carried its own context, so KMS bound the key to it.
     const decrypts = kms.commandCalls(DecryptCommand).map((c) => c.args[0].input.EncryptionContext);
-    expect(decrypts).toContainEqual({ tidemark: 'backup', source: 'app', backup: writer.id });
+    expect(decrypts).toContainEqual(context);
 
     // No plaintext data key anywhere in the repository.
     const manifestPath = join(dir, 'app', 'backups', writer.id, 'manifest.json');
