@@ -72,15 +72,17 @@ describe('corruption: verify finds it and restore refuses it, naming the object'
   let segments: string[] = [];
   let restores = 0;
 
-  const configFor = (name: string, key: string) =>
+  /** Source `app` of a repository `name`: the sample database, or (`db`) another one. */
+  const configFor = (name: string, key: string, db = 'app') =>
     writeConfig(tmp.path, `${name}.yaml`, {
       repository: `file://${join(tmp.path, name)}`,
       encryption: { key },
-      sources: { app: { engine: 'postgres', url: pg.url('app') } },
+      sources: { app: { engine: 'postgres', url: pg.url(db) } },
     }).config;
 
   beforeAll(async () => {
     await pg.createDatabase('app');
+    await pg.createDatabase('tiny'); // what the other repositories back up as their `app`: the folders are what matter
     // About 1.5 MiB compressed: the dump spans two 1 MiB AEAD segments.
     await pg.sql(`create table notes (id int primary key, body text); insert into notes select g, md5(g::text) || md5((g * 7)::text) from generate_series(1, ${ROWS}) g`, 'app');
     config = configFor('repo', 'env:TIDEMARK_TEST_KEY');
@@ -240,8 +242,7 @@ describe('corruption: verify finds it and restore refuses it, naming the object'
     });
   });
 
-  it('all backups verify and restore again once the damage is undone', async () => {
-    for (const id of Object.values(ids)) expect(await verifyProblems(id)).toBe('');
+  it('a backup restores again once the damage is undone (the next test verifies them all)', async () => {
     await runRestore(config, 'app', { to: pg.url('intact'), backup: ids.logical, progress });
     expect(await pg.sql('select count(*) from notes', 'intact')).toBe(String(ROWS));
   });
@@ -249,7 +250,7 @@ describe('corruption: verify finds it and restore refuses it, naming the object'
   it('backup folders copied in from other repositories: verify and restore name each as foreign, list (so --latest) passes over those that name their repository, the others still verify', async () => {
     /** A logical backup made in another repository, its folder copied into ours (optionally edited on the way). */
     async function copiedIn(name: string, key: string, edit?: (manifestPath: string) => void): Promise<string> {
-      const { id } = await runBackup(configFor(name, key), 'app', { type: 'logical', progress });
+      const { id } = await runBackup(configFor(name, key, 'tiny'), 'app', { type: 'logical', progress });
       const folder = join(repo(), 'app/backups', id);
       cpSync(join(tmp.path, name, 'app/backups', id), folder, { recursive: true });
       edit?.(join(folder, 'manifest.json'));

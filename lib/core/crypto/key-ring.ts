@@ -42,3 +42,8 @@ export class KeyRing implements KeyProvider {
     }
   }
 }
+
+/** The key new data keys are wrapped with: a ring's current key, or the one key there is. */
+export function currentKey(keys: KeyProvider): KeyProvider {
+  return keys instanceof KeyRing ? keys.current : keys;
+}

@@ -6,7 +6,8 @@ import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
 import { z } from 'zod';
 import { abortReason, throwIfAborted } from '../abort';
-import type { EncryptionContext, WrappedKey } from '../crypto/key-provider';
+import type { EncryptionContext, KeyProvider, WrappedKey } from '../crypto/key-provider';
+import { currentKey } from '../crypto/key-ring';
 import { DecryptStream, DEFAULT_SEGMENT_LOG2, EncryptStream, SEGMENT_ALGORITHM } from '../crypto/segmented-aead';
 import { EncryptionKeyError, IntegrityError, StorageError, TidemarkError } from '../errors';
 import type { Progress } from '../progress';
@@ -258,7 +259,7 @@ export class StreamArchive {
     return key;
   }
 
-  private async unwrap(epoch: string): Promise<Buffer> {
+  private async unwrap(epoch: string, keys: KeyProvider = this.repository.keys): Promise<Buffer> {
     const key = `${archiveKeysPrefix(this.source, this.stream)}${epoch}.json`;
     let bytes: Buffer;
     try {
@@ -280,9 +281,9 @@ export class StreamArchive {
     }
     if (bound !== undefined) checkRepositoryBinding(parsed.context, await this.repository.repositoryId(), `archive key epoch ${key}`);
     try {
-      return await this.repository.keys.decryptDataKey(parsed.dataKey, parsed.context);
+      return await keys.decryptDataKey(parsed.dataKey, parsed.context);
     } catch (e) {
-      if (!(e instanceof EncryptionKeyError)) throw e;
+      if (!(e instanceof EncryptionKeyError) || keys !== this.repository.keys) throw e;
       if (await this.repository.keyOpensMarker()) {
         throw new IntegrityError(
           `archive key epoch ${key}: its data key does not open with ${this.repository.keys.description}, this repository's key: it was copied in from another repository, or it is damaged`,
@@ -395,7 +396,17 @@ export class StreamArchive {
       const epochs = await this.epochs();
       const newest = epochs[epochs.length - 1];
       // Unwrapping the epoch's key proves the configured key is the right one: one KMS call in all.
-      if (newest !== undefined) return new ArchiveWriter(this, newest, await this.dataKey(newest));
+      // After a rotation the newest epoch may be a previous key's: then a new epoch begins, so new
+      // objects never need a key that was rotated out.
+      const current = currentKey(this.repository.keys);
+      if (newest !== undefined && current === this.repository.keys) return new ArchiveWriter(this, newest, await this.dataKey(newest));
+      if (newest !== undefined) {
+        const dataKey = await this.unwrap(newest, current).catch((e: unknown) => {
+          if (e instanceof EncryptionKeyError) return undefined;
+          throw e;
+        });
+        if (dataKey) return new ArchiveWriter(this, newest, dataKey);
+      }
     }
     const keyCheck = await this.repository.prepareKeyCheck();
     await keyCheck.confirm();
