@@ -1,4 +1,5 @@
 import { rm } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { throwIfAborted } from '../../abort';
 import { BackupNotFound, TargetNotEmpty, UsageError } from '../../errors';
 import type { Catalog } from '../../repository/catalog';
@@ -12,6 +13,7 @@ import { BinlogArchive } from './binlog/binlog-archive';
 import { describeEndpoint, MysqlToolSession, parseMysqlUrl, quoteIdent, quoteLiteral, type MysqlEndpoint } from './connection';
 import type { MysqlLogicalDetails } from './logical-details';
 import { copyTableFromScratch, parseRestoreTable, scratchDatabaseName, tableExists } from './table-restore';
+import { loadDumpInParallel } from './parallel-load';
 import { mysqlBin } from './tools';
 import type { TableName } from './binlog/decoded';
 
@@ -26,6 +28,17 @@ export interface MysqlLogicalRestorePlan extends RestorePlan {
   readonly binlogReplay?: BinlogReplayPlan;
   /** --table: the whole restore goes into a scratch database, then this table is copied out (table-restore.ts). */
   readonly table?: TableName;
+  /** Client connections the dump is loaded through (parallel-load.ts); 1: streamed through one client. */
+  readonly connections: number;
+}
+
+/**
+ * Connections a restore loads through unless told (--parallel): one per core, at most 4. The load
+ * is bound by the server's statement execution, one core per connection; past the cores they only
+ * contend, and the node process and the clients need some CPU as well.
+ */
+export function defaultConnections(): number {
+  return Math.max(1, Math.min(4, availableParallelism()));
 }
 
 /** Targets only a binlog replay reaches; `latest` too, when the source has an archive. */
@@ -108,6 +121,7 @@ export async function planMysqlLogicalRestore(run: EngineRun, catalog: Catalog, 
       endpoint: ep,
       createsDatabase: holds === undefined,
       ...(table ? { table } : {}),
+      connections: request.parallel ?? defaultConnections(),
     };
   } catch (e) {
     if (replayPlan) await rm(replayPlan.stagingDir, { recursive: true, force: true });
@@ -150,7 +164,12 @@ export async function applyMysqlLogicalRestore(run: EngineRun, plan: MysqlLogica
     try {
       const args = [...session.connectArgs, '--binary-mode', '--default-character-set=utf8mb4', '-D', database];
       const client = { command: mysqlBin('client'), args, options: { env: session.env } };
-      await backup.restoreInto(dump, client, { onStoredBytes: (n) => progress.advance(n), signal });
+      const onStoredBytes = (n: number) => progress.advance(n);
+      if (plan.connections > 1) {
+        await loadDumpInParallel(await backup.read(dump, onStoredBytes), { connections: plan.connections, client, signal });
+      } else {
+        await backup.restoreInto(dump, client, { onStoredBytes, signal });
+      }
     } finally {
       progress.stop();
     }
