@@ -116,6 +116,36 @@ class LoadConnection {
   }
 }
 
+/**
+ * Feeds the input's chunks to the splitter and dispatches the pieces, pausing the input while a
+ * dispatch waits. 'data' events hand over the chunks as they were pushed; an async iterator would
+ * read() the whole buffered backlog into one new Buffer each time (a copy of every byte).
+ */
+function consume(input: Readable, splitter: DumpSplitter, dispatch: (piece: DumpPiece) => Promise<void>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let busy: Promise<void> = Promise.resolve();
+    const run = (pieces: DumpPiece[]) => {
+      if (pieces.length === 0) return;
+      input.pause();
+      busy = (async () => {
+        for (const piece of pieces) await dispatch(piece);
+      })();
+      busy.then(() => input.resume(), reject);
+    };
+    input.on('data', (chunk: Buffer) => run(splitter.push(chunk)));
+    input.once('error', reject);
+    input.once('close', () => {
+      if (!input.readableEnded) reject(new Error('the dump stream closed before its end'));
+    });
+    input.once('end', () => {
+      void busy.then(() => {
+        run(splitter.end());
+        return busy;
+      }).then(resolve, reject);
+    });
+  });
+}
+
 export async function loadDumpInParallel(input: Readable, { connections: n, client, signal }: ParallelLoadOptions): Promise<void> {
   if (signal?.aborted) {
     input.destroy();
@@ -201,11 +231,7 @@ export async function loadDumpInParallel(input: Readable, { connections: n, clie
   };
 
   try {
-    const splitter = new DumpSplitter();
-    for await (const chunk of input) {
-      for (const piece of splitter.push(chunk as Buffer)) await dispatch(piece);
-    }
-    for (const piece of splitter.end()) await dispatch(piece);
+    await consume(input, new DumpSplitter(), dispatch);
     if (failure !== undefined) throw failure;
   } catch (e) {
     failure ??= signal?.aborted ? abortReason(signal) : e;
