@@ -137,6 +137,12 @@ export async function planMysqlLogicalRestore(run: EngineRun, catalog: Catalog, 
  * created is dropped (with --force into an existing database, what was replaced stays replaced).
  * backup.read holds back the last chunk until every checksum has passed, and a failed read kills
  * the client before it sees end-of-input, so a damaged backup fails before the dump's end.
+ * With more than one connection (--parallel, by default one per core up to 4) node reads the
+ * verified plaintext itself (backup.read: its end only comes after every check) and parallel-load.ts
+ * spreads it over several clients, each killed the same way on failure. That is the path whenever
+ * there are two cores or more, whatever the dump's size: a small dump costs one more client and a
+ * round trip per table, and every restore the tests make takes the path big ones take. One
+ * connection keeps the lean data plane (zstd writes into the client, node sees compressed bytes).
  * With --table all of that happens in a scratch database (table-restore.ts), which is always
  * dropped; the target receives only the copy of the finished table, which is dropped again if the
  * copy fails. With --force the old table is dropped first, as the whole-database --force replaces
