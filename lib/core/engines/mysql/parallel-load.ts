@@ -67,8 +67,10 @@ class LoadConnection {
     this.stdout += data;
     let nl: number;
     while ((nl = this.stdout.indexOf('\n')) >= 0) {
-      const seq = Number(this.stdout.slice(0, nl));
+      const line = this.stdout.slice(0, nl);
       this.stdout = this.stdout.slice(nl + 1);
+      if (!/^\d+$/.test(line)) continue; // not ours (a dump prints nothing else in batch mode)
+      const seq = Number(line);
       for (const [s, bytes] of this.inFlight) {
         if (s > seq) break;
         this.outstanding -= bytes;
