@@ -168,6 +168,17 @@ describe('cutting a dump into pieces for parallel loading', () => {
     expect(summary(split(odd, 1 << 16))).toEqual(summary(pieces));
   });
 
+  it('sends everything in order through one connection from where the dump stops looking like ours', () => {
+    // No section comments (e.g. --compact): nothing is a header to replay on every connection.
+    expect(summary(split('SET NAMES utf8mb4;\nCREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\n', 5))).toEqual(['last']);
+    // An unknown line between a table's INSERTs: the rest is one ordered tail, cut at ~1 MiB, none of it lost.
+    const odd = DUMP.replace("(2,'two');\n", "(2,'two');\nSELECT 'unexpected';\n");
+    const pieces = split(odd, 4096);
+    expect(summary(pieces)).toEqual(['header', 'schema a`b', 'rows a`b', 'last']);
+    // Only the first table's LOCK TABLES is left out; in the ordered tail the dump runs as written.
+    expect(pieces.map(textOf).join('')).toBe(odd.replace(/^LOCK TABLES.*\n/m, ''));
+  });
+
   it('has one header piece and nothing else when the database has no objects', () => {
     const header = DUMP.slice(0, DUMP.indexOf('-- Table structure'));
     expect(summary(split(`${header}-- Dump completed\n`, 10))).toEqual(['header']);

@@ -51,6 +51,8 @@ export interface DumpPiece {
   /** The piece's bytes: slices of the input, written in order. */
   readonly parts: readonly Buffer[];
   readonly bytes: number;
+  /** Ends inside a statement (a long ordered tail cut for memory's sake): the next piece continues it. */
+  readonly open?: boolean;
 }
 
 type Section =
@@ -62,6 +64,8 @@ type Section =
 
 const NL = 0x0a;
 const ROWS_END = Buffer.from(');\n');
+/** An ordered tail is handed on in pieces of about this size, so it is never held whole. */
+const TAIL_PIECE_BYTES = 1024 * 1024;
 /** Enough of a line to classify it (a title names a table of ≤ 64 characters, quoted). */
 const HEAD_BYTES = 1024;
 
@@ -174,9 +178,17 @@ export class DumpSplitter {
       }
     }
     const section = this.section;
+    if (section.kind === 'header' && !comment && !this.inStatement && text.trim() !== '' && !/^(\/\*!\d+ )?SET /i.test(text)) {
+      // Not the session header we know: replaying it on every connection could run it several
+      // times, so the whole dump goes through one connection, in order.
+      this.section = { kind: 'last' };
+    }
     if (section.kind === 'data' && !this.inStatement && this.delimiter === ';') {
       if (/^(UN)?LOCK TABLES\b/.test(text)) return; // see the file comment
-      if (text.startsWith('INSERT INTO ') || text.startsWith('REPLACE INTO ')) {
+      if ((text.startsWith('INSERT INTO ') || text.startsWith('REPLACE INTO ')) && section.rowsSeen && this.parts.length > 0) {
+        // Something between a table's INSERTs that we do not know: from here on, in order.
+        this.section = { kind: 'last' };
+      } else if (text.startsWith('INSERT INTO ') || text.startsWith('REPLACE INTO ')) {
         if (!section.rowsSeen) {
           this.emitSection(); // the table's schema with DISABLE KEYS; rows follow
           section.rowsSeen = true;
@@ -192,6 +204,7 @@ export class DumpSplitter {
     }
     if (!comment && text.trim() !== '') this.inStatement = !endsWithDelimiter(line, this.delimiter);
     this.add(line);
+    if (this.section.kind === 'last' && this.partBytes >= TAIL_PIECE_BYTES) this.emitSection();
   }
 
   /**
@@ -254,7 +267,7 @@ export class DumpSplitter {
           ? { kind: 'schema', table: s.table, parts: this.parts, bytes: this.partBytes }
           : s.kind === 'data'
             ? { kind: s.rowsSeen ? 'table-end' : 'schema', table: s.table, parts: this.parts, bytes: this.partBytes }
-            : { kind: s.kind, parts: this.parts, bytes: this.partBytes };
+            : { kind: s.kind, parts: this.parts, bytes: this.partBytes, ...(this.inStatement || this.delimiter !== ';' ? { open: true } : {}) };
     this.out.push(piece);
     this.parts = [];
     this.partBytes = 0;

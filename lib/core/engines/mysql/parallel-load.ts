@@ -55,6 +55,7 @@ class LoadConnection {
   ) {
     this.run = new ToolRun(client.command, [...client.args, '-N', '-B', '-n'], ['pipe', 'pipe'], { ...client.options, label });
     this.run.child.stdin!.on('error', () => undefined); // its exit status tells what happened
+    this.run.child.stdin!.on('drain', () => this.changed());
     this.run.child.stdout!.setEncoding('latin1');
     this.run.child.stdout!.on('data', (d: string) => this.confirm(d));
     void this.run.exited.then(() => {
@@ -193,8 +194,9 @@ export async function loadDumpInParallel(input: Readable, { connections: n, clie
         tail = conns[0];
       }
       const t = tail;
-      await until(() => roomOn(t));
-      t.send(piece.parts, piece.bytes);
+      await until(() => roomOn(t) && !t.run.child.stdin!.writableNeedDrain);
+      // An open piece ends inside a statement: nothing may be written between it and the next.
+      t.send(piece.parts, piece.bytes, piece.open !== true);
       return;
     }
     const table = piece.table === undefined ? undefined : tables.get(piece.table);
