@@ -1,5 +1,10 @@
 /**
- * `npm run bench:mysql [-- --runs N] [--sizes 250000,1000000] [--note-bytes 500] [--level 3] [--quick] [--no-write]`
+ * `npm run bench:mysql [-- --runs N] [--sizes 250000,1000000] [--note-bytes 500] [--level 3] [--quick] [--no-write]
+ *   [--only backup|restore] [--parallel N]]`
+ *
+ * --only restore still takes every contender's backup each round (they are the restores' inputs) but
+ * records only the restores, and skips the PITR set-up and contender; --only backup skips every
+ * restore and the PITR. --parallel N is passed to tidemark's restore (its connections).
  *
  * Logical backup and restore of MariaDB: tidemark's CLI against the floor (`mariadb-dump | zstd`,
  * the same dump flags and zstd level as tidemark, in a shell), a plain `mariadb-dump > dump.sql` /
@@ -30,7 +35,7 @@ import { MYSQL_CONTENDERS as C, type MysqlBenchResult, type MysqlSample, type My
 import { renderMysqlMarkdown, writeMysqlSection } from './mysql-report';
 
 const ROOT = resolve(__dirname, '..');
-const USAGE = 'usage: npm run bench:mysql -- [--runs N] [--sizes 250000,1000000] [--note-bytes 500] [--level 3] [--quick] [--no-write]';
+const USAGE = 'usage: npm run bench:mysql -- [--runs N] [--sizes 250000,1000000] [--note-bytes 500] [--level 3] [--quick] [--no-write] [--only backup|restore] [--parallel N]';
 /** Settings for every contender alike: room for the restores' redo, big statements from the dumps. */
 const SERVER_SETTINGS = { innodb_log_file_size: '512M', innodb_buffer_pool_size: '2G', max_allowed_packet: '256M' } as const;
 
@@ -40,6 +45,9 @@ interface Options {
   readonly noteBytes: number;
   readonly level: number;
   readonly workDir: string;
+  readonly only?: 'backup' | 'restore';
+  /** Passed to tidemark restore as --parallel. */
+  readonly parallel?: number;
 }
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
@@ -132,6 +140,10 @@ class MysqlScenario {
     const loadSeconds = (Date.now() - started) / 1000;
     const [bytes] = (await this.maria.sql(`SELECT SUM(DATA_LENGTH + INDEX_LENGTH) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '${db}'`)).split('\t');
     log(`size ${rows}: loaded in ${loadSeconds.toFixed(0)} s, ${(Number(bytes) / 2 ** 20).toFixed(0)} MiB in InnoDB`);
+    if (this.options.only) {
+      this.sizes.push({ rows, databaseBytes: Number(bytes), loadSeconds, pitrEvents: 0, pitrRows: 0 });
+      return;
+    }
 
     // PITR: backup p<rows>, stream, many small transactions (each a GTID, table map, rows, Xid).
     const backup = JSON.parse((await this.node(['backup', `p${rows}`, '--type', 'logical'])).stdout) as { id: string };
@@ -195,7 +207,7 @@ class MysqlScenario {
     const dumpTool = mysqlBin('dump');
     const client = mysqlBin('client');
     const sample = (contender: string, operation: 'backup' | 'restore', r: RunResult, extra: Partial<MysqlSample> = {}) =>
-      void this.samples.push({ contender, operation, scale: rows, round, seconds: r.seconds, cpu: {}, ...(r.peakRssKb ? { peakRssKb: r.peakRssKb } : {}), ...extra });
+      this.options.only !== undefined && this.options.only !== operation ? undefined : void this.samples.push({ contender, operation, scale: rows, round, seconds: r.seconds, cpu: {}, ...(r.peakRssKb ? { peakRssKb: r.peakRssKb } : {}), ...extra });
 
     let backupId = '';
     const backups: [string, () => Promise<void>][] = [
@@ -219,10 +231,17 @@ class MysqlScenario {
       }],
     ];
     for (const [, run] of rotate(backups, round)) await run();
+    if (this.options.only === 'backup') {
+      rmSync(dir, { recursive: true, force: true });
+      return;
+    }
 
     const expected = await this.maria.sql('SELECT COUNT(*) FROM orders', db);
     const restores: [string, () => Promise<void>][] = [
-      [C.cli, async () => sample(C.cli, 'restore', await this.node(['restore', `s${rows}`, '--to', this.url('restored'), '--backup', backupId]))],
+      [C.cli, async () => {
+        const parallel = this.options.parallel === undefined ? [] : ['--parallel', String(this.options.parallel)];
+        sample(C.cli, 'restore', await this.node(['restore', `s${rows}`, '--to', this.url('restored'), '--backup', backupId, ...parallel]));
+      }],
       [C.floorRestore, async () => sample(C.floorRestore, 'restore', await this.sh(`${client} ${this.defaults} -e 'CREATE DATABASE restored' && zstd -q -d -c ${floorFile} | ${client} ${this.defaults} --binary-mode restored`))],
       [C.plainRestore, async () => sample(C.plainRestore, 'restore', await this.sh(`${client} ${this.defaults} -e 'CREATE DATABASE restored' && ${client} ${this.defaults} --binary-mode restored < ${plainFile}`))],
       [C.myloader, async () => sample(C.myloader, 'restore', await this.sh(`myloader ${conn} --threads 2 --directory ${mydumperDir} --database restored`))],
@@ -233,7 +252,8 @@ class MysqlScenario {
         sample(C.pitr, 'restore', r, replaySeconds === undefined ? {} : { replaySeconds, events: this.sizes.find((s) => s.rows === rows)!.pitrEvents });
       }],
     ];
-    for (const [name, run] of rotate(restores, round)) {
+    const chosen = this.options.only === 'restore' ? restores.filter(([name]) => name !== C.pitr) : restores;
+    for (const [name, run] of rotate(chosen, round)) {
       await run();
       const got = await this.maria.sql('SELECT COUNT(*) FROM orders', 'restored');
       if (got !== expected) throw new Error(`${name} restored ${got} orders, expected ${expected}`);
@@ -280,6 +300,12 @@ function positiveInts(flag: string, text: string): number[] {
   return xs;
 }
 
+function onlyOf(text: string): 'backup' | 'restore' {
+  if (text === 'backup' || text === 'restore') return text;
+  process.stderr.write(`--only ${text}: expected backup or restore\n${USAGE}\n`);
+  process.exit(2);
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -289,6 +315,8 @@ async function main(): Promise<void> {
       level: { type: 'string' },
       quick: { type: 'boolean', default: false },
       'no-write': { type: 'boolean', default: false },
+      only: { type: 'string' },
+      parallel: { type: 'string' },
     },
     strict: true,
   });
@@ -299,6 +327,8 @@ async function main(): Promise<void> {
     noteBytes: positiveInts('--note-bytes', values['note-bytes'] ?? (quick ? '100' : '500'))[0],
     level: positiveInts('--level', values.level ?? '3')[0],
     workDir: join(ROOT, 'bench', '.work', 'mysql-logical'),
+    ...(values.only !== undefined ? { only: onlyOf(values.only) } : {}),
+    ...(values.parallel !== undefined ? { parallel: positiveInts('--parallel', values.parallel)[0] } : {}),
   };
   const args = process.argv.slice(2);
   const command = `npm run bench:mysql${args.length ? ` -- ${args.join(' ')}` : ''}`;

@@ -131,13 +131,14 @@ export function buildProgram(): Command {
     .option('--before-drop <schema.table>', 'just before the DROP or TRUNCATE of this table')
     .option('--table <schema.table>', 'restore only this table (MySQL/MariaDB: database.table, into a live database too; refused if it exists, unless --force)')
     .option('--force', 'restore even if the target holds data, replacing what the backup contains')
+    .option('--parallel <n>', 'MySQL/MariaDB: load the dump through n connections at once (default: the cores, at most 4; 1: one streamed client)', (v: string) => Number(v))
     .option('--start', 'start PostgreSQL on the restored data directory and wait until it accepts connections')
     .option('--port <n>', 'port for --start', (v: string) => Number(v))
     .option('--os-user <name>', 'with --start as root: the OS user that owns the data directory and runs the server (default postgres)')
     .action(
       async (
         source: string,
-        opts: RecoveryTargetOptions & { to: string; toPassword?: string; table?: string; force?: boolean; start?: boolean; port?: number; osUser?: string },
+        opts: RecoveryTargetOptions & { to: string; toPassword?: string; table?: string; force?: boolean; parallel?: number; start?: boolean; port?: number; osUser?: string },
         cmd: Command,
       ) => {
       const cfg = await config(cmd);

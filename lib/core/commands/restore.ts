@@ -16,6 +16,8 @@ export interface RestoreCommandOptions extends RecoveryTargetOptions {
   readonly toPassword?: string;
   readonly table?: string;
   readonly force?: boolean;
+  /** MySQL/MariaDB logical restores: client connections to load the dump through (default: the cores, at most 4). */
+  readonly parallel?: number;
   /** Data directories: start PostgreSQL on the result (port required) as `osUser` when root. */
   readonly start?: boolean;
   readonly port?: number;
@@ -54,6 +56,11 @@ export function restoreTargetOf(
   return { kind: 'data-dir', path: resolve(to), start: { port, ...(start?.osUser ? { osUser: start.osUser } : {}) } };
 }
 
+function parallelOf(n: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new UsageError(`--parallel ${n}: expected a whole number of connections from 1 to 64`);
+  return n;
+}
+
 /** Plans the restore (every refusal happens there, before anything changes), then applies it. */
 export async function runRestore(config: TidemarkConfig, source: string, options: RestoreCommandOptions): Promise<RestoreResult> {
   const started = process.hrtime.bigint();
@@ -70,7 +77,12 @@ export async function runRestore(config: TidemarkConfig, source: string, options
     progress: options.progress,
     signal: options.signal ?? NEVER_ABORTED,
   };
-  const plan = await method.planRestore(run, await repository.catalog(source), { at, to, force: options.force ?? false });
+  const plan = await method.planRestore(run, await repository.catalog(source), {
+    at,
+    to,
+    force: options.force ?? false,
+    ...(options.parallel !== undefined ? { parallel: parallelOf(options.parallel) } : {}),
+  });
   // A deleted or truncated object is refused now, not when the restore reaches it.
   await repository.assertStored(plan.chain);
   // Objects the tiering moved to GLACIER/DEEP_ARCHIVE are restored by S3 first (time and cost said up front).

@@ -41,6 +41,8 @@ export interface RestoreRequest {
   readonly to: RestoreTarget;
   /** Restore over a target that holds data. */
   readonly force: boolean;
+  /** Connections (MySQL/MariaDB logical restores) to load through; @default - the engine's choice */
+  readonly parallel?: number;
 }
 
 /**

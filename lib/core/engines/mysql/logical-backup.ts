@@ -61,20 +61,21 @@ export async function backupMysqlLogical(run: EngineRun): Promise<BackupManifest
   let output: CompressedOutput | undefined;
   let checksums: Promise<{ recorded: TableChecksums } | { error: string } | undefined>;
   try {
-    const [toolVersion, info, tables] = await Promise.all([
+    const db = quoteLiteral(ep.database);
+    // One client run for both (each costs a process and a connection): rows tagged by their SELECT.
+    const [toolVersion, rows] = await Promise.all([
       dumpToolVersion(dumpTool),
       session.query(
-        `SELECT VERSION(), @@log_bin, DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME, UTC_TIMESTAMP(6)
-           FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${quoteLiteral(ep.database)}`,
-        what,
-      ),
-      session.query(
-        `SELECT TABLE_NAME, ENGINE FROM information_schema.TABLES
-          WHERE TABLE_SCHEMA = ${quoteLiteral(ep.database)} AND TABLE_TYPE = 'BASE TABLE' AND ENGINE <> 'InnoDB'
-          ORDER BY TABLE_NAME`,
+        `SELECT 'info', VERSION(), @@log_bin, DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME, UTC_TIMESTAMP(6)
+           FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${db};
+         SELECT 'table', TABLE_NAME, ENGINE FROM information_schema.TABLES
+          WHERE TABLE_SCHEMA = ${db} AND TABLE_TYPE = 'BASE TABLE' AND ENGINE <> 'InnoDB'
+          ORDER BY TABLE_NAME;`,
         what,
       ),
     ]);
+    const info = rows.filter((r) => r[0] === 'info').map((r) => r.slice(1));
+    const tables = rows.filter((r) => r[0] === 'table').map((r) => r.slice(1));
     if (info.length === 0) throw new ToolFailed(`${what}: database ${ep.database} does not exist on ${ep.host}:${ep.port}`);
     const [serverVersion, logBin, charset, collation] = info[0];
     const flavor = /mariadb/i.test(serverVersion) ? 'mariadb' : 'mysql';

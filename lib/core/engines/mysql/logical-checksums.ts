@@ -42,14 +42,17 @@ const INTEGER_TYPES = new Set(['tinyint', 'smallint', 'mediumint', 'int', 'bigin
 /** Tables of `database` with their columns and primary keys, from information_schema. */
 export async function mysqlTables(session: MysqlToolSession, database: string): Promise<MysqlTable[]> {
   const db = quoteLiteral(database);
-  const [tables, columns, keys] = await Promise.all([
-    session.query(`SELECT TABLE_NAME, IFNULL(DATA_LENGTH, 0), IFNULL(ENGINE, '') FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${db} AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1`, 'table checksums'),
-    session.query(`SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ${db} ORDER BY TABLE_NAME, ORDINAL_POSITION`, 'table checksums'),
-    session.query(
-      `SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = ${db} AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY TABLE_NAME, ORDINAL_POSITION`,
-      'table checksums',
-    ),
-  ]);
+  // One client run (each costs a process and a connection): rows tagged by the SELECT they come from.
+  const rows = await session.query(
+    [
+      `SELECT 'T', TABLE_NAME, IFNULL(DATA_LENGTH, 0), IFNULL(ENGINE, '') FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${db} AND TABLE_TYPE = 'BASE TABLE' ORDER BY 2;`,
+      `SELECT 'C', TABLE_NAME, COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ${db} ORDER BY TABLE_NAME, ORDINAL_POSITION;`,
+      `SELECT 'K', TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = ${db} AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY TABLE_NAME, ORDINAL_POSITION;`,
+    ].join('\n'),
+    'table checksums',
+  );
+  const tagged = (tag: string) => rows.filter((r) => r[0] === tag).map((r) => r.slice(1));
+  const [tables, columns, keys] = [tagged('T'), tagged('C'), tagged('K')];
   return tables.map(([name, bytes, engine]) => {
     const cols = columns.filter((c) => c[0] === name);
     const pk = keys.filter((k) => k[0] === name).map((k) => k[1]);

@@ -1,4 +1,5 @@
 import { rm } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { throwIfAborted } from '../../abort';
 import { BackupNotFound, TargetNotEmpty, UsageError } from '../../errors';
 import type { Catalog } from '../../repository/catalog';
@@ -12,6 +13,7 @@ import { BinlogArchive } from './binlog/binlog-archive';
 import { describeEndpoint, MysqlToolSession, parseMysqlUrl, quoteIdent, quoteLiteral, type MysqlEndpoint } from './connection';
 import type { MysqlLogicalDetails } from './logical-details';
 import { copyTableFromScratch, parseRestoreTable, scratchDatabaseName, tableExists } from './table-restore';
+import { loadDumpInParallel } from './parallel-load';
 import { mysqlBin } from './tools';
 import type { TableName } from './binlog/decoded';
 
@@ -26,6 +28,17 @@ export interface MysqlLogicalRestorePlan extends RestorePlan {
   readonly binlogReplay?: BinlogReplayPlan;
   /** --table: the whole restore goes into a scratch database, then this table is copied out (table-restore.ts). */
   readonly table?: TableName;
+  /** Client connections the dump is loaded through (parallel-load.ts); 1: streamed through one client. */
+  readonly connections: number;
+}
+
+/**
+ * Connections a restore loads through unless told (--parallel): one per core, at most 4. The load
+ * is bound by the server's statement execution, one core per connection; past the cores they only
+ * contend, and the node process and the clients need some CPU as well.
+ */
+export function defaultConnections(): number {
+  return Math.max(1, Math.min(4, availableParallelism()));
 }
 
 /** Targets only a binlog replay reaches; `latest` too, when the source has an archive. */
@@ -108,6 +121,7 @@ export async function planMysqlLogicalRestore(run: EngineRun, catalog: Catalog, 
       endpoint: ep,
       createsDatabase: holds === undefined,
       ...(table ? { table } : {}),
+      connections: request.parallel ?? defaultConnections(),
     };
   } catch (e) {
     if (replayPlan) await rm(replayPlan.stagingDir, { recursive: true, force: true });
@@ -123,6 +137,12 @@ export async function planMysqlLogicalRestore(run: EngineRun, catalog: Catalog, 
  * created is dropped (with --force into an existing database, what was replaced stays replaced).
  * backup.read holds back the last chunk until every checksum has passed, and a failed read kills
  * the client before it sees end-of-input, so a damaged backup fails before the dump's end.
+ * With more than one connection (--parallel, by default one per core up to 4) node reads the
+ * verified plaintext itself (backup.read: its end only comes after every check) and parallel-load.ts
+ * spreads it over several clients, each killed the same way on failure. That is the path whenever
+ * there are two cores or more, whatever the dump's size: a small dump costs one more client and a
+ * round trip per table, and every restore the tests make takes the path big ones take. One
+ * connection keeps the lean data plane (zstd writes into the client, node sees compressed bytes).
  * With --table all of that happens in a scratch database (table-restore.ts), which is always
  * dropped; the target receives only the copy of the finished table, which is dropped again if the
  * copy fails. With --force the old table is dropped first, as the whole-database --force replaces
@@ -150,7 +170,12 @@ export async function applyMysqlLogicalRestore(run: EngineRun, plan: MysqlLogica
     try {
       const args = [...session.connectArgs, '--binary-mode', '--default-character-set=utf8mb4', '-D', database];
       const client = { command: mysqlBin('client'), args, options: { env: session.env } };
-      await backup.restoreInto(dump, client, { onStoredBytes: (n) => progress.advance(n), signal });
+      const onStoredBytes = (n: number) => progress.advance(n);
+      if (plan.connections > 1) {
+        await loadDumpInParallel(await backup.read(dump, onStoredBytes), { connections: plan.connections, client, signal });
+      } else {
+        await backup.restoreInto(dump, client, { onStoredBytes, signal });
+      }
     } finally {
       progress.stop();
     }
