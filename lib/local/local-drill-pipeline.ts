@@ -3,6 +3,7 @@ import { chooseDrillTarget, type DrillSources, type DrillTargetEvent, type Drill
 import { tearDownDrill, type DrillProvisioned } from '../core/commands/drill-teardown';
 import type { TidemarkConfig } from '../core/config/schema';
 import type { DrillReport } from '../core/drill/report';
+import { readDrillReport } from '../core/drill/report-store';
 import { openStore } from '../core/repository/open-store';
 import type { ObjectStore } from '../core/repository/storage';
 import { stateMachineDefinition } from './template-definition';
@@ -222,11 +223,7 @@ function localProvisioned(running: Promise<unknown>[], worker: ReturnType<typeof
 }
 
 async function readReport(store: ObjectStore, key: string): Promise<DrillReport | undefined> {
-  try {
-    return JSON.parse((await store.getBytes(key)).toString('utf8')) as DrillReport;
-  } catch {
-    return undefined;
-  }
+  return (await readDrillReport(store, key).catch(() => undefined))?.report;
 }
 
 
