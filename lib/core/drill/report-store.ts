@@ -39,6 +39,7 @@ export const DrillReportSchema = z.looseObject({
   checks: z.array(z.looseObject({ name: z.string(), ok: z.boolean(), detail: z.string() })),
   error: z.string().optional(),
   cleanedUp: z.boolean(),
+  steps: z.array(z.looseObject({ name: z.string(), seconds: z.number().finite().nonnegative() })).optional(),
 });
 
 /** A report under `<source>/drills/` that cannot be used, and why (one line). */
