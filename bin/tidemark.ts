@@ -193,7 +193,13 @@ export function buildProgram(): Command {
       const result = await runConfiguredDrill(cfg, source, Template.fromStack(stack).toJSON(), {
         at: opts.at,
         onStateEntered: (state) => process.stderr.write(`  → ${state}\n`),
+        signal: interrupt.signal,
       });
+      if (result.status === 'ABORTED') {
+        // main() turns the interrupt into its one line and exit 130; say what teardown did first.
+        process.stderr.write(`tidemark: drill ${result.report?.id ?? ''} of ${source} stopped; torn down${result.outcome ? ', recorded as failed' : ''}\n`.replace('  ', ' '));
+        throw interrupt.signal.reason;
+      }
       const report = result.report;
       if (!report) throw new TidemarkError(`drill of ${source} failed before it restored anything: ${result.outcome?.reason ?? result.cause ?? result.error}`);
       print(cmd, drillJson(report), () => {

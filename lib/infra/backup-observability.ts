@@ -258,15 +258,15 @@ export class BackupObservability extends Construct {
 
   /**
    * Alarms when a scheduled function (retention, tiering) fails, and graphs its runs. Alarm key
-   * `<name>Failed`. Failures are events: silence means none.
+   * `<name>Failed`. Failures are events: silence means none. `check`: what the person paged does.
    */
-  watchFunction(name: string, fn: lambda.IFunction, what: string): cloudwatch.Alarm {
+  watchFunction(name: string, fn: lambda.IFunction, what: string, check = 'Check: tidemark retention --all'): cloudwatch.Alarm {
     const daily = { period: Duration.days(1), statistic: cloudwatch.Stats.SUM };
     const alarm = this.addAlarm(
       `${name}Failed`,
       new cloudwatch.Alarm(this, `${name}Failed`, {
         alarmName: `${Stack.of(this).stackName}-${name}Failed`,
-        alarmDescription: `Tidemark: the ${what} function failed; its log names the source and the cause. Check: tidemark retention --all`,
+        alarmDescription: `Tidemark: the ${what} function failed; its log names the source and the cause. ${check}`,
         metric: fn.metricErrors({ period: Duration.hours(1), statistic: cloudwatch.Stats.SUM }),
         threshold: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

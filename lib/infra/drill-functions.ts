@@ -36,6 +36,8 @@ const MAX_SOURCES_JSON = 3500;
 export class DrillFunctions extends Construct {
   readonly chooseTarget: NodejsFunction;
   readonly record: NodejsFunction;
+  /** What every drill function knows: the repository, the sources, the metrics namespace. */
+  readonly environment: Readonly<Record<string, string>>;
 
   constructor(scope: Construct, id: string, props: DrillFunctionsProps) {
     super(scope, id);
@@ -50,51 +52,60 @@ export class DrillFunctions extends Construct {
       TIDEMARK_METRICS_NAMESPACE: props.namespace ?? 'Tidemark',
     };
     const retention = props.logRetention ?? logs.RetentionDays.THREE_MONTHS;
-    this.chooseTarget = this.handlerFunction('ChooseTarget', 'drill-target', 'Tidemark: chooses what a restore drill restores', environment, retention, (role) => props.vault.grantRead(role), props.vault);
+    this.environment = environment;
+    this.chooseTarget = drillHandlerFunction(this, { id: 'ChooseTarget', name: 'drill-target', description: 'Tidemark: chooses what a restore drill restores', environment, retention, grant: (role) => props.vault.grantRead(role), vault: props.vault });
     // Writes only when the worker died without a report; reports are never overwritten (put refuses).
-    this.record = this.handlerFunction('Record', 'drill-record', 'Tidemark: records a restore drill (report, metrics)', environment, retention, (role) => props.vault.grantWrite(role), props.vault);
+    this.record = drillHandlerFunction(this, { id: 'Record', name: 'drill-record', description: 'Tidemark: records a restore drill (report, metrics)', environment, retention, grant: (role) => props.vault.grantWrite(role), vault: props.vault });
   }
+}
 
-  private handlerFunction(
-    id: string,
-    name: string,
-    description: string,
-    environment: Record<string, string>,
-    retention: logs.RetentionDays,
-    grant: (role: iam.Role) => unknown,
-    vault: BackupVaultReader,
-  ): NodejsFunction {
-    const root = projectRoot(join('lambda', name, 'index.ts'), 'DrillFunctions');
-    const logGroup = new logs.LogGroup(this, `${id}Logs`, { retention });
-    const role = new iam.Role(this, `${id}Role`, { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'), description: `Tidemark ${name} function` });
-    logGroup.grantWrite(role);
-    grant(role);
-    const fn = new NodejsFunction(this, id, {
-      entry: join(root, 'lambda', name, 'index.ts'),
-      handler: 'handler',
-      projectRoot: root,
-      depsLockFilePath: join(root, 'package-lock.json'),
-      description,
-      // Same Node as the worker container and the backup functions.
-      runtime: lambda.Runtime.NODEJS_22_X,
-      architecture: lambda.Architecture.ARM_64,
-      memorySize: 256,
-      timeout: Duration.minutes(2),
-      role,
-      logGroup,
-      // EMF lines must stay plain text lines for CloudWatch to extract the metrics.
-      loggingFormat: lambda.LoggingFormat.TEXT,
-      tracing: lambda.Tracing.ACTIVE,
-      environment,
-      bundling: { minify: true, sourceMap: true, sourcesContent: false, target: 'node22', format: OutputFormat.CJS, externalModules: [] },
-    });
-    Validations.of(fn).acknowledge({
-      id: 'AwsSolutions-L1',
-      reason: 'nodejs22.x is pinned on purpose: it matches the Node 22 of the worker container, so lib/core runs on one Node version everywhere.',
-    });
-    acknowledgeWildcards(role, vault);
-    return fn;
-  }
+/** One drill Lambda (lambda/<name>/index.ts): its own role and log group, Node 22 on ARM, X-Ray. */
+export interface DrillHandlerFunctionProps {
+  readonly id: string;
+  /** The folder under lambda/. */
+  readonly name: string;
+  readonly description: string;
+  readonly environment: Readonly<Record<string, string>>;
+  readonly retention: logs.RetentionDays;
+  /** Grants on the vault (read, write). */
+  readonly grant: (role: iam.Role) => unknown;
+  readonly vault: BackupVaultReader;
+  /** @default Duration.minutes(2) */
+  readonly timeout?: Duration;
+}
+
+export function drillHandlerFunction(scope: Construct, props: DrillHandlerFunctionProps): NodejsFunction {
+  const { id, name, description, environment, retention, grant, vault } = props;
+  const root = projectRoot(join('lambda', name, 'index.ts'), 'DrillFunctions');
+  const logGroup = new logs.LogGroup(scope, `${id}Logs`, { retention });
+  const role = new iam.Role(scope, `${id}Role`, { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'), description: `Tidemark ${name} function` });
+  logGroup.grantWrite(role);
+  grant(role);
+  const fn = new NodejsFunction(scope, id, {
+    entry: join(root, 'lambda', name, 'index.ts'),
+    handler: 'handler',
+    projectRoot: root,
+    depsLockFilePath: join(root, 'package-lock.json'),
+    description,
+    // Same Node as the worker container and the backup functions.
+    runtime: lambda.Runtime.NODEJS_22_X,
+    architecture: lambda.Architecture.ARM_64,
+    memorySize: 256,
+    timeout: props.timeout ?? Duration.minutes(2),
+    role,
+    logGroup,
+    // EMF lines must stay plain text lines for CloudWatch to extract the metrics.
+    loggingFormat: lambda.LoggingFormat.TEXT,
+    tracing: lambda.Tracing.ACTIVE,
+    environment: { ...environment },
+    bundling: { minify: true, sourceMap: true, sourcesContent: false, target: 'node22', format: OutputFormat.CJS, externalModules: [] },
+  });
+  Validations.of(fn).acknowledge({
+    id: 'AwsSolutions-L1',
+    reason: 'nodejs22.x is pinned on purpose: it matches the Node 22 of the worker container, so lib/core runs on one Node version everywhere.',
+  });
+  acknowledgeWildcards(role, vault);
+  return fn;
 }
 
 /** TIDEMARK_DRILL_SOURCES (lib/core/commands/drill-target.ts, DrillSources). */

@@ -548,7 +548,7 @@ interface DrillRunTaskProps extends tasks.EcsRunTaskProps {
   readonly volumeConfigurations?: Record<string, unknown>[];
 }
 
-/** EcsRunTask plus `VolumeConfigurations` in the rendered Parameters. */
+/** EcsRunTask plus `VolumeConfigurations` and `StartedBy` (the drill id) in the rendered Parameters. */
 class DrillRunTask extends tasks.EcsRunTask {
   private readonly volumeConfigurations?: Record<string, unknown>[];
 
@@ -561,6 +561,8 @@ class DrillRunTask extends tasks.EcsRunTask {
   protected override _renderTask(topLevelQueryLanguage?: sfn.QueryLanguage): unknown {
     const rendered = super._renderTask(topLevelQueryLanguage) as { Parameters?: Record<string, unknown> };
     if (this.volumeConfigurations && rendered.Parameters) rendered.Parameters.VolumeConfigurations = this.volumeConfigurations;
+    // The drill id names the task, so teardown finds it when the execution itself is stopped (DrillTeardown).
+    if (rendered.Parameters) rendered.Parameters['StartedBy.$'] = '$.drill.id';
     return rendered;
   }
 }

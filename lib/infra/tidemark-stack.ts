@@ -17,6 +17,7 @@ import { BackupWorkers } from './backup-workers';
 import { DrillFunctions } from './drill-functions';
 import { planDrillRuns, DrillSchedules } from './drill-schedules';
 import { DrillStateMachine } from './drill-state-machine';
+import { DrillTeardown } from './drill-teardown';
 import { RetentionFunctions } from './retention-functions';
 
 export interface TidemarkStackProps extends StackProps {
@@ -42,6 +43,7 @@ export class TidemarkStack extends Stack {
   readonly drillFunctions: DrillFunctions;
   readonly drill: DrillStateMachine;
   readonly drillSchedules: DrillSchedules;
+  readonly drillTeardown: DrillTeardown;
   readonly retention: RetentionFunctions;
 
   constructor(scope: Construct, id: string, props: TidemarkStackProps) {
@@ -119,6 +121,14 @@ export class TidemarkStack extends Stack {
       scratchVolumeGiB: drillScratchGiB(config, deployment, aws.worker.ephemeralStorageGiB),
     });
     this.drillSchedules = new DrillSchedules(this, 'DrillSchedules', { stateMachine: this.drill.stateMachine, runs: planDrillRuns(config, deployment) });
+    // A stopped or timed-out execution skips every Catch: tear down what it provisioned from outside.
+    this.drillTeardown = new DrillTeardown(this, 'DrillTeardown', {
+      stateMachine: this.drill.stateMachine,
+      cluster: this.workers.cluster,
+      vault: this.vault,
+      environment: this.drillFunctions.environment,
+    });
+    this.observability.watchFunction('DrillTeardown', this.drillTeardown.function, 'drill teardown', 'A throwaway RDS instance (tidemark-drill-<drill id>) or drill task may still run: delete or stop it.');
 
     // Retention and tiering: daily, each source by its merged policy; failures page.
     this.retention = new RetentionFunctions(this, 'Retention', {

@@ -1,7 +1,9 @@
 import { recordDrill, type DrillRecordEvent, type DrillRecordOutput } from '../core/commands/drill-record';
-import { chooseDrillTarget, type DrillSources, type DrillTargetEvent } from '../core/commands/drill-target';
+import { chooseDrillTarget, type DrillSources, type DrillTargetEvent, type DrillTargetOutput } from '../core/commands/drill-target';
+import { tearDownDrill, type DrillProvisioned } from '../core/commands/drill-teardown';
 import type { TidemarkConfig } from '../core/config/schema';
 import type { DrillReport } from '../core/drill/report';
+import { readDrillReport } from '../core/drill/report-store';
 import { openStore } from '../core/repository/open-store';
 import type { ObjectStore } from '../core/repository/storage';
 import { stateMachineDefinition } from './template-definition';
@@ -110,6 +112,12 @@ export interface LocalDrillOptions {
   readonly draw?: () => number;
   readonly onWorkerOutput?: (line: string, stream: 'stdout' | 'stderr') => void;
   readonly onStateEntered?: (state: string) => void;
+  /**
+   * Stops the drill (Ctrl-C, SIGTERM): the execution is stopped like StopExecution on AWS, then torn
+   * down the way drill-teardown does it there: running workers are stopped, `drill-cleanup` removes
+   * what they left, the local RDS instance is deleted, and the drill is recorded failed.
+   */
+  readonly signal?: AbortSignal;
 }
 
 export interface LocalDrillResult extends LocalExecutionResult {
@@ -128,6 +136,8 @@ export async function runDrillLocally(input: DrillTargetEvent, options: LocalDri
   const metrics: Record<string, unknown>[] = [];
   const tasks: string[][] = [];
   let outcome: DrillRecordOutput | undefined;
+  let target: DrillTargetOutput | undefined;
+  const running = new Set<Promise<unknown>>();
   const worker = workerProcessResolver({
     ...(options.workerEntry ? { entry: options.workerEntry } : {}),
     env: { ...options.workerEnv, TIDEMARK_CONFIG_JSON: options.workerConfigJson },
@@ -139,11 +149,16 @@ export async function runDrillLocally(input: DrillTargetEvent, options: LocalDri
     {
       ecsRunTask: (request) => {
         tasks.push(request.command);
-        return worker(request);
+        const task = worker(request);
+        running.add(task);
+        const settled = () => void running.delete(task);
+        task.then(settled, settled);
+        return task;
       },
       lambda: async (functionId, payload) => {
         if (functionId.startsWith(CHOOSE_TARGET_PREFIX)) {
-          return chooseDrillTarget(options.store, options.sources, payload as DrillTargetEvent, options.draw ? { draw: options.draw } : {});
+          target = await chooseDrillTarget(options.store, options.sources, payload as DrillTargetEvent, options.draw ? { draw: options.draw } : {});
+          return target;
         }
         if (functionId.startsWith(RECORD_PREFIX)) {
           outcome = await recordDrill(options.store, options.sources, payload as DrillRecordEvent, {
@@ -165,18 +180,50 @@ export async function runDrillLocally(input: DrillTargetEvent, options: LocalDri
           throw new LocalTaskError('States.TaskFailed', `${request.state}: no local RDS was given for ${request.service}:${request.action}`);
         }),
     },
-    { onStateEntered: options.onStateEntered, executionName: `drill-${input.source}-${Date.now()}` },
+    { onStateEntered: options.onStateEntered, executionName: `drill-${input.source}-${Date.now()}`, ...(options.signal ? { signal: options.signal } : {}) },
   );
+  if (result.status === 'ABORTED') {
+    // As on AWS: the stopped execution ran no Catch, so teardown comes from outside the machine.
+    const provisioned = localProvisioned([...running], worker, tasks, options.rds);
+    const teardown = await tearDownDrill(
+      options.store,
+      options.sources,
+      { source: input.source, kind: input.kind, drill: target ?? null, recorded: outcome !== undefined, status: 'ABORTED', error: { Error: result.error, Cause: result.cause } },
+      provisioned,
+      { namespace: options.namespace, write: (line) => metrics.push(JSON.parse(line) as Record<string, unknown>) },
+    );
+    outcome ??= teardown.outcome;
+  }
   const report = outcome?.report ? await readReport(options.store, outcome.report) : undefined;
   return { ...result, ...(outcome ? { outcome } : {}), ...(report ? { report } : {}), tasks, notifications, metrics };
 }
 
+/**
+ * What a stopped local drill provisioned: the worker processes (already signalled by the stopped
+ * execution; waited for), what a killed worker leaves in its scratch dir (`drill-cleanup`, as the
+ * machine's own teardown state runs it), and the local RDS instance.
+ */
+function localProvisioned(running: Promise<unknown>[], worker: ReturnType<typeof workerProcessResolver>, tasks: string[][], rds: LocalRds | undefined): DrillProvisioned {
+  return {
+    async stopTasks(drill) {
+      await Promise.allSettled(running);
+      if (drill.mode === 'task') {
+        const command = [...drill.cleanupCommand];
+        tasks.push(command);
+        await worker({ state: 'drill-teardown', command, environment: {}, parameters: {}, signal: new AbortController().signal });
+      }
+      return running.length;
+    },
+    async deleteInstance(_drillId, plan) {
+      if (!rds?.live().includes(plan.instance)) return 'absent';
+      await rds.resolve({ state: 'drill-teardown', service: 'rds', action: 'deleteDBInstance', parameters: { DbInstanceIdentifier: plan.instance }, signal: new AbortController().signal });
+      return 'deleted';
+    },
+  };
+}
+
 async function readReport(store: ObjectStore, key: string): Promise<DrillReport | undefined> {
-  try {
-    return JSON.parse((await store.getBytes(key)).toString('utf8')) as DrillReport;
-  } catch {
-    return undefined;
-  }
+  return (await readDrillReport(store, key).catch(() => undefined))?.report;
 }
 
 
@@ -187,6 +234,8 @@ export interface ConfiguredDrillOptions {
   readonly workerEntry?: string | readonly string[];
   readonly onStateEntered?: (state: string) => void;
   readonly onWorkerOutput?: (line: string, stream: 'stdout' | 'stderr') => void;
+  /** Ctrl-C / SIGTERM: stop the drill and tear it down (LocalDrillOptions.signal). */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -220,6 +269,7 @@ export async function runConfiguredDrill(config: TidemarkConfig, source: string,
         ...(options.workerEntry ? { workerEntry: options.workerEntry } : {}),
         ...(options.onStateEntered ? { onStateEntered: options.onStateEntered } : {}),
         ...(options.onWorkerOutput ? { onWorkerOutput: options.onWorkerOutput } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
       },
     );
   } finally {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ExecutionError, StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
+import { ExecutionAbortedError, ExecutionError, StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 
 /**
  * Runs a synthesized state machine locally on aws-local-stepfunctions. Tasks are resolved by
@@ -124,6 +124,12 @@ export interface RunStateMachineOptions {
   readonly executionName?: string;
   /** Called as each state is entered (progress output); `index` is the Map iteration, if any. */
   readonly onStateEntered?: (state: string, index?: number) => void;
+  /**
+   * Stops the execution like StopExecution: no further state runs (no Catch either), running tasks
+   * see their signal abort; the result is ABORTED. What the tasks provisioned is the caller's to
+   * tear down, as on AWS.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** One entry of the execution history, simplified from aws-local-stepfunctions' event log. */
@@ -138,7 +144,7 @@ export interface LocalHistoryEvent {
 }
 
 export interface LocalExecutionResult {
-  readonly status: 'SUCCEEDED' | 'FAILED';
+  readonly status: 'SUCCEEDED' | 'FAILED' | 'ABORTED';
   readonly output?: unknown;
   /** Error name of a failed execution (the Fail state's Error, or the task's). */
   readonly error?: string;
@@ -213,14 +219,27 @@ export async function runStateMachine(
     }
   })();
 
+  const stop = () => {
+    run.abort();
+    execution.abort();
+  };
+  if (options.signal?.aborted) stop();
+  else options.signal?.addEventListener('abort', stop, { once: true });
+
   let result: Omit<LocalExecutionResult, 'events' | 'history'>;
   try {
     result = { status: 'SUCCEEDED', output: await run.result };
   } catch (e) {
-    if (!(e instanceof ExecutionError)) throw e;
-    const failure = e.cause as Error;
-    result = { status: 'FAILED', error: failure.name, cause: failure.message };
+    if (e instanceof ExecutionAbortedError) {
+      const reason = options.signal?.reason as unknown;
+      result = { status: 'ABORTED', error: 'States.Aborted', cause: reason instanceof Error ? reason.message : 'the execution was stopped' };
+    } else if (!(e instanceof ExecutionError)) throw e;
+    else {
+      const failure = e.cause as Error;
+      result = { status: 'FAILED', error: failure.name, cause: failure.message };
+    }
   } finally {
+    options.signal?.removeEventListener('abort', stop);
     execution.abort();
   }
   await logged;

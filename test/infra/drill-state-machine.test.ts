@@ -7,7 +7,9 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { parseConfig } from '../../lib/core/config/load';
 import { DRILL_SCHEDULE_DEFAULTS } from '../../lib/core/config/drill';
 import { buildTidemarkApp } from '../../lib/infra/tidemark-app';
-import { DRILL_INSTANCE_PREFIX, DrillStateNames as S } from '../../lib/infra/drill-state-machine';
+import { RDS_DRILL_TAG } from '../../lib/core/aws/drill-execution';
+import { DRILL_RECORDED_STATE, DRILL_TARGET_STATE } from '../../lib/core/commands/drill-teardown';
+import { DRILL_INSTANCE_PREFIX, DRILL_INSTANCE_TAG, DrillStateNames as S } from '../../lib/infra/drill-state-machine';
 import { stateMachineDefinition } from '../../lib/local/template-definition';
 
 /*
@@ -222,6 +224,64 @@ describe('the drill state machine in the Tidemark stack', () => {
       orders: { engine: 'postgres', rpoSeconds: expect.any(Number), rds: { instance: 'orders', securityGroupIds: [] } },
     });
     expect(JSON.stringify(drill)).not.toMatch(/secretsmanager|password/i);
+  });
+
+  describe('teardown of a drill execution that is stopped or times out (no Catch runs then)', () => {
+    // The stack above, synthesized under cdk-nag: the teardown's role, queue and function are clean too.
+    const stateMachineId = () => Object.keys(template.findResources('AWS::StepFunctions::StateMachine')).find((id) => id.startsWith('DrillStateMachine'))!;
+
+    const teardownPolicy = () => {
+      const policies = template.findResources('AWS::IAM::Policy');
+      const entry = Object.entries(policies).find(([id]) => id.startsWith('DrillTeardownFunctionRole'));
+      expect(entry).toBeDefined();
+      return (entry![1] as { Properties: { PolicyDocument: { Statement: { Effect: string; Action: string | string[]; Resource: unknown; Condition?: unknown }[] } } }).Properties.PolicyDocument.Statement;
+    };
+
+    test('the lib/core names of the contract match the machine (state names, instance tag)', () => {
+      expect({ target: DRILL_TARGET_STATE, recorded: DRILL_RECORDED_STATE, tag: RDS_DRILL_TAG }).toEqual({ target: S.chooseTarget, recorded: S.passed, tag: DRILL_INSTANCE_TAG });
+      expect(definition.States[S.passed].Type).toBe('Choice');
+    });
+
+    test('every ECS task of the drill is started by its drill id, so teardown can find it', () => {
+      const runTasks = Object.entries(definition.States).filter(([, st]) => st.Type === 'Task' && String(st.Resource).includes('ecs:runTask'));
+      expect(runTasks.map(([name]) => name).sort()).toEqual([S.cleanUp, S.runChecks, S.runDrill, S.runVerify].sort());
+      for (const [name, st] of runTasks) expect({ name, startedBy: st.Parameters?.['StartedBy.$'] }).toEqual({ name, startedBy: '$.drill.id' });
+    });
+
+    test('an EventBridge rule on ABORTED, TIMED_OUT and FAILED executions of the drill machine invokes the teardown function, with a dead-letter queue', () => {
+      const functions = template.findResources('AWS::Lambda::Function', { Properties: { Description: Match.stringLikeRegexp('tears down a drill execution') } });
+      const [functionId] = Object.keys(functions);
+      expect(functionId).toBeDefined();
+      template.hasResourceProperties('AWS::Events::Rule', {
+        EventPattern: {
+          source: ['aws.states'],
+          'detail-type': ['Step Functions Execution Status Change'],
+          detail: { stateMachineArn: [{ Ref: stateMachineId() }], status: ['ABORTED', 'TIMED_OUT', 'FAILED'] },
+        },
+        State: 'ENABLED',
+        Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [functionId, 'Arn'] }, DeadLetterConfig: Match.anyValue(), RetryPolicy: Match.anyValue() })],
+      });
+      template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', { MaximumRetryAttempts: 2, DestinationConfig: { OnFailure: Match.anyValue() } });
+      const props = (functions[functionId] as { Properties: { Timeout: number; Environment: { Variables: Record<string, unknown> } } }).Properties;
+      expect(props.Timeout).toBe(900);
+      expect(Object.keys(props.Environment.Variables).sort()).toEqual(['TIDEMARK_DRILL_CLUSTER', 'TIDEMARK_DRILL_SOURCES', 'TIDEMARK_METRICS_NAMESPACE', 'TIDEMARK_REPOSITORY_URL']);
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmName: Match.stringLikeRegexp('-DrillTeardownFailed$'), AlarmDescription: Match.stringLikeRegexp('tidemark-drill-') });
+    });
+
+    test('the teardown role reads execution histories, stops tasks of the workers cluster only, deletes only tagged drill instances', () => {
+      const statements = teardownPolicy();
+      const find = (action: string) => statements.filter((st) => [st.Action].flat().includes(action));
+      expect(JSON.stringify(find('states:GetExecutionHistory')[0].Resource)).toContain(':execution:');
+      for (const action of ['ecs:ListTasks', 'ecs:StopTask']) {
+        const [st] = find(action);
+        expect({ action, condition: st.Condition }).toEqual({ action, condition: { ArnEquals: { 'ecs:cluster': expect.anything() } } });
+        expect(JSON.stringify(st.Condition)).toContain('WorkersCluster');
+      }
+      const deletes = find('rds:DeleteDBInstance');
+      expect(deletes.find((st) => st.Effect === 'Allow')?.Resource).toBe(`arn:aws:rds:eu-west-1:111111111111:db:${DRILL_INSTANCE_PREFIX}*`);
+      expect(deletes.find((st) => st.Effect === 'Deny')).toMatchObject({ Resource: '*', Condition: { Null: { [`rds:db-tag/${DRILL_INSTANCE_TAG}`]: 'true' } } });
+      expect(statements.flatMap((st) => [st.Action].flat()).filter((a) => a.startsWith('rds:')).sort()).toEqual(['rds:DeleteDBInstance', 'rds:DeleteDBInstance', 'rds:DescribeDBInstances']);
+    });
   });
 });
 

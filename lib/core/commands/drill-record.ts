@@ -1,7 +1,7 @@
 import { StorageError, UsageError } from '../errors';
 import { predictRto as predictFromHistory } from '../drill/measure';
 import { DRILL_REPORT_FORMAT, drillReportKey, type DrillReport, type DrillTarget } from '../drill/report';
-import { readDrillReports, writeDrillReport } from '../drill/report-store';
+import { readDrillReport, readDrillReports, writeDrillReport } from '../drill/report-store';
 import { logLine } from '../lambda-environment';
 import { defaultMetricsSink, emitMetrics, type MetricValue } from '../metrics';
 import { backupPrefix } from '../repository/layout';
@@ -118,13 +118,11 @@ export async function recordDrill(store: ObjectStore, sources: DrillSources, eve
   };
 }
 
+/** The report at `key`, undefined when there is none; one that exists but cannot be used is an error. */
 async function readReport(store: ObjectStore, key: string): Promise<DrillReport | undefined> {
-  try {
-    return JSON.parse((await store.getBytes(key)).toString('utf8')) as DrillReport;
-  } catch (e) {
-    if (e instanceof StorageError && e.code === 'NoSuchKey') return undefined;
-    throw e;
-  }
+  const read = await readDrillReport(store, key);
+  if (read?.unreadable) throw new StorageError(`drill report ${key} cannot be read: ${read.unreadable.reason}`);
+  return read?.report;
 }
 
 function failedReport(sources: DrillSources, drill: DrillTargetOutput, error: string, cleanedUp: boolean, now: Date): DrillReport {

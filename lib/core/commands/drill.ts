@@ -22,7 +22,7 @@ import { parseDuration } from '../config/duration';
 import type { SourceConfig, TidemarkConfig } from '../config/schema';
 import { compareChecksums, describeComparison, TableChecksumsSchema, type TableChecksums } from '../drill/checksums';
 import { predictRto, rpoSeconds, rtoSeconds } from '../drill/measure';
-import { DRILL_REPORT_FORMAT, type DrillCheck, type DrillReport, type DrillTarget } from '../drill/report';
+import { DRILL_REPORT_FORMAT, type DrillCheck, type DrillReport, type DrillStep, type DrillTarget } from '../drill/report';
 import { readDrillReports, writeDrillReport } from '../drill/report-store';
 import { cleanupScratch, prepareScratch, scratchDirFor } from '../drill/scratch';
 import type { BackupMethod, DrillDatabase, DrillInstance, EngineRun, RestorePlan, RestoredTarget } from '../engines/engine';
@@ -133,6 +133,14 @@ export async function runDrill(config: TidemarkConfig, source: string, options: 
   let db: DrillDatabase | undefined;
   let scratchMade = false;
   let repository: Repository | undefined;
+  // Where the RTO goes: each phase's seconds, in order (the report's `steps`).
+  const steps: DrillStep[] = [{ name: 'start (machine, worker)', seconds: secondsBetween(Date.parse(options.startedAt), Date.now()) }];
+  let stepFrom = Date.now();
+  const step = (name: string) => {
+    const now = Date.now();
+    steps.push({ name, seconds: secondsBetween(stepFrom, now) });
+    stepFrom = now;
+  };
 
   try {
     repository = await Repository.open(config);
@@ -167,6 +175,7 @@ export async function runDrill(config: TidemarkConfig, source: string, options: 
       } else crossCheck = undefined;
     }
 
+    step('catalog, target');
     await prepareScratch(scratch);
     scratchMade = true;
     progress.note(`drill ${id}: ${method} restore of '${source}' to ${target.kind === 'latest' ? 'the newest point' : target.at} in ${scratch}`);
@@ -174,6 +183,7 @@ export async function runDrill(config: TidemarkConfig, source: string, options: 
     let phase = Date.now();
     instance = await chosen.method.drill!.provision(run, catalog, at, scratch);
     progress.note(`throwaway instance ready in ${since(phase)}`);
+    step('throwaway instance');
     phase = Date.now();
     plan = await chosen.method.planRestore(run, catalog, { at, to: instance.target, force: false });
     const bytes = plan.chain.reduce((n, m) => n + m.storedBytes, 0);
@@ -186,6 +196,7 @@ export async function runDrill(config: TidemarkConfig, source: string, options: 
     throwIfAborted(signal);
     db = await instance.open(restored);
     progress.note(`restored to ${restored.restorePoint.time} in ${since(phase)}; checking`);
+    step('restore');
     phase = Date.now();
 
     checks.push(restoredPointCheck(target, plan, restored));
@@ -218,6 +229,7 @@ export async function runDrill(config: TidemarkConfig, source: string, options: 
     checks.push(...(await runAssertions(db, src.drill?.assertions ?? [])));
 
     progress.note(`checks done in ${since(phase)}`);
+    step('checks');
     const passedAt = new Date().toISOString();
     rto = rtoSeconds(options.startedAt, passedAt);
     rpo = rpoSeconds(target, options.startedAt, restored.restorePoint.time);
@@ -251,6 +263,7 @@ export async function runDrill(config: TidemarkConfig, source: string, options: 
     ...(predicted !== undefined ? { predictedRtoSeconds: predicted } : {}),
     ...(error ? { error } : {}),
     cleanedUp,
+    steps,
   });
   // Written whenever the drill got as far as the repository; put-if-absent keeps an earlier record.
   if (repository) await writeDrillReport(repository.store, report);
@@ -274,7 +287,10 @@ export interface DrillReportParts {
   readonly predictedRtoSeconds?: number;
   readonly error?: Error;
   readonly cleanedUp: boolean;
+  readonly steps?: readonly DrillStep[];
 }
+
+const secondsBetween = (from: number, to: number) => Math.max(0, Math.round(to - from) / 1000);
 
 /** The report of a drill (drill and drill-check): ok only without an error and with every check passed; RTO only then. */
 export function buildDrillReport(p: DrillReportParts): DrillReport {
@@ -307,6 +323,7 @@ export function buildDrillReport(p: DrillReportParts): DrillReport {
         ? { error: `check failed: ${failed.map((c) => `${c.name} (${c.detail})`).join('; ')}` }
         : {}),
     cleanedUp: p.cleanedUp,
+    ...(p.steps && p.steps.length > 0 ? { steps: p.steps } : {}),
   };
 }
 

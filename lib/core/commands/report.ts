@@ -1,10 +1,9 @@
 import { rename, rm, writeFile } from 'node:fs/promises';
-import pLimit from 'p-limit';
-import { z } from 'zod';
 import { sourceConfig } from '../config/load';
 import { parseDuration } from '../config/duration';
 import type { TidemarkConfig } from '../config/schema';
-import { DRILL_REPORT_FORMAT, drillsPrefix, type DrillReport } from '../drill/report';
+import type { DrillReport } from '../drill/report';
+import { listDrillReports } from '../drill/report-store';
 import { TidemarkError } from '../errors';
 import { openStore } from '../repository/open-store';
 import { listPages, type ObjectStore, type StoredObjectInfo } from '../repository/storage';
@@ -23,7 +22,6 @@ export const DEFAULT_REPORT_PATH = 'tidemark-report.html';
 
 /** Drill history kept on the page: a few years of weekly and monthly drills. */
 const MAX_DRILLS = 300;
-const PARALLEL_READS = 16;
 
 export interface ReportOptions {
   /** @default tidemark-report.html */
@@ -39,62 +37,11 @@ export interface ReportResult {
   readonly sources: readonly { readonly name: string; readonly backups: number; readonly drills: number; readonly error?: string }[];
 }
 
-/**
- * What the page relies on in a drill report. Extra keys pass (a newer drill may record more); a
- * report that lacks these is named on the page instead of breaking it.
- */
-const finiteSeconds = z.number().finite().nonnegative().optional();
-const isoTime = z.string().refine((t) => !Number.isNaN(Date.parse(t)), { message: 'not a time' });
-const DrillReportShape = z.looseObject({
-  format: z.literal(DRILL_REPORT_FORMAT),
-  id: z.string().min(1),
-  startedAt: isoTime,
-  ok: z.boolean(),
-  kind: z.string(),
-  method: z.string(),
-  target: z.union([z.looseObject({ kind: z.literal('latest') }), z.looseObject({ kind: z.literal('time'), at: isoTime, random: z.boolean().optional() })]),
-  restoredPoint: isoTime.optional(),
-  rtoSeconds: finiteSeconds,
-  rpoSeconds: finiteSeconds,
-  predictedRtoSeconds: finiteSeconds,
-  checks: z.array(z.looseObject({ name: z.string(), ok: z.boolean(), detail: z.string() })),
-  error: z.string().optional(),
-  cleanedUp: z.boolean(),
-});
-
-function drillReportProblem(v: unknown): string | undefined {
-  const parsed = DrillReportShape.safeParse(v);
-  if (parsed.success) return undefined;
-  const issue = parsed.error.issues[0];
-  return `${issue.path.length > 0 ? `${issue.path.join('.')}: ` : ''}${issue.message}`;
-}
-
-/** The newest drill reports of a source, oldest first; unreadable ones become one line each. */
+/** The newest drill reports of a source, oldest first (by start); unreadable ones become one line each. */
 export async function readDrillReports(store: ObjectStore, source: string, signal?: AbortSignal): Promise<{ drills: DrillReport[]; problems: string[] }> {
-  const keys: string[] = [];
-  for await (const page of listPages(store, drillsPrefix(source))) for (const o of page.objects) if (o.key.endsWith('.json')) keys.push(o.key);
-  keys.sort();
-  const limit = pLimit(PARALLEL_READS);
-  const problems: string[] = [];
-  const read = await Promise.all(
-    keys.slice(-MAX_DRILLS).map((key) =>
-      limit(async () => {
-        signal?.throwIfAborted();
-        try {
-          const parsed: unknown = JSON.parse((await store.getBytes(key)).toString('utf8'));
-          const problem = drillReportProblem(parsed);
-          if (problem === undefined) return parsed as DrillReport;
-          problems.push(`drill report ${key}: not a drill report of format ${DRILL_REPORT_FORMAT} (${problem})`);
-        } catch (e) {
-          if (e instanceof SyntaxError) problems.push(`drill report ${key}: not JSON (${e.message})`);
-          else throw e;
-        }
-        return undefined;
-      }),
-    ),
-  );
-  const drills = read.filter((d): d is DrillReport => d !== undefined).sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.id.localeCompare(b.id));
-  return { drills, problems: problems.sort() };
+  const { reports, unreadable } = await listDrillReports(store, source, { newest: MAX_DRILLS, signal });
+  const drills = [...reports].sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.id.localeCompare(b.id));
+  return { drills, problems: unreadable.map((u) => `drill report ${u.key}: ${u.reason}`).sort() };
 }
 
 async function listAll(store: ObjectStore, prefix: string, signal?: AbortSignal): Promise<StoredObjectInfo[]> {

@@ -3,7 +3,8 @@ import { parseDuration, formatDuration } from '../config/duration';
 import type { Deployment } from '../config/deployment';
 import type { TidemarkConfig } from '../config/schema';
 import { StackOutputNames, streamerServiceOutput } from '../config/stack-outputs';
-import { drillsPrefix, type DrillReport, type DrillTarget } from '../drill/report';
+import type { DrillTarget } from '../drill/report';
+import { listDrillReports } from '../drill/report-store';
 import { TidemarkError, UsageError } from '../errors';
 import { openStore } from '../repository/open-store';
 import type { ObjectStore } from '../repository/storage';
@@ -217,27 +218,17 @@ async function statusOf(plan: SourcePlan, now: number): Promise<SourceStatus> {
   };
 }
 
-/** The newest drill report: ids sort by time, so the greatest key is the newest drill. */
+/** The newest drill report (ids sort by time); one that cannot be used is a problem, not a drill. */
 async function lastDrill(store: ObjectStore, source: string, problems: string[]): Promise<SourceStatus['lastDrill']> {
-  const { objects } = await store.list(drillsPrefix(source));
-  const key = objects.map((o) => o.key).filter((k) => k.endsWith('.json')).sort().pop();
-  if (!key) return null;
-  let report: Partial<DrillReport>;
-  try {
-    report = JSON.parse((await store.getBytes(key)).toString('utf8')) as Partial<DrillReport>;
-  } catch (e) {
-    problems.push(`drill report ${key} cannot be read: ${(e as Error).message}`);
-    return null;
-  }
-  if (typeof report.ok !== 'boolean' || typeof report.id !== 'string') {
-    problems.push(`drill report ${key} is not a drill report (no id or ok)`);
-    return null;
-  }
+  const { reports, unreadable } = await listDrillReports(store, source, { newest: 1 });
+  for (const u of unreadable) problems.push(`drill report ${u.key} cannot be read: ${u.reason}`);
+  const report = reports[0];
+  if (!report) return null;
   return {
     id: report.id,
     ok: report.ok,
-    finishedAt: report.finishedAt ?? '',
-    target: report.target ?? { kind: 'latest' },
+    finishedAt: report.finishedAt,
+    target: report.target,
     ...(report.rtoSeconds !== undefined ? { rtoSeconds: report.rtoSeconds } : {}),
     ...(report.rpoSeconds !== undefined ? { rpoSeconds: report.rpoSeconds } : {}),
     ...(report.error ? { error: report.error } : {}),

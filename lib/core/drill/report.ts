@@ -25,6 +25,12 @@ export interface DrillCheck {
   readonly detail: string;
 }
 
+/** One phase of a drill and its seconds: where the RTO went. */
+export interface DrillStep {
+  readonly name: string;
+  readonly seconds: number;
+}
+
 export interface DrillReport {
   readonly format: typeof DRILL_REPORT_FORMAT;
   readonly id: string;
@@ -59,6 +65,8 @@ export interface DrillReport {
   readonly error?: string;
   /** Whether teardown ran to the end (server stopped, scratch removed, RDS instance deleted). */
   readonly cleanedUp: boolean;
+  /** The drill's phases in order (start, catalog, throwaway instance, restore, checks), when the worker ran them. */
+  readonly steps?: readonly DrillStep[];
 }
 
 /** `tidemark drill --json` (DESIGN.md §5). */
