@@ -1,6 +1,7 @@
-import { createHash } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, readFile, appendFile, rm, stat, chmod, type FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
+import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import { throwIfAborted } from '../../../abort';
 import { formatBytes } from '../../../format';
@@ -36,8 +37,8 @@ const RUN_BYTES = 1 << 20;
 const RUN_PIECES = 512;
 /** Work lists waiting in memory before they go to their spill files. */
 const SPILL_BUFFER_BYTES = 8 << 20;
-/** One work item: u32 file, f64 file offset, f64 pack offset, u32 length, 32 bytes SHA-256. */
-const WORK_BYTES = 56;
+/** One work item: u32 file, f64 file offset, f64 pack offset, u32 length. */
+const WORK_BYTES = 24;
 const WORK_DIR = '.tidemark-restore';
 /** Directories PostgreSQL needs, in case the source had none to send (they are usually in the tar). */
 const REQUIRED_DIRS = [
@@ -221,10 +222,16 @@ export async function applyPgPhysicalRestore(run: EngineRun, plan: PgPhysicalRes
 
 /**
  * Writes the data directory of a planned restore: every file at its size and mode, every block from
- * the pack that holds it, each checked against its SHA-256 before it is written. Memory stays flat:
- * the index is read a chunk at a time and turned into one work list per pack on disk (in the target,
- * removed at the end); each pack is then streamed once, PARALLEL_PACKS at a time. On failure the
- * directory is emptied again.
+ * the pack that holds it. Memory stays flat: the index is read a chunk at a time and turned into one
+ * work list per pack on disk (in the target, removed at the end); each pack is then streamed once,
+ * PARALLEL_PACKS at a time. On failure the directory is emptied again.
+ *
+ * A block is not hashed again on its way out: every byte of a pack reaches us through its GCM tags
+ * (segment by segment, before it is released), and the pack fails the restore at its end unless
+ * its stored SHA-256 and zstd's content checksum match; the index that places the blocks is itself
+ * an authenticated object. The blocks' SHA-256 in the index is what the next backup compares with.
+ * Hashing all of them again here was a quarter of a restore's CPU for a check that the checks above
+ * already make (verify reads packs the same way).
  */
 export async function assembleDataDirectory(plan: PgPhysicalRestorePlan, options: { progress: Progress; signal: AbortSignal }): Promise<void> {
   const { dataDir } = plan;
@@ -255,16 +262,21 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
   const { dataDir, directory, backup } = plan;
   const id = backup.manifest.id;
   const work = join(dataDir, WORK_DIR);
-  await mkdir(work);
   for (const [path, mode] of directory.directories) {
     const dir = inside(dataDir, path, id);
     await mkdir(dir, { recursive: true });
     await chmod(dir, mode & 0o7777);
   }
 
-  // Pass 1: the index, a chunk at a time → empty files of the right size + a work list per pack.
+  // What the process's umask takes from a mode: a file's mode is then set by open alone, unless the
+  // umask takes a bit of it (a group-readable cluster under umask 077), and only then by fchmod too.
+  await mkdir(work, { mode: 0o777 });
+  const umask = 0o777 & ~(await stat(work)).mode;
+
+  // Pass 1: the index, a chunk at a time → a work list per pack on disk; files without a block in
+  // any pack (empty, or all holes) are created here, the others by the first pack that writes them.
   const packIds = new Map<PackRef, number>(directory.packs.map((p, i) => [p, i]));
-  const paths: string[] = [];
+  const files: TargetFile[] = [];
   const spill = new Map<number, Buffer[]>();
   let spilled = 0;
   let blocks = 0;
@@ -276,12 +288,12 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
   const reader = new BlockIndexReader(directory, (name) => readObjectBytes(backup, name), `backup ${backup.manifest.id}`);
   const made = new Set<string>();
   // Files are created PARALLEL_CREATES at a time: a cluster has a thousand files before it has any
-  // data (the catalogs of every database), and four awaited fs calls each, one file after another,
-  // were a fixed quarter-second or more of every restore.
+  // data (the catalogs of every database), and awaited fs calls one file after another were a fixed
+  // quarter-second or more of every restore.
   const creating = new Set<Promise<void>>();
   let createFailed: { error: unknown } | undefined;
-  const create = async (path: string, size: number, mode: number) => {
-    const done: Promise<void> = createFile(path, size, mode)
+  const create = async (file: TargetFile) => {
+    const done: Promise<void> = createFile(file, umask)
       .catch((error: unknown) => void (createFailed ??= { error }))
       .finally(() => creating.delete(done));
     creating.add(done);
@@ -297,28 +309,29 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
         await mkdir(parent, { recursive: true });
         made.add(parent);
       }
-      await create(path, file.size, file.mode & 0o7777);
-      const fileNo = paths.push(path) - 1;
+      const fileNo = files.length;
       let fileOffset = 0;
+      let written = 0; // where the last block from a pack ends
       for (const b of file.blocks) {
-        if (b.pack === ZERO_PACK) {
-          fileOffset += b.length; // createFile's truncate made the hole: zeros
-          continue;
+        if (b.pack !== ZERO_PACK) {
+          const item = Buffer.allocUnsafe(WORK_BYTES);
+          item.writeUInt32LE(fileNo, 0);
+          item.writeDoubleLE(fileOffset, 4);
+          item.writeDoubleLE(b.offset, 12);
+          item.writeUInt32LE(b.length, 20);
+          const pack = packIds.get(b.pack)!;
+          const list = spill.get(pack);
+          if (list) list.push(item);
+          else spill.set(pack, [item]);
+          spilled += WORK_BYTES;
+          written = fileOffset + b.length;
+          blocks++;
         }
-        const item = Buffer.allocUnsafe(WORK_BYTES);
-        item.writeUInt32LE(fileNo, 0);
-        item.writeDoubleLE(fileOffset, 4);
-        item.writeDoubleLE(b.offset, 12);
-        item.writeUInt32LE(b.length, 20);
-        b.sha256.copy(item, 24);
-        const pack = packIds.get(b.pack)!;
-        const list = spill.get(pack);
-        if (list) list.push(item);
-        else spill.set(pack, [item]);
-        spilled += WORK_BYTES;
-        fileOffset += b.length;
-        blocks++;
+        fileOffset += b.length; // a zero block is left to the hole that the file's size makes
       }
+      const target: TargetFile = { path, size: file.size, mode: file.mode & 0o7777, endsInHole: written < file.size };
+      files.push(target);
+      if (written === 0) await create(target);
       if (spilled >= SPILL_BUFFER_BYTES) await flush();
     }
   } finally {
@@ -338,7 +351,7 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
       packFiles.map((p) =>
         limit(async () => {
           throwIfAborted(signal);
-          const n = await restorePack(plan.packs[p], directory.packs[p], await readFile(join(work, String(p))), paths, backup.manifest.id, progress);
+          const n = await restorePack(plan.packs[p], directory.packs[p], await readFile(join(work, String(p))), files, umask, backup.manifest.id, progress);
           written += n;
         }),
       ),
@@ -351,15 +364,51 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
   for (const dir of REQUIRED_DIRS) await mkdir(join(dataDir, dir), { recursive: true, mode: 0o700 });
 }
 
-/** An empty file of `size` bytes (a hole: blocks are written into it later) with exactly `mode`. */
-async function createFile(path: string, size: number, mode: number): Promise<void> {
-  const handle = await open(path, 'w', mode);
+/** A file of the data directory: where, its size and mode, and whether it ends in zeros no block writes. */
+interface TargetFile {
+  readonly path: string;
+  readonly size: number;
+  readonly mode: number;
+  readonly endsInHole: boolean;
+}
+
+/** The mode `open` gives a file is `mode` less the umask: fchmod only when that took something. */
+const chmodNeeded = (mode: number, umask: number): boolean => (mode & umask) !== 0 || mode > 0o777;
+
+/** A file without a block in any pack: `size` bytes of hole, with exactly its mode. */
+async function createFile(file: TargetFile, umask: number): Promise<void> {
+  const handle = await open(file.path, 'w', file.mode);
   try {
-    if (size > 0) await handle.truncate(size);
-    await handle.chmod(mode); // open's mode went through the umask
+    if (file.size > 0) await handle.truncate(file.size);
+    if (chmodNeeded(file.mode, umask)) await handle.chmod(file.mode);
   } finally {
     await handle.close();
   }
+}
+
+const CREATE_FLAGS = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL;
+
+/**
+ * Opens a file for its blocks; the first pack to get there creates it (sized when it ends in a
+ * hole, moded when the umask interfered), any later one finds it. Sizing at any moment is safe:
+ * every block lies below the file's size.
+ */
+async function openForBlocks(file: TargetFile, umask: number): Promise<FileHandle> {
+  let handle: FileHandle;
+  try {
+    handle = await open(file.path, CREATE_FLAGS, file.mode);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    return open(file.path, fsConstants.O_WRONLY);
+  }
+  try {
+    if (file.endsInHole) await handle.truncate(file.size);
+    if (chmodNeeded(file.mode, umask)) await handle.chmod(file.mode);
+  } catch (e) {
+    await handle.close();
+    throw e;
+  }
+  return handle;
 }
 
 interface WorkItem {
@@ -367,7 +416,6 @@ interface WorkItem {
   readonly fileOffset: number;
   readonly packOffset: number;
   readonly length: number;
-  readonly sha256: Buffer;
 }
 
 /** A run of blocks for one file, consecutive in the pack and in the file: written in one writev. */
@@ -385,7 +433,15 @@ interface WriteRun {
  * while the next run is being read. One `fs` call per 64 KiB block cost more in thread-pool hops,
  * promises and garbage than the bytes themselves.
  */
-async function restorePack(source: PackSource, ref: PackRef, list: Buffer, paths: readonly string[], target: string, progress: Progress): Promise<number> {
+async function restorePack(
+  source: PackSource,
+  ref: PackRef,
+  list: Buffer,
+  files: readonly TargetFile[],
+  umask: number,
+  target: string,
+  progress: Progress,
+): Promise<number> {
   const items: WorkItem[] = [];
   for (let at = 0; at < list.length; at += WORK_BYTES) {
     items.push({
@@ -393,7 +449,6 @@ async function restorePack(source: PackSource, ref: PackRef, list: Buffer, paths
       fileOffset: list.readDoubleLE(at + 4),
       packOffset: list.readDoubleLE(at + 12),
       length: list.readUInt32LE(at + 20),
-      sha256: list.subarray(at + 24, at + 56),
     });
   }
   items.sort((a, b) => a.packOffset - b.packOffset);
@@ -407,7 +462,7 @@ async function restorePack(source: PackSource, ref: PackRef, list: Buffer, paths
       handles.delete(oldest);
       await oh.close();
     }
-    h = await open(paths[file], 'r+');
+    h = await openForBlocks(files[file], umask);
     handles.set(file, h);
     return h;
   };
@@ -433,11 +488,6 @@ async function restorePack(source: PackSource, ref: PackRef, list: Buffer, paths
     writing.catch(() => undefined); // handled: the next flush (or the end) awaits it and throws
   };
   const add = async (item: WorkItem, pieces: readonly Buffer[]) => {
-    const hash = createHash('sha256');
-    for (const p of pieces) hash.update(p);
-    if (!hash.digest().equals(item.sha256)) {
-      throw new IntegrityError(`${where}: the block at ${item.packOffset} does not match its checksum (for ${paths[item.file]})`);
-    }
     if (run && (run.file !== item.file || run.fileOffset + run.bytes !== item.fileOffset || run.bytes + item.length > RUN_BYTES || run.pieces.length + pieces.length > RUN_PIECES)) {
       await flush();
     }
@@ -456,7 +506,7 @@ async function restorePack(source: PackSource, ref: PackRef, list: Buffer, paths
     let parts: Buffer[] = [];
     let collected = 0;
     let last: { offset: number; pieces: Buffer[] } | undefined;
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
+    for await (const chunk of chunksOf(stream)) {
       let off = 0;
       while (done < items.length && off < chunk.length) {
         const item = items[done];
@@ -494,4 +544,49 @@ async function restorePack(source: PackSource, ref: PackRef, list: Buffer, paths
     await Promise.all([...handles.values()].map((h) => h.close()));
   }
   return done;
+}
+
+/**
+ * The chunks of a byte stream as they arrive. `for await` on a Readable calls read(), which hands
+ * over everything buffered as one new Buffer: a copy of every byte restored.
+ */
+async function* chunksOf(stream: Readable): AsyncGenerator<Buffer> {
+  const queue: Buffer[] = [];
+  let ended = false;
+  let failure: { error: unknown } | undefined;
+  let wake: (() => void) | undefined;
+  const signal = () => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  stream.on('data', (chunk: Buffer) => {
+    queue.push(chunk);
+    if (queue.length >= 32) stream.pause();
+    signal();
+  });
+  stream.once('end', () => {
+    ended = true;
+    signal();
+  });
+  stream.once('error', (error) => {
+    failure ??= { error };
+    signal();
+  });
+  try {
+    for (;;) {
+      if (failure) throw failure.error;
+      const chunk = queue.shift();
+      if (chunk) {
+        if (queue.length < 8 && stream.isPaused() && !ended) stream.resume();
+        yield chunk;
+      } else if (ended) {
+        return;
+      } else {
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    }
+  } finally {
+    if (!ended) stream.destroy();
+  }
 }
