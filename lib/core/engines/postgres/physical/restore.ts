@@ -1,9 +1,8 @@
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, readFile, appendFile, rm, stat, chmod, type FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
-import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
-import { throwIfAborted } from '../../../abort';
+import { abortReason, throwIfAborted } from '../../../abort';
 import { formatBytes } from '../../../format';
 import { BackupNotFound, IntegrityError, TargetNotEmpty, UsageError } from '../../../errors';
 import type { Progress } from '../../../progress';
@@ -27,14 +26,15 @@ import { checkServerCanReach, serverBinDir, startRestoredCluster, type StartOpti
  * recovery settings and recovery.signal, the OS user, waiting for connections).
  */
 
-/** Packs read at once: each is a download, a zstd -d and writes into the data directory. */
+/**
+ * Packs restored at once: each is a download and a zstd -d into a scratch file in the target (up to
+ * a pack's plaintext, PACK_BYTES, on disk for a moment), then its blocks copied into place.
+ */
 const PARALLEL_PACKS = 3;
 /** Files created at once (pass 1 of assemble): libuv's four threads; more only spin on the directory's lock. */
 const PARALLEL_CREATES = 4;
-/** Bytes of consecutive blocks written in one call (restorePack). */
+/** Bytes of consecutive blocks copied with one read and one write (restorePack). */
 const RUN_BYTES = 1 << 20;
-/** …and at most this many buffers in it, well below IOV_MAX (1024). */
-const RUN_PIECES = 512;
 /** Work lists waiting in memory before they go to their spill files. */
 const SPILL_BUFFER_BYTES = 8 << 20;
 /** One work item: u32 file, f64 file offset, f64 pack offset, u32 length. */
@@ -340,25 +340,39 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
   if (createFailed) throw createFailed.error;
   await flush();
 
-  // Pass 2: each pack streamed once; its blocks checked and written where they belong.
+  // Pass 2: each pack decompressed once, checked whole, its blocks copied where they belong. The
+  // first failure stops the others, and nothing returns before they have: the clean-up that
+  // follows must not race a pack still creating files.
   const packFiles = (await readdir(work)).map(Number).sort((a, b) => a - b);
   const total = packFiles.reduce((n, p) => n + plan.packs[p].object.storedBytes, 0);
   progress.start('restore', total);
   let written = 0;
+  const stop = new AbortController();
+  const stopped = AbortSignal.any([signal, stop.signal]);
+  let failure: { error: unknown } | undefined;
   try {
     const limit = pLimit(PARALLEL_PACKS);
     await Promise.all(
       packFiles.map((p) =>
         limit(async () => {
-          throwIfAborted(signal);
-          const n = await restorePack(plan.packs[p], directory.packs[p], await readFile(join(work, String(p))), files, umask, backup.manifest.id, progress);
-          written += n;
+          if (failure) return;
+          try {
+            throwIfAborted(signal);
+            const list = await readFile(join(work, String(p)));
+            const scratch = join(work, `plain-${p}`);
+            const n = await restorePack(plan.packs[p], directory.packs[p], list, { files, umask, scratch, backup: backup.manifest.id }, progress, stopped);
+            written += n; // not `written += await …`: that adds to the value read before the wait
+          } catch (error) {
+            failure ??= { error: signal.aborted ? abortReason(signal) : error };
+            stop.abort();
+          }
         }),
       ),
     );
   } finally {
     progress.stop();
   }
+  if (failure) throw failure.error;
   if (written !== blocks) throw new IntegrityError(`backup ${backup.manifest.id}: ${blocks - written} block(s) of the index were not found in their packs`);
   await rm(work, { recursive: true, force: true });
   for (const dir of REQUIRED_DIRS) await mkdir(join(dataDir, dir), { recursive: true, mode: 0o700 });
@@ -418,29 +432,51 @@ interface WorkItem {
   readonly length: number;
 }
 
-/** A run of blocks for one file, consecutive in the pack and in the file: written in one writev. */
-interface WriteRun {
+/** A run of blocks for one file, consecutive in the pack and in the file: one read, one write. */
+interface CopyRun {
   readonly file: number;
   readonly fileOffset: number;
-  readonly pieces: Buffer[];
+  readonly packOffset: number;
   bytes: number;
 }
 
+/** Blocks consecutive in the pack and in one file, up to RUN_BYTES together (a longer block alone). */
+function copyRuns(items: readonly WorkItem[]): CopyRun[] {
+  const runs: CopyRun[] = [];
+  let run: CopyRun | undefined;
+  for (const item of items) {
+    if (
+      run &&
+      run.file === item.file &&
+      run.fileOffset + run.bytes === item.fileOffset &&
+      run.packOffset + run.bytes === item.packOffset &&
+      run.bytes + item.length <= RUN_BYTES
+    ) {
+      run.bytes += item.length;
+    } else {
+      run = { file: item.file, fileOffset: item.fileOffset, packOffset: item.packOffset, bytes: item.length };
+      runs.push(run);
+    }
+  }
+  return runs;
+}
+
 /**
- * Streams one pack, writing the blocks its work list names; returns how many it wrote. A pack holds
- * a file's changed blocks in file order, so runs of blocks go to one file one after another: they
- * are written together (up to RUN_BYTES, one writev of the stream's own chunks, nothing copied),
- * while the next run is being read. One `fs` call per 64 KiB block cost more in thread-pool hops,
- * promises and garbage than the bytes themselves.
+ * Restores the blocks of one pack that its work list names; returns how many. zstd -d writes the
+ * pack's plaintext into a scratch file (unlinked at once: nothing is left behind a crash), and only
+ * once all of it has passed every check (decompressToFile) are its blocks copied out by offset: a
+ * pack holds a file's changed blocks in file order, so a run of them is one read into a reused
+ * buffer and one write, the next run read while the last is written. Node never sees the plaintext
+ * as a stream: no buffer per 64 KiB, no stream hop per chunk, and nothing of a damaged pack reaches
+ * the data directory.
  */
 async function restorePack(
   source: PackSource,
   ref: PackRef,
   list: Buffer,
-  files: readonly TargetFile[],
-  umask: number,
-  target: string,
+  target: { files: readonly TargetFile[]; umask: number; scratch: string; backup: string },
   progress: Progress,
+  signal: AbortSignal,
 ): Promise<number> {
   const items: WorkItem[] = [];
   for (let at = 0; at < list.length; at += WORK_BYTES) {
@@ -452,7 +488,8 @@ async function restorePack(
     });
   }
   items.sort((a, b) => a.packOffset - b.packOffset);
-  const where = `backup ${target}: pack ${ref.name} of backup ${ref.backup}`;
+  const where = `backup ${target.backup}: pack ${ref.name} of backup ${ref.backup}`;
+  const plainBytes = source.object.plainBytes;
   const handles = new Map<number, FileHandle>();
   const handleFor = async (file: number): Promise<FileHandle> => {
     let h = handles.get(file);
@@ -462,131 +499,44 @@ async function restorePack(
       handles.delete(oldest);
       await oh.close();
     }
-    h = await openForBlocks(files[file], umask);
+    h = await openForBlocks(target.files[file], target.umask);
     handles.set(file, h);
     return h;
   };
-  const writeRun = async (run: WriteRun): Promise<void> => {
+  const writeRun = async (run: CopyRun, bytes: Buffer): Promise<void> => {
     const handle = await handleFor(run.file);
-    const { bytesWritten } = await handle.writev(run.pieces, run.fileOffset);
-    // A regular file takes a writev whole; should it not, the rest goes after it.
-    for (let done = bytesWritten; done < run.bytes; ) {
-      const rest = Buffer.concat(run.pieces).subarray(done);
-      done += (await handle.write(rest, 0, rest.length, run.fileOffset + done)).bytesWritten;
-    }
-  };
-  // One run is collected while the one before it is written: writes stay in order, one at a time
-  // (a handle is never closed under a write), and at most two runs of chunks are held.
-  let run: WriteRun | undefined;
-  let writing: Promise<void> = Promise.resolve();
-  const flush = async () => {
-    if (!run) return;
-    const ready = run;
-    run = undefined;
-    await writing;
-    writing = writeRun(ready);
-    writing.catch(() => undefined); // handled: the next flush (or the end) awaits it and throws
-  };
-  const add = async (item: WorkItem, pieces: readonly Buffer[]) => {
-    if (run && (run.file !== item.file || run.fileOffset + run.bytes !== item.fileOffset || run.bytes + item.length > RUN_BYTES || run.pieces.length + pieces.length > RUN_PIECES)) {
-      await flush();
-    }
-    if (run) {
-      run.pieces.push(...pieces);
-      run.bytes += item.length;
-    } else {
-      run = { file: item.file, fileOffset: item.fileOffset, pieces: [...pieces], bytes: item.length };
-    }
+    for (let done = 0; done < run.bytes; ) done += (await handle.write(bytes, done, run.bytes - done, run.fileOffset + done)).bytesWritten;
   };
 
-  let done = 0;
+  const plain = await open(target.scratch, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
+  // Writes stay in order, one at a time (a handle is never closed under a write); a buffer is
+  // read into again only once the write that used it is done.
+  let writing: Promise<void> = Promise.resolve();
   try {
-    const stream = await source.owner.read(source.object, (n) => progress.advance(n));
-    let position = 0; // pack plaintext offset of the chunk's first byte
-    let parts: Buffer[] = [];
-    let collected = 0;
-    let last: { offset: number; pieces: Buffer[] } | undefined;
-    for await (const chunk of chunksOf(stream)) {
-      let off = 0;
-      while (done < items.length && off < chunk.length) {
-        const item = items[done];
-        if (last && item.packOffset === last.offset) {
-          await add(item, last.pieces); // the same block named twice
-          done++;
-          continue;
-        }
-        const here = position + off;
-        if (collected === 0 && here < item.packOffset) {
-          off += Math.min(item.packOffset - here, chunk.length - off);
-          continue;
-        }
-        if (collected === 0 && here > item.packOffset) throw new IntegrityError(`${where}: blocks overlap at ${item.packOffset}`);
-        const take = Math.min(item.length - collected, chunk.length - off);
-        parts.push(take === chunk.length ? chunk : chunk.subarray(off, off + take));
-        collected += take;
-        off += take;
-        if (collected === item.length) {
-          await add(item, parts);
-          last = { offset: item.packOffset, pieces: parts };
-          parts = [];
-          collected = 0;
-          done++;
-        }
+    await rm(target.scratch);
+    await source.owner.decompressToFile(source.object, plain, { onStoredBytes: (n) => progress.advance(n), signal });
+    const buffers = [Buffer.allocUnsafeSlow(RUN_BYTES), Buffer.allocUnsafeSlow(RUN_BYTES)];
+    const written: Promise<void>[] = [writing, writing];
+    let n = 0;
+    for (const run of copyRuns(items)) {
+      throwIfAborted(signal);
+      if (run.packOffset + run.bytes > plainBytes) throw new IntegrityError(`${where} ends before the block at ${run.packOffset}`);
+      const slot = n++ % 2;
+      await written[slot];
+      const bytes = run.bytes <= RUN_BYTES ? buffers[slot] : Buffer.allocUnsafe(run.bytes);
+      for (let done = 0; done < run.bytes; ) {
+        const { bytesRead } = await plain.read(bytes, done, run.bytes - done, run.packOffset + done);
+        if (bytesRead === 0) throw new IntegrityError(`${where} ends before the block at ${run.packOffset + done}`);
+        done += bytesRead;
       }
-      position += chunk.length;
+      writing = writing.then(() => writeRun(run, bytes));
+      writing.catch(() => undefined); // handled: the next wait (or the end) awaits it and throws
+      written[slot] = writing;
     }
-    while (done < items.length && last && items[done].packOffset === last.offset) await add(items[done++], last.pieces);
-    if (done < items.length) throw new IntegrityError(`${where} ends before the block at ${items[done].packOffset}`);
-    await flush();
     await writing;
   } finally {
     await writing.catch(() => undefined);
-    await Promise.all([...handles.values()].map((h) => h.close()));
+    await Promise.all([...handles.values(), plain].map((h) => h.close()));
   }
-  return done;
-}
-
-/**
- * The chunks of a byte stream as they arrive. `for await` on a Readable calls read(), which hands
- * over everything buffered as one new Buffer: a copy of every byte restored.
- */
-async function* chunksOf(stream: Readable): AsyncGenerator<Buffer> {
-  const queue: Buffer[] = [];
-  let ended = false;
-  let failure: { error: unknown } | undefined;
-  let wake: (() => void) | undefined;
-  const signal = () => {
-    const w = wake;
-    wake = undefined;
-    w?.();
-  };
-  stream.on('data', (chunk: Buffer) => {
-    queue.push(chunk);
-    if (queue.length >= 32) stream.pause();
-    signal();
-  });
-  stream.once('end', () => {
-    ended = true;
-    signal();
-  });
-  stream.once('error', (error) => {
-    failure ??= { error };
-    signal();
-  });
-  try {
-    for (;;) {
-      if (failure) throw failure.error;
-      const chunk = queue.shift();
-      if (chunk) {
-        if (queue.length < 8 && stream.isPaused() && !ended) stream.resume();
-        yield chunk;
-      } else if (ended) {
-        return;
-      } else {
-        await new Promise<void>((resolve) => (wake = resolve));
-      }
-    }
-  } finally {
-    if (!ended) stream.destroy();
-  }
+  return items.length;
 }
