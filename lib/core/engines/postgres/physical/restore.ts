@@ -223,7 +223,7 @@ export async function applyPgPhysicalRestore(run: EngineRun, plan: PgPhysicalRes
 /**
  * Writes the data directory of a planned restore: every file at its size and mode, every block from
  * the pack that holds it. Memory stays flat: the index is read a chunk at a time and turned into one
- * work list per pack on disk (in the target, removed at the end); each pack is then streamed once,
+ * work list per pack on disk (in the target, removed at the end); each pack is then decompressed once,
  * PARALLEL_PACKS at a time. On failure the directory is emptied again.
  *
  * A block is not hashed again on its way out: every byte of a pack reaches us through its GCM tags
