@@ -45,7 +45,12 @@ function nonce(counter: number, final: boolean): Buffer {
   return n;
 }
 
-/** Collects incoming chunks without copying until a segment's worth is needed. */
+/**
+ * Collects incoming chunks without copying them. A segment is handed over as the chunks it lies in
+ * (views): copying it into one buffer of a MiB cost a fresh allocation per MiB — glibc serves those
+ * with mmap, so every page of it faulted in anew — and a second one for the cipher's output, which
+ * per piece stays in the small sizes malloc keeps warm. That was most of the CPU of encrypting.
+ */
 class ChunkQueue {
   private chunks: Buffer[] = [];
   length = 0;
@@ -53,6 +58,27 @@ class ChunkQueue {
   push(chunk: Buffer): void {
     this.chunks.push(chunk);
     this.length += chunk.length;
+  }
+
+  /** Removes exactly n bytes (n <= length), returned as views of the chunks they lie in. */
+  takePieces(n: number): Buffer[] {
+    const out: Buffer[] = [];
+    let filled = 0;
+    while (filled < n) {
+      const head = this.chunks[0];
+      const want = n - filled;
+      if (head.length <= want) {
+        out.push(head);
+        filled += head.length;
+        this.chunks.shift();
+      } else {
+        out.push(head.subarray(0, want));
+        this.chunks[0] = head.subarray(want);
+        filled += want;
+      }
+    }
+    this.length -= n;
+    return out;
   }
 
   /** Removes and returns exactly n bytes (n <= length). */
@@ -77,6 +103,24 @@ class ChunkQueue {
   }
 }
 
+/** A segment's pieces split into its ciphertext (views) and its last TAG_BYTES (at least that many). */
+function splitTag(segment: readonly Buffer[]): { body: Buffer[]; tag: Buffer } {
+  const body = [...segment];
+  const tail: Buffer[] = [];
+  for (let need = TAG_BYTES; need > 0; ) {
+    const last = body.pop()!;
+    if (last.length <= need) {
+      tail.unshift(last);
+      need -= last.length;
+    } else {
+      tail.unshift(last.subarray(last.length - need));
+      body.push(last.subarray(0, last.length - need));
+      need = 0;
+    }
+  }
+  return { body, tag: tail.length === 1 ? tail[0] : Buffer.concat(tail) };
+}
+
 export class EncryptStream extends Transform {
   private readonly header: Buffer;
   private readonly key: Buffer;
@@ -94,21 +138,23 @@ export class EncryptStream extends Transform {
     this.push(this.header);
   }
 
-  private seal(plain: Buffer, final: boolean): void {
+  private seal(plain: readonly Buffer[], final: boolean): void {
     const cipher = createCipheriv('aes-256-gcm', this.key, nonce(this.counter++, final));
     cipher.setAAD(this.header);
-    this.push(Buffer.concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()]));
+    for (const piece of plain) if (piece.length > 0) this.push(cipher.update(piece));
+    const rest = cipher.final(); // GCM is a stream mode: nothing is held back, this is empty
+    this.push(rest.length > 0 ? Buffer.concat([rest, cipher.getAuthTag()]) : cipher.getAuthTag());
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.queue.push(chunk);
     // Strictly more than a segment buffered: the segment we seal now is certainly not the last.
-    while (this.queue.length > this.segmentSize) this.seal(this.queue.take(this.segmentSize), false);
+    while (this.queue.length > this.segmentSize) this.seal(this.queue.takePieces(this.segmentSize), false);
     done();
   }
 
   override _flush(done: TransformCallback): void {
-    this.seal(this.queue.take(this.queue.length), true);
+    this.seal(this.queue.takePieces(this.queue.length), true);
     done();
   }
 }
@@ -143,12 +189,14 @@ export class DecryptStream extends Transform {
     this.key = objectKey(this.dataKey, header.subarray(16, 32), this.binding);
   }
 
-  private open(segment: Buffer, final: boolean): void {
+  /** `segment`: ciphertext and tag, as the pieces they arrived in; its plaintext is released only once the tag matched. */
+  private open(segment: readonly Buffer[], final: boolean): void {
     const at = this.counter++;
     const decipher = createDecipheriv('aes-256-gcm', this.key!, nonce(at, final));
     decipher.setAAD(this.header!);
-    decipher.setAuthTag(segment.subarray(segment.length - TAG_BYTES));
-    const plain = decipher.update(segment.subarray(0, segment.length - TAG_BYTES));
+    const { body, tag } = splitTag(segment);
+    decipher.setAuthTag(tag);
+    const plain = body.map((piece) => decipher.update(piece));
     try {
       decipher.final();
     } catch {
@@ -158,7 +206,7 @@ export class DecryptStream extends Transform {
           : `segment ${at} failed authentication: the object is corrupted`,
       );
     }
-    this.push(plain);
+    for (const piece of plain) if (piece.length > 0) this.push(piece);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
@@ -167,7 +215,7 @@ export class DecryptStream extends Transform {
       if (!this.header && this.queue.length >= HEADER_BYTES) this.readHeader();
       // Only a segment followed by more bytes is known not to be the final one.
       while (this.header && this.queue.length > this.segmentBytes) {
-        this.open(this.queue.take(this.segmentBytes), false);
+        this.open(this.queue.takePieces(this.segmentBytes), false);
       }
       done();
     } catch (e) {
@@ -179,7 +227,7 @@ export class DecryptStream extends Transform {
     try {
       if (!this.header) throw this.fail('truncated: shorter than its header');
       if (this.queue.length < TAG_BYTES) throw this.fail('truncated: the final segment is missing');
-      this.open(this.queue.take(this.queue.length), true);
+      this.open(this.queue.takePieces(this.queue.length), true);
       done();
     } catch (e) {
       done(e as Error);

@@ -45,9 +45,9 @@ export class ToolRun {
 
   /**
    * `stdio[0]` may be another tool's stdout, `stdio[1]` another tool's stdin: the two then share a
-   * kernel pipe that node never reads.
+   * kernel pipe that node never reads. `stdio[1]` may also be a file descriptor node holds open.
    */
-  constructor(command: string, args: readonly string[], stdio: ['pipe' | 'ignore' | Stream, 'pipe' | 'ignore' | Stream], options: ToolOptions) {
+  constructor(command: string, args: readonly string[], stdio: ['pipe' | 'ignore' | Stream, 'pipe' | 'ignore' | Stream | number], options: ToolOptions) {
     this.label = options.label ?? basename(command);
     this.child = spawn(command, args, {
       stdio: [stdio[0], stdio[1], 'pipe'],

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, readFile, appendFile, rm, stat, chmod, type FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import pLimit from 'p-limit';
-import { throwIfAborted } from '../../../abort';
+import { abortReason, throwIfAborted } from '../../../abort';
 import { formatBytes } from '../../../format';
 import { BackupNotFound, IntegrityError, TargetNotEmpty, UsageError } from '../../../errors';
 import type { Progress } from '../../../progress';
@@ -26,18 +26,19 @@ import { checkServerCanReach, serverBinDir, startRestoredCluster, type StartOpti
  * recovery settings and recovery.signal, the OS user, waiting for connections).
  */
 
-/** Packs read at once: each is a download, a zstd -d and writes into the data directory. */
+/**
+ * Packs restored at once: each is a download and a zstd -d into a scratch file in the target (up to
+ * a pack's plaintext, PACK_BYTES, on disk for a moment), then its blocks copied into place.
+ */
 const PARALLEL_PACKS = 3;
 /** Files created at once (pass 1 of assemble): libuv's four threads; more only spin on the directory's lock. */
 const PARALLEL_CREATES = 4;
-/** Bytes of consecutive blocks written in one call (restorePack). */
+/** Bytes of consecutive blocks copied with one read and one write (restorePack). */
 const RUN_BYTES = 1 << 20;
-/** …and at most this many buffers in it, well below IOV_MAX (1024). */
-const RUN_PIECES = 512;
 /** Work lists waiting in memory before they go to their spill files. */
 const SPILL_BUFFER_BYTES = 8 << 20;
-/** One work item: u32 file, f64 file offset, f64 pack offset, u32 length, 32 bytes SHA-256. */
-const WORK_BYTES = 56;
+/** One work item: u32 file, f64 file offset, f64 pack offset, u32 length. */
+const WORK_BYTES = 24;
 const WORK_DIR = '.tidemark-restore';
 /** Directories PostgreSQL needs, in case the source had none to send (they are usually in the tar). */
 const REQUIRED_DIRS = [
@@ -221,10 +222,16 @@ export async function applyPgPhysicalRestore(run: EngineRun, plan: PgPhysicalRes
 
 /**
  * Writes the data directory of a planned restore: every file at its size and mode, every block from
- * the pack that holds it, each checked against its SHA-256 before it is written. Memory stays flat:
- * the index is read a chunk at a time and turned into one work list per pack on disk (in the target,
- * removed at the end); each pack is then streamed once, PARALLEL_PACKS at a time. On failure the
- * directory is emptied again.
+ * the pack that holds it. Memory stays flat: the index is read a chunk at a time and turned into one
+ * work list per pack on disk (in the target, removed at the end); each pack is then decompressed once,
+ * PARALLEL_PACKS at a time. On failure the directory is emptied again.
+ *
+ * A block is not hashed again on its way out: every byte of a pack reaches us through its GCM tags
+ * (segment by segment, before it is released), and the pack fails the restore at its end unless
+ * its stored SHA-256 and zstd's content checksum match; the index that places the blocks is itself
+ * an authenticated object. The blocks' SHA-256 in the index is what the next backup compares with.
+ * Hashing all of them again here was a quarter of a restore's CPU for a check that the checks above
+ * already make (verify reads packs the same way).
  */
 export async function assembleDataDirectory(plan: PgPhysicalRestorePlan, options: { progress: Progress; signal: AbortSignal }): Promise<void> {
   const { dataDir } = plan;
@@ -255,16 +262,21 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
   const { dataDir, directory, backup } = plan;
   const id = backup.manifest.id;
   const work = join(dataDir, WORK_DIR);
-  await mkdir(work);
   for (const [path, mode] of directory.directories) {
     const dir = inside(dataDir, path, id);
     await mkdir(dir, { recursive: true });
     await chmod(dir, mode & 0o7777);
   }
 
-  // Pass 1: the index, a chunk at a time → empty files of the right size + a work list per pack.
+  // What the process's umask takes from a mode: a file's mode is then set by open alone, unless the
+  // umask takes a bit of it (a group-readable cluster under umask 077), and only then by fchmod too.
+  await mkdir(work, { mode: 0o777 });
+  const umask = 0o777 & ~(await stat(work)).mode;
+
+  // Pass 1: the index, a chunk at a time → a work list per pack on disk; files without a block in
+  // any pack (empty, or all holes) are created here, the others by the first pack that writes them.
   const packIds = new Map<PackRef, number>(directory.packs.map((p, i) => [p, i]));
-  const paths: string[] = [];
+  const files: TargetFile[] = [];
   const spill = new Map<number, Buffer[]>();
   let spilled = 0;
   let blocks = 0;
@@ -276,12 +288,12 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
   const reader = new BlockIndexReader(directory, (name) => readObjectBytes(backup, name), `backup ${backup.manifest.id}`);
   const made = new Set<string>();
   // Files are created PARALLEL_CREATES at a time: a cluster has a thousand files before it has any
-  // data (the catalogs of every database), and four awaited fs calls each, one file after another,
-  // were a fixed quarter-second or more of every restore.
+  // data (the catalogs of every database), and awaited fs calls one file after another were a fixed
+  // quarter-second or more of every restore.
   const creating = new Set<Promise<void>>();
   let createFailed: { error: unknown } | undefined;
-  const create = async (path: string, size: number, mode: number) => {
-    const done: Promise<void> = createFile(path, size, mode)
+  const create = async (file: TargetFile) => {
+    const done: Promise<void> = createFile(file, umask)
       .catch((error: unknown) => void (createFailed ??= { error }))
       .finally(() => creating.delete(done));
     creating.add(done);
@@ -297,28 +309,29 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
         await mkdir(parent, { recursive: true });
         made.add(parent);
       }
-      await create(path, file.size, file.mode & 0o7777);
-      const fileNo = paths.push(path) - 1;
+      const fileNo = files.length;
       let fileOffset = 0;
+      let written = 0; // where the last block from a pack ends
       for (const b of file.blocks) {
-        if (b.pack === ZERO_PACK) {
-          fileOffset += b.length; // createFile's truncate made the hole: zeros
-          continue;
+        if (b.pack !== ZERO_PACK) {
+          const item = Buffer.allocUnsafe(WORK_BYTES);
+          item.writeUInt32LE(fileNo, 0);
+          item.writeDoubleLE(fileOffset, 4);
+          item.writeDoubleLE(b.offset, 12);
+          item.writeUInt32LE(b.length, 20);
+          const pack = packIds.get(b.pack)!;
+          const list = spill.get(pack);
+          if (list) list.push(item);
+          else spill.set(pack, [item]);
+          spilled += WORK_BYTES;
+          written = fileOffset + b.length;
+          blocks++;
         }
-        const item = Buffer.allocUnsafe(WORK_BYTES);
-        item.writeUInt32LE(fileNo, 0);
-        item.writeDoubleLE(fileOffset, 4);
-        item.writeDoubleLE(b.offset, 12);
-        item.writeUInt32LE(b.length, 20);
-        b.sha256.copy(item, 24);
-        const pack = packIds.get(b.pack)!;
-        const list = spill.get(pack);
-        if (list) list.push(item);
-        else spill.set(pack, [item]);
-        spilled += WORK_BYTES;
-        fileOffset += b.length;
-        blocks++;
+        fileOffset += b.length; // a zero block is left to the hole that the file's size makes
       }
+      const target: TargetFile = { path, size: file.size, mode: file.mode & 0o7777, endsInHole: written < file.size };
+      files.push(target);
+      if (written === 0) await create(target);
       if (spilled >= SPILL_BUFFER_BYTES) await flush();
     }
   } finally {
@@ -327,39 +340,89 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
   if (createFailed) throw createFailed.error;
   await flush();
 
-  // Pass 2: each pack streamed once; its blocks checked and written where they belong.
+  // Pass 2: each pack decompressed once, checked whole, its blocks copied where they belong. The
+  // first failure stops the others, and nothing returns before they have: the clean-up that
+  // follows must not race a pack still creating files.
   const packFiles = (await readdir(work)).map(Number).sort((a, b) => a - b);
   const total = packFiles.reduce((n, p) => n + plan.packs[p].object.storedBytes, 0);
   progress.start('restore', total);
   let written = 0;
+  const stop = new AbortController();
+  const stopped = AbortSignal.any([signal, stop.signal]);
+  let failure: { error: unknown } | undefined;
   try {
     const limit = pLimit(PARALLEL_PACKS);
     await Promise.all(
       packFiles.map((p) =>
         limit(async () => {
-          throwIfAborted(signal);
-          const n = await restorePack(plan.packs[p], directory.packs[p], await readFile(join(work, String(p))), paths, backup.manifest.id, progress);
-          written += n;
+          if (failure) return;
+          try {
+            throwIfAborted(signal);
+            const list = await readFile(join(work, String(p)));
+            const scratch = join(work, `plain-${p}`);
+            const n = await restorePack(plan.packs[p], directory.packs[p], list, { files, umask, scratch, backup: backup.manifest.id }, progress, stopped);
+            written += n; // not `written += await …`: that adds to the value read before the wait
+          } catch (error) {
+            failure ??= { error: signal.aborted ? abortReason(signal) : error };
+            stop.abort();
+          }
         }),
       ),
     );
   } finally {
     progress.stop();
   }
+  if (failure) throw failure.error;
   if (written !== blocks) throw new IntegrityError(`backup ${backup.manifest.id}: ${blocks - written} block(s) of the index were not found in their packs`);
   await rm(work, { recursive: true, force: true });
   for (const dir of REQUIRED_DIRS) await mkdir(join(dataDir, dir), { recursive: true, mode: 0o700 });
 }
 
-/** An empty file of `size` bytes (a hole: blocks are written into it later) with exactly `mode`. */
-async function createFile(path: string, size: number, mode: number): Promise<void> {
-  const handle = await open(path, 'w', mode);
+/** A file of the data directory: where, its size and mode, and whether it ends in zeros no block writes. */
+interface TargetFile {
+  readonly path: string;
+  readonly size: number;
+  readonly mode: number;
+  readonly endsInHole: boolean;
+}
+
+/** The mode `open` gives a file is `mode` less the umask: fchmod only when that took something. */
+const chmodNeeded = (mode: number, umask: number): boolean => (mode & umask) !== 0 || mode > 0o777;
+
+/** A file without a block in any pack: `size` bytes of hole, with exactly its mode. */
+async function createFile(file: TargetFile, umask: number): Promise<void> {
+  const handle = await open(file.path, 'w', file.mode);
   try {
-    if (size > 0) await handle.truncate(size);
-    await handle.chmod(mode); // open's mode went through the umask
+    if (file.size > 0) await handle.truncate(file.size);
+    if (chmodNeeded(file.mode, umask)) await handle.chmod(file.mode);
   } finally {
     await handle.close();
   }
+}
+
+const CREATE_FLAGS = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL;
+
+/**
+ * Opens a file for its blocks; the first pack to get there creates it (sized when it ends in a
+ * hole, moded when the umask interfered), any later one finds it. Sizing at any moment is safe:
+ * every block lies below the file's size.
+ */
+async function openForBlocks(file: TargetFile, umask: number): Promise<FileHandle> {
+  let handle: FileHandle;
+  try {
+    handle = await open(file.path, CREATE_FLAGS, file.mode);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    return open(file.path, fsConstants.O_WRONLY);
+  }
+  try {
+    if (file.endsInHole) await handle.truncate(file.size);
+    if (chmodNeeded(file.mode, umask)) await handle.chmod(file.mode);
+  } catch (e) {
+    await handle.close();
+    throw e;
+  }
+  return handle;
 }
 
 interface WorkItem {
@@ -367,25 +430,54 @@ interface WorkItem {
   readonly fileOffset: number;
   readonly packOffset: number;
   readonly length: number;
-  readonly sha256: Buffer;
 }
 
-/** A run of blocks for one file, consecutive in the pack and in the file: written in one writev. */
-interface WriteRun {
+/** A run of blocks for one file, consecutive in the pack and in the file: one read, one write. */
+interface CopyRun {
   readonly file: number;
   readonly fileOffset: number;
-  readonly pieces: Buffer[];
+  readonly packOffset: number;
   bytes: number;
 }
 
+/** Blocks consecutive in the pack and in one file, up to RUN_BYTES together (a longer block alone). */
+function copyRuns(items: readonly WorkItem[]): CopyRun[] {
+  const runs: CopyRun[] = [];
+  let run: CopyRun | undefined;
+  for (const item of items) {
+    if (
+      run &&
+      run.file === item.file &&
+      run.fileOffset + run.bytes === item.fileOffset &&
+      run.packOffset + run.bytes === item.packOffset &&
+      run.bytes + item.length <= RUN_BYTES
+    ) {
+      run.bytes += item.length;
+    } else {
+      run = { file: item.file, fileOffset: item.fileOffset, packOffset: item.packOffset, bytes: item.length };
+      runs.push(run);
+    }
+  }
+  return runs;
+}
+
 /**
- * Streams one pack, writing the blocks its work list names; returns how many it wrote. A pack holds
- * a file's changed blocks in file order, so runs of blocks go to one file one after another: they
- * are written together (up to RUN_BYTES, one writev of the stream's own chunks, nothing copied),
- * while the next run is being read. One `fs` call per 64 KiB block cost more in thread-pool hops,
- * promises and garbage than the bytes themselves.
+ * Restores the blocks of one pack that its work list names; returns how many. zstd -d writes the
+ * pack's plaintext into a scratch file (unlinked at once: nothing is left behind a crash), and only
+ * once all of it has passed every check (decompressToFile) are its blocks copied out by offset: a
+ * pack holds a file's changed blocks in file order, so a run of them is one read into a reused
+ * buffer and one write, the next run read while the last is written. Node never sees the plaintext
+ * as a stream: no buffer per 64 KiB, no stream hop per chunk, and nothing of a damaged pack reaches
+ * the data directory.
  */
-async function restorePack(source: PackSource, ref: PackRef, list: Buffer, paths: readonly string[], target: string, progress: Progress): Promise<number> {
+async function restorePack(
+  source: PackSource,
+  ref: PackRef,
+  list: Buffer,
+  target: { files: readonly TargetFile[]; umask: number; scratch: string; backup: string },
+  progress: Progress,
+  signal: AbortSignal,
+): Promise<number> {
   const items: WorkItem[] = [];
   for (let at = 0; at < list.length; at += WORK_BYTES) {
     items.push({
@@ -393,11 +485,11 @@ async function restorePack(source: PackSource, ref: PackRef, list: Buffer, paths
       fileOffset: list.readDoubleLE(at + 4),
       packOffset: list.readDoubleLE(at + 12),
       length: list.readUInt32LE(at + 20),
-      sha256: list.subarray(at + 24, at + 56),
     });
   }
   items.sort((a, b) => a.packOffset - b.packOffset);
-  const where = `backup ${target}: pack ${ref.name} of backup ${ref.backup}`;
+  const where = `backup ${target.backup}: pack ${ref.name} of backup ${ref.backup}`;
+  const plainBytes = source.object.plainBytes;
   const handles = new Map<number, FileHandle>();
   const handleFor = async (file: number): Promise<FileHandle> => {
     let h = handles.get(file);
@@ -407,91 +499,44 @@ async function restorePack(source: PackSource, ref: PackRef, list: Buffer, paths
       handles.delete(oldest);
       await oh.close();
     }
-    h = await open(paths[file], 'r+');
+    h = await openForBlocks(target.files[file], target.umask);
     handles.set(file, h);
     return h;
   };
-  const writeRun = async (run: WriteRun): Promise<void> => {
+  const writeRun = async (run: CopyRun, bytes: Buffer): Promise<void> => {
     const handle = await handleFor(run.file);
-    const { bytesWritten } = await handle.writev(run.pieces, run.fileOffset);
-    // A regular file takes a writev whole; should it not, the rest goes after it.
-    for (let done = bytesWritten; done < run.bytes; ) {
-      const rest = Buffer.concat(run.pieces).subarray(done);
-      done += (await handle.write(rest, 0, rest.length, run.fileOffset + done)).bytesWritten;
-    }
-  };
-  // One run is collected while the one before it is written: writes stay in order, one at a time
-  // (a handle is never closed under a write), and at most two runs of chunks are held.
-  let run: WriteRun | undefined;
-  let writing: Promise<void> = Promise.resolve();
-  const flush = async () => {
-    if (!run) return;
-    const ready = run;
-    run = undefined;
-    await writing;
-    writing = writeRun(ready);
-    writing.catch(() => undefined); // handled: the next flush (or the end) awaits it and throws
-  };
-  const add = async (item: WorkItem, pieces: readonly Buffer[]) => {
-    const hash = createHash('sha256');
-    for (const p of pieces) hash.update(p);
-    if (!hash.digest().equals(item.sha256)) {
-      throw new IntegrityError(`${where}: the block at ${item.packOffset} does not match its checksum (for ${paths[item.file]})`);
-    }
-    if (run && (run.file !== item.file || run.fileOffset + run.bytes !== item.fileOffset || run.bytes + item.length > RUN_BYTES || run.pieces.length + pieces.length > RUN_PIECES)) {
-      await flush();
-    }
-    if (run) {
-      run.pieces.push(...pieces);
-      run.bytes += item.length;
-    } else {
-      run = { file: item.file, fileOffset: item.fileOffset, pieces: [...pieces], bytes: item.length };
-    }
+    for (let done = 0; done < run.bytes; ) done += (await handle.write(bytes, done, run.bytes - done, run.fileOffset + done)).bytesWritten;
   };
 
-  let done = 0;
+  const plain = await open(target.scratch, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
+  // Writes stay in order, one at a time (a handle is never closed under a write); a buffer is
+  // read into again only once the write that used it is done.
+  let writing: Promise<void> = Promise.resolve();
   try {
-    const stream = await source.owner.read(source.object, (n) => progress.advance(n));
-    let position = 0; // pack plaintext offset of the chunk's first byte
-    let parts: Buffer[] = [];
-    let collected = 0;
-    let last: { offset: number; pieces: Buffer[] } | undefined;
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      let off = 0;
-      while (done < items.length && off < chunk.length) {
-        const item = items[done];
-        if (last && item.packOffset === last.offset) {
-          await add(item, last.pieces); // the same block named twice
-          done++;
-          continue;
-        }
-        const here = position + off;
-        if (collected === 0 && here < item.packOffset) {
-          off += Math.min(item.packOffset - here, chunk.length - off);
-          continue;
-        }
-        if (collected === 0 && here > item.packOffset) throw new IntegrityError(`${where}: blocks overlap at ${item.packOffset}`);
-        const take = Math.min(item.length - collected, chunk.length - off);
-        parts.push(take === chunk.length ? chunk : chunk.subarray(off, off + take));
-        collected += take;
-        off += take;
-        if (collected === item.length) {
-          await add(item, parts);
-          last = { offset: item.packOffset, pieces: parts };
-          parts = [];
-          collected = 0;
-          done++;
-        }
+    await rm(target.scratch);
+    await source.owner.decompressToFile(source.object, plain, { onStoredBytes: (n) => progress.advance(n), signal });
+    const buffers = [Buffer.allocUnsafeSlow(RUN_BYTES), Buffer.allocUnsafeSlow(RUN_BYTES)];
+    const written: Promise<void>[] = [writing, writing];
+    let n = 0;
+    for (const run of copyRuns(items)) {
+      throwIfAborted(signal);
+      if (run.packOffset + run.bytes > plainBytes) throw new IntegrityError(`${where} ends before the block at ${run.packOffset}`);
+      const slot = n++ % 2;
+      await written[slot];
+      const bytes = run.bytes <= RUN_BYTES ? buffers[slot] : Buffer.allocUnsafe(run.bytes);
+      for (let done = 0; done < run.bytes; ) {
+        const { bytesRead } = await plain.read(bytes, done, run.bytes - done, run.packOffset + done);
+        if (bytesRead === 0) throw new IntegrityError(`${where} ends before the block at ${run.packOffset + done}`);
+        done += bytesRead;
       }
-      position += chunk.length;
+      writing = writing.then(() => writeRun(run, bytes));
+      writing.catch(() => undefined); // handled: the next wait (or the end) awaits it and throws
+      written[slot] = writing;
     }
-    while (done < items.length && last && items[done].packOffset === last.offset) await add(items[done++], last.pieces);
-    if (done < items.length) throw new IntegrityError(`${where} ends before the block at ${items[done].packOffset}`);
-    await flush();
     await writing;
   } finally {
     await writing.catch(() => undefined);
-    await Promise.all([...handles.values()].map((h) => h.close()));
+    await Promise.all([...handles.values(), plain].map((h) => h.close()));
   }
-  return done;
+  return items.length;
 }

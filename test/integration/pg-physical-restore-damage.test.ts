@@ -1,0 +1,77 @@
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runBackup } from '../../lib/core/commands/backup';
+import { runRestore } from '../../lib/core/commands/restore';
+import { pgBin } from '../../lib/core/engines/postgres/tools';
+import { IntegrityError } from '../../lib/core/errors';
+import { runTool } from '../../lib/core/process/tool';
+import { silentProgress as progress } from '../../lib/core/progress';
+import { loadSampleData } from '../../lib/local/sample-postgres';
+import { usePostgres } from '../harness/postgres';
+import { useTempDir, writeConfig } from '../harness/tidemark';
+
+jest.setTimeout(300_000);
+
+/**
+ * A physical restore takes a pack's blocks out of its plaintext only once the whole pack has
+ * passed every check (restore.ts, decompress-to-file.ts): a damaged pack fails the restore with
+ * the object named, and the target is left as it was found.
+ */
+describe('physical restore of a damaged pack', () => {
+  const source = usePostgres({ dataChecksums: true, settings: { autovacuum: 'off' } });
+  const tmp = useTempDir();
+  let full = '';
+  let incr = '';
+
+  const repoOf = (name: string) => join(tmp.path, `${name}-repo`);
+  const configFor = (name: string) =>
+    writeConfig(tmp.path, `${name}.yaml`, {
+      repository: `file://${repoOf(name)}`,
+      encryption: { key: 'env:TIDEMARK_TEST_KEY' },
+      sources: { app: { engine: 'postgres', url: source.url('app') } },
+    }).config;
+
+  /** A copy of the good repository with one byte of the full backup's first pack flipped at `at(size)`. */
+  function damagedCopy(name: string, at: (size: number) => number): void {
+    cpSync(repoOf('good'), repoOf(name), { recursive: true });
+    const pack = join(repoOf(name), 'app', 'backups', full, 'pack-00001');
+    const bytes = readFileSync(pack);
+    bytes[at(bytes.length)] ^= 0x01;
+    writeFileSync(pack, bytes);
+  }
+
+  beforeAll(async () => {
+    await source.createDatabase('app');
+    await loadSampleData(source.url('app'), { pgbenchScale: 1, toastMegabytes: 2 });
+    const config = configFor('good');
+    full = (await runBackup(config, 'app', { type: 'full', progress })).id;
+    await source.sql('UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid BETWEEN 1000 AND 3000', 'app');
+    incr = (await runBackup(config, 'app', { type: 'incr', progress })).id;
+    expect(readdirSync(join(repoOf('good'), 'app', 'backups', full)).filter((f) => f.startsWith('pack-')).length).toBeGreaterThan(0);
+  }, 300_000);
+
+  it('restores the chain whole: pg_verifybackup checks every file against the backup manifest', async () => {
+    const dir = join(tmp.path, 'restored');
+    await runRestore(configFor('good'), 'app', { to: dir, backup: incr, progress });
+    await runTool(pgBin('pg_verifybackup'), [dir]);
+    expect(readdirSync(dir)).not.toContain('.tidemark-restore'); // the scratch space went with the work lists
+  });
+
+  it('fails when a byte in the middle of a pack is flipped, naming the pack, and leaves an empty target empty', async () => {
+    damagedCopy('middle', (size) => Math.floor(size / 2));
+    const dir = join(tmp.path, 'into-empty');
+    mkdirSync(dir);
+    const restore = runRestore(configFor('middle'), 'app', { to: dir, backup: incr, progress });
+    await expect(restore).rejects.toThrow(IntegrityError);
+    await expect(restore).rejects.toThrow(new RegExp(`backup ${full} object pack-00001: segment \\d+ failed authentication`));
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('fails when the final tag of a pack is damaged, and a target that did not exist is not left behind', async () => {
+    damagedCopy('tail', (size) => size - 1);
+    const dir = join(tmp.path, 'into-new');
+    const restore = runRestore(configFor('tail'), 'app', { to: dir, backup: incr, progress });
+    await expect(restore).rejects.toThrow(new RegExp(`backup ${full} object pack-00001: segment \\d+ failed authentication: the object is corrupted or truncated`));
+    expect(existsSync(dir)).toBe(false);
+  });
+});
