@@ -3,7 +3,7 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, UsageError } from '../errors';
 import { echoInput } from '../format';
-import { redactUrl } from '../secrets';
+import { markSecretVariables, redactUrl } from '../secrets';
 import { TidemarkConfigSchema, type SourceConfig, type TidemarkConfig } from './schema';
 
 export interface LoadedConfig {
@@ -34,7 +34,11 @@ export function parseConfig(text: string, origin: string): TidemarkConfig {
   // The schema and its messages recurse: a pathological document must not reach them.
   if (depth(raw) > MAX_DEPTH) throw new ConfigError(`${origin}: nested more than ${MAX_DEPTH} levels deep; a config is a few levels of mappings`);
   const result = TidemarkConfigSchema.safeParse(raw);
-  if (result.success) return result.data;
+  if (result.success) {
+    // From here on no tool inherits the variables the key and the passwords come from.
+    markSecretVariables([result.data.encryption.key, ...Object.values(result.data.sources).map((s) => s.password)]);
+    return result.data;
+  }
   const [first, ...more] = problems(result.error.issues, raw, []);
   const tail = more.length ? ` (and ${more.length} more problem${more.length > 1 ? 's' : ''})` : '';
   throw new ConfigError(`${origin}: ${first}${tail}`, { cause: result.error });
