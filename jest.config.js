@@ -13,6 +13,11 @@ module.exports = {
   moduleNameMapper: { '^(d3-[a-z-]+|internmap)$': '<rootDir>/node_modules/$1/dist/$1.js' },
   // Integration suites start real database clusters; two workers match the two cores here.
   maxWorkers: 2,
+  // The secrets scan of issue 11 (test/harness/secret-scan.ts): a sampler of the process table for
+  // the whole run, hooks on what tests produce, and a teardown that fails the run on any finding.
+  globalSetup: '<rootDir>/test/harness/secret-scan-setup.ts',
+  globalTeardown: '<rootDir>/test/harness/secret-scan-teardown.ts',
+  setupFilesAfterEnv: ['<rootDir>/test/harness/secret-scan-hooks.ts'],
   testTimeout: 180_000,
   verbose: false,
 };

@@ -5,7 +5,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import type { TidemarkConfig } from '../lib/core/config/schema';
-import { TidemarkError, UsageError } from '../lib/core/errors';
+import { oneLine, TidemarkError, UsageError } from '../lib/core/errors';
 import { formatBytes } from '../lib/core/format';
 import type { Progress } from '../lib/core/progress';
 // Start-up is part of every backup: only commander, the error types and the backup-type list (a
@@ -43,12 +43,19 @@ function print(cmd: Command, json: unknown, human: () => string): void {
   process.stdout.write(globals(cmd).json ? `${JSON.stringify(json, null, 2)}\n` : `${human()}\n`);
 }
 
+/** commander's "error: unknown option '--jsn'\n(Did you mean --json?)" as one line with the usage hint. */
+function usageLine(message: string): string {
+  const text = message.replace(/^error: /, '').trim().split(/\s*\n\s*/).join(' ');
+  return `${oneLine(text)}; run tidemark --help for usage`;
+}
+
 export function buildProgram(): Command {
   const program = new Command('tidemark')
     .description('Backups you can restore: PostgreSQL and MySQL/MariaDB into a folder or S3, verified end to end.')
     .option('-c, --config <file>', 'config file', process.env.TIDEMARK_CONFIG ?? DEFAULT_CONFIG)
     .option('--json', 'print machine-readable JSON on stdout')
-    .showHelpAfterError('(run tidemark --help for usage)')
+    // One line like every other failure (commander's own is the error, a suggestion, a hint).
+    .configureOutput({ outputError: (message, write) => write(`tidemark: ${usageLine(message)}\n`) })
     .exitOverride();
 
   program
@@ -366,16 +373,20 @@ export async function main(argv: string[]): Promise<number> {
     // First: the interrupt surfaces as whatever the aborted work threw (the abort reason, a killed
     // tool, a destroyed stream), and all of it means the same to the user.
     if (interrupt.signal.aborted) {
-      process.stderr.write(`tidemark: ${(interrupt.signal.reason as Error).message}\n`);
+      process.stderr.write(`tidemark: ${oneLine((interrupt.signal.reason as Error).message)}\n`);
       return 130;
     }
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2; // commander already printed it
     if (e instanceof TidemarkError) {
-      process.stderr.write(`tidemark: ${e.message}\n`);
+      process.stderr.write(`tidemark: ${oneLine(e.message)}\n`);
       return e.exitCode;
     }
     process.stderr.write(`tidemark: unexpected error (a bug; please report it): ${(e as Error).stack ?? e}\n`);
     return 70;
+  } finally {
+    // main may run many times in one process (tests): each run takes back its own handlers.
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 

@@ -12,6 +12,15 @@ export class TidemarkError extends Error {
   }
 }
 
+/**
+ * A message as the one line the CLI promises: control characters (a newline in a value the user
+ * typed, a server log tail) are shown escaped rather than breaking the line.
+ */
+export function oneLine(message: string): string {
+  const named: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+  return message.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => named[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** The config file is missing, unreadable or invalid. */
 export class ConfigError extends TidemarkError {
   override readonly exitCode = 2;

@@ -25,13 +25,22 @@ export async function resolveSecret(ref: string, what: string): Promise<string> 
   }
 }
 
-/** Environment variables that held a secret we read: child processes do not inherit them. */
-const secretVariables = new Set<string>();
+/**
+ * Environment variables that hold a secret: those a secret was read from, those a loaded config
+ * names (`env:` references, marked before anything runs), and AWS credentials, which no database
+ * tool needs. Child processes do not inherit them.
+ */
+const secretVariables = new Set<string>(['AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_ACCESS_KEY_ID']);
+
+/** Marks `env:NAME` references (the config's key and passwords): no child process gets NAME. */
+export function markSecretVariables(refs: Iterable<string | undefined>): void {
+  for (const ref of refs) if (ref?.startsWith('env:')) secretVariables.add(ref.slice(4));
+}
 
 /**
- * The environment for a child process (pg_dump, zstd, …): ours, minus every variable a secret was
- * read from and every TIDEMARK_SECRET_* that ECS injected. Tools get credentials another way
- * (a passfile), and a tool that dumps its environment on a crash must have none to dump.
+ * The environment for a child process (pg_dump, zstd, a throwaway server, …): ours, minus every
+ * secret variable above and every TIDEMARK_SECRET_* that ECS injected. Tools get credentials
+ * another way (a passfile), and a tool that dumps its environment on a crash must have none to dump.
  */
 export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};

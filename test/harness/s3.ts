@@ -5,6 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { scanTree } from './secret-scan';
 
 /** What a test gets from `useS3()`; read it inside tests and hooks (the server starts in beforeAll). */
 export interface S3Handle {
@@ -75,6 +76,7 @@ async function startS3rver(): Promise<RunningS3> {
   );
   const stop = async (): Promise<void> => {
     await stopProcess(child);
+    scanTree(directory, 'an s3rver bucket (every object Tidemark stored there)');
     await rm(directory, { recursive: true, force: true });
   };
   try {

@@ -4,11 +4,15 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../lib/core/config/load';
+import { markSecretVariables } from '../../lib/core/secrets';
 import type { TidemarkConfig, TidemarkConfigInput } from '../../lib/core/config/schema';
+import { scanRepositories, scanText } from './secret-scan';
 
 export const ROOT = resolve(__dirname, '../..');
 export const TEST_KEY = 'tidemark-test-key-0123456789abcdefghijklmnop';
 process.env.TIDEMARK_TEST_KEY = TEST_KEY;
+// As a loaded config would (every test config names it): no tool or server started here inherits it.
+markSecretVariables(['env:TIDEMARK_TEST_KEY']);
 
 /** A temp folder for this test file, removed afterwards. */
 export function useTempDir(prefix = 'tidemark-test-'): { readonly path: string } {
@@ -16,7 +20,10 @@ export function useTempDir(prefix = 'tidemark-test-'): { readonly path: string }
   beforeAll(() => {
     path = mkdtempSync(join(tmpdir(), prefix));
   });
-  afterAll(() => rmSync(path, { recursive: true, force: true }));
+  afterAll(() => {
+    scanRepositories(path, 'a temp repository (useTempDir)');
+    rmSync(path, { recursive: true, force: true });
+  });
   return {
     get path() {
       return path;
@@ -60,6 +67,7 @@ export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promi
   child.stdout!.on('data', (d) => (stdout += d));
   child.stderr!.on('data', (d) => (stderr += d));
   const code = await new Promise<number | null>((r) => child.on('close', r));
+  scanText(`the output of tidemark ${args[0] ?? ''}… (runCli)`, `${stdout}\n${stderr}`);
   return { code, stdout, stderr, seconds: (Date.now() - started) / 1000 };
 }
 

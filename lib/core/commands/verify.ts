@@ -7,6 +7,7 @@ import { registrationOf } from '../engines/registry';
 import { archiveFor, type ArchiveVerification } from '../engines/continuous-archive';
 import { BackupNotFound, EncryptionKeyError, TidemarkError } from '../errors';
 import type { Progress } from '../progress';
+import { parseBackupId } from '../repository/backup-id';
 import { Repository } from '../repository/repository';
 
 export interface VerifiedBackup {
@@ -40,6 +41,7 @@ export async function runVerify(
   options: { backup?: string; progress: Progress; signal?: AbortSignal },
 ): Promise<VerifyResult> {
   const src = sourceConfig(config, source);
+  if (options.backup !== undefined) parseBackupId(options.backup); // '' or a typo is a usage error, not "verify everything"
   const repository = await Repository.open(config);
   const catalog = await repository.catalog(source);
   const ids = options.backup ? [options.backup] : catalog.backups.map((b) => b.id);

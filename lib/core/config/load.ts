@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, UsageError } from '../errors';
-import { redactUrl } from '../secrets';
+import { echoInput } from '../format';
+import { markSecretVariables, redactUrl } from '../secrets';
 import { TidemarkConfigSchema, type SourceConfig, type TidemarkConfig } from './schema';
 
 export interface LoadedConfig {
@@ -30,35 +31,60 @@ export async function loadConfig(path: string): Promise<LoadedConfig> {
 export function parseConfig(text: string, origin: string): TidemarkConfig {
   const body = text.replace(/^\uFEFF/, '');
   const raw = /\.json$/i.test(origin) ? parseJson(body, origin) : parseYaml(body, origin);
+  // The schema and its messages recurse: a pathological document must not reach them.
+  if (depth(raw) > MAX_DEPTH) throw new ConfigError(`${origin}: nested more than ${MAX_DEPTH} levels deep; a config is a few levels of mappings`);
   const result = TidemarkConfigSchema.safeParse(raw);
-  if (result.success) return result.data;
+  if (result.success) {
+    // From here on no tool inherits the variables the key and the passwords come from.
+    markSecretVariables([result.data.encryption.key, ...Object.values(result.data.sources).map((s) => s.password)]);
+    return result.data;
+  }
   const [first, ...more] = problems(result.error.issues, raw, []);
   const tail = more.length ? ` (and ${more.length} more problem${more.length > 1 ? 's' : ''})` : '';
   throw new ConfigError(`${origin}: ${first}${tail}`, { cause: result.error });
+}
+
+const MAX_DEPTH = 32;
+
+/** How deeply mappings and lists nest (iterative: the value may be deeper than the stack). */
+function depth(value: unknown): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    deepest = Math.max(deepest, d + 1);
+    if (deepest > MAX_DEPTH) return deepest;
+    for (const child of Object.values(v)) stack.push([child, d + 1]);
+  }
+  return deepest;
 }
 
 export function sourceConfig(config: TidemarkConfig, name: string): SourceConfig {
   const source = Object.hasOwn(config.sources, name) ? config.sources[name] : undefined;
   if (!source) {
     const names = Object.keys(config.sources).join(', ');
-    throw new UsageError(`unknown source '${name}' (configured: ${names})`);
+    throw new UsageError(`unknown source '${echoInput(name)}' (configured: ${names})`);
   }
   return source;
 }
 
 function parseYaml(text: string, origin: string): unknown {
   // `merge` lets several sources share settings through `<<: *defaults`.
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, merge: true });
+  // logLevel: warnings are errors below; the library must not print them to stderr itself.
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, merge: true, logLevel: 'error' });
   // Warnings count: an unknown tag such as `!env` would otherwise be silently dropped.
   const err = doc.errors[0] ?? doc.warnings[0];
   if (err) {
-    const reason = err.code === 'DUPLICATE_KEY' ? `duplicate key '${keyAt(text, err.pos[0])}'` : err.message;
+    const reason =
+      err.code === 'DUPLICATE_KEY' ? `duplicate key '${keyAt(text, err.pos[0])}'` : /call stack/i.test(err.message) ? 'nested too deeply' : err.message;
     throw new ConfigError(`${at(origin, text, err.pos[0])}: ${reason}`, { cause: err });
   }
   try {
     return doc.toJS({ maxAliasCount: 100 });
   } catch (e) {
-    throw new ConfigError(`${origin}: ${(e as Error).message.split('\n')[0]}`, { cause: e });
+    const message = (e as Error).message;
+    throw new ConfigError(`${origin}: ${/call stack/i.test(message) ? 'nested too deeply' : message.split('\n')[0]}`, { cause: e });
   }
 }
 

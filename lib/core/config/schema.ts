@@ -113,6 +113,18 @@ const Placement = z
   })
   .describe('Account and region whose stack backs this source up; defaults to aws.account/aws.region');
 
+/** Every consumer (the CLI, the worker, the stack's security-group rules) parses the URL: check it once here. */
+function parsesAsUrl(url: string): boolean {
+  try {
+    const u = new URL(url);
+    for (const part of [u.hostname, u.username, u.password, u.pathname]) decodeURIComponent(part);
+    return true;
+  } catch {
+    return false;
+  }
+}
+const URL_PROBLEM = 'not a valid URL (check the host, the port and any %-escapes)';
+
 const sourceOptions = {
   password: SecretRef.optional(),
   schedule: ScheduleConfig.optional(),
@@ -133,6 +145,7 @@ const PostgresSource = z.strictObject({
   url: z
     .string()
     .regex(/^postgres(ql)?:\/\/[^/]+/, { message: 'expected postgres://user@host:port/database' })
+    .refine(parsesAsUrl, { message: URL_PROBLEM })
     .describe('postgres://user@host:port/database; keep the password out of it'),
   ...sourceOptions,
 });
@@ -142,6 +155,7 @@ const MysqlSource = z.strictObject({
   url: z
     .string()
     .regex(/^(mysql|mariadb):\/\/[^/]+/, { message: 'expected mysql://user@host:port[/database]' })
+    .refine(parsesAsUrl, { message: URL_PROBLEM })
     .describe('mysql://user@host:port[/database]; keep the password out of it'),
   ...sourceOptions,
   mysql: z

@@ -1,4 +1,5 @@
 import { RecoveryTargetOutOfRange, UsageError } from '../errors';
+import { echoInput } from '../format';
 import { parseBackupId } from '../repository/backup-id';
 
 /**
@@ -54,27 +55,27 @@ export function parseRecoveryTarget(options: RecoveryTargetOptions): RecoveryTar
   if (backup !== undefined) return { kind: 'backup', id: parseBackupId(backup) };
   if (time !== undefined) {
     if (!ISO_WITH_OFFSET.test(time.trim()) || Number.isNaN(Date.parse(time))) {
-      throw new UsageError(`--time ${time}: expected an ISO time with a zone, e.g. 2026-12-01T02:14:00Z or 2026-12-01 03:14:00+01:00`);
+      throw new UsageError(`--time ${echoInput(time)}: expected an ISO time with a zone, e.g. 2026-12-01T02:14:00Z or 2026-12-01 03:14:00+01:00`);
     }
     const at = new Date(time).toISOString();
     const fraction = /:\d{2}\.(\d{4,9})/.exec(time)?.[1];
     return fraction ? { kind: 'time', at, exact: `${at.slice(0, 19)}.${fraction.padEnd(6, '0').slice(0, 6)}Z` } : { kind: 'time', at };
   }
   if (lsn !== undefined) {
-    if (!LSN.test(lsn)) throw new UsageError(`--lsn ${lsn}: expected a WAL position like 0/1A2B3C4D`);
+    if (!LSN.test(lsn)) throw new UsageError(`--lsn ${echoInput(lsn)}: expected a WAL position like 0/1A2B3C4D`);
     return { kind: 'lsn', lsn: lsn.toUpperCase() };
   }
   if (xid !== undefined) {
-    if (!/^\d{1,20}$/.test(xid)) throw new UsageError(`--xid ${xid}: expected a transaction id (digits)`);
+    if (!/^\d{1,20}$/.test(xid)) throw new UsageError(`--xid ${echoInput(xid)}: expected a transaction id (digits)`);
     return { kind: 'xid', xid };
   }
   if (position !== undefined) {
     const m = /^([^:\s]+):(\d{1,19})$/.exec(position);
-    if (!m) throw new UsageError(`--position ${position}: expected binlog-file:position, e.g. mariadb-bin.000042:1337`);
+    if (!m) throw new UsageError(`--position ${echoInput(position)}: expected binlog-file:position, e.g. mariadb-bin.000042:1337`);
     return { kind: 'binlog', file: m[1], position: Number(m[2]) };
   }
   if (gtid !== undefined) {
-    if (!/^[\w:,.-]+$/.test(gtid)) throw new UsageError(`--gtid ${gtid}: expected a GTID set, e.g. 0-1-42 or 3E11FA47-71CA-11E1-9E33-C80AA9429562:23`);
+    if (!/^[\w:,.-]+$/.test(gtid)) throw new UsageError(`--gtid ${echoInput(gtid)}: expected a GTID set, e.g. 0-1-42 or 3E11FA47-71CA-11E1-9E33-C80AA9429562:23`);
     return { kind: 'gtid', set: gtid };
   }
   if (beforeDrop !== undefined) {

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ToolFailed } from '../errors';
 import { mysqlBin } from '../engines/mysql/tools';
 import { freePort } from '../free-port';
+import { childEnv } from '../secrets';
 import type { ServerTracker } from './throwaway-postgres';
 import { lookupOsUser, type OsUser } from './os-user';
 import { runTool } from './tool';
@@ -110,7 +111,7 @@ class Server implements ThrowawayMariadb {
     const args = [`--defaults-file=${this.defaultsFile}`, ...(user ? [`--user=${user}`] : [])];
     // Detached with its output in log-error: the server must not die with our terminal's Ctrl-C
     // before stop() or the exit registry has shut it down cleanly.
-    const child = spawn(mysqlBin('server'), args, { detached: true, stdio: 'ignore' });
+    const child = spawn(mysqlBin('server'), args, { detached: true, stdio: 'ignore', env: childEnv() });
     child.on('error', () => undefined);
     child.unref();
     this.child = child;

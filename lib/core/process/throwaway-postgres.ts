@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { ToolFailed } from '../errors';
 import { pgBin } from '../engines/postgres/tools';
 import { freePort } from '../free-port';
+import { childEnv } from '../secrets';
 import { lookupOsUser, type OsUser } from './os-user';
 import { runTool } from './tool';
 
@@ -92,9 +93,10 @@ function serverUser(): OsUser | undefined {
   return ids;
 }
 
-// PG* variables in our environment (PGPORT, PGSERVICE, ...) must not redirect the tools.
+// PG* variables in our environment (PGPORT, PGSERVICE, ...) must not redirect the tools, and the
+// server keeps no secret of ours in its environment (childEnv).
 function toolEnv(dir: string): NodeJS.ProcessEnv {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('PG')));
+  const env = Object.fromEntries(Object.entries(childEnv()).filter(([key]) => !key.startsWith('PG')));
   return { ...env, HOME: dir };
 }
 

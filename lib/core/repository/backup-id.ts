@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { UsageError } from '../errors';
+import { echoInput } from '../format';
 
 /**
  * Backup ids sort by time as plain strings (so do storage listings): the UTC start time to the
@@ -25,7 +26,7 @@ export function isBackupId(value: string): boolean {
 
 export function parseBackupId(value: string): string {
   if (!isBackupId(value)) {
-    throw new UsageError(`'${value}' is not a backup id (expected e.g. 20261124T075740.123Z-3f9a1c; see tidemark list)`);
+    throw new UsageError(`'${echoInput(value)}' is not a backup id (expected e.g. 20261124T075740.123Z-3f9a1c; see tidemark list)`);
   }
   return value;
 }

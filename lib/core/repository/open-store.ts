@@ -23,7 +23,9 @@ function folderOf(url: string): string {
   try {
     if (url === 'file://') throw new Error('no folder');
     // Relative folders would depend on the working directory of whoever runs tidemark (CLI, worker).
-    return fileURLToPath(url);
+    const folder = fileURLToPath(url);
+    if (folder.includes('\0')) throw new Error('a NUL byte'); // %00: no file system takes it
+    return folder;
   } catch {
     throw new ConfigError(`repository: '${redact(url)}' is not an absolute folder (expected file:///absolute/path)`);
   }

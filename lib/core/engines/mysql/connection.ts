@@ -3,6 +3,7 @@ import { SecretFile } from '../../process/secret-file';
 import { runTool } from '../../process/tool';
 import { childEnv } from '../../secrets';
 import { mysqlBin } from './tools';
+import { decodeUrlPart } from '../../url-part';
 
 /** Seconds to wait for a server before declaring it unreachable. */
 export const CONNECT_TIMEOUT_SECONDS = 5;
@@ -27,11 +28,11 @@ export function parseMysqlUrl(url: string, what: string): MysqlEndpoint {
   }
   if (u.protocol !== 'mysql:' && u.protocol !== 'mariadb:') throw new UsageError(`${what}: expected a mysql:// URL, got ${u.protocol}//`);
   return {
-    host: decodeURIComponent(u.hostname) || 'localhost',
+    host: decodeUrlPart(u.hostname, what, 'host') || 'localhost',
     port: u.port ? Number(u.port) : 3306,
-    user: decodeURIComponent(u.username) || 'root',
-    database: decodeURIComponent(u.pathname.replace(/^\//, '')),
-    password: u.password ? decodeURIComponent(u.password) : undefined,
+    user: decodeUrlPart(u.username, what, 'user') || 'root',
+    database: decodeUrlPart(u.pathname.replace(/^\//, ''), what, 'database'),
+    password: u.password ? decodeUrlPart(u.password, what, 'password') : undefined,
   };
 }
 

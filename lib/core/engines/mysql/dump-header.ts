@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { Transform, pipeline } from 'node:stream';
 import type { CompressedOutput } from '../../pipeline/compressed-output';
+import { childEnv } from '../../secrets';
 
 /** Compressed bytes kept from the start of a dump: enough for zstd to decode its header. */
 const HEAD_BYTES = 256 * 1024;
@@ -44,7 +45,7 @@ export function keepDumpHead(compressed: CompressedOutput): { compressed: Compre
 /** Decodes as much of a zstd frame's start as there is (a cut frame is expected, not an error). */
 function decodePrefix(prefix: Buffer): Promise<string> {
   return new Promise((resolve, reject) => {
-    const zstd = spawn('zstd', ['-dc', '-q'], { stdio: ['pipe', 'pipe', 'ignore'] });
+    const zstd = spawn('zstd', ['-dc', '-q'], { stdio: ['pipe', 'pipe', 'ignore'], env: childEnv() });
     const out: Buffer[] = [];
     zstd.stdout.on('data', (c: Buffer) => out.push(c));
     zstd.stdin.on('error', () => undefined); // zstd may stop reading a cut frame early

@@ -2,6 +2,7 @@ import { Client } from 'pg';
 import { DatabaseUnreachable, UsageError } from '../../errors';
 import { SecretFile } from '../../process/secret-file';
 import { childEnv } from '../../secrets';
+import { decodeUrlPart } from '../../url-part';
 
 /** Seconds to wait for a server before declaring it unreachable. */
 export const CONNECT_TIMEOUT_SECONDS = 5;
@@ -28,16 +29,16 @@ export function parsePostgresUrl(url: string, what: string): PgEndpoint {
   if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
     throw new UsageError(`${what}: expected a postgres:// URL, got ${u.protocol}//`);
   }
-  const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
+  const database = decodeUrlPart(u.pathname.replace(/^\//, ''), what, 'database');
   if (!database) throw new UsageError(`${what}: the URL names no database (postgres://user@host:port/database)`);
   const options: Record<string, string> = {};
   u.searchParams.forEach((v, k) => (options[k] = v));
   return {
-    host: decodeURIComponent(u.hostname) || options.host || 'localhost',
+    host: decodeUrlPart(u.hostname, what, 'host') || options.host || 'localhost',
     port: u.port ? Number(u.port) : 5432,
-    user: decodeURIComponent(u.username) || 'postgres',
+    user: decodeUrlPart(u.username, what, 'user') || 'postgres',
     database,
-    password: u.password ? decodeURIComponent(u.password) : undefined,
+    password: u.password ? decodeUrlPart(u.password, what, 'password') : undefined,
     options,
   };
 }

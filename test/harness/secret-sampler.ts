@@ -1,0 +1,103 @@
+/**
+ * The process-table half of the secrets scan, a process of its own so it never waits on a test:
+ * every 100 ms it walks the descendants of the jest process (argv[2]) and records a finding for a
+ * test secret in any one's arguments, or in the environment of a database tool, server or zstd —
+ * the children Tidemark spawns. Two exemptions, both the tests' own doing rather than Tidemark's:
+ * the arguments of a CLI a test spawned itself (a test may pass a URL with a password to show it
+ * is never passed on), and jest's own processes, whose environment the harness fills on purpose.
+ *
+ *   node --import tsx test/harness/secret-sampler.ts <jest pid>   (TIDEMARK_SCAN_FINDINGS set)
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { recordFinding, secretsIn } from './secret-scan';
+
+const root = Number(process.argv[2]);
+const INTERVAL_MS = Number(process.env.TIDEMARK_SCAN_INTERVAL_MS ?? 100);
+/** `comm` (the first 15 bytes of the executable's name) of the processes whose environment is read. */
+const TOOL = /^(pg_\w+|psql|postgres|initdb|mariadb.*|mysql.*|zstd)$/;
+const CLI = /\bbin\/tidemark\.ts\b|\btidemark\.(c?js|mjs)\b/;
+
+interface Proc {
+  readonly pid: number;
+  readonly ppid: number;
+  readonly comm: string;
+}
+
+function read(path: string): Buffer | undefined {
+  try {
+    return readFileSync(path);
+  } catch {
+    return undefined; // gone, or not ours to read
+  }
+}
+
+function processes(): Map<number, Proc> {
+  const all = new Map<number, Proc>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = read(`/proc/${name}/stat`)?.toString();
+    if (!stat) continue;
+    // "pid (comm) state ppid …": comm may hold spaces and parentheses, so split at the last ')'.
+    const close = stat.lastIndexOf(')');
+    const comm = stat.slice(stat.indexOf('(') + 1, close);
+    const ppid = Number(stat.slice(close + 2).split(' ')[1]);
+    all.set(Number(name), { pid: Number(name), ppid, comm });
+  }
+  return all;
+}
+
+/** What each process was checked as, so each exec is read once: pid → cmdline. */
+const checked = new Map<number, string>();
+const reported = new Set<string>();
+
+function record(where: string, secret: string): void {
+  const key = `${where}\0${secret}`;
+  if (reported.has(key)) return;
+  reported.add(key);
+  recordFinding({ where, secret });
+}
+
+function tick(): void {
+  const all = processes();
+  if (!all.has(root)) process.exit(0); // jest is gone: nothing left to watch
+  const children = new Map<number, number[]>();
+  for (const p of all.values()) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p.pid]);
+  // jest and its workers (node …/jest-worker/…): the test processes themselves. With one test
+  // file jest runs it in its own process, and a tool a test starts is then a child of `root`.
+  const jest = new Set([root, ...(children.get(root) ?? []).filter((pid) => /jest/.test(read(`/proc/${pid}/cmdline`)?.toString() ?? ''))]);
+  const seen = new Set<number>();
+  const queue = [...(children.get(root) ?? [])];
+  while (queue.length) {
+    const pid = queue.pop()!;
+    seen.add(pid);
+    queue.push(...(children.get(pid) ?? []));
+    if (jest.has(pid) || pid === process.pid) continue;
+    const raw = read(`/proc/${pid}/cmdline`);
+    if (!raw) continue;
+    const cmdline = raw.toString().replace(/\0/g, ' ').trim();
+    if (checked.get(pid) === cmdline) continue;
+    checked.set(pid, cmdline);
+    const proc = all.get(pid)!;
+    const testsCli = jest.has(proc.ppid) && CLI.test(cmdline);
+    const what = `${proc.comm} (pid ${pid}, parent ${all.get(proc.ppid)?.comm ?? proc.ppid}): ${cmdline.slice(0, 160)}`;
+    if (!testsCli) for (const secret of secretsIn(raw)) record(`arguments of ${what}`, secret);
+    if (TOOL.test(proc.comm)) {
+      const env = read(`/proc/${pid}/environ`);
+      if (env) for (const secret of secretsIn(env)) record(`environment of ${what}`, secret);
+    }
+  }
+  for (const pid of checked.keys()) if (!seen.has(pid)) checked.delete(pid);
+  if (process.env.TIDEMARK_SCAN_DEBUG) process.stderr.write(`secret sampler: ${seen.size} processes under jest\n`);
+}
+
+const timer = setInterval(() => {
+  try {
+    tick();
+  } catch (e) {
+    process.stderr.write(`secret sampler: ${(e as Error).message}\n`);
+  }
+}, INTERVAL_MS);
+process.on('SIGTERM', () => {
+  clearInterval(timer);
+  process.exit(0);
+});

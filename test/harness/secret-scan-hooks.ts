@@ -1,0 +1,21 @@
+import { scanText } from './secret-scan';
+
+/**
+ * setupFilesAfterEach of every test file: the local runtime's executions (state-machine definition,
+ * input, output, failure cause, history) pass through the secrets scan. The module is wrapped
+ * lazily, so a test file that never runs a state machine never loads it.
+ */
+jest.mock('../../lib/local/state-machine-runner', () => {
+  const actual = jest.requireActual<typeof import('../../lib/local/state-machine-runner')>('../../lib/local/state-machine-runner');
+  return {
+    ...actual,
+    runStateMachine: async (...args: Parameters<typeof actual.runStateMachine>) => {
+      const [definition, input] = args;
+      scanText('a state-machine definition run locally', definition);
+      scanText('the input of a local execution', input);
+      const result = await actual.runStateMachine(...args);
+      scanText('the output, error, cause or history of a local execution', result);
+      return result;
+    },
+  };
+});
