@@ -8,6 +8,9 @@ import { FINDINGS_ENV, type Finding } from './secret-scan';
 export default async function teardown(): Promise<void> {
   const sampler = (globalThis as { tidemarkSecretSampler?: ChildProcess }).tidemarkSecretSampler;
   if (sampler && sampler.exitCode === null && sampler.signalCode === null) {
+    // The sampler was unref'd so it never holds jest open; waiting for it must hold the process, or
+    // node exits here with this promise pending, the findings unread and exit code 0.
+    sampler.ref();
     const exited = once(sampler, 'exit');
     sampler.kill('SIGTERM');
     await exited;
