@@ -62,16 +62,20 @@ interface WorkerProbe {
   readonly argv: string[];
   readonly startedAt: number;
   readonly exitedAt: number;
-  /** getrusage(RUSAGE_SELF).ru_maxrss: the worker's own peak, not its tools'. */
+  /**
+   * VmHWM of the worker's own address space, not its tools'. Not ru_maxrss: Linux carries that over
+   * from the forked parent through exec, so every worker "peaked" near this test process's size.
+   */
   readonly maxRssKiB: number;
   readonly code: number;
 }
 
 const PROBE = `'use strict';
-const { appendFileSync } = require('node:fs');
+const { appendFileSync, readFileSync } = require('node:fs');
 const startedAt = Date.now();
 process.on('exit', (code) => {
-  appendFileSync(process.env.TIDEMARK_LOAD_PROBE, JSON.stringify({ argv: process.argv.slice(2), startedAt, exitedAt: Date.now(), maxRssKiB: process.resourceUsage().maxRSS, code }) + '\\n');
+  const maxRssKiB = Number(/^VmHWM:\\s+(\\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))[1]);
+  appendFileSync(process.env.TIDEMARK_LOAD_PROBE, JSON.stringify({ argv: process.argv.slice(2), startedAt, exitedAt: Date.now(), maxRssKiB, code }) + '\\n');
 });
 `;
 
