@@ -1,4 +1,5 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, utimesSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { spawnCli } from '../harness/tidemark';
 
 /**
@@ -101,4 +102,23 @@ export async function signalCliAt(args: string[], ms: number, signal: NodeJS.Sig
   const end = await exited;
   const exitSeconds = landed ? (Date.now() - signalledAt) / 1000 : 0;
   return { ...end, landed, exitSeconds, orphans: tools.filter(alive), stderr };
+}
+
+/** Files under <repo>/app/backups in folders of no listed backup: what killed runs left. */
+export function leftovers(backupsDir: string, listed: readonly string[]): string[] {
+  const files: string[] = [];
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(join(dir, e.name));
+      else files.push(relative(backupsDir, join(dir, e.name)));
+    }
+  };
+  walk(backupsDir);
+  return files.filter((f) => !listed.includes(f.split('/')[0]));
+}
+
+/** Makes the killed runs' temp files (uploads in flight) `hours` old, as if the kills were that long ago. */
+export function ageLeftovers(backupsDir: string, files: readonly string[], hours: number): void {
+  const then = new Date(Date.now() - hours * 3_600_000);
+  for (const f of files) if (f.split('/').pop()!.startsWith('.tmp-')) utimesSync(join(backupsDir, f), then, then);
 }

@@ -1,5 +1,4 @@
-import { readdirSync, utimesSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { runBackup } from '../../lib/core/commands/backup';
 import { runList } from '../../lib/core/commands/list';
 import { runRetention } from '../../lib/core/commands/retention';
@@ -10,7 +9,7 @@ import { loadSampleData } from '../../lib/local/sample-postgres';
 import { usePostgres } from '../harness/postgres';
 import { runCli, useTempDir, writeConfig } from '../harness/tidemark';
 import { random } from './fault-injector';
-import { killCount, signalCliAt, SIGTERM_EXIT_SECONDS, SOAK, waitForExit } from './kill-moments';
+import { ageLeftovers, killCount, leftovers, signalCliAt, SIGTERM_EXIT_SECONDS, SOAK, waitForExit } from './kill-moments';
 
 /**
  * Physical backups (full and incr) SIGKILLed at seeded moments across their whole run (issue 11):
@@ -21,19 +20,6 @@ import { killCount, signalCliAt, SIGTERM_EXIT_SECONDS, SOAK, waitForExit } from 
 const SEED = 1202;
 const KILLS = killCount(3);
 const TERMS = SOAK ? 6 : 1;
-
-/** Files under <repo>/app/backups in folders of no listed backup: what killed runs left. */
-function leftovers(backupsDir: string, listed: readonly string[]): string[] {
-  const files: string[] = [];
-  const walk = (dir: string): void => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      if (e.isDirectory()) walk(join(dir, e.name));
-      else files.push(relative(backupsDir, join(dir, e.name)));
-    }
-  };
-  walk(backupsDir);
-  return files.filter((f) => !listed.includes(f.split('/')[0]));
-}
 
 describe(`SIGKILL of physical backups at ${KILLS} moments per type, SIGTERM at ${TERMS} (seed ${SEED})`, () => {
   const pg = usePostgres({ dataChecksums: true });
@@ -111,8 +97,7 @@ describe(`SIGKILL of physical backups at ${KILLS} moments per type, SIGTERM at $
     // A dead run's parts wait out its lease (24 h, the longest a backup may run) and a day's grace;
     // its uploads in flight (temp files) go once a day old. Two days pass:
     const now = new Date(Date.now() + 49 * 3_600_000);
-    const then = new Date(Date.now() - 49 * 3_600_000);
-    for (const f of left) if (f.split('/').pop()!.startsWith('.tmp-')) utimesSync(join(backupsDir, f), then, then);
+    ageLeftovers(backupsDir, left, 49);
     const dry = await runRetention(cfg.config, 'app', { now });
     expect(dry.sources[0].delete.filter((d) => d.what !== 'unfinished')).toEqual([]);
     await runRetention(cfg.config, 'app', { apply: true, now });
