@@ -85,6 +85,7 @@ describe(`SIGKILL of a logical backup at ${KILLS} random moments, SIGTERM at ${T
       const stopped = run.code === 130 || run.signal === 'SIGTERM';
       const ok = run.exitSeconds <= SIGTERM_EXIT_SECONDS && run.orphans.length === 0 && (run.code === 0 ? listed === 1 : stopped && listed === 0);
       expect(ok ? 'ok' : at).toBe('ok');
+      process.stderr.write(`SIGTERM ${i} at ${at.moment} ms: exit ${run.code ?? run.signal} after ${run.exitSeconds.toFixed(2)} s, ${listed} listed\n`);
     }
     expect((await runCli(args)).code).toBe(0);
     expect((await runVerify(cfg.config, 'app', { progress })).ok).toBe(true);

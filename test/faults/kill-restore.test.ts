@@ -232,6 +232,7 @@ describe(`SIGKILL of restores at ${KILLS} moments per kind, SIGTERM at ${TERMS} 
       const stopped = run.code === 130 || run.signal === 'SIGTERM';
       const ok = run.exitSeconds <= SIGTERM_EXIT_SECONDS && orphans.length === 0 && (run.code === 0 ? state === 'whole' : stopped && state !== 'interrupted');
       expect(ok ? 'ok' : at).toBe('ok');
+      process.stderr.write(`${kind.name}: SIGTERM ${i} at ${at.moment} ms: exit ${run.code ?? run.signal} after ${run.exitSeconds.toFixed(2)} s, target ${state}\n`);
       await kind.reset();
     }
   }, 300_000);
