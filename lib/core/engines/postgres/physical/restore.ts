@@ -376,6 +376,7 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
     progress.stop();
   }
   if (written !== blocks) throw new IntegrityError(`backup ${backup.manifest.id}: ${blocks - written} block(s) of the index were not found in their packs`);
+  for (const p of packFiles) await rm(join(work, String(p)), { force: true });
   for (const dir of REQUIRED_DIRS) await mkdir(join(dataDir, dir), { recursive: true, mode: 0o700 });
   // Last: pg_control into place (the directory can start from now on), then the marker goes.
   if (heldControl) await rename(join(work, HELD_CONTROL), join(dataDir, CONTROL_FILE));
