@@ -7,7 +7,7 @@ import { loadSampleData } from '../../lib/local/sample-postgres';
 import { usePostgres } from '../harness/postgres';
 import { runCli, spawnCli, useTempDir, writeConfig } from '../harness/tidemark';
 import { random } from './fault-injector';
-import { killCount, signalCliAt, SIGTERM_EXIT_SECONDS, SOAK } from './kill-moments';
+import { killCount, signalCliAt, SIGTERM_EXIT_SECONDS, SOAK, testTimeout } from './kill-moments';
 
 /**
  * A logical backup SIGKILLed at moments drawn across its whole run — start-up, the key check, the
@@ -67,7 +67,7 @@ describe(`SIGKILL of a logical backup at ${KILLS} random moments, SIGTERM at ${T
     const after = await runBackup(cfg.config, 'app', { type: 'logical', progress });
     expect((await runList(cfg.config, 'app')).backups.map((b) => b.id)).toContain(after.id);
     expect((await runList(cfg.config, 'app')).backups).toHaveLength(committed + 1);
-  }, 600_000);
+  }, testTimeout(600_000));
 
   it(`SIGTERM: out within ${SIGTERM_EXIT_SECONDS} s, nothing half committed, its tools gone, the next backup works`, async () => {
     const args = ['backup', 'app', '--type', 'logical', '--config', cfg.path];
@@ -89,5 +89,5 @@ describe(`SIGKILL of a logical backup at ${KILLS} random moments, SIGTERM at ${T
     }
     expect((await runCli(args)).code).toBe(0);
     expect((await runVerify(cfg.config, 'app', { progress })).ok).toBe(true);
-  }, 300_000);
+  }, testTimeout(300_000));
 });

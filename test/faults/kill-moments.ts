@@ -11,6 +11,9 @@ export const SOAK = process.env.TIDEMARK_SOAK === '1';
 /** Kill moments per case: 20 for `npm run test:soak`, `ci` in the normal suite. */
 export const killCount = (ci: number): number => (SOAK ? 20 : ci);
 
+/** A test's timeout: `ms` in CI, an hour for the soak's 20 moments on a busy machine. */
+export const testTimeout = (ms: number): number => (SOAK ? 3_600_000 : ms);
+
 /** The longest a CLI may take from SIGTERM to its exit (Fargate's stop timeout is longer; ours is the promise). */
 export const SIGTERM_EXIT_SECONDS = 10;
 

@@ -9,7 +9,7 @@ import { loadSampleMariadbData } from '../../lib/local/sample-mariadb';
 import { useMariadb } from '../harness/mariadb';
 import { runCli, useTempDir, writeConfig } from '../harness/tidemark';
 import { random } from './fault-injector';
-import { ageLeftovers, killCount, leftovers, signalCliAt, SIGTERM_EXIT_SECONDS, SOAK, waitForExit } from './kill-moments';
+import { ageLeftovers, killCount, leftovers, signalCliAt, SIGTERM_EXIT_SECONDS, SOAK, testTimeout, waitForExit } from './kill-moments';
 
 /**
  * MariaDB logical backups SIGKILLed at seeded moments across their whole run (issue 11): never a
@@ -64,7 +64,7 @@ describe(`SIGKILL of MariaDB logical backups at ${KILLS} moments, SIGTERM at ${T
     const listed = await ids();
     const after = await runBackup(cfg.config, 'app', { type, progress });
     expect(await ids()).toEqual([...listed, after.id]);
-  }, 600_000);
+  }, testTimeout(600_000));
 
   it(`SIGTERM of a backup: out within ${SIGTERM_EXIT_SECONDS} s, nothing half committed, its tools gone, the next one works`, async () => {
     const args = ['backup', 'app', '--type', 'logical', '--config', cfg.path];
@@ -86,7 +86,7 @@ describe(`SIGKILL of MariaDB logical backups at ${KILLS} moments, SIGTERM at ${T
     }
     expect((await runCli(args)).code).toBe(0);
     expect((await runVerify(cfg.config, 'app', { progress })).ok).toBe(true);
-  }, 300_000);
+  }, testTimeout(300_000));
 
   it('retention collects what the killed runs left, and every listed backup still verifies', async () => {
     const backupsDir = join(tmp.path, 'repo/app/backups');
@@ -103,5 +103,5 @@ describe(`SIGKILL of MariaDB logical backups at ${KILLS} moments, SIGTERM at ${T
     expect(leftovers(backupsDir, listed)).toEqual([]);
     expect(await ids()).toEqual(listed);
     expect((await runVerify(cfg.config, 'app', { progress })).ok).toBe(true);
-  }, 300_000);
+  }, testTimeout(300_000));
 });

@@ -9,7 +9,7 @@ import { loadSampleData } from '../../lib/local/sample-postgres';
 import { usePostgres } from '../harness/postgres';
 import { runCli, useTempDir, writeConfig } from '../harness/tidemark';
 import { random } from './fault-injector';
-import { ageLeftovers, killCount, leftovers, signalCliAt, SIGTERM_EXIT_SECONDS, SOAK, waitForExit } from './kill-moments';
+import { ageLeftovers, killCount, leftovers, signalCliAt, SIGTERM_EXIT_SECONDS, SOAK, testTimeout, waitForExit } from './kill-moments';
 
 /**
  * Physical backups (full and incr) SIGKILLed at seeded moments across their whole run (issue 11):
@@ -66,7 +66,7 @@ describe(`SIGKILL of physical backups at ${KILLS} moments per type, SIGTERM at $
     const listed = await ids();
     const after = await runBackup(cfg.config, 'app', { type, progress });
     expect(await ids()).toEqual([...listed, after.id]);
-  }, 600_000);
+  }, testTimeout(600_000));
 
   it(`SIGTERM of a full backup: out within ${SIGTERM_EXIT_SECONDS} s, nothing half committed, its tools gone, the next one works`, async () => {
     const args = ['backup', 'app', '--type', 'full', '--config', cfg.path];
@@ -88,7 +88,7 @@ describe(`SIGKILL of physical backups at ${KILLS} moments per type, SIGTERM at $
     }
     expect((await runCli(args)).code).toBe(0);
     expect((await runVerify(cfg.config, 'app', { progress })).ok).toBe(true);
-  }, 300_000);
+  }, testTimeout(300_000));
 
   it('retention collects what the killed runs left, and every listed backup still verifies', async () => {
     const backupsDir = join(tmp.path, 'repo/app/backups');
@@ -105,5 +105,5 @@ describe(`SIGKILL of physical backups at ${KILLS} moments per type, SIGTERM at $
     expect(leftovers(backupsDir, listed)).toEqual([]);
     expect(await ids()).toEqual(listed);
     expect((await runVerify(cfg.config, 'app', { progress })).ok).toBe(true);
-  }, 300_000);
+  }, testTimeout(300_000));
 });

@@ -18,7 +18,7 @@ import { useMariadb } from '../harness/mariadb';
 import { usePostgres } from '../harness/postgres';
 import { runCli, useTempDir, writeConfig } from '../harness/tidemark';
 import { random } from './fault-injector';
-import { commandOf, killCount, signalCliAt, SIGTERM_EXIT_SECONDS, SOAK, waitForExit } from './kill-moments';
+import { commandOf, killCount, signalCliAt, SIGTERM_EXIT_SECONDS, SOAK, testTimeout, waitForExit } from './kill-moments';
 
 /**
  * Restores SIGKILLed at seeded moments (issue 11). The promise: a killed restore never leaves a
@@ -79,7 +79,7 @@ describe(`SIGKILL of restores at ${KILLS} moments per kind, SIGTERM at ${TERMS} 
     pgSource = await fingerprintDatabaseAt(pg.url('app'));
     mariaSource = await fingerprintMysqlDatabaseAt(maria.url('shop'));
     port = await freePort();
-  }, 300_000);
+  }, testTimeout(300_000));
 
   const pgLogical: RestoreKind = {
     name: 'PostgreSQL logical into a database',
@@ -216,7 +216,7 @@ describe(`SIGKILL of restores at ${KILLS} moments per kind, SIGTERM at ${TERMS} 
     }
     await kind.reset();
     process.stderr.write(`${kind.name}: ${KILLS} kills, ${interrupted} inside the run; targets ${JSON.stringify(seen)}\n`);
-  }, 900_000);
+  }, testTimeout(900_000));
 
   it.each(kinds.map((k, i) => [k.name, i] as const))(`%s: SIGTERM exits within ${SIGTERM_EXIT_SECONDS} s, its tools gone, the target absent, empty or whole`, async (_name, index) => {
     const kind = kinds[index];
@@ -237,5 +237,5 @@ describe(`SIGKILL of restores at ${KILLS} moments per kind, SIGTERM at ${TERMS} 
       process.stderr.write(`${kind.name}: SIGTERM ${i} at ${at.moment} ms: exit ${run.code ?? run.signal} after ${run.exitSeconds.toFixed(2)} s, target ${state}\n`);
       await kind.reset();
     }
-  }, 300_000);
+  }, testTimeout(300_000));
 });
