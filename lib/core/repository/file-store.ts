@@ -9,6 +9,13 @@ import { abortReason } from '../abort';
 import { assertValidKey, assertValidPrefix, checkRange, compareKeys, TEMP_PREFIX } from './keys';
 import type { ListOptions, ListPage, ObjectStore, PutOptions, StoredObjectInfo } from './storage';
 
+/**
+ * An upload whose writer died (a killed backup) leaves its temp file. Once this old, it is removed
+ * with its folder when the folder's last object is deleted, as the bucket's lifecycle rule aborts
+ * S3's incomplete multipart uploads. An upload in flight writes continuously, so its file is young.
+ */
+const STALE_TEMP_MS = 24 * 3_600_000;
+
 function errnoCode(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : undefined;
 }
@@ -47,7 +54,7 @@ export class FileStore implements ObjectStore {
       handle = undefined;
       if (signal?.aborted) throw abortReason(signal);
       await this.fs(key, 'publish', () => link(temp, path));
-      await unlink(temp).catch(() => undefined); // published either way; a stray temp file is collected later
+      await unlink(temp).catch(() => undefined); // published either way; a stray temp file goes with its folder (removeStaleTemps)
       await this.fs(key, 'fsync the folder of', () => syncDirectory(dir));
       return { bytes };
     } catch (err) {
@@ -196,6 +203,7 @@ export class FileStore implements ObjectStore {
 
   private async removeEmptyFolders(dir: string): Promise<void> {
     while (dir !== this.root && dir.startsWith(this.root)) {
+      await removeStaleTemps(dir);
       try {
         await rmdir(dir);
       } catch {
@@ -244,6 +252,17 @@ async function containsObject(dir: string): Promise<boolean> {
     if (entry.isDirectory() && (await containsObject(join(dir, entry.name)))) return true;
   }
   return false;
+}
+
+/** A folder's temp files, when it holds nothing else and they are stale (STALE_TEMP_MS). */
+async function removeStaleTemps(dir: string): Promise<void> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => [] as Dirent[]);
+  if (!entries.every((e) => e.isFile() && e.name.startsWith(TEMP_PREFIX))) return;
+  for (const entry of entries) {
+    const path = join(dir, entry.name);
+    const stats = await lstat(path).catch(() => undefined);
+    if (stats && Date.now() - stats.mtimeMs > STALE_TEMP_MS) await unlink(path).catch(() => undefined);
+  }
 }
 
 async function syncDirectory(dir: string): Promise<void> {

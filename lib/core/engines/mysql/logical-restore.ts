@@ -48,6 +48,14 @@ async function hasBinlogArchive(run: EngineRun): Promise<boolean> {
   return (await new BinlogArchive(run.repository, run.source).objects.list()).length > 0;
 }
 
+/**
+ * A table in the target database while a whole-database restore loads it: created before the dump,
+ * dropped when the dump (and any binlog replay) is in. The dump cannot be one transaction, so a
+ * restore that was killed leaves part of the database; this table says so to anyone who looks, and
+ * the next restore refuses the target unless --force, naming it.
+ */
+export const UNFINISHED_RESTORE_TABLE = '_tidemark_restore_incomplete';
+
 /** What a database holds, as a short description ('' when empty), or undefined when it does not exist. */
 async function contents(session: MysqlToolSession, database: string): Promise<string | undefined> {
   const db = quoteLiteral(database);
@@ -87,6 +95,11 @@ export async function planMysqlLogicalRestore(run: EngineRun, catalog: Catalog, 
   let replayPlan: BinlogReplayPlan | undefined;
   try {
     const holds = await contents(session, ep.database);
+    if (holds && !request.force && to.table === undefined && (await tableExists(session, ep.database, UNFINISHED_RESTORE_TABLE))) {
+      throw new TargetNotEmpty(
+        `target database ${describeEndpoint(ep)} holds an interrupted restore (table ${UNFINISHED_RESTORE_TABLE}); pass --force to replace it, or restore into a new database`,
+      );
+    }
     if (holds && !request.force && to.table === undefined) {
       throw new TargetNotEmpty(`target database ${describeEndpoint(ep)} is not empty (${holds}); restore into a new database or pass --force to replace the objects in the backup`);
     }
@@ -215,8 +228,17 @@ export async function applyMysqlLogicalRestore(run: EngineRun, plan: MysqlLogica
         await createDatabase(session, ep.database);
       }
       try {
+        const marker = quoteIdent(UNFINISHED_RESTORE_TABLE);
+        await session.query(
+          `CREATE TABLE IF NOT EXISTS ${marker} (backup VARCHAR(64) NOT NULL, started VARCHAR(32) NOT NULL); INSERT INTO ${marker} VALUES (${quoteLiteral(manifest.id)}, ${quoteLiteral(new Date().toISOString())})`,
+          'restore target',
+          ep.database,
+        );
         await load(session, ep.database);
+        throwIfAborted(signal);
+        await session.query(`DROP TABLE ${marker}`, 'restore target', ep.database);
       } catch (e) {
+        // A database the restore created goes; in one that existed (--force), the marker stays with the half-replaced objects.
         if (createsDatabase) await dropDatabase(session, ep.database);
         throw e;
       }

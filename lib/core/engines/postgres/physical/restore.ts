@@ -1,5 +1,5 @@
 import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, readdir, readFile, appendFile, rm, stat, chmod, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, appendFile, rename, rm, stat, chmod, type FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import pLimit from 'p-limit';
 import { abortReason, throwIfAborted } from '../../../abort';
@@ -39,7 +39,16 @@ const RUN_BYTES = 1 << 20;
 const SPILL_BUFFER_BYTES = 8 << 20;
 /** One work item: u32 file, f64 file offset, f64 pack offset, u32 length. */
 const WORK_BYTES = 24;
+/**
+ * The restore's work folder in the target: made first and removed last, so while it is there the
+ * directory is an unfinished restore (a killed one, too), and the next restore says so. It also
+ * holds back global/pg_control until every other file is whole: PostgreSQL does not start a data
+ * directory without it, so a half-written one cannot be started as if it were whole.
+ */
 const WORK_DIR = '.tidemark-restore';
+const CONTROL_FILE = 'global/pg_control';
+/** Where pg_control waits in WORK_DIR (pack work lists there are named by number). */
+const HELD_CONTROL = 'pg_control';
 /** Directories PostgreSQL needs, in case the source had none to send (they are usually in the tar). */
 const REQUIRED_DIRS = [
   'pg_wal/archive_status',
@@ -74,6 +83,8 @@ export interface PgPhysicalRestorePlan extends RestorePlan {
   /** By position in `directory.packs`. */
   readonly packs: readonly PackSource[];
   readonly dataDir: string;
+  /** The target holds an interrupted restore (--force): it is emptied before this one begins. */
+  readonly replacesInterrupted?: boolean;
   readonly start?: StartOptions;
   /** The WAL replay after the base backup, for targets between or after backups. */
   readonly pitr?: PgReplay;
@@ -84,18 +95,27 @@ function dataDirTarget(to: RestoreTarget): DataDirTarget {
   return to;
 }
 
-/** The target must be absent or an empty directory; --force does not empty a data directory. */
-async function checkEmptyTarget(path: string): Promise<void> {
+/**
+ * The target must be absent or an empty directory; --force does not empty a data directory, except
+ * one that holds an interrupted restore (our work folder is still there): that one it replaces.
+ * Returns whether the target is such a leftover, to be emptied when the restore begins.
+ */
+async function checkEmptyTarget(path: string, force: boolean): Promise<boolean> {
   const info = await stat(path).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') return undefined;
     throw e;
   });
-  if (!info) return;
+  if (!info) return false;
   if (!info.isDirectory()) throw new TargetNotEmpty(`--to ${path} is a file, not a directory`);
   const entries = await readdir(path);
+  if (entries.includes(WORK_DIR)) {
+    if (force) return true;
+    throw new TargetNotEmpty(`--to ${path} holds an interrupted restore (${WORK_DIR} is still there; it cannot start); pass --force to replace it, or restore into an empty or new directory`);
+  }
   if (entries.length > 0) {
     throw new TargetNotEmpty(`--to ${path} is not empty (${entries.length} entries, e.g. ${entries[0]}); restore into an empty or new directory`);
   }
+  return false;
 }
 
 /** Base first, `chosen` last, following `parent`; a missing link is named. */
@@ -167,7 +187,7 @@ export async function openPhysicalBackup(
 export async function planPgPhysicalRestore(run: EngineRun, catalog: Catalog, request: RestoreRequest): Promise<PgPhysicalRestorePlan> {
   const { repository, source } = run;
   const to = dataDirTarget(request.to);
-  await checkEmptyTarget(to.path);
+  const replacesInterrupted = await checkEmptyTarget(to.path, request.force);
   // A target between backups (or past the newest) is reached by replaying the WAL archive (pitr.ts).
   const replayed = await planReplay(run, catalog, request.at);
   const chosen =
@@ -192,6 +212,7 @@ export async function planPgPhysicalRestore(run: EngineRun, catalog: Catalog, re
     directory,
     packs,
     dataDir: to.path,
+    ...(replacesInterrupted ? { replacesInterrupted } : {}),
     ...(to.start ? { start: { port: to.start.port, ...(to.start.osUser ? { osUser: to.start.osUser } : {}) } } : {}),
   };
 }
@@ -241,6 +262,8 @@ export async function assembleDataDirectory(plan: PgPhysicalRestorePlan, options
   );
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   await chmod(dataDir, 0o700);
+  // What an interrupted restore left (--force; planning checked it is that and nothing else).
+  if (plan.replacesInterrupted) await Promise.all((await readdir(dataDir)).map((n) => rm(join(dataDir, n), { recursive: true, force: true })));
   try {
     await assemble(plan, options);
   } catch (e) {
@@ -287,6 +310,7 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
   };
   const reader = new BlockIndexReader(directory, (name) => readObjectBytes(backup, name), `backup ${backup.manifest.id}`);
   const made = new Set<string>();
+  let heldControl = false;
   // Files are created PARALLEL_CREATES at a time: a cluster has a thousand files before it has any
   // data (the catalogs of every database), and awaited fs calls one file after another were a fixed
   // quarter-second or more of every restore.
@@ -303,7 +327,9 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
   try {
     for await (const file of reader.files()) {
       throwIfAborted(signal);
-      const path = inside(dataDir, file.path, id);
+      const held = file.path === CONTROL_FILE;
+      if (held) heldControl = true;
+      const path = held ? join(work, HELD_CONTROL) : inside(dataDir, file.path, id);
       const parent = dirname(path);
       if (!made.has(parent)) {
         await mkdir(parent, { recursive: true });
@@ -343,7 +369,10 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
   // Pass 2: each pack decompressed once, checked whole, its blocks copied where they belong. The
   // first failure stops the others, and nothing returns before they have: the clean-up that
   // follows must not race a pack still creating files.
-  const packFiles = (await readdir(work)).map(Number).sort((a, b) => a - b);
+  const packFiles = (await readdir(work))
+    .filter((n) => /^\d+$/.test(n))
+    .map(Number)
+    .sort((a, b) => a - b);
   const total = packFiles.reduce((n, p) => n + plan.packs[p].object.storedBytes, 0);
   progress.start('restore', total);
   let written = 0;
@@ -374,8 +403,11 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
   }
   if (failure) throw failure.error;
   if (written !== blocks) throw new IntegrityError(`backup ${backup.manifest.id}: ${blocks - written} block(s) of the index were not found in their packs`);
-  await rm(work, { recursive: true, force: true });
+  for (const p of packFiles) await rm(join(work, String(p)), { force: true });
   for (const dir of REQUIRED_DIRS) await mkdir(join(dataDir, dir), { recursive: true, mode: 0o700 });
+  // Last: pg_control into place (the directory can start from now on), then the marker goes.
+  if (heldControl) await rename(join(work, HELD_CONTROL), join(dataDir, CONTROL_FILE));
+  await rm(work, { recursive: true, force: true });
 }
 
 /** A file of the data directory: where, its size and mode, and whether it ends in zeros no block writes. */
