@@ -22,10 +22,14 @@ import {
   parseArchiveName,
   parseLsn,
   parseSegmentName,
+  parseTimelineHistory,
   partialArchiveName,
   segmentArchiveName,
   segmentName,
+  segmentOfLsn,
   segmentStartLsn,
+  timelineName,
+  type TimelineSwitch,
 } from './wal-names';
 
 /**
@@ -87,6 +91,10 @@ export class WalStreamer {
   private lastError?: { message: string; at: number };
   /** Holds the server's WAL until it is archived (archived-slot.ts). */
   private guard?: ArchivedSlot;
+  /** Where each timeline branched from its parent (history files), for the gap check at a switch. */
+  private readonly switches = new Map<string, TimelineSwitch>();
+  /** Set when the server refused our start because its history forked before it (a failover). */
+  private fork?: TimelineSwitch;
 
   constructor(
     private readonly run: EngineRun,
@@ -128,7 +136,12 @@ export class WalStreamer {
           failure = e.message;
         }
         if (signal.aborted) break;
-        if (failure !== undefined && /already been removed/.test(failure)) {
+        if (this.fork) {
+          await this.followFork(this.fork).catch((e: unknown) => {
+            if (!(e instanceof TidemarkError)) throw e;
+            this.log('error', `could not store the spool before following the server's timeline: ${e.message}; will retry`, { error: e.name });
+          });
+        } else if (failure !== undefined && /already been removed/.test(failure)) {
           // The server no longer has the WAL where the archive ends (or where the slot points: the
           // server takes a slot's position from what pg_receivewal reports, even the start of a
           // segment it then refuses). Start again where the server is, with fresh slots; the first
@@ -194,6 +207,10 @@ export class WalStreamer {
     }
     await this.tick();
     if (signal.aborted) return undefined;
+    // "requested starting point … is not in this server's history / DETAIL: This server's history
+    // forked from timeline 1 at 0/5000110": a promoted standby that never had the end of our WAL.
+    const fork = /is not in this server's history[\s\S]*forked from timeline (\d+) at ([0-9A-F]{1,8}\/[0-9A-F]{1,8})/i.exec(receiver.stderr);
+    this.fork = fork ? { parent: timelineName(Number(fork[1])), switchLsn: fork[2].toUpperCase() } : undefined;
     const code = await receiver.exited;
     return code === 0 ? 'pg_receivewal exited' : receiver.failure().message.replace(/^pg_receivewal /, '') || summarizeStderr(receiver.stderr);
   }
@@ -219,6 +236,7 @@ export class WalStreamer {
     const objects = await this.archive.list();
     const inventory = await this.archive.inventory(objects);
     if (!inventory) return;
+    for (const [timeline, sw] of await this.archive.switches(objects)) this.learnSwitch(timeline, sw);
     this.segmentBytes = inventory.segmentBytes;
     for (const tl of inventory.timelines) {
       const run = tl.runs[tl.runs.length - 1];
@@ -256,29 +274,82 @@ export class WalStreamer {
     this.log('info', `resuming at the archive's end: segment ${segment}`, { segment });
   }
 
+  /**
+   * The server (a promoted standby) branched off timeline `fork.parent` at `fork.switchLsn`, before
+   * where our spool would resume: what the archive holds of that timeline after the switch is the
+   * old primary's WAL, which the new one never had. That is kept (it is archived, and it is the only
+   * copy of those transactions); streaming restarts in the switch segment of the old timeline, so
+   * pg_receivewal follows the server's history across the switch as it does at any promotion.
+   */
+  private async followFork(fork: TimelineSwitch): Promise<void> {
+    this.fork = undefined;
+    if (this.segmentBytes === undefined) return;
+    await this.drain();
+    await this.flushPartial(true);
+    const spool = await readSpool(this.options.spoolDir);
+    for (const open of [...spool.stalePartials, ...(spool.partial ? [spool.partial] : [])]) await unlink(join(this.options.spoolDir, `${open}.partial`));
+    const segno = segmentOfLsn(parseLsn(fork.switchLsn), this.segmentBytes);
+    const segment = segmentName({ timeline: parseInt(fork.parent, 16), segno }, this.segmentBytes);
+    this.seeded = await seedSpool(this.options.spoolDir, segment, this.segmentBytes);
+    this.log('error', `the server's history left timeline ${fork.parent} at ${fork.switchLsn}, before the archive's end on it: the archived WAL after that point (the old primary's) is not on this server; streaming follows the server from there`, {
+      error: 'WalTimelineDiverged',
+      timeline: fork.parent,
+      switchLsn: fork.switchLsn,
+      segment,
+    });
+    this.options.metrics?.({ WalTimelineDivergences: { value: 1, unit: 'Count' } });
+  }
+
+  private learnSwitch(timeline: string, sw: TimelineSwitch): void {
+    this.switches.set(timeline, sw);
+  }
+
+  /** The first segment of `timeline` the archive lacks after its newest, if it has any. */
+  private firstMissing(timeline: string): number | undefined {
+    const newest = this.newest.get(timeline);
+    if (newest === undefined || this.segmentBytes === undefined) return undefined;
+    // A newest segment archived only as a partial is missing too once streaming jumps past it.
+    return this.partials.has(segmentName({ timeline: parseInt(timeline, 16), segno: newest }, this.segmentBytes)) ? newest : newest + 1;
+  }
+
   /** A segment beyond the newest + 1 of its timeline means WAL nobody archived: say so loudly. */
   private checkGap(segment: string): void {
     if (this.segmentBytes === undefined) return;
     const timeline = segment.slice(0, 8);
     const { segno } = parseSegmentName(segment, this.segmentBytes);
     const newest = this.newest.get(timeline);
-    const tl = parseInt(timeline, 16);
-    // A newest segment archived only as a partial is missing too once streaming jumps past it.
-    const firstMissing = newest === undefined ? undefined : this.partials.has(segmentName({ timeline: tl, segno: newest }, this.segmentBytes)) ? newest : newest + 1;
-    if (firstMissing !== undefined && segno > firstMissing) {
-      const from = segmentName({ timeline: tl, segno: firstMissing }, this.segmentBytes);
-      const to = segmentName({ timeline: tl, segno: segno - 1 }, this.segmentBytes);
-      const count = segno - firstMissing;
-      this.log('error', `WAL gap: segments ${from} to ${to} (${count}) of timeline ${timeline} were never archived and are gone from the server; point-in-time recovery cannot cross them`, {
-        error: 'WalGap',
-        timeline,
-        from,
-        to,
-        count,
-      });
-      this.options.metrics?.({ WalGapSegments: { value: count, unit: 'Count' } });
-    }
+    const firstMissing = this.firstMissing(timeline);
+    if (newest === undefined) this.checkSwitch(timeline, segno);
+    else if (firstMissing !== undefined && segno > firstMissing) this.reportGap(timeline, firstMissing, segno - 1);
     if (newest === undefined || segno > newest) this.newest.set(timeline, segno);
+  }
+
+  /**
+   * The first WAL of a new timeline: it must start at its switch segment (its copy of that segment
+   * holds the parent's WAL before the switch), and the parent must be archived up to there.
+   */
+  private checkSwitch(timeline: string, segno: number): void {
+    const sw = this.switches.get(timeline);
+    if (!sw || this.segmentBytes === undefined) return;
+    const k = segmentOfLsn(parseLsn(sw.switchLsn), this.segmentBytes);
+    if (segno > k) this.reportGap(timeline, k, segno - 1);
+    const parentMissing = this.firstMissing(sw.parent);
+    if (parentMissing !== undefined && parentMissing <= k - 1) this.reportGap(sw.parent, parentMissing, k - 1);
+  }
+
+  private reportGap(timeline: string, first: number, last: number): void {
+    const tl = parseInt(timeline, 16);
+    const from = segmentName({ timeline: tl, segno: first }, this.segmentBytes!);
+    const to = segmentName({ timeline: tl, segno: last }, this.segmentBytes!);
+    const count = last - first + 1;
+    this.log('error', `WAL gap: segments ${from} to ${to} (${count}) of timeline ${timeline} were never archived and are gone from the server; point-in-time recovery cannot cross them`, {
+      error: 'WalGap',
+      timeline,
+      from,
+      to,
+      count,
+    });
+    this.options.metrics?.({ WalGapSegments: { value: count, unit: 'Count' } });
   }
 
   private learnSegmentBytes(size: number): void {
@@ -290,8 +361,13 @@ export class WalStreamer {
     const dir = this.options.spoolDir;
     const spool = await readSpool(dir);
     for (const history of spool.histories) {
-      await this.archiveOnce(historyArchiveName(history), join(dir, history), undefined);
-      await unlink(join(dir, history));
+      const path = join(dir, history);
+      // Its switch point goes into the header too, so list and rpo-check follow it without a key.
+      const sw = parseTimelineHistory(await readFile(path, 'utf8'));
+      const { mtime } = await fileFacts(path);
+      if (sw) this.learnSwitch(history.slice(0, 8), sw);
+      await this.archiveOnce(historyArchiveName(history), path, sw ? { end: sw.switchLsn, at: mtime.toISOString(), parent: sw.parent } : undefined);
+      await unlink(path);
     }
     for (const stale of spool.stalePartials) {
       // A finished timeline's last segment: stored once more if it grew, then it is done.
@@ -316,7 +392,7 @@ export class WalStreamer {
    * Stores a file that must exist exactly once; after a restart it may already be archived (stored,
    * then killed before the local copy was removed): same content is fine, different is an error.
    */
-  private async archiveOnce(name: string, path: string, attributes: { end: string; at: string } | undefined): Promise<void> {
+  private async archiveOnce(name: string, path: string, attributes: Readonly<Record<string, string>> | undefined): Promise<void> {
     try {
       await this.writer!.writeFile(name, path, { compression: this.run.compression, ...(attributes ? { attributes: { ...attributes } } : {}) });
     } catch (e) {
