@@ -15,6 +15,7 @@ import { ArchivedSlot } from './archived-slot';
 import { lockSpool, type SpoolLock } from '../../../process/spool-lock';
 import { fileFacts, readSpool, seedSpool, writtenExtent } from './spool';
 import { WalArchive, walAttributes } from './wal-archive';
+import { newestPartialOf } from './wal-inventory';
 import {
   formatLsn,
   historyArchiveName,
@@ -24,6 +25,7 @@ import {
   parseSegmentName,
   parseTimelineHistory,
   partialArchiveName,
+  partialPrefix,
   segmentArchiveName,
   segmentName,
   segmentOfLsn,
@@ -249,13 +251,9 @@ export class WalStreamer {
         if (parsed?.kind === 'partial') this.partials.set(run.last, { generation: parsed.generation, extent });
       }
     }
-    // Generations must keep rising even past superseded ones (a name is never reused).
-    for (const name of inventory.supersededPartials) {
-      const parsed = parseArchiveName(name);
-      if (parsed?.kind !== 'partial') continue;
-      const known = this.partials.get(parsed.segment);
-      if (!known || known.generation < parsed.generation) this.partials.set(parsed.segment, { generation: parsed.generation, extent: known?.extent ?? 0 });
-    }
+    // Superseded generations of completed segments are not "only a partial archived" (that would
+    // move the resume point and the gap check back a segment); flushSegmentSnapshot looks their
+    // numbers up when it needs one, so a name is still never reused.
   }
 
   /** With an empty spool, pg_receivewal would start at its slot (or the server's position): start at the archive's end instead. */
@@ -370,8 +368,8 @@ export class WalStreamer {
       await unlink(path);
     }
     for (const stale of spool.stalePartials) {
-      // A finished timeline's last segment: stored once more if it grew, then it is done.
-      await this.flushSegmentSnapshot(stale, new Date());
+      // A finished timeline's last segment: stored once more if it grew (unless archived whole), then it is done.
+      if (!(await this.archive.objects.has(segmentArchiveName(stale)))) await this.flushSegmentSnapshot(stale, new Date());
       await unlink(join(dir, `${stale}.partial`));
     }
     for (const segment of spool.segments) {
@@ -432,7 +430,9 @@ export class WalStreamer {
     const known = this.partials.get(segment);
     if (extent === 0 || (known && extent <= known.extent)) return undefined;
     this.checkGap(segment);
-    const generation = (known?.generation ?? 0) + 1;
+    // Not flushed by this run: an earlier one (or the old primary, for a timeline's switch segment) may have.
+    const earlier = known ? undefined : newestPartialOf((await this.archive.objects.list(partialPrefix(segment))).map((o) => o.name), segment);
+    const generation = (known?.generation ?? earlier?.generation ?? 0) + 1;
     const end = formatLsn(segmentStartLsn(parseSegmentName(segment, bytes.length).segno, bytes.length) + BigInt(extent));
     await this.writer!.writeBytes(partialArchiveName(segment, generation), bytes, {
       compression: this.run.compression,
