@@ -90,6 +90,17 @@ async function waitDurable(config: TidemarkConfig, lsn: string, timeoutMs = 60_0
   }, timeoutMs);
 }
 
+/**
+ * The server's flush point, then a segment switch: the archive reaches that point once the segment
+ * is archived whole. (A partial's end can fall a few bytes short when the last record ends in
+ * zeros, which look like the segment's padding.)
+ */
+async function flushAndSwitch(sql: (s: string) => Promise<string>): Promise<string> {
+  const lsn = await sql('select pg_current_wal_flush_lsn()');
+  await sql('select pg_switch_wal()');
+  return lsn;
+}
+
 /** `restore --latest --start` into a new directory; returns the restored ledger's ids, server stopped again. */
 async function restoreLatestIds(config: TidemarkConfig, dir: string): Promise<number[]> {
   const port = await freePort();
@@ -173,8 +184,7 @@ describe('WAL streamer: SIGKILLed and restarted, and the server restarted under 
     } finally {
       await load.stop();
     }
-    const flushed = await pg.sql('select pg_current_wal_flush_lsn()', 'app');
-    await waitDurable(cfg.config, flushed);
+    await waitDurable(cfg.config, await flushAndSwitch((q) => pg.sql(q, 'app')));
     streamer!.kill('SIGTERM');
     const [code] = (await once(streamer!, 'close')) as [number | null];
     expect({ code, tail: code === 0 ? '' : output.slice(-2000) }).toEqual({ code: 0, tail: '' });
@@ -265,7 +275,7 @@ describe('WAL streamer across a failover to a promoted standby', () => {
       const load = ledgerLoad((q) => primary.sql(q, 'app'));
       await sleep(3000);
       await load.stop();
-      const flushed = await primary.sql('select pg_current_wal_flush_lsn()', 'app');
+      const flushed = await flushAndSwitch((q) => primary.sql(q, 'app'));
       // The standby has everything the primary flushed (so the streamer archived nothing it lacks).
       await until('the standby to catch up', async () => (await s.sql(`select pg_last_wal_replay_lsn() >= '${flushed}'`)) === 't');
       await waitDurable(config, flushed);
@@ -281,9 +291,8 @@ describe('WAL streamer across a failover to a promoted standby', () => {
       const after = ledgerLoad((q) => s.sql(q, 'app'));
       await sleep(2000);
       await after.stop();
-      await s.sql('select pg_switch_wal()');
       await s.sql("insert into ledger (note) values ('last row, on the new primary')", 'app');
-      const newFlushed = await s.sql('select pg_current_wal_flush_lsn()');
+      const newFlushed = await flushAndSwitch((q) => s.sql(q, 'app'));
       await waitDurable(config, newFlushed).catch(async (e: Error) => {
         const names = (await (await archiveOf(config)).list()).map((o) => o.name);
         throw new Error(`${e.message}\narchive: ${names.join(' ')}\nspool: ${readdirSync(join(tmp.path, 'spool')).join(' ')}\n${lines.join('')}`);
@@ -350,7 +359,7 @@ describe('WAL streamer across a failover to a standby that lacked the newest WAL
         await primary.sql('select pg_switch_wal()');
       }
       await primary.sql("insert into ledger (note) values ('only on the old primary')", 'app');
-      await waitDurable(config, await primary.sql('select pg_current_wal_flush_lsn()'));
+      await waitDurable(config, await flushAndSwitch((q) => primary.sql(q, 'app')));
 
       await runTool(pgBin('pg_ctl'), ['-D', primary.dataDir, '-m', 'immediate', '-w', 'stop'], { cwd: primary.dir, ...serverUser() });
       await standby.sql('select pg_promote(true, 60)');
@@ -360,8 +369,7 @@ describe('WAL streamer across a failover to a standby that lacked the newest WAL
       });
       await until('the streamer on the new primary', slotActive(standby), 60_000);
       await standby.sql("insert into ledger (note) values ('on the new primary')", 'app');
-      await standby.sql('select pg_switch_wal()');
-      await waitDurable(config, await standby.sql('select pg_current_wal_flush_lsn()')).catch((e: Error) => {
+      await waitDurable(config, await flushAndSwitch((q) => standby.sql(q, 'app'))).catch((e: Error) => {
         throw new Error(`${e.message}: ${lines.join('')}`);
       });
     } finally {
@@ -406,8 +414,7 @@ describe('WAL streamer down longer than the server keeps WAL for its slot (max_s
     try {
       await until('the streamer', slotActive(pg));
       await pg.sql("insert into ledger (note) select repeat('a', 200) from generate_series(1, 2000)", 'app');
-      await pg.sql('select pg_switch_wal()', 'app');
-      await waitDurable(config, await pg.sql('select pg_current_wal_flush_lsn()'));
+      await waitDurable(config, await flushAndSwitch((q) => pg.sql(q, 'app')));
     } finally {
       await first.stop();
     }
@@ -427,7 +434,7 @@ describe('WAL streamer down longer than the server keeps WAL for its slot (max_s
       });
       await until('streaming again', slotActive(pg));
       await pg.sql("insert into ledger (note) values ('after the outage')", 'app');
-      await waitDurable(config, await pg.sql('select pg_current_wal_flush_lsn()'));
+      await waitDurable(config, await flushAndSwitch((q) => pg.sql(q, 'app')));
     } finally {
       await second.stop();
     }

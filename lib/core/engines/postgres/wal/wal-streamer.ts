@@ -154,7 +154,7 @@ export class WalStreamer {
           });
           this.seeded = undefined;
           this.seedRefused = true;
-          await runTool(pgBin('pg_receivewal'), ['--drop-slot', '--slot', options.slot, '--no-password'], { env: session.env }).catch(() => undefined);
+          await this.dropSlot(session);
           await this.guard.recreate();
         }
         attempt = Date.now() - started > RECEIVER_RAN_LONG_MS ? 1 : attempt + 1;
@@ -174,6 +174,23 @@ export class WalStreamer {
       await this.guard.close();
       await session.close();
       await lock.release();
+    }
+  }
+
+  /**
+   * Drops pg_receivewal's slot. Its walsender can hold it for a moment after the tool exited; a
+   * drop that fails then would leave the slot where the server refused us, and the next start
+   * would be refused again, forever.
+   */
+  private async dropSlot(session: PgToolSession): Promise<void> {
+    for (let attempt = 0; attempt < 40; attempt++) {
+      try {
+        await runTool(pgBin('pg_receivewal'), ['--drop-slot', '--slot', this.options.slot, '--no-password'], { env: session.env });
+        return;
+      } catch (e) {
+        if (!(e instanceof TidemarkError) || !/is active/.test(e.message)) return; // gone already, or not ours to fix here
+        await sleep(250, this.run.signal).catch(() => undefined);
+      }
     }
   }
 
