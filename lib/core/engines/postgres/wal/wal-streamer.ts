@@ -87,7 +87,6 @@ export class WalStreamer {
   /** Newest archived partial generation (and how far it reached) per open segment. */
   private readonly partials = new Map<string, PartialState>();
   private lastFlush = 0;
-  private seeded?: string;
   /** The server no longer had the WAL at the archive's end: later reconnects start where it is. */
   private seedRefused = false;
   private lastError?: { message: string; at: number };
@@ -148,11 +147,15 @@ export class WalStreamer {
           // server takes a slot's position from what pg_receivewal reports, even the start of a
           // segment it then refuses). Start again where the server is, with fresh slots; the first
           // segment that arrives shows the gap (checkGap).
-          if (this.seeded) await unlink(this.seeded).catch(() => undefined);
+          // The refused start came from the spool (our seed, or pg_receivewal's own open segment left
+          // by an earlier run): store what it holds and empty it, or the next start is refused too.
+          await this.clearOpenSegments().catch((e: unknown) => {
+            if (!(e instanceof TidemarkError)) throw e;
+            this.log('error', `could not store the spool before resuming where the server is: ${e.message}; will retry`, { error: e.name });
+          });
           this.log('error', `the server no longer has the WAL after the archive's end; streaming resumes where the server is, leaving a gap`, {
             error: 'WalResumeRefused',
           });
-          this.seeded = undefined;
           this.seedRefused = true;
           await this.dropSlot(session);
           await this.guard.recreate();
@@ -285,7 +288,7 @@ export class WalStreamer {
     // Resume inside the newest segment if only its partial is archived, else after it.
     const next = this.partials.has(newestName) ? newest : newest + 1;
     const segment = segmentName({ timeline: parseInt(timeline, 16), segno: next }, this.segmentBytes);
-    this.seeded = await seedSpool(this.options.spoolDir, segment, this.segmentBytes);
+    await seedSpool(this.options.spoolDir, segment, this.segmentBytes);
     this.log('info', `resuming at the archive's end: segment ${segment}`, { segment });
   }
 
@@ -299,13 +302,10 @@ export class WalStreamer {
   private async followFork(fork: TimelineSwitch): Promise<void> {
     this.fork = undefined;
     if (this.segmentBytes === undefined) return;
-    await this.drain();
-    await this.flushPartial(true);
-    const spool = await readSpool(this.options.spoolDir);
-    for (const open of [...spool.stalePartials, ...(spool.partial ? [spool.partial] : [])]) await unlink(join(this.options.spoolDir, `${open}.partial`));
+    await this.clearOpenSegments();
     const segno = segmentOfLsn(parseLsn(fork.switchLsn), this.segmentBytes);
     const segment = segmentName({ timeline: parseInt(fork.parent, 16), segno }, this.segmentBytes);
-    this.seeded = await seedSpool(this.options.spoolDir, segment, this.segmentBytes);
+    await seedSpool(this.options.spoolDir, segment, this.segmentBytes);
     this.log('error', `the server's history left timeline ${fork.parent} at ${fork.switchLsn}, before the archive's end on it: the archived WAL after that point (the old primary's) is not on this server; streaming follows the server from there`, {
       error: 'WalTimelineDiverged',
       timeline: fork.parent,
@@ -313,6 +313,14 @@ export class WalStreamer {
       segment,
     });
     this.options.metrics?.({ WalTimelineDivergences: { value: 1, unit: 'Count' } });
+  }
+
+  /** Stores what the spool holds, then removes its open segments: pg_receivewal then starts elsewhere. */
+  private async clearOpenSegments(): Promise<void> {
+    await this.drain();
+    await this.flushPartial(true);
+    const spool = await readSpool(this.options.spoolDir);
+    for (const open of [...spool.stalePartials, ...(spool.partial ? [spool.partial] : [])]) await unlink(join(this.options.spoolDir, `${open}.partial`)).catch(() => undefined);
   }
 
   private learnSwitch(timeline: string, sw: TimelineSwitch): void {
