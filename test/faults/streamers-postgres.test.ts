@@ -285,7 +285,9 @@ describe('WAL streamer across a failover to a promoted standby', () => {
       await s.sql('select pg_promote(true, 60)');
       forwarder.moveTo(s.port);
       failedOverAt = Date.now();
-      await until('the streamer on the new primary', slotActive(s), 120_000);
+      await until('the streamer on the new primary', slotActive(s), 120_000).catch((e: Error) => {
+        throw new Error(`${e.message}\nspool: ${readdirSync(join(tmp.path, 'spool')).join(' ')}\n${lines.join('')}`);
+      });
       streamingAgainAfter = (Date.now() - failedOverAt) / 1000;
 
       const after = ledgerLoad((q) => s.sql(q, 'app'));
