@@ -3,7 +3,7 @@ import { newestWindowEnd } from '../../lib/core/engines/continuous-archive';
 import { pgWalArchive } from '../../lib/core/engines/postgres/wal/wal-method';
 import type { BackupManifest } from '../../lib/core/repository/manifest';
 import { inventoryOf } from '../../lib/core/engines/postgres/wal/wal-inventory';
-import { formatLsn, parseLsn, parseSegmentName, partialArchiveName, segmentArchiveName, segmentName } from '../../lib/core/engines/postgres/wal/wal-names';
+import { formatLsn, parseLsn, parseSegmentName, parseTimelineHistory, partialArchiveName, segmentArchiveName, segmentName } from '../../lib/core/engines/postgres/wal/wal-names';
 import { writtenExtent } from '../../lib/core/engines/postgres/wal/spool';
 
 const MiB16 = 16 * 1024 * 1024;
@@ -99,6 +99,66 @@ describe('WAL inventory: runs and gaps from names', () => {
     expect(inv.timelines[1].runs[0]).toMatchObject({ first: name(5, 2), last: name(6, 2), segments: 2, startLsn: '0/5000000', completeEndLsn: '0/7000000' });
     expect(inv.histories).toEqual(['00000002']);
     expect(inv.unknown).toEqual(['stray-object']);
+  });
+});
+
+describe('WAL inventory across timeline switches (issue 7)', () => {
+  const name = (segno: number, timeline = 1) => segmentName({ timeline, segno }, MiB16);
+  const seg = (segno: number, timeline = 1) => segmentArchiveName(name(segno, timeline));
+  // Timeline 2 branched off timeline 1 at 0/5000110, inside segment 5.
+  const switches = new Map([['00000002', { parent: '00000001', switchLsn: '0/5000110' }]]);
+
+  it('reads the switch from a history file: its last line', () => {
+    expect(parseTimelineHistory('1\t0/3000000\tno recovery target specified\n2\t0/5000110\tno recovery target specified\n')).toEqual({
+      parent: '00000002',
+      switchLsn: '0/5000110',
+    });
+    expect(parseTimelineHistory('')).toBeUndefined();
+  });
+
+  it('a switch at X is no gap when timeline 1 reaches X and timeline 2 starts at X’s segment, even with the old primary’s WAL after X on timeline 1', () => {
+    for (const oldTail of [[], [5, 6, 7]]) {
+      const inv = inventoryOf([...[2, 3, 4, ...oldTail].map((n) => seg(n)), seg(5, 2), seg(6, 2), '00000002.history'], MiB16, switches);
+      expect(inv.timelines.flatMap((t) => t.gaps)).toEqual([]);
+      expect(inv.timelines[1].continues).toEqual({ timeline: '00000001', run: 0, switchLsn: '0/5000110' });
+    }
+  });
+
+  it('names WAL missing before the switch on the old timeline, and at the start of the new one', () => {
+    // Timeline 1 ends at segment 2 (3 and 4 never archived); timeline 2 starts at 7 (5 and 6 missing).
+    const inv = inventoryOf([seg(1), seg(2), seg(7, 2), seg(8, 2)], MiB16, switches);
+    expect(inv.timelines[0].gaps).toEqual([{ timeline: '00000001', from: name(3), to: name(4), count: 2 }]);
+    expect(inv.timelines[1].gaps).toEqual([{ timeline: '00000002', from: name(5, 2), to: name(6, 2), count: 2 }]);
+    expect(inv.timelines[1].continues).toBeUndefined();
+    // A run ending in a partial lacks that segment too.
+    const partial = inventoryOf([seg(1), seg(2), partialArchiveName(name(3), 1), seg(5, 2)], MiB16, switches);
+    expect(partial.timelines[0].gaps).toEqual([{ timeline: '00000001', from: name(3), to: name(4), count: 2 }]);
+    // Without the switch (no history archived) nothing can be said across timelines.
+    expect(inventoryOf([seg(1), seg(2), seg(7, 2)], MiB16).timelines.flatMap((t) => t.gaps)).toEqual([]);
+  });
+
+  it('the new timeline’s run extends the window of a backup taken on the old one', () => {
+    const description = {
+      runs: [
+        { timeline: '00000001', first: name(2), last: name(4), startLsn: '0/2000000', end: { timeline: '00000001', lsn: '0/5000000', time: '2026-12-01T01:00:00.000Z' }, files: 3, endsInPartial: false },
+        {
+          timeline: '00000002',
+          first: name(5, 2),
+          last: name(6, 2),
+          startLsn: '0/5000000',
+          replayFromLsn: '0/2000000',
+          end: { timeline: '00000002', lsn: '0/7000000', time: '2026-12-01T02:00:00.000Z' },
+          files: 2,
+          endsInPartial: false,
+        },
+      ],
+      gaps: [],
+      objects: 6,
+      storedBytes: 1,
+    };
+    const windows = pgWalArchive.windows(description, [{ restorePoint: { lsn: '0/2100000', time: '2026-12-01T00:30:00.000Z' } } as unknown as BackupManifest]);
+    expect(newestWindowEnd(windows)).toEqual({ time: '2026-12-01T02:00:00.000Z', lsn: '0/7000000' });
+    expect(windows.find((w) => w.timeline === '00000002')).toMatchObject({ from: '2026-12-01T00:30:00.000Z', fromLsn: '0/2100000' });
   });
 });
 

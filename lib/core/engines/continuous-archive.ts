@@ -38,6 +38,11 @@ export interface ArchiveRun {
   readonly first: string;
   readonly last: string;
   readonly startLsn?: string;
+  /**
+   * Where replay into this run can begin when it continues a parent timeline's run without a gap
+   * (PostgreSQL after a promotion): that run's start. @default - startLsn
+   */
+  readonly replayFromLsn?: string;
   readonly end: ArchivePoint;
   /** Files in the run (the last may be a flushed partial). */
   readonly files: number;

@@ -42,6 +42,8 @@ export interface ThrowawayMariadb extends AsyncDisposable {
   /** Runs SQL through the client in batch mode (-N -B); returns the output, trimmed. */
   sql(statement: string, database?: string): Promise<string>;
   createDatabase(name: string): Promise<void>;
+  /** Stops the server (SHUTDOWN, or SIGKILL as a crash would) and starts it again on the same port and data. */
+  restart(mode?: 'clean' | 'kill'): Promise<void>;
   /** Stops the server and deletes `dir`. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -91,6 +93,7 @@ class Server implements ThrowawayMariadb {
   private child: ChildProcess | undefined;
   private untrack: (() => void) | undefined;
   private stopping: Promise<void> | undefined;
+  private user: string | undefined;
 
   constructor(
     readonly dir: string,
@@ -108,6 +111,7 @@ class Server implements ThrowawayMariadb {
   }
 
   async start(user: string | undefined): Promise<void> {
+    this.user = user;
     const args = [`--defaults-file=${this.defaultsFile}`, ...(user ? [`--user=${user}`] : [])];
     // Detached with its output in log-error: the server must not die with our terminal's Ctrl-C
     // before stop() or the exit registry has shut it down cleanly.
@@ -155,13 +159,19 @@ class Server implements ThrowawayMariadb {
     await this.sql(`CREATE DATABASE \`${name.replace(/`/g, '``')}\``);
   }
 
-  private async shutdown(): Promise<void> {
+  async restart(mode: 'clean' | 'kill' = 'clean'): Promise<void> {
+    await this.shutdown(mode);
+    await this.start(this.user);
+  }
+
+  private async shutdown(mode: 'clean' | 'kill' = 'clean'): Promise<void> {
     const child = this.child;
     if (!child) return;
     const gone = new Promise<void>((resolve) => (exited(child) ? resolve() : child.once('exit', () => resolve())));
     child.ref(); // unref'd at start; without this Node may exit while we wait
+    if (mode === 'kill' && !exited(child)) child.kill('SIGKILL');
     // SQL SHUTDOWN rather than mariadb-admin shutdown, which polls the pid file once a second.
-    if (!exited(child)) await this.sql('SHUTDOWN').catch(() => child.kill('SIGTERM'));
+    if (!exited(child) && mode === 'clean') await this.sql('SHUTDOWN').catch(() => child.kill('SIGTERM'));
     const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
     await gone;
     clearTimeout(timer);

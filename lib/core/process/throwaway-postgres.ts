@@ -63,6 +63,12 @@ export interface ThrowawayPostgresOptions {
   dir?: string;
   /** Told about the running server, so it is stopped if this process dies first. @default - not tracked */
   track?: ServerTracker;
+  /**
+   * Start as a streaming standby of this server (pg_basebackup -R over TCP as `postgres`) instead
+   * of a new cluster; `select pg_promote()` makes it a primary on the next timeline. `auth`,
+   * `dataChecksums` and `databases` come from the primary. @default - a new cluster (initdb)
+   */
+  standbyOf?: { readonly port: number; readonly binDir: string };
 }
 
 export interface ThrowawayPostgres extends AsyncDisposable {
@@ -79,8 +85,11 @@ export interface ThrowawayPostgres extends AsyncDisposable {
   /** Runs SQL through psql; returns unaligned, tuples-only output, trimmed. */
   sql(statement: string, database?: string): Promise<string>;
   createDatabase(name: string): Promise<void>;
-  /** Restarts the server, first appending `settings` (later entries win in postgresql.conf). */
-  restart(settings?: PostgresSettings): Promise<void>;
+  /**
+   * Restarts the server, first appending `settings` (later entries win in postgresql.conf).
+   * `immediate` stops it the way a crash would (no checkpoint; crash recovery on start).
+   */
+  restart(settings?: PostgresSettings, mode?: 'fast' | 'immediate'): Promise<void>;
   /** Stops the server and deletes `dir`. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -170,9 +179,9 @@ class Cluster implements ThrowawayPostgres {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  private async shutdown(): Promise<void> {
+  private async shutdown(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
     try {
-      await this.pgCtl('-m', 'fast', '-w', '-t', '30', 'stop');
+      await this.pgCtl('-m', mode, '-w', '-t', '30', 'stop');
     } catch {
       await this.pgCtl('-m', 'immediate', '-w', '-t', '30', 'stop').catch(() => undefined);
     }
@@ -197,9 +206,9 @@ class Cluster implements ThrowawayPostgres {
     await this.sql(`CREATE DATABASE ${quoteIdent(name)}`);
   }
 
-  async restart(settings: PostgresSettings = {}): Promise<void> {
+  async restart(settings: PostgresSettings = {}, mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
     appendFileSync(join(this.dataDir, 'postgresql.conf'), confLines(settings));
-    await this.shutdown();
+    await this.shutdown(mode);
     await this.start();
   }
 
@@ -238,7 +247,12 @@ export async function startThrowawayPostgres(options: ThrowawayPostgresOptions =
   if (options.dir) await mkdir(dir, { mode: 0o700 }); // its parent is the caller's, made reachable for the server's OS user
   try {
     if (user) await chown(dir, user.uid, user.gid);
-    await initdb(join(binDir, 'initdb'), dir, user, fast, options.dataChecksums ?? false);
+    if (options.standbyOf) {
+      const { port, binDir: primaryBin } = options.standbyOf;
+      await run(join(primaryBin, 'pg_basebackup'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-D', join(dir, 'pgdata'), '-R', '-X', 'stream', '--checkpoint=fast', '--no-manifest'], dir, user);
+    } else {
+      await initdb(join(binDir, 'initdb'), dir, user, fast, options.dataChecksums ?? false);
+    }
     const cluster = new Cluster(dir, binDir, await freePort(), user, options.track);
     const settings: PostgresSettings = {
       port: cluster.port,
@@ -257,15 +271,15 @@ export async function startThrowawayPostgres(options: ThrowawayPostgresOptions =
       'local replication all trust',
       `host replication all 127.0.0.1/32 ${tcp}`,
     ];
-    await writeFile(join(cluster.dataDir, 'pg_hba.conf'), hba.join('\n') + '\n');
+    if (!options.standbyOf) await writeFile(join(cluster.dataDir, 'pg_hba.conf'), hba.join('\n') + '\n');
     await cluster.start();
     try {
-      if (auth !== 'trust') {
+      if (auth !== 'trust' && !options.standbyOf) {
         // Through psql's stdin, like every statement here: the password never shows in a process list.
         const password = `'${auth.password.replace(/'/g, "''")}'`;
         await cluster.sql(`CREATE ROLE ${quoteIdent(auth.user)} LOGIN SUPERUSER PASSWORD ${password}`);
       }
-      for (const name of options.databases ?? []) await cluster.createDatabase(name);
+      for (const name of options.standbyOf ? [] : (options.databases ?? [])) await cluster.createDatabase(name);
     } catch (err) {
       await cluster.stop();
       throw err;

@@ -296,9 +296,9 @@ export class BinlogStreamer {
 
   /**
    * Archives every spooled file the server closed (it ends with the rotate, or the stop of a
-   * shutdown), then removes it. Any other file but the newest is a stale leftover (a run that
-   * stopped inside it, before the server wrote more): removed, never archived as whole, and
-   * fetched again.
+   * shutdown, or the server crashed in it and the tool went on to the next), then removes it. Any
+   * other file but the newest is a stale leftover (a run that stopped inside it, or a torn last
+   * event): removed, never archived as whole, and fetched again.
    */
   private async drain(leftBehind: boolean): Promise<void> {
     const files = await this.spoolFiles();
@@ -315,6 +315,14 @@ export class BinlogStreamer {
       const walk = await walkFile(path, size, previous && previous.completeBytes <= size ? previous : undefined);
       this.walks.set(file, walk);
       if (isClosedFile(walk) && walk.completeBytes === size) {
+        this.walks.delete(file);
+        await this.store(file, path, walk);
+        await unlink(path);
+      } else if (!newest && walk.completeBytes === size && walk.events > 0) {
+        // The tool went on to a later file though this one has no rotate or stop event at its end:
+        // the server stopped writing it abruptly (a crash, kill -9) and began a new file when it came
+        // back. It is whole as the server has it; kept as a partial, it would read as a gap forever.
+        this.log('warn', `${file} ends without a rotate or stop event (the server crashed or was killed); archived as the server has it`, { file, bytes: size });
         this.walks.delete(file);
         await this.store(file, path, walk);
         await unlink(path);

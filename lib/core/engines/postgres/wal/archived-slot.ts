@@ -56,19 +56,25 @@ export class ArchivedSlot {
 
   private async query(sql: string, params: unknown[]): Promise<boolean> {
     if (this.disabled) return false;
-    try {
-      this.client ??= await connectPg(this.ep, `slot ${this.name}`);
-      await this.client.query(sql, params);
-      return true;
-    } catch (e) {
-      await this.close();
-      const code = (e as { code?: string }).code;
-      // Not allowed (privilege) or not possible here: keep streaming without the guard.
-      if (code === '42501' || code === '55000' || code === '0A000') {
-        this.disabled = true;
-        this.log('warn', `slot ${this.name} cannot be used (${(e as Error).message}); a streamer that loses its spool may leave a gap`, { error: 'ArchivedSlotUnavailable' });
+    // A connection from before a server restart or failover fails at its first query: one retry on
+    // a new one, or the slot would not be created on the new server until the next reconnect.
+    for (let attempt = 0; ; attempt++) {
+      const reused = this.client !== undefined;
+      try {
+        this.client ??= await connectPg(this.ep, `slot ${this.name}`);
+        await this.client.query(sql, params);
+        return true;
+      } catch (e) {
+        await this.close();
+        const code = (e as { code?: string }).code;
+        // Not allowed (privilege) or not possible here: keep streaming without the guard.
+        if (code === '42501' || code === '55000' || code === '0A000') {
+          this.disabled = true;
+          this.log('warn', `slot ${this.name} cannot be used (${(e as Error).message}); a streamer that loses its spool may leave a gap`, { error: 'ArchivedSlotUnavailable' });
+          return false;
+        }
+        if (!(reused && attempt === 0 && !/^[0-9A-Z]{5}$/.test(code ?? ''))) return false;
       }
-      return false;
     }
   }
 }

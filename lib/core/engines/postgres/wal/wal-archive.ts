@@ -3,11 +3,14 @@ import { StreamArchive, type ArchivedObjectInfo, type ArchiveHeader } from '../.
 import { Repository } from '../../../repository/repository';
 import type { ObjectStore } from '../../../repository/storage';
 import { inventoryOf, newestPartialOf, type WalInventory, type WalRun } from './wal-inventory';
-import { archiveNameOfWalFile, isValidSegmentBytes, parseArchiveName, partialPrefix, SEGMENT_NAME } from './wal-names';
+import { archiveNameOfWalFile, isValidSegmentBytes, parseArchiveName, parseTimelineHistory, partialPrefix, SEGMENT_NAME, type TimelineSwitch } from './wal-names';
 
 /** Header attributes the WAL writers record with every object (authenticated with it). */
 export interface WalObjectAttributes {
-  /** LSN the object's WAL reaches: a segment's end, or how far a partial was written. */
+  /**
+   * LSN the object's WAL reaches: a segment's end, or how far a partial was written; for a
+   * timeline history file, where its parent timeline ended (the switch point).
+   */
   readonly end: string;
   /** When it was taken: a completed segment's last write (mtime), a partial's snapshot. */
   readonly at: string;
@@ -52,7 +55,7 @@ export class WalArchive {
     return isValidSegmentBytes(plainBytes) ? plainBytes : undefined;
   }
 
-  /** Runs and gaps per timeline; undefined when nothing is archived yet. */
+  /** Runs and gaps per timeline (across timeline switches too); undefined when nothing is archived yet. */
   async inventory(objects?: readonly ArchivedObjectInfo[]): Promise<WalInventory | undefined> {
     const listed = objects ?? (await this.list());
     const segmentBytes = await this.segmentBytes(listed);
@@ -60,7 +63,36 @@ export class WalArchive {
     return inventoryOf(
       listed.map((o) => o.name),
       segmentBytes,
+      await this.switches(listed),
     );
+  }
+
+  /**
+   * Where each archived timeline branched off, from its history file: the header's attributes
+   * (readable without a key), else the file itself when this archive has the key.
+   */
+  async switches(objects: readonly ArchivedObjectInfo[]): Promise<Map<string, TimelineSwitch>> {
+    const found = new Map<string, TimelineSwitch>();
+    for (const o of objects) {
+      const parsed = parseArchiveName(o.name);
+      if (parsed?.kind !== 'history') continue;
+      const a = (await this.objects.readHeader(o.name)).attributes;
+      if (typeof a?.parent === 'string' && typeof a.end === 'string') {
+        found.set(parsed.timeline, { parent: a.parent, switchLsn: a.end });
+        continue;
+      }
+      const text = await this.readText(o.name).catch(() => undefined); // keyless: the switch stays unknown
+      const sw = text === undefined ? undefined : parseTimelineHistory(text);
+      if (sw) found.set(parsed.timeline, sw);
+    }
+    return found;
+  }
+
+  private async readText(name: string): Promise<string> {
+    const { plaintext } = await this.objects.open(name);
+    const chunks: Buffer[] = [];
+    for await (const c of plaintext) chunks.push(c as Buffer);
+    return Buffer.concat(chunks).toString('utf8');
   }
 
   /** Where a run ends, from the header of its last object. */

@@ -1,11 +1,14 @@
 import {
   formatLsn,
+  parseLsn,
   parseArchiveName,
   parseSegmentName,
   partialArchiveName,
   segmentArchiveName,
   segmentName,
+  segmentOfLsn,
   segmentStartLsn,
+  type TimelineSwitch,
 } from './wal-names';
 
 /**
@@ -41,6 +44,12 @@ export interface TimelineInventory {
   readonly timeline: string;
   readonly runs: readonly WalRun[];
   readonly gaps: readonly WalGap[];
+  /**
+   * The parent timeline's run this timeline's first run continues (from its history file): replay
+   * goes from that run across the switch without a gap. Absent when the switch is unknown or the
+   * WAL across it is not all archived (then `gaps` says what is missing).
+   */
+  readonly continues?: { readonly timeline: string; readonly run: number; readonly switchLsn: string };
 }
 
 export interface WalInventory {
@@ -55,7 +64,14 @@ export interface WalInventory {
   readonly unknown: readonly string[];
 }
 
-export function inventoryOf(names: readonly string[], segmentBytes: number): WalInventory {
+/**
+ * `switches`: per timeline (hex, as in names), where it branched from its parent, from the archived
+ * history files. With them, continuity is checked across timelines too: a switch to timeline 2 at X
+ * is no gap when timeline 1 is archived up to X's segment and timeline 2 from that segment on (the
+ * new timeline's copy of the switch segment holds the old WAL before X). WAL of the parent after X
+ * is another history (the old primary's), not needed and not a gap.
+ */
+export function inventoryOf(names: readonly string[], segmentBytes: number, switches: ReadonlyMap<string, TimelineSwitch> = new Map()): WalInventory {
   const complete = new Map<string, Set<number>>();
   const partials = new Map<string, Map<number, { name: string; generation: number }[]>>();
   const histories: string[] = [];
@@ -127,7 +143,43 @@ export function inventoryOf(names: readonly string[], segmentBytes: number): Wal
     }
     return { timeline, runs, gaps };
   });
-  return { segmentBytes, timelines: result, histories: histories.sort(), supersededPartials: superseded.sort(), unknown };
+  const timelinesOut = acrossSwitches(result, switches, segmentBytes);
+  return { segmentBytes, timelines: timelinesOut, histories: histories.sort(), supersededPartials: superseded.sort(), unknown };
+}
+
+/** Adds the gaps at timeline switches and which parent run each timeline continues. */
+function acrossSwitches(timelines: readonly TimelineInventory[], switches: ReadonlyMap<string, TimelineSwitch>, segmentBytes: number): TimelineInventory[] {
+  const byName = new Map(timelines.map((t) => [t.timeline, { ...t, gaps: [...t.gaps] } as { -readonly [K in keyof TimelineInventory]: TimelineInventory[K] } & { gaps: WalGap[] }]));
+  const segno = (name: string) => parseSegmentName(name, segmentBytes).segno;
+  const name = (timeline: string, n: number) => segmentName({ timeline: parseInt(timeline, 16), segno: n }, segmentBytes);
+  const gap = (timeline: string, from: number, to: number): WalGap => ({ timeline, from: name(timeline, from), to: name(timeline, to), count: to - from + 1 });
+  for (const child of byName.values()) {
+    const sw = switches.get(child.timeline);
+    const parent = sw && byName.get(sw.parent);
+    const first = child.runs[0];
+    if (!sw || !first) continue;
+    const k = segmentOfLsn(parseLsn(sw.switchLsn), segmentBytes);
+    let continuous = true;
+    // The child's copy of the switch segment onwards must be there.
+    if (segno(first.first) > k) {
+      child.gaps.unshift(gap(child.timeline, k, segno(first.first) - 1));
+      continuous = false;
+    }
+    if (!parent) continue; // the archive begins on the child timeline: nothing before it to join
+    // The parent must be complete up to the switch segment (its own copy of that segment is optional).
+    const lastComplete = (r: WalRun) => segno(r.last) - (r.partial ? 1 : 0);
+    const joined = parent.runs.findIndex((r) => segno(r.first) <= k && lastComplete(r) >= k - 1);
+    if (joined < 0) {
+      const before = parent.runs.filter((r) => segno(r.first) < k).pop();
+      if (before) {
+        parent.gaps.push(gap(parent.timeline, lastComplete(before) + 1, k - 1));
+        parent.gaps.sort((a, b) => segno(a.from) - segno(b.from));
+      }
+      continuous = false;
+    }
+    if (continuous && joined >= 0) child.continues = { timeline: parent.timeline, run: joined, switchLsn: sw.switchLsn };
+  }
+  return [...byName.values()];
 }
 
 /** The newest partial generation of a segment among `names`, or undefined. */

@@ -18,14 +18,19 @@ async function describe(archive: WalArchive): Promise<ArchiveDescription | undef
   const inventory = await archive.inventory(objects);
   if (!inventory) return undefined;
   const runs: ArchiveRun[] = [];
+  // A timeline's first run that continues its parent's run (across the switch) replays from where that one starts.
+  const replayFrom = new Map<string, string>();
   for (const timeline of inventory.timelines) {
-    for (const run of timeline.runs) {
+    for (const [index, run] of timeline.runs.entries()) {
       const end = await archive.endOf(run);
+      const parent = index === 0 && timeline.continues ? replayFrom.get(`${timeline.continues.timeline}/${timeline.continues.run}`) : undefined;
+      replayFrom.set(`${timeline.timeline}/${index}`, parent ?? run.startLsn);
       runs.push({
         timeline: run.timeline,
         first: run.first,
         last: run.last,
         startLsn: run.startLsn,
+        ...(parent ? { replayFromLsn: parent } : {}),
         end: { timeline: end.timeline, time: end.time, lsn: end.lsn },
         files: run.segments,
         endsInPartial: run.partial !== undefined,
@@ -59,7 +64,7 @@ export const pgWalArchive: ContinuousArchive = {
   windows(description, backups: readonly BackupManifest[]): ArchiveWindow[] {
     const windows: ArchiveWindow[] = [];
     for (const run of description.runs) {
-      const held = backups.filter((b) => lsnIn(b.restorePoint.lsn, run.startLsn, run.end.lsn)).sort((a, b) => a.restorePoint.time.localeCompare(b.restorePoint.time));
+      const held = backups.filter((b) => lsnIn(b.restorePoint.lsn, run.replayFromLsn ?? run.startLsn, run.end.lsn)).sort((a, b) => a.restorePoint.time.localeCompare(b.restorePoint.time));
       if (held.length === 0 || !run.end.time) continue;
       windows.push({ timeline: run.timeline, from: held[0].restorePoint.time, to: run.end.time, fromLsn: held[0].restorePoint.lsn, toLsn: run.end.lsn });
     }

@@ -105,3 +105,22 @@ export function archiveNameOfWalFile(file: string): string | undefined {
   if (BACKUP_HISTORY_NAME.test(file)) return `${file.slice(0, 8)}/${file}`;
   return undefined;
 }
+
+/** One line of a timeline history file: timeline `parent` ended at `switchLsn` (where its child begins). */
+export interface TimelineSwitch {
+  readonly parent: string;
+  readonly switchLsn: string;
+}
+
+/**
+ * The switch into a timeline, from its history file ("1\t0/5000A0\tno recovery target specified",
+ * one line per ancestor, newest last): the last line names the parent and where it ended.
+ */
+export function parseTimelineHistory(text: string): TimelineSwitch | undefined {
+  let last: TimelineSwitch | undefined;
+  for (const line of text.split('\n')) {
+    const m = /^\s*(\d+)\s+([0-9A-F]{1,8}\/[0-9A-F]{1,8})/i.exec(line);
+    if (m) last = { parent: timelineName(Number(m[1])), switchLsn: m[2].toUpperCase() };
+  }
+  return last;
+}

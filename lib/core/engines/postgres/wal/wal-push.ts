@@ -1,12 +1,24 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { ZstdOptions } from '../../../pipeline/zstd';
 import { IntegrityError, StorageError, UsageError } from '../../../errors';
 import type { Repository } from '../../../repository/repository';
 import { WalArchive } from './wal-archive';
-import { archiveNameOfWalFile, formatLsn, isValidSegmentBytes, parseSegmentName, partialArchiveName, PARTIAL_FILE_NAME, partialPrefix, SEGMENT_NAME, segmentStartLsn } from './wal-names';
+import {
+  archiveNameOfWalFile,
+  formatLsn,
+  HISTORY_NAME,
+  isValidSegmentBytes,
+  parseSegmentName,
+  parseTimelineHistory,
+  partialArchiveName,
+  PARTIAL_FILE_NAME,
+  partialPrefix,
+  SEGMENT_NAME,
+  segmentStartLsn,
+} from './wal-names';
 import { newestPartialOf } from './wal-inventory';
 
 export type WalPushResult = { readonly name: string; readonly outcome: 'archived' | 'already-archived' };
@@ -34,9 +46,12 @@ export async function pushWalFile(repository: Repository, source: string, path: 
     throw new UsageError(`wal-push: ${path} does not exist or cannot be read`);
   }
   if (!facts.isFile()) throw new UsageError(`wal-push: ${path} is not a file`);
-  const attributes = SEGMENT_NAME.test(file) && isValidSegmentBytes(facts.size)
+  const history = HISTORY_NAME.test(file) ? parseTimelineHistory(await readFile(path, 'utf8')) : undefined;
+  const attributes: Readonly<Record<string, string>> | undefined = SEGMENT_NAME.test(file) && isValidSegmentBytes(facts.size)
     ? { end: formatLsn(segmentStartLsn(parseSegmentName(file, facts.size).segno + 1, facts.size)), at: facts.mtime.toISOString() }
-    : undefined;
+    : history // the switch point, readable without a key (wal-inventory.ts follows timelines with it)
+      ? { end: history.switchLsn, at: facts.mtime.toISOString(), parent: history.parent }
+      : undefined;
 
   let name = archiveNameOfWalFile(file);
   if (name === undefined && PARTIAL_FILE_NAME.test(file)) {

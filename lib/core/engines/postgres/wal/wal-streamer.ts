@@ -15,6 +15,7 @@ import { ArchivedSlot } from './archived-slot';
 import { lockSpool, type SpoolLock } from '../../../process/spool-lock';
 import { fileFacts, readSpool, seedSpool, writtenExtent } from './spool';
 import { WalArchive, walAttributes } from './wal-archive';
+import { newestPartialOf } from './wal-inventory';
 import {
   formatLsn,
   historyArchiveName,
@@ -22,10 +23,15 @@ import {
   parseArchiveName,
   parseLsn,
   parseSegmentName,
+  parseTimelineHistory,
   partialArchiveName,
+  partialPrefix,
   segmentArchiveName,
   segmentName,
+  segmentOfLsn,
   segmentStartLsn,
+  timelineName,
+  type TimelineSwitch,
 } from './wal-names';
 
 /**
@@ -81,12 +87,15 @@ export class WalStreamer {
   /** Newest archived partial generation (and how far it reached) per open segment. */
   private readonly partials = new Map<string, PartialState>();
   private lastFlush = 0;
-  private seeded?: string;
   /** The server no longer had the WAL at the archive's end: later reconnects start where it is. */
   private seedRefused = false;
   private lastError?: { message: string; at: number };
   /** Holds the server's WAL until it is archived (archived-slot.ts). */
   private guard?: ArchivedSlot;
+  /** Where each timeline branched from its parent (history files), for the gap check at a switch. */
+  private readonly switches = new Map<string, TimelineSwitch>();
+  /** Set when the server refused our start because its history forked before it (a failover). */
+  private fork?: TimelineSwitch;
 
   constructor(
     private readonly run: EngineRun,
@@ -128,18 +137,27 @@ export class WalStreamer {
           failure = e.message;
         }
         if (signal.aborted) break;
-        if (failure !== undefined && /already been removed/.test(failure)) {
+        if (this.fork) {
+          await this.followFork(this.fork).catch((e: unknown) => {
+            if (!(e instanceof TidemarkError)) throw e;
+            this.log('error', `could not store the spool before following the server's timeline: ${e.message}; will retry`, { error: e.name });
+          });
+        } else if (failure !== undefined && /already been removed/.test(failure)) {
           // The server no longer has the WAL where the archive ends (or where the slot points: the
           // server takes a slot's position from what pg_receivewal reports, even the start of a
           // segment it then refuses). Start again where the server is, with fresh slots; the first
           // segment that arrives shows the gap (checkGap).
-          if (this.seeded) await unlink(this.seeded).catch(() => undefined);
+          // The refused start came from the spool (our seed, or pg_receivewal's own open segment left
+          // by an earlier run): store what it holds and empty it, or the next start is refused too.
+          await this.clearOpenSegments().catch((e: unknown) => {
+            if (!(e instanceof TidemarkError)) throw e;
+            this.log('error', `could not store the spool before resuming where the server is: ${e.message}; will retry`, { error: e.name });
+          });
           this.log('error', `the server no longer has the WAL after the archive's end; streaming resumes where the server is, leaving a gap`, {
             error: 'WalResumeRefused',
           });
-          this.seeded = undefined;
           this.seedRefused = true;
-          await runTool(pgBin('pg_receivewal'), ['--drop-slot', '--slot', options.slot, '--no-password'], { env: session.env }).catch(() => undefined);
+          await this.dropSlot(session);
           await this.guard.recreate();
         }
         attempt = Date.now() - started > RECEIVER_RAN_LONG_MS ? 1 : attempt + 1;
@@ -159,6 +177,23 @@ export class WalStreamer {
       await this.guard.close();
       await session.close();
       await lock.release();
+    }
+  }
+
+  /**
+   * Drops pg_receivewal's slot. Its walsender can hold it for a moment after the tool exited; a
+   * drop that fails then would leave the slot where the server refused us, and the next start
+   * would be refused again, forever.
+   */
+  private async dropSlot(session: PgToolSession): Promise<void> {
+    for (let attempt = 0; attempt < 40; attempt++) {
+      try {
+        await runTool(pgBin('pg_receivewal'), ['--drop-slot', '--slot', this.options.slot, '--no-password'], { env: session.env });
+        return;
+      } catch (e) {
+        if (!(e instanceof TidemarkError) || !/is active/.test(e.message)) return; // gone already, or not ours to fix here
+        await sleep(250, this.run.signal).catch(() => undefined);
+      }
     }
   }
 
@@ -194,6 +229,10 @@ export class WalStreamer {
     }
     await this.tick();
     if (signal.aborted) return undefined;
+    // "requested starting point … is not in this server's history / DETAIL: This server's history
+    // forked from timeline 1 at 0/5000110": a promoted standby that never had the end of our WAL.
+    const fork = /is not in this server's history[\s\S]*forked from timeline (\d+) at ([0-9A-F]{1,8}\/[0-9A-F]{1,8})/i.exec(receiver.stderr);
+    this.fork = fork ? { parent: timelineName(Number(fork[1])), switchLsn: fork[2].toUpperCase() } : undefined;
     const code = await receiver.exited;
     return code === 0 ? 'pg_receivewal exited' : receiver.failure().message.replace(/^pg_receivewal /, '') || summarizeStderr(receiver.stderr);
   }
@@ -219,6 +258,7 @@ export class WalStreamer {
     const objects = await this.archive.list();
     const inventory = await this.archive.inventory(objects);
     if (!inventory) return;
+    for (const [timeline, sw] of await this.archive.switches(objects)) this.learnSwitch(timeline, sw);
     this.segmentBytes = inventory.segmentBytes;
     for (const tl of inventory.timelines) {
       const run = tl.runs[tl.runs.length - 1];
@@ -231,13 +271,9 @@ export class WalStreamer {
         if (parsed?.kind === 'partial') this.partials.set(run.last, { generation: parsed.generation, extent });
       }
     }
-    // Generations must keep rising even past superseded ones (a name is never reused).
-    for (const name of inventory.supersededPartials) {
-      const parsed = parseArchiveName(name);
-      if (parsed?.kind !== 'partial') continue;
-      const known = this.partials.get(parsed.segment);
-      if (!known || known.generation < parsed.generation) this.partials.set(parsed.segment, { generation: parsed.generation, extent: known?.extent ?? 0 });
-    }
+    // Superseded generations of completed segments are not "only a partial archived" (that would
+    // move the resume point and the gap check back a segment); flushSegmentSnapshot looks their
+    // numbers up when it needs one, so a name is still never reused.
   }
 
   /** With an empty spool, pg_receivewal would start at its slot (or the server's position): start at the archive's end instead. */
@@ -252,8 +288,51 @@ export class WalStreamer {
     // Resume inside the newest segment if only its partial is archived, else after it.
     const next = this.partials.has(newestName) ? newest : newest + 1;
     const segment = segmentName({ timeline: parseInt(timeline, 16), segno: next }, this.segmentBytes);
-    this.seeded = await seedSpool(this.options.spoolDir, segment, this.segmentBytes);
+    await seedSpool(this.options.spoolDir, segment, this.segmentBytes);
     this.log('info', `resuming at the archive's end: segment ${segment}`, { segment });
+  }
+
+  /**
+   * The server (a promoted standby) branched off timeline `fork.parent` at `fork.switchLsn`, before
+   * where our spool would resume: what the archive holds of that timeline after the switch is the
+   * old primary's WAL, which the new one never had. That is kept (it is archived, and it is the only
+   * copy of those transactions); streaming restarts in the switch segment of the old timeline, so
+   * pg_receivewal follows the server's history across the switch as it does at any promotion.
+   */
+  private async followFork(fork: TimelineSwitch): Promise<void> {
+    this.fork = undefined;
+    if (this.segmentBytes === undefined) return;
+    await this.clearOpenSegments();
+    const segno = segmentOfLsn(parseLsn(fork.switchLsn), this.segmentBytes);
+    const segment = segmentName({ timeline: parseInt(fork.parent, 16), segno }, this.segmentBytes);
+    await seedSpool(this.options.spoolDir, segment, this.segmentBytes);
+    this.log('error', `the server's history left timeline ${fork.parent} at ${fork.switchLsn}, before the archive's end on it: the archived WAL after that point (the old primary's) is not on this server; streaming follows the server from there`, {
+      error: 'WalTimelineDiverged',
+      timeline: fork.parent,
+      switchLsn: fork.switchLsn,
+      segment,
+    });
+    this.options.metrics?.({ WalTimelineDivergences: { value: 1, unit: 'Count' } });
+  }
+
+  /** Stores what the spool holds, then removes its open segments: pg_receivewal then starts elsewhere. */
+  private async clearOpenSegments(): Promise<void> {
+    await this.drain();
+    await this.flushPartial(true);
+    const spool = await readSpool(this.options.spoolDir);
+    for (const open of [...spool.stalePartials, ...(spool.partial ? [spool.partial] : [])]) await unlink(join(this.options.spoolDir, `${open}.partial`)).catch(() => undefined);
+  }
+
+  private learnSwitch(timeline: string, sw: TimelineSwitch): void {
+    this.switches.set(timeline, sw);
+  }
+
+  /** The first segment of `timeline` the archive lacks after its newest, if it has any. */
+  private firstMissing(timeline: string): number | undefined {
+    const newest = this.newest.get(timeline);
+    if (newest === undefined || this.segmentBytes === undefined) return undefined;
+    // A newest segment archived only as a partial is missing too once streaming jumps past it.
+    return this.partials.has(segmentName({ timeline: parseInt(timeline, 16), segno: newest }, this.segmentBytes)) ? newest : newest + 1;
   }
 
   /** A segment beyond the newest + 1 of its timeline means WAL nobody archived: say so loudly. */
@@ -262,23 +341,38 @@ export class WalStreamer {
     const timeline = segment.slice(0, 8);
     const { segno } = parseSegmentName(segment, this.segmentBytes);
     const newest = this.newest.get(timeline);
-    const tl = parseInt(timeline, 16);
-    // A newest segment archived only as a partial is missing too once streaming jumps past it.
-    const firstMissing = newest === undefined ? undefined : this.partials.has(segmentName({ timeline: tl, segno: newest }, this.segmentBytes)) ? newest : newest + 1;
-    if (firstMissing !== undefined && segno > firstMissing) {
-      const from = segmentName({ timeline: tl, segno: firstMissing }, this.segmentBytes);
-      const to = segmentName({ timeline: tl, segno: segno - 1 }, this.segmentBytes);
-      const count = segno - firstMissing;
-      this.log('error', `WAL gap: segments ${from} to ${to} (${count}) of timeline ${timeline} were never archived and are gone from the server; point-in-time recovery cannot cross them`, {
-        error: 'WalGap',
-        timeline,
-        from,
-        to,
-        count,
-      });
-      this.options.metrics?.({ WalGapSegments: { value: count, unit: 'Count' } });
-    }
+    const firstMissing = this.firstMissing(timeline);
+    if (newest === undefined) this.checkSwitch(timeline, segno);
+    else if (firstMissing !== undefined && segno > firstMissing) this.reportGap(timeline, firstMissing, segno - 1);
     if (newest === undefined || segno > newest) this.newest.set(timeline, segno);
+  }
+
+  /**
+   * The first WAL of a new timeline: it must start at its switch segment (its copy of that segment
+   * holds the parent's WAL before the switch), and the parent must be archived up to there.
+   */
+  private checkSwitch(timeline: string, segno: number): void {
+    const sw = this.switches.get(timeline);
+    if (!sw || this.segmentBytes === undefined) return;
+    const k = segmentOfLsn(parseLsn(sw.switchLsn), this.segmentBytes);
+    if (segno > k) this.reportGap(timeline, k, segno - 1);
+    const parentMissing = this.firstMissing(sw.parent);
+    if (parentMissing !== undefined && parentMissing <= k - 1) this.reportGap(sw.parent, parentMissing, k - 1);
+  }
+
+  private reportGap(timeline: string, first: number, last: number): void {
+    const tl = parseInt(timeline, 16);
+    const from = segmentName({ timeline: tl, segno: first }, this.segmentBytes!);
+    const to = segmentName({ timeline: tl, segno: last }, this.segmentBytes!);
+    const count = last - first + 1;
+    this.log('error', `WAL gap: segments ${from} to ${to} (${count}) of timeline ${timeline} were never archived and are gone from the server; point-in-time recovery cannot cross them`, {
+      error: 'WalGap',
+      timeline,
+      from,
+      to,
+      count,
+    });
+    this.options.metrics?.({ WalGapSegments: { value: count, unit: 'Count' } });
   }
 
   private learnSegmentBytes(size: number): void {
@@ -290,12 +384,17 @@ export class WalStreamer {
     const dir = this.options.spoolDir;
     const spool = await readSpool(dir);
     for (const history of spool.histories) {
-      await this.archiveOnce(historyArchiveName(history), join(dir, history), undefined);
-      await unlink(join(dir, history));
+      const path = join(dir, history);
+      // Its switch point goes into the header too, so list and rpo-check follow it without a key.
+      const sw = parseTimelineHistory(await readFile(path, 'utf8'));
+      const { mtime } = await fileFacts(path);
+      if (sw) this.learnSwitch(history.slice(0, 8), sw);
+      await this.archiveOnce(historyArchiveName(history), path, sw ? { end: sw.switchLsn, at: mtime.toISOString(), parent: sw.parent } : undefined);
+      await unlink(path);
     }
     for (const stale of spool.stalePartials) {
-      // A finished timeline's last segment: stored once more if it grew, then it is done.
-      await this.flushSegmentSnapshot(stale, new Date());
+      // A finished timeline's last segment: stored once more if it grew (unless archived whole), then it is done.
+      if (!(await this.archive.objects.has(segmentArchiveName(stale)))) await this.flushSegmentSnapshot(stale, new Date());
       await unlink(join(dir, `${stale}.partial`));
     }
     for (const segment of spool.segments) {
@@ -316,7 +415,7 @@ export class WalStreamer {
    * Stores a file that must exist exactly once; after a restart it may already be archived (stored,
    * then killed before the local copy was removed): same content is fine, different is an error.
    */
-  private async archiveOnce(name: string, path: string, attributes: { end: string; at: string } | undefined): Promise<void> {
+  private async archiveOnce(name: string, path: string, attributes: Readonly<Record<string, string>> | undefined): Promise<void> {
     try {
       await this.writer!.writeFile(name, path, { compression: this.run.compression, ...(attributes ? { attributes: { ...attributes } } : {}) });
     } catch (e) {
@@ -356,7 +455,9 @@ export class WalStreamer {
     const known = this.partials.get(segment);
     if (extent === 0 || (known && extent <= known.extent)) return undefined;
     this.checkGap(segment);
-    const generation = (known?.generation ?? 0) + 1;
+    // Not flushed by this run: an earlier one (or the old primary, for a timeline's switch segment) may have.
+    const earlier = known ? undefined : newestPartialOf((await this.archive.objects.list(partialPrefix(segment))).map((o) => o.name), segment);
+    const generation = (known?.generation ?? earlier?.generation ?? 0) + 1;
     const end = formatLsn(segmentStartLsn(parseSegmentName(segment, bytes.length).segno, bytes.length) + BigInt(extent));
     await this.writer!.writeBytes(partialArchiveName(segment, generation), bytes, {
       compression: this.run.compression,
