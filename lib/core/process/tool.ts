@@ -30,7 +30,9 @@ export function summarizeStderr(stderr: string): string {
     .split('\n')
     .map((l) => l.trim())
     .filter((l) => l && !/^[\w.-]+: (hint|detail):/i.test(l));
-  const error = lines.find((l) => /\b(error|fatal|failed|could not|cannot|unrecognized|invalid)\b/i.test(l));
+  const at = lines.findIndex((l) => /\b(error|fatal|failed|could not|cannot|unrecognized|invalid)\b/i.test(l));
+  // A libpq error ends its own line with ':' and puts the server's message on the next.
+  const error = at < 0 ? undefined : lines[at].endsWith(':') && at + 1 < lines.length ? `${lines[at]} ${lines[at + 1]}` : lines[at];
   return (error ?? lines[0] ?? '').replace(/\s+/g, ' ').slice(0, 400);
 }
 
