@@ -185,7 +185,15 @@ describe('drill worker: PostgreSQL logical', () => {
     const done = finished(child);
     // The restore is under way once the throwaway server is ready (not initdb's bootstrap) and has a backend.
     const pidFile = join(scratch, 'pg', 'pgdata', 'postmaster.pid');
-    const ready = () => existsSync(pidFile) && /\bready\b/.test(readFileSync(pidFile, 'utf8')) && processesUnder(scratch).length > 6;
+    // The pid file can go between a look and a read (a server stopping): that is "not ready" too.
+    const readyLine = () => {
+      try {
+        return /\bready\b/.test(readFileSync(pidFile, 'utf8'));
+      } catch {
+        return false;
+      }
+    };
+    const ready = () => readyLine() && processesUnder(scratch).length > 6;
     const deadline = Date.now() + 120_000;
     while (!ready()) {
       if (Date.now() > deadline) throw new Error('the drill never started restoring');

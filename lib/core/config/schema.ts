@@ -144,7 +144,7 @@ const PostgresSource = z.strictObject({
   engine: z.literal('postgres').describe('postgres, or mysql for MySQL and MariaDB'),
   url: z
     .string()
-    .regex(/^postgres(ql)?:\/\/[^/]+/, { message: 'expected postgres://user@host:port/database' })
+    .regex(/^postgres(ql)?:\/\/[^/]+/, { message: 'expected postgres://user@host:port/database', abort: true })
     .refine(parsesAsUrl, { message: URL_PROBLEM })
     .describe('postgres://user@host:port/database; keep the password out of it'),
   ...sourceOptions,
@@ -154,7 +154,7 @@ const MysqlSource = z.strictObject({
   engine: z.literal('mysql').describe('postgres, or mysql for MySQL and MariaDB'),
   url: z
     .string()
-    .regex(/^(mysql|mariadb):\/\/[^/]+/, { message: 'expected mysql://user@host:port[/database]' })
+    .regex(/^(mysql|mariadb):\/\/[^/]+/, { message: 'expected mysql://user@host:port[/database]', abort: true })
     .refine(parsesAsUrl, { message: URL_PROBLEM })
     .describe('mysql://user@host:port[/database]; keep the password out of it'),
   ...sourceOptions,

@@ -106,6 +106,8 @@ export class BinlogStreamer {
   private lock?: SpoolLock;
   /** The last walk of each spooled file, continued by the next flush. */
   private readonly walks = new Map<string, EventWalk>();
+  /** Index of the file the running tool began at (receive): files from it on are its own, fetched whole from their start. */
+  private receiveStart?: number;
 
   constructor(
     private readonly run: EngineRun,
@@ -244,6 +246,7 @@ export class BinlogStreamer {
     const spool = this.options.spoolDir;
     // The tool rewrites the spool's copy of `start` from its first byte; later ones are stale.
     this.walks.clear();
+    this.receiveStart = parseBinlogFile(start)?.index;
     for (const name of await this.spoolFiles()) {
       if ((parseBinlogFile(name)?.index ?? 0) >= (parseBinlogFile(start)?.index ?? 0)) await unlink(join(spool, name)).catch(() => undefined);
     }
@@ -318,10 +321,12 @@ export class BinlogStreamer {
         this.walks.delete(file);
         await this.store(file, path, walk);
         await unlink(path);
-      } else if (!newest && walk.completeBytes === size && walk.events > 0) {
+      } else if (!newest && this.fetchedThisRun(file) && walk.completeBytes === size && walk.events > 0) {
         // The tool went on to a later file though this one has no rotate or stop event at its end:
         // the server stopped writing it abruptly (a crash, kill -9) and began a new file when it came
         // back. It is whole as the server has it; kept as a partial, it would read as a gap forever.
+        // Only a file the running tool fetched from its start counts: a leftover of an earlier run
+        // that stopped inside it (the server may have written more since, and purged it) is not whole.
         this.log('warn', `${file} ends without a rotate or stop event (the server crashed or was killed); archived as the server has it`, { file, bytes: size });
         this.walks.delete(file);
         await this.store(file, path, walk);
@@ -330,6 +335,12 @@ export class BinlogStreamer {
         await unlink(path);
       }
     }
+  }
+
+  /** Whether the running tool wrote `file` from its first byte (it began at that file or an earlier one). */
+  private fetchedThisRun(file: string): boolean {
+    const index = parseBinlogFile(file)?.index;
+    return this.receiveStart !== undefined && index !== undefined && index >= this.receiveStart;
   }
 
   private async store(file: string, path: string, walk: Awaited<ReturnType<typeof walkFile>>): Promise<void> {
