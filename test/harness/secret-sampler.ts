@@ -81,13 +81,28 @@ function tick(): void {
     const testsCli = jest.has(proc.ppid) && CLI.test(cmdline);
     const what = `${proc.comm} (pid ${pid}, parent ${all.get(proc.ppid)?.comm ?? proc.ppid}): ${cmdline.slice(0, 160)}`;
     if (!testsCli) for (const secret of secretsIn(raw)) record(`arguments of ${what}`, secret);
-    if (TOOL.test(proc.comm)) {
+    if (TOOL.test(proc.comm) && spawnedByTidemarkProcess(pid, all, jest)) {
       const env = read(`/proc/${pid}/environ`);
       if (env) for (const secret of secretsIn(env)) record(`environment of ${what}`, secret);
     }
   }
   for (const pid of checked.keys()) if (!seen.has(pid)) checked.delete(pid);
   if (process.env.TIDEMARK_SCAN_DEBUG) process.stderr.write(`secret sampler: ${seen.size} processes under jest\n`);
+}
+
+/**
+ * Whether the nearest node process above `pid` is a Tidemark CLI or worker process rather than a
+ * jest process. Tools a jest worker starts may come from the test's own code (psql, pg_ctl of the
+ * harness, which inherit the test's environment on purpose) or from Tidemark code run in process:
+ * the two cannot be told apart here, so only the environment of tools under a separate Tidemark
+ * process — what runs in production — is checked. Their arguments are checked everywhere.
+ */
+function spawnedByTidemarkProcess(pid: number, all: Map<number, Proc>, jest: Set<number>): boolean {
+  for (let p = all.get(pid)?.ppid; p !== undefined && p > 1; p = all.get(p)?.ppid) {
+    if (jest.has(p)) return false;
+    if (all.get(p)?.comm === 'node') return true;
+  }
+  return false;
 }
 
 const timer = setInterval(() => {

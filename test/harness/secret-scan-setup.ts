@@ -10,7 +10,7 @@ import { FINDINGS_ENV } from './secret-scan';
  * the sampler and fails the run on any finding.
  */
 export default function setup(): void {
-  const dir = mkdtempSync(join(tmpdir(), 'tidemark-secret-scan-'));
+  const dir = mkdtempSync(join(tmpdir(), 'tidemark-leak-scan-'));
   const file = join(dir, 'findings.jsonl');
   writeFileSync(file, '');
   process.env[FINDINGS_ENV] = file;

@@ -126,7 +126,12 @@ export class Repository {
       confirm: async () => {
         try {
           await this.store.put(REPOSITORY_MARKER_KEY, Buffer.from(`${JSON.stringify(body, null, 2)}\n`));
-          this.identity = pending.id;
+          // Read back: a store that ignores IfNoneMatch (s3rver, some S3-compatible servers) lets a
+          // writer that checked at the same moment overwrite ours; the stored marker is the identity.
+          await this.verifyMarker((await this.readMarker())!);
+          if (pending.used && this.identity !== pending.id) {
+            throw new StorageError(`another process created the repository ${this.store.description} at the same moment; run the backup again`, 'ObjectExists');
+          }
         } catch (raced) {
           if (!(raced instanceof StorageError && raced.code === 'ObjectExists')) throw raced;
           await this.verifyMarker((await this.readMarker())!); // another writer created it first
