@@ -55,8 +55,10 @@ export async function decompressToFile(
       zstd.kill(); // a damaged segment or a failed download: zstd must not finish the file
       throw e;
     }
-    // The pipe broke because zstd died (a damaged frame): its own words say why.
-    if ((e as NodeJS.ErrnoException).code === 'EPIPE' && (await zstd.exited) !== 0) throw zstd.failure();
+    // The pipe broke because zstd died (a damaged frame, a full disk): its own words say why. The
+    // symptom on our side varies (EPIPE, a premature close), so any break with zstd gone counts.
+    const gone = await Promise.race([zstd.exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 250))]);
+    if (gone !== 'running' && gone !== 0) throw zstd.failure();
     zstd.kill();
     throw e;
   }
