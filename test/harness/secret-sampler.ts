@@ -100,7 +100,7 @@ function tick(): void {
 function spawnedByTidemarkProcess(pid: number, all: Map<number, Proc>, jest: Set<number>): boolean {
   for (let p = all.get(pid)?.ppid; p !== undefined && p > 1; p = all.get(p)?.ppid) {
     if (jest.has(p)) return false;
-    if (all.get(p)?.comm === 'node') return true;
+    if (all.get(p)?.comm === 'node') return CLI.test(read(`/proc/${p}/cmdline`)?.toString().replace(/\0/g, ' ') ?? '') || /containers\/worker|worker\.js/.test(read(`/proc/${p}/cmdline`)?.toString() ?? '');
   }
   return false;
 }
