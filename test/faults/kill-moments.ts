@@ -1,6 +1,14 @@
 import { readdirSync, readFileSync, utimesSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { spawnCli } from '../harness/tidemark';
+import { runBackup } from '../../lib/core/commands/backup';
+import { runList } from '../../lib/core/commands/list';
+import { runRetention } from '../../lib/core/commands/retention';
+import { runVerify } from '../../lib/core/commands/verify';
+import type { TidemarkConfig } from '../../lib/core/config/schema';
+import type { BackupType } from '../../lib/core/engines/backup-types';
+import { silentProgress } from '../../lib/core/progress';
+import { runCli, spawnCli } from '../harness/tidemark';
+import { random } from './fault-injector';
 
 /**
  * What the kill tests share (issue 11): how many moments (20 under TIDEMARK_SOAK=1, fewer in CI),
@@ -124,4 +132,99 @@ export function leftovers(backupsDir: string, listed: readonly string[]): string
 export function ageLeftovers(backupsDir: string, files: readonly string[], hours: number): void {
   const then = new Date(Date.now() - hours * 3_600_000);
   for (const f of files) if (f.split('/').pop()!.startsWith('.tmp-')) utimesSync(join(backupsDir, f), then, then);
+}
+
+/** A backup command of one source, for the matrices below. */
+export interface BackupCase {
+  readonly config: TidemarkConfig;
+  /** The config file the CLI reads (`config` parsed). */
+  readonly configPath: string;
+  readonly source: string;
+  readonly type: BackupType;
+}
+
+const backupArgs = (c: BackupCase): string[] => ['backup', c.source, '--type', c.type, '--config', c.configPath];
+const listedIds = async (c: BackupCase): Promise<string[]> => (await runList(c.config, c.source)).backups.map((b) => b.id);
+
+/**
+ * The SIGKILL promise for one backup type: the CLI killed at `kills` seeded moments across a timed
+ * run (`between` changes the data before each) → 0 or 1 new backup listed (1 when it exited 0), its
+ * tools gone with it, most moments inside the run; then every listed backup verifies and the next
+ * backup runs at once (the dead runs' leases keep nothing out).
+ */
+export async function expectKilledBackupsHarmless(c: BackupCase, { kills, seed, between }: { kills: number; seed: number; between?: (i: number) => Promise<unknown> }): Promise<void> {
+  const args = backupArgs(c);
+  const timed = await runCli(args);
+  expect([timed.code, timed.stderr]).toEqual([0, expect.any(String)]);
+  const span = timed.seconds * 1000;
+  const next = random(seed);
+  let interrupted = 0;
+  for (let i = 0; i < kills; i++) {
+    await between?.(i);
+    const before = await listedIds(c);
+    const moment = next() * span * 1.1;
+    const run = await signalCliAt(args, moment, 'SIGKILL');
+    // The tools (pg_dump, pg_basebackup, mariadb-dump, zstd) lose their pipes with the CLI and go.
+    expect(await waitForExit(run.orphans)).toEqual([]);
+    const after = await listedIds(c);
+    // Listed only once its manifest is stored (a kill between that and the exit leaves a whole
+    // backup, verified below); a run that exited 0 is always listed.
+    const at = { kill: i, moment: Math.round(moment), exit: run.code, listed: after.length - before.length };
+    expect([0, 1].includes(at.listed) && (run.code !== 0 || at.listed === 1) ? 'ok' : at).toBe('ok');
+    if (run.signal === 'SIGKILL' && at.listed === 0) interrupted++;
+  }
+  expect(interrupted).toBeGreaterThanOrEqual(Math.ceil(kills / 2));
+  expect((await runVerify(c.config, c.source, { progress: silentProgress })).ok).toBe(true);
+  const listed = await listedIds(c);
+  const after = await runBackup(c.config, c.source, { type: c.type, progress: silentProgress });
+  expect(await listedIds(c)).toEqual([...listed, after.id]);
+}
+
+/**
+ * The SIGTERM promise for one backup type: at `terms` seeded moments inside a timed run → out within
+ * SIGTERM_EXIT_SECONDS, no tool left, nothing half committed (1 new backup only when it exited 0);
+ * then the next backup works and everything verifies.
+ */
+export async function expectTerminatedBackupsClean(c: BackupCase, { terms, seed }: { terms: number; seed: number }): Promise<void> {
+  const args = backupArgs(c);
+  const timed = await runCli(args);
+  expect(timed.code).toBe(0);
+  const next = random(seed);
+  for (let i = 0; i < terms; i++) {
+    const before = await listedIds(c);
+    // Late enough that the backup has begun (start-up is ~0.7 s), before its end.
+    const moment = (0.3 + 0.6 * next()) * timed.seconds * 1000;
+    const run = await signalCliAt(args, moment, 'SIGTERM');
+    const listed = (await listedIds(c)).length - before.length;
+    const at = { term: i, moment: Math.round(moment), exit: run.code, seconds: run.exitSeconds, listed, orphans: run.orphans, stderr: run.stderr.trim().split('\n').pop() };
+    // A signal before the CLI has loaded (no handler yet) ends it by default: nothing had begun.
+    const stopped = run.code === 130 || run.signal === 'SIGTERM';
+    const ok = run.exitSeconds <= SIGTERM_EXIT_SECONDS && run.orphans.length === 0 && (run.code === 0 ? listed === 1 : stopped && listed === 0);
+    expect(ok ? 'ok' : at).toBe('ok');
+    process.stderr.write(`SIGTERM ${i} at ${at.moment} ms: exit ${run.code ?? run.signal} after ${run.exitSeconds.toFixed(2)} s, ${listed} listed\n`);
+  }
+  expect((await runCli(args)).code).toBe(0);
+  expect((await runVerify(c.config, c.source, { progress: silentProgress })).ok).toBe(true);
+}
+
+/**
+ * Retention's garbage collection after killed backups (a folder repository at `repoDir`): two days
+ * on, every part the killed runs left is gone — uploads in flight included — and nothing else; the
+ * listed backups are unchanged and verify.
+ */
+export async function expectRetentionCollectsLeftovers(c: Omit<BackupCase, 'type' | 'configPath'>, repoDir: string): Promise<void> {
+  const backupsDir = join(repoDir, c.source, 'backups');
+  const listed = (await runList(c.config, c.source)).backups.map((b) => b.id);
+  const left = leftovers(backupsDir, listed);
+  expect(left.length).toBeGreaterThan(0);
+  // A dead run's parts wait out its lease (24 h, the longest a backup may run) and a day's grace;
+  // its uploads in flight (temp files) go once a day old. Two days pass:
+  const now = new Date(Date.now() + 49 * 3_600_000);
+  ageLeftovers(backupsDir, left, 49);
+  const dry = await runRetention(c.config, c.source, { now });
+  expect(dry.sources[0].delete.filter((d) => d.what !== 'unfinished')).toEqual([]);
+  await runRetention(c.config, c.source, { apply: true, now });
+  expect(leftovers(backupsDir, listed)).toEqual([]);
+  expect((await runList(c.config, c.source)).backups.map((b) => b.id)).toEqual(listed);
+  expect((await runVerify(c.config, c.source, { progress: silentProgress })).ok).toBe(true);
 }
