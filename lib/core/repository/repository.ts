@@ -31,10 +31,10 @@ import {
   type RestorePoint,
 } from './manifest';
 import { openStore } from './open-store';
-import type { ObjectStore } from './storage';
+import { listPages, type ObjectStore } from './storage';
 
-/** HEAD requests at once when checking that a restore's objects are all stored. */
-const PARALLEL_HEADS = 8;
+/** Folder listings at once when checking that a restore's objects are all stored. */
+const PARALLEL_LISTINGS = 8;
 
 const KEY_CHECK_CONTEXT: EncryptionContext = { tidemark: 'key-check' };
 
@@ -225,16 +225,26 @@ export class Repository {
    * rather than when the restore reaches it. Contents are checked as they stream (readObject).
    */
   async assertStored(manifests: readonly BackupManifest[]): Promise<void> {
-    const limit = pLimit(PARALLEL_HEADS);
+    // One listing per folder (a backup's objects share one), not a HEAD per object: a chain of
+    // physical backups has hundreds of packs, and on S3 a listing answers a thousand at once.
     const objects = manifests.flatMap((m) => m.objects.map((object) => ({ id: m.id, object })));
-    const found = await Promise.all(objects.map(({ object }) => limit(() => this.store.head(object.key))));
-    objects.forEach(({ id, object }, i) => {
-      const head = found[i];
-      if (!head) throw new IntegrityError(`backup ${id} object ${object.name} is missing from the repository (${object.key})`);
-      if (head.size !== object.storedBytes) {
-        throw new IntegrityError(`backup ${id} object ${object.name} has ${head.size} bytes in the repository, its manifest says ${object.storedBytes} (${object.key})`);
+    const folders = [...new Set(objects.map(({ object }) => object.key.slice(0, object.key.lastIndexOf('/') + 1)))];
+    const sizes = new Map<string, number>();
+    const limit = pLimit(PARALLEL_LISTINGS);
+    await Promise.all(
+      folders.map((folder) =>
+        limit(async () => {
+          for await (const page of listPages(this.store, folder)) for (const o of page.objects) sizes.set(o.key, o.size);
+        }),
+      ),
+    );
+    for (const { id, object } of objects) {
+      const size = sizes.get(object.key);
+      if (size === undefined) throw new IntegrityError(`backup ${id} object ${object.name} is missing from the repository (${object.key})`);
+      if (size !== object.storedBytes) {
+        throw new IntegrityError(`backup ${id} object ${object.name} has ${size} bytes in the repository, its manifest says ${object.storedBytes} (${object.key})`);
       }
-    });
+    }
   }
 
   /** Whether the configured key opens this repository's marker: a key error then means the data, not the key, is foreign. */
