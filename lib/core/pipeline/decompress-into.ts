@@ -6,7 +6,7 @@ import { pipeToTool, ToolRun } from '../process/tool';
 import type { ObjectStore } from '../repository/storage';
 import type { ToolCommand } from './compressed-output';
 import { DigestStream } from './digest';
-import { readObject, type ReadObjectOptions } from './read-object';
+import { readObject, storedMismatch, type ReadObjectOptions } from './read-object';
 import type { StoredObject } from './stored-object';
 
 /**
@@ -66,11 +66,8 @@ export async function decompressInto(
       if (!feeding.signal.aborted || signal?.aborted) throw e;
     });
     if (sink.running) {
-      if (stored.bytes !== object.storedBytes || stored.sha256 !== object.storedSha256) {
-        throw new IntegrityError(
-          `${read.label}: stored bytes do not match the manifest (${stored.bytes} bytes, sha256 ${stored.sha256.slice(0, 12)}…; expected ${object.storedBytes} bytes, ${object.storedSha256.slice(0, 12)}…)`,
-        );
-      }
+      const mismatch = storedMismatch(stored, object, read.label);
+      if (mismatch) throw mismatch;
       const zstdCode = await zstd.exited;
       // zstd fails to write only once the consumer closed its input: done early (pg_restore -t has
       // its table) or dead. Its own exit status decides, below.

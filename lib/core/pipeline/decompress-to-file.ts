@@ -7,7 +7,7 @@ import { ToolRun } from '../process/tool';
 import type { ObjectStore } from '../repository/storage';
 import type { ConsumerOptions } from './decompress-into';
 import { DigestStream } from './digest';
-import { readObject, type ReadObjectOptions } from './read-object';
+import { readObject, storedMismatch, type ReadObjectOptions } from './read-object';
 import type { StoredObject } from './stored-object';
 
 /**
@@ -62,11 +62,10 @@ export async function decompressToFile(
     zstd.kill();
     throw e;
   }
-  if (stored.bytes !== object.storedBytes || stored.sha256 !== object.storedSha256) {
+  const mismatch = storedMismatch(stored, object, read.label);
+  if (mismatch) {
     zstd.kill();
-    throw new IntegrityError(
-      `${read.label}: stored bytes do not match the manifest (${stored.bytes} bytes, sha256 ${stored.sha256.slice(0, 12)}…; expected ${object.storedBytes} bytes, ${object.storedSha256.slice(0, 12)}…)`,
-    );
+    throw mismatch;
   }
   if ((await zstd.exited) !== 0) throw zstd.failure();
   const { size } = await file.stat();

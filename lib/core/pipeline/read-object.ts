@@ -38,13 +38,8 @@ class VerifiedTail extends Transform {
 
   override _flush(done: TransformCallback): void {
     const { object, stored } = this;
-    if (stored.bytes !== object.storedBytes || stored.sha256 !== object.storedSha256) {
-      return done(
-        new IntegrityError(
-          `${this.label}: stored bytes do not match the manifest (${stored.bytes} bytes, sha256 ${stored.sha256.slice(0, 12)}…; expected ${object.storedBytes} bytes, ${object.storedSha256.slice(0, 12)}…)`,
-        ),
-      );
-    }
+    const mismatch = storedMismatch(stored, object, this.label);
+    if (mismatch) return done(mismatch);
     // Without a recorded plaintext SHA-256, zstd -d has checked its frame checksum (it exits non-zero
     // on a mismatch, which fails the pipeline before this flush); the size is checked either way.
     const digest = this.plainHash?.digest('hex');
@@ -75,4 +70,12 @@ export async function readObject(store: ObjectStore, object: StoredObject, optio
   if (object.compression === 'zstd') stages.push(zstdDecompress());
   pipeline([source, ...stages, tail], () => undefined); // errors surface on `tail`
   return tail;
+}
+
+/** The error for stored bytes (counted and hashed by `stored`) that are not the object the manifest records, if they are not. */
+export function storedMismatch(stored: DigestStream, object: StoredObject, label: string): IntegrityError | undefined {
+  if (stored.bytes === object.storedBytes && stored.sha256 === object.storedSha256) return undefined;
+  return new IntegrityError(
+    `${label}: stored bytes do not match the manifest (${stored.bytes} bytes, sha256 ${stored.sha256.slice(0, 12)}…; expected ${object.storedBytes} bytes, ${object.storedSha256.slice(0, 12)}…)`,
+  );
 }
