@@ -485,7 +485,7 @@ export class DrillStateMachine extends Construct {
   }
 
   private drillInstanceArn(): string {
-    return Stack.of(this).formatArn({ service: 'rds', resource: 'db', resourceName: `${DRILL_INSTANCE_PREFIX}*`, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+    return drillInstancesArn(Stack.of(this));
   }
 
   /**
@@ -513,16 +513,24 @@ export class DrillStateMachine extends Construct {
       }),
     );
     role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'TagDrillInstances', actions: ['rds:AddTagsToResource'], resources: [this.drillInstanceArn()] }));
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'DeleteOnlyDrillInstances',
-        effect: iam.Effect.DENY,
-        actions: ['rds:DeleteDBInstance'],
-        resources: ['*'],
-        conditions: { Null: { [`rds:db-tag/${DRILL_INSTANCE_TAG}`]: 'true' } },
-      }),
-    );
+    role.addToPrincipalPolicy(denyDeletingUntaggedInstances());
   }
+}
+
+/** Every throwaway drill instance of `stack`: the reserved name prefix, any suffix. */
+export function drillInstancesArn(stack: Stack): string {
+  return stack.formatArn({ service: 'rds', resource: 'db', resourceName: `${DRILL_INSTANCE_PREFIX}*`, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+}
+
+/** Whoever may delete drill instances deletes nothing without the drill tag, whatever its name. */
+export function denyDeletingUntaggedInstances(): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid: 'DeleteOnlyDrillInstances',
+    effect: iam.Effect.DENY,
+    actions: ['rds:DeleteDBInstance'],
+    resources: ['*'],
+    conditions: { Null: { [`rds:db-tag/${DRILL_INSTANCE_TAG}`]: 'true' } },
+  });
 }
 
 const REQUIRED_WILDCARDS: readonly RequiredWildcard[] = [

@@ -10,7 +10,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { drillHandlerFunction, type DrillVault } from './drill-functions';
-import { DRILL_INSTANCE_PREFIX, DRILL_INSTANCE_TAG } from './drill-state-machine';
+import { denyDeletingUntaggedInstances, DRILL_INSTANCE_PREFIX, drillInstancesArn } from './drill-state-machine';
 import { acknowledgeRequiredWildcards, type RequiredWildcard } from './nag-finding';
 
 export interface DrillTeardownProps {
@@ -77,17 +77,10 @@ export class DrillTeardown extends Construct {
         conditions: { ArnEquals: { 'ecs:cluster': props.cluster.clusterArn } },
       }),
     );
-    const drillInstances = stack.formatArn({ service: 'rds', resource: 'db', resourceName: `${DRILL_INSTANCE_PREFIX}*`, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
-    role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'DeleteDrillInstances', actions: ['rds:DescribeDBInstances', 'rds:DeleteDBInstance'], resources: [drillInstances] }));
     role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'DeleteOnlyDrillInstances',
-        effect: iam.Effect.DENY,
-        actions: ['rds:DeleteDBInstance'],
-        resources: ['*'],
-        conditions: { Null: { [`rds:db-tag/${DRILL_INSTANCE_TAG}`]: 'true' } },
-      }),
+      new iam.PolicyStatement({ sid: 'DeleteDrillInstances', actions: ['rds:DescribeDBInstances', 'rds:DeleteDBInstance'], resources: [drillInstancesArn(stack)] }),
     );
+    role.addToPrincipalPolicy(denyDeletingUntaggedInstances());
     acknowledgeRequiredWildcards(role, REQUIRED_WILDCARDS);
 
     this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
