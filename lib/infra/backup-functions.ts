@@ -1,15 +1,13 @@
-import { join } from 'node:path';
 import { Duration, Stack, Validations } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { asList, nagReference } from './nag-finding';
-import { projectRoot } from './project-root';
+import { tidemarkFunction } from './tidemark-function';
 import type { SourceDeployment } from '../core/config/deployment';
 
 /** What the functions need of the vault; BackupVault satisfies it. */
@@ -112,49 +110,17 @@ export class BackupFunctions extends Construct {
       retryAttempts?: number;
     },
   ): NodejsFunction {
-    const root = projectRoot(join('lambda', 'rpo-check', 'index.ts'), 'BackupFunctions');
-    // An explicit log group and a role of our own: retention is set, and the role holds exactly
-    // "write these logs, read the vault, send traces" instead of AWSLambdaBasicExecutionRole's
-    // permission to create log groups anywhere.
-    const logGroup = new logs.LogGroup(this, `${id}Logs`, { retention: options.retention });
-    const role = new iam.Role(this, `${id}Role`, {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: `Tidemark ${options.name} function`,
-    });
-    logGroup.grantWrite(role);
-    options.vault.grantRead(role);
-
-    const fn = new NodejsFunction(this, id, {
-      entry: join(root, 'lambda', options.name, 'index.ts'),
-      handler: 'handler',
-      projectRoot: root,
-      depsLockFilePath: join(root, 'package-lock.json'),
+    const { fn, role } = tidemarkFunction(this, id, {
+      name: options.name,
       description: options.description,
-      // Pinned to the worker container's Node 22, so the engine runs on one Node everywhere.
-      runtime: lambda.Runtime.NODEJS_22_X,
-      architecture: lambda.Architecture.ARM_64,
-      memorySize: 256,
-      timeout: options.timeout,
-      role,
-      logGroup,
-      // EMF lines are printed with console.log; CloudWatch extracts metrics from them in the text
-      // log format. The JSON format would wrap each line in a "message" string and lose the metrics.
-      loggingFormat: lambda.LoggingFormat.TEXT,
-      tracing: lambda.Tracing.ACTIVE,
       environment: options.environment,
+      logRetention: options.retention,
+      timeout: options.timeout,
       retryAttempts: options.retryAttempts,
-      bundling: {
-        minify: true,
-        sourceMap: true,
-        sourcesContent: false,
-        target: 'node22',
-        format: OutputFormat.CJS,
-        // The SDK is bundled rather than taken from the runtime: the runtime's copy is whatever
-        // version Lambda ships; bundling runs exactly the SDK the tests ran.
-        externalModules: [],
-      },
+      grant: (r) => options.vault.grantRead(r),
+      owner: 'BackupFunctions',
     });
-    acknowledgeNagFindings(fn, role, options.vault);
+    acknowledgeNagFindings(role, options.vault);
     return fn;
   }
 }
@@ -163,11 +129,7 @@ export class BackupFunctions extends Construct {
  * cdk-nag (AwsSolutions) findings that are deliberate, acknowledged with the reason on the very
  * resource, finding by finding (cdk-nag 3 matches exact finding ids only).
  */
-function acknowledgeNagFindings(fn: NodejsFunction, role: iam.Role, vault: BackupVaultReader): void {
-  Validations.of(fn).acknowledge({
-    id: 'AwsSolutions-L1',
-    reason: 'nodejs22.x is pinned on purpose: it matches the Node 22 of the worker container, so lib/core runs on one Node version everywhere.',
-  });
+function acknowledgeNagFindings(role: iam.Role, vault: BackupVaultReader): void {
   const policy = role.node.tryFindChild('DefaultPolicy') as iam.Policy | undefined;
   if (!policy) return;
   for (const finding of wildcardFindings(policy, vault)) {

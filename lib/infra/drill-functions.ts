@@ -1,13 +1,11 @@
-import { join } from 'node:path';
 import { Duration, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { BackupVaultReader } from './backup-functions';
 import { asList, nagReference } from './nag-finding';
-import { projectRoot } from './project-root';
+import { tidemarkFunction } from './tidemark-function';
 import type { SourceDeployment } from '../core/config/deployment';
 
 /** The vault as the drill functions need it: the record step writes reports. */
@@ -75,36 +73,16 @@ export interface DrillHandlerFunctionProps {
 }
 
 export function drillHandlerFunction(scope: Construct, props: DrillHandlerFunctionProps): NodejsFunction {
-  const { id, name, description, environment, retention, grant, vault } = props;
-  const root = projectRoot(join('lambda', name, 'index.ts'), 'DrillFunctions');
-  const logGroup = new logs.LogGroup(scope, `${id}Logs`, { retention });
-  const role = new iam.Role(scope, `${id}Role`, { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'), description: `Tidemark ${name} function` });
-  logGroup.grantWrite(role);
-  grant(role);
-  const fn = new NodejsFunction(scope, id, {
-    entry: join(root, 'lambda', name, 'index.ts'),
-    handler: 'handler',
-    projectRoot: root,
-    depsLockFilePath: join(root, 'package-lock.json'),
-    description,
-    // Same Node as the worker container and the backup functions.
-    runtime: lambda.Runtime.NODEJS_22_X,
-    architecture: lambda.Architecture.ARM_64,
-    memorySize: 256,
+  const { fn, role } = tidemarkFunction(scope, props.id, {
+    name: props.name,
+    description: props.description,
+    environment: props.environment,
+    logRetention: props.retention,
     timeout: props.timeout ?? Duration.minutes(2),
-    role,
-    logGroup,
-    // EMF lines must stay plain text lines for CloudWatch to extract the metrics.
-    loggingFormat: lambda.LoggingFormat.TEXT,
-    tracing: lambda.Tracing.ACTIVE,
-    environment: { ...environment },
-    bundling: { minify: true, sourceMap: true, sourcesContent: false, target: 'node22', format: OutputFormat.CJS, externalModules: [] },
+    grant: props.grant,
+    owner: 'DrillFunctions',
   });
-  Validations.of(fn).acknowledge({
-    id: 'AwsSolutions-L1',
-    reason: 'nodejs22.x is pinned on purpose: it matches the Node 22 of the worker container, so lib/core runs on one Node version everywhere.',
-  });
-  acknowledgeWildcards(role, vault);
+  acknowledgeWildcards(role, props.vault);
   return fn;
 }
 

@@ -1,8 +1,7 @@
-import { join } from 'node:path';
 import { Duration, Stack, TimeZone, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
@@ -10,7 +9,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import type { SourcePolicy } from '../core/config/retention';
 import { nagReference } from './nag-finding';
-import { projectRoot } from './project-root';
+import { tidemarkFunction } from './tidemark-function';
 
 /** What the retention and tiering functions need of the vault; BackupVault satisfies it. */
 export interface RetentionVault {
@@ -90,37 +89,21 @@ export class RetentionFunctions extends Construct {
     this.tieringSchedule = this.daily('TieringSchedule', this.tiering, props.tieringCron ?? 'cron(15 5 * * ? *)', timeZone, 'Tidemark: applies tiering');
   }
 
-  private handler(id: string, name: string, description: string, environment: Record<string, string>, retention: logs.RetentionDays): NodejsFunction {
-    const root = projectRoot(join('lambda', name, 'index.ts'), 'RetentionFunctions');
-    // Its own log group and role: the role holds exactly "write these logs" plus the vault grant.
-    const logGroup = new logs.LogGroup(this, `${id}Logs`, { retention });
-    const role = new iam.Role(this, `${id}Role`, { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'), description: `Tidemark ${name} function` });
-    logGroup.grantWrite(role);
-    const fn = new NodejsFunction(this, id, {
-      entry: join(root, 'lambda', name, 'index.ts'),
-      handler: 'handler',
-      projectRoot: root,
-      depsLockFilePath: join(root, 'package-lock.json'),
+  private handler(id: string, name: string, description: string, environment: Record<string, string>, logRetention: logs.RetentionDays): NodejsFunction {
+    return tidemarkFunction(this, id, {
+      name,
       description,
-      runtime: lambda.Runtime.NODEJS_22_X,
-      architecture: lambda.Architecture.ARM_64,
+      environment,
+      logRetention,
+      owner: 'RetentionFunctions',
       // The planner over 100k backups and 5M WAL objects stays under 1 GB (BENCHMARKS.md, retention).
       memorySize: 1024,
       timeout: Duration.minutes(15),
-      role,
-      logGroup,
-      loggingFormat: lambda.LoggingFormat.TEXT,
-      environment,
+      tracing: false,
       // The scheduler invokes asynchronously: Lambda retries a failed run twice (a plan applied
       // twice does nothing the second time); each failure still counts for the error alarm.
       retryAttempts: 2,
-      bundling: { minify: true, sourceMap: true, sourcesContent: false, target: 'node22', format: OutputFormat.CJS, externalModules: [] },
-    });
-    Validations.of(fn).acknowledge({
-      id: 'AwsSolutions-L1',
-      reason: 'nodejs22.x is pinned on purpose: it matches the Node 22 of the worker container, so lib/core runs on one Node version everywhere.',
-    });
-    return fn;
+    }).fn;
   }
 
   private daily(id: string, fn: lambda.IFunction, cron: string, timeZone: TimeZone, description: string): scheduler.Schedule {
