@@ -19,6 +19,7 @@ import { startS3Proxy, type S3Proxy } from '../harness/s3-proxy';
 import { useTempDir, writeConfig } from '../harness/tidemark';
 import { faultInjector, type FaultInjector } from './fault-injector';
 import { serverUserWhenRoot } from '../../lib/core/process/os-user';
+import { untilWith } from '../harness/until';
 
 /**
  * Physical backups and the WAL streamer against a faulty S3 (issue 11): at 5% injected faults a
@@ -32,15 +33,7 @@ jest.setTimeout(600_000);
 /** As root, restored servers run as `postgres` (PostgreSQL refuses root). */
 const serverUser = () => serverUserWhenRoot('postgres');
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+const until = untilWith({ timeoutMs: 120_000, everyMs: 250 });
 
 describe('physical backups and WAL streaming through a faulty S3', () => {
   const s3 = useS3();

@@ -12,6 +12,7 @@ import { silentProgress as progress } from '../../lib/core/progress';
 import { Repository } from '../../lib/core/repository/repository';
 import { useMariadb } from '../harness/mariadb';
 import { useTempDir, writeConfig } from '../harness/tidemark';
+import { untilWith } from '../harness/until';
 
 /**
  * Issue 11 for MariaDB: the server restarted under the binlog streamer — a clean shutdown and a
@@ -29,15 +30,7 @@ import { useTempDir, writeConfig } from '../harness/tidemark';
 const SOAK = process.env.TIDEMARK_SOAK === '1';
 jest.setTimeout(SOAK ? 1_200_000 : 180_000);
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+const until = untilWith({ timeoutMs: 60_000, everyMs: 100, ignoreErrors: true });
 
 describe('binlog streamer: the server restarted under it (clean and crashed), under load', () => {
   // Durable commits, so that what the client saw committed survives the crash.

@@ -22,6 +22,7 @@ import { startThrowawayPostgres, type ThrowawayPostgres } from '../../lib/local/
 import { usePostgres } from '../harness/postgres';
 import { spawnCli, useTempDir, writeConfig } from '../harness/tidemark';
 import { random as seededRandom } from './fault-injector';
+import { untilWith } from '../harness/until';
 
 /**
  * Issue 11 and 7 for PostgreSQL: the WAL streamer (`tidemark stream`) under a steady load while it
@@ -37,15 +38,7 @@ jest.setTimeout(SOAK ? 1_800_000 : 240_000);
 
 const serverUser = () => serverUserWhenRoot('postgres');
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+const until = untilWith({ timeoutMs: 60_000, everyMs: 100, ignoreErrors: true });
 
 const psql = (url: string, sql: string) => runTool(pgBin('psql'), ['-X', '-A', '-t', '-d', url, '-c', sql]).then((s) => s.trim());
 const idsOf = async (query: () => Promise<string>) => (await query()).split(',').filter(Boolean).map(Number);

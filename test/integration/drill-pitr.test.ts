@@ -12,18 +12,11 @@ import { silentProgress as progress } from '../../lib/core/progress';
 import { Repository } from '../../lib/core/repository/repository';
 import { usePostgres } from '../harness/postgres';
 import { ROOT, useTempDir, writeConfig } from '../harness/tidemark';
+import { untilWith } from '../harness/until';
 
 jest.setTimeout(900_000);
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+const until = untilWith({ timeoutMs: 90_000, everyMs: 250 });
 
 /**
  * A physical PITR drill through the worker entry: a full backup, WAL streamed, a logical backup

@@ -17,21 +17,14 @@ import { Repository } from '../../lib/core/repository/repository';
 import { usePostgres } from '../harness/postgres';
 import { useTempDir, writeConfig } from '../harness/tidemark';
 import { serverUserWhenRoot } from '../../lib/core/process/os-user';
+import { untilWith } from '../harness/until';
 
 jest.setTimeout(900_000);
 
 /** As root, restored servers run as `postgres` (PostgreSQL refuses root). */
 const serverUser = () => serverUserWhenRoot('postgres');
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+const until = untilWith({ timeoutMs: 90_000, everyMs: 250 });
 
 interface LedgerRow {
   readonly id: number;

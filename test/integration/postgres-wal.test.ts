@@ -18,19 +18,12 @@ import type { ThrowawayPostgres } from '../../lib/local/throwaway-postgres';
 import { usePostgres } from '../harness/postgres';
 import { useS3 } from '../harness/s3';
 import { runCli, spawnCli, useTempDir, writeConfig } from '../harness/tidemark';
+import { untilWith } from '../harness/until';
 
 const SEGMENT = 16 * 1024 * 1024;
 const sh = (command: string) => promisify(execFile)('sh', ['-c', command], { timeout: 60_000 });
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const until = untilWith({ timeoutMs: 60_000, everyMs: 200 });
 
 /** Writes some WAL and closes the segment; returns the name of the segment it closed. */
 async function fillAndSwitch(pg: ThrowawayPostgres, rows = 2000): Promise<string> {
