@@ -16,6 +16,8 @@ const INTERVAL_MS = Number(process.env.TIDEMARK_SCAN_INTERVAL_MS ?? 100);
 /** `comm` (the first 15 bytes of the executable's name) of the processes whose environment is read. */
 const TOOL = /^(pg_\w+|psql|postgres|initdb|mariadb.*|mysql.*|zstd)$/;
 const CLI = /\bbin\/tidemark\.ts\b|\btidemark\.(c?js|mjs)\b/;
+/** A Tidemark process: the CLI, or the worker (containers/worker/main.ts, or its bundle). */
+const TIDEMARK_PROCESS = new RegExp(`${CLI.source}|containers/worker|worker\\.js`);
 
 interface Proc {
   readonly pid: number;
@@ -100,7 +102,7 @@ function tick(): void {
 function spawnedByTidemarkProcess(pid: number, all: Map<number, Proc>, jest: Set<number>): boolean {
   for (let p = all.get(pid)?.ppid; p !== undefined && p > 1; p = all.get(p)?.ppid) {
     if (jest.has(p)) return false;
-    if (all.get(p)?.comm === 'node') return CLI.test(read(`/proc/${p}/cmdline`)?.toString().replace(/\0/g, ' ') ?? '') || /containers\/worker|worker\.js/.test(read(`/proc/${p}/cmdline`)?.toString() ?? '');
+    if (all.get(p)?.comm === 'node') return TIDEMARK_PROCESS.test(read(`/proc/${p}/cmdline`)?.toString().replace(/\0/g, ' ') ?? '');
   }
   return false;
 }
