@@ -1,10 +1,11 @@
-import { Duration, RemovalPolicy, TimeZone, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, TimeZone } from 'aws-cdk-lib';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import type { ScheduledRun } from '../core/config/deployment';
+import { deadLetterQueue } from './dead-letter-queue';
 
 export interface BackupSchedulesProps {
   /** The backup state machine (input contract: `{ "runs": [{ "source", "type" }] }`). */
@@ -39,16 +40,7 @@ export class BackupSchedules extends Construct {
     // Holds schedules only, no backups: it goes with the stack.
     this.scheduleGroup = new scheduler.ScheduleGroup(this, 'Group', { removalPolicy: RemovalPolicy.DESTROY });
 
-    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
-      // SQS-managed keys: the scheduler's role needs no KMS grant to deliver here.
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-    });
-    Validations.of(this.deadLetterQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason: 'This queue is itself the dead-letter queue of the backup schedules (EventBridge Scheduler DeadLetterConfig); it needs none of its own.',
-    });
+    this.deadLetterQueue = deadLetterQueue(this, 'the backup schedules (EventBridge Scheduler DeadLetterConfig)');
 
     const schedules = new Map<string, scheduler.Schedule>();
     for (const run of props.runs) {

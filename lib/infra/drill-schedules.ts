@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, TimeZone, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, TimeZone } from 'aws-cdk-lib';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
@@ -8,6 +8,7 @@ import { toEventBridgeCron } from '../core/config/cron';
 import type { Deployment } from '../core/config/deployment';
 import { DRILL_SCHEDULE_DEFAULTS } from '../core/config/drill';
 import type { TidemarkConfig } from '../core/config/schema';
+import { deadLetterQueue } from './dead-letter-queue';
 
 /** The scheduled drill kinds: a daily verify, a weekly restore of the newest point, a monthly full drill at a random point. */
 export const SCHEDULED_DRILL_KINDS = ['verify', 'restore', 'full'] as const;
@@ -62,15 +63,7 @@ export class DrillSchedules extends Construct {
     if (duplicate) throw new Error(`DrillSchedules ${this.node.path}: two schedules for ${duplicate}`);
 
     this.scheduleGroup = new scheduler.ScheduleGroup(this, 'Group', { removalPolicy: RemovalPolicy.DESTROY });
-    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-    });
-    Validations.of(this.deadLetterQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason: 'This queue is itself the dead-letter queue of the drill schedules (EventBridge Scheduler DeadLetterConfig); it needs none of its own.',
-    });
+    this.deadLetterQueue = deadLetterQueue(this, 'the drill schedules (EventBridge Scheduler DeadLetterConfig)');
 
     const schedules = new Map<string, scheduler.Schedule>();
     for (const run of props.runs) {

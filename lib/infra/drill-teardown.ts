@@ -1,4 +1,4 @@
-import { ArnFormat, Duration, Stack, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
 import type * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -12,6 +12,7 @@ import { Construct } from 'constructs';
 import { drillHandlerFunction, type DrillVault } from './drill-functions';
 import { denyDeletingUntaggedInstances, DRILL_INSTANCE_PREFIX, drillInstancesArn } from './drill-state-machine';
 import { acknowledgeRequiredWildcards, type RequiredWildcard } from './nag-finding';
+import { deadLetterQueue } from './dead-letter-queue';
 
 export interface DrillTeardownProps {
   /** The drill state machine whose ended executions are torn down. */
@@ -83,15 +84,7 @@ export class DrillTeardown extends Construct {
     role.addToPrincipalPolicy(denyDeletingUntaggedInstances());
     acknowledgeRequiredWildcards(role, REQUIRED_WILDCARDS);
 
-    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-    });
-    Validations.of(this.deadLetterQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason: 'This queue is itself the dead-letter queue of the drill teardown (rule target and Lambda on-failure destination); it needs none of its own.',
-    });
+    this.deadLetterQueue = deadLetterQueue(this, 'the drill teardown (rule target and Lambda on-failure destination)');
     this.function.configureAsyncInvoke({ retryAttempts: 2, maxEventAge: Duration.hours(6), onFailure: new destinations.SqsDestination(this.deadLetterQueue) });
 
     this.rule = new events.Rule(this, 'ExecutionEnded', {
