@@ -39,13 +39,15 @@ export function markSecretVariables(refs: Iterable<string | undefined>): void {
 
 /**
  * The environment for a child process (pg_dump, zstd, a throwaway server, …): ours, minus every
- * secret variable above and every TIDEMARK_SECRET_* that ECS injected. Tools get credentials
+ * secret variable above and every TIDEMARK_* variable — Tidemark's own settings and the secrets
+ * ECS injects (TIDEMARK_SECRET_*) configure Tidemark, never a tool, and a key variable this run's
+ * config does not name (an old key left in the environment) is still a key. Tools get credentials
  * another way (a passfile), and a tool that dumps its environment on a crash must have none to dump.
  */
 export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (!secretVariables.has(k) && !k.startsWith('TIDEMARK_SECRET_')) env[k] = v;
+    if (!secretVariables.has(k) && !k.startsWith('TIDEMARK_')) env[k] = v;
   }
   return { ...env, ...extra };
 }

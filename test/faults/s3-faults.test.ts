@@ -56,20 +56,20 @@ describe('reading through a bad network', () => {
     expect(read.equals(data)).toBe(true);
     expect(gets).toBe(3);
     if (fault !== 'stall' && fault.fault === 'truncate') {
-      // After bytes had arrived, the next GET asked only for the rest, pinned to the same version.
-      // (A reset drops what the client had not read yet, so "the rest" starts at or before 5 MiB.)
-      const starts = proxy!.requests
-        .filter((r) => r.operation === 'GetObject')
-        .slice(1)
-        .map((r) => {
-          expect(r.headers['if-match']).toBeDefined();
-          const [, start, end] = /^bytes=(\d+)-(\d+)$/.exec(r.headers.range ?? '') ?? [];
-          expect(Number(end)).toBe(24 * MiB - 1);
-          return Number(start);
-        });
+      // After bytes had arrived, each next GET asked only for the rest, pinned to the same version.
+      // (A reset drops what the client had not read yet, so "the rest" starts at or before 5 MiB.
+      // A first GET whose answer is slow under load is sent again whole, unpinned: it had no bytes.)
+      const resumed = proxy!.requests.filter((r) => r.operation === 'GetObject' && r.headers.range !== undefined);
+      expect(resumed.length).toBeGreaterThanOrEqual(1);
+      const starts = resumed.map((r) => {
+        expect(r.headers['if-match']).toBeDefined();
+        const [, start, end] = /^bytes=(\d+)-(\d+)$/.exec(r.headers.range ?? '') ?? [];
+        expect(Number(end)).toBe(24 * MiB - 1);
+        return Number(start);
+      });
       expect(starts[0]).toBeGreaterThan(0);
-      expect(starts[1]).toBeGreaterThanOrEqual(starts[0]);
-      expect(starts[1]).toBeLessThanOrEqual(10 * MiB);
+      for (let i = 1; i < starts.length; i++) expect(starts[i]).toBeGreaterThanOrEqual(starts[i - 1]);
+      expect(starts.at(-1)).toBeLessThanOrEqual(10 * MiB);
     }
   });
 

@@ -139,16 +139,34 @@ describe('redactUrl', () => {
 });
 
 describe('childEnv', () => {
-  it('hides from child processes every variable a secret was read from, and ECS-injected secrets', async () => {
+  it('hides from child processes every variable a secret was read from, and every TIDEMARK_* variable', async () => {
     const { childEnv, resolveSecret } = await import('../../lib/core/secrets');
-    process.env.TIDEMARK_CHILD_TEST_KEY = 'a-secret-value';
+    process.env.APP_CHILD_TEST_PASSWORD = 'a-secret-value';
     process.env.TIDEMARK_SECRET_APP = 'injected-by-ecs';
-    process.env.TIDEMARK_HARMLESS = 'visible';
-    await resolveSecret('env:TIDEMARK_CHILD_TEST_KEY', 'test');
+    process.env.TIDEMARK_OLD_KEY = 'a key no config names';
+    process.env.APP_HARMLESS = 'visible';
+    await resolveSecret('env:APP_CHILD_TEST_PASSWORD', 'test');
     const env = childEnv({ PGHOST: 'db' });
-    expect(env.TIDEMARK_CHILD_TEST_KEY).toBeUndefined();
+    expect(env.APP_CHILD_TEST_PASSWORD).toBeUndefined();
     expect(env.TIDEMARK_SECRET_APP).toBeUndefined();
-    expect(env.TIDEMARK_HARMLESS).toBe('visible');
+    expect(env.TIDEMARK_OLD_KEY).toBeUndefined();
+    expect(env.APP_HARMLESS).toBe('visible');
     expect(env.PGHOST).toBe('db');
+  });
+
+  it('hides the variables a loaded config names, previous keys included, before any secret is read', async () => {
+    const { childEnv } = await import('../../lib/core/secrets');
+    const { parseConfig } = await import('../../lib/core/config/load');
+    Object.assign(process.env, { ROTATED_NEW: 'n', ROTATED_OLD: 'o', SOURCE_PW: 'p' });
+    parseConfig(
+      [
+        'repository: { url: "file:///tmp/r" }',
+        'encryption: { key: "env:ROTATED_NEW", previousKeys: ["env:ROTATED_OLD"] }',
+        'sources: { app: { engine: postgres, url: "postgres://app@db/app", password: "env:SOURCE_PW" } }',
+      ].join('\n'),
+      'rotated.yaml',
+    );
+    const env = childEnv();
+    expect([env.ROTATED_NEW, env.ROTATED_OLD, env.SOURCE_PW]).toEqual([undefined, undefined, undefined]);
   });
 });

@@ -36,7 +36,8 @@ export function parseConfig(text: string, origin: string): TidemarkConfig {
   const result = TidemarkConfigSchema.safeParse(raw);
   if (result.success) {
     // From here on no tool inherits the variables the key and the passwords come from.
-    markSecretVariables([result.data.encryption.key, ...Object.values(result.data.sources).map((s) => s.password)]);
+    const { key, previousKeys = [] } = result.data.encryption;
+    markSecretVariables([key, ...previousKeys, ...Object.values(result.data.sources).map((s) => s.password)]);
     return result.data;
   }
   const [first, ...more] = problems(result.error.issues, raw, []);
