@@ -233,6 +233,23 @@ async function tcpForwarder(target: number): Promise<{ port: number; moveTo(port
   };
 }
 
+/**
+ * A source whose address is a forwarder on `port` (the test moves it at failover), in a folder
+ * repository under `dir`, and its streamer (flushSeconds 1) started; its JSON log lines collect in `lines`.
+ */
+function streamThrough(dir: string, port: number) {
+  const { config } = writeConfig(dir, 'tidemark.yaml', {
+    repository: `file://${join(dir, 'repo')}`,
+    encryption: { key: 'env:TIDEMARK_TEST_KEY' },
+    sources: { app: { engine: 'postgres', url: `postgres://postgres@127.0.0.1:${port}/app`, stream: { flushSeconds: 1 } } },
+  });
+  const stop = new AbortController();
+  const lines: string[] = [];
+  const streaming = runStream(config, 'app', { spoolDir: join(dir, 'spool'), signal: stop.signal, write: (l) => void lines.push(l) });
+  streaming.catch(() => undefined);
+  return { config, stop, lines, streaming };
+}
+
 describe('WAL streamer across a failover to a promoted standby', () => {
   const primary = usePostgres({ fast: false, settings: { wal_level: 'replica', hot_standby: 'on', max_wal_senders: 10, max_replication_slots: 10 } });
   const tmp = useTempDir('tidemark-streamer-failover-');
@@ -256,15 +273,7 @@ describe('WAL streamer across a failover to a promoted standby', () => {
     standby = await startThrowawayPostgres({ standbyOf: { port: primary.port, binDir: primary.binDir }, fast: false });
     const s = standby;
     forwarder = await tcpForwarder(primary.port);
-    const { config } = writeConfig(tmp.path, 'tidemark.yaml', {
-      repository: `file://${join(tmp.path, 'repo')}`,
-      encryption: { key: 'env:TIDEMARK_TEST_KEY' },
-      sources: { app: { engine: 'postgres', url: `postgres://postgres@127.0.0.1:${forwarder.port}/app`, stream: { flushSeconds: 1 } } },
-    });
-    const stop = new AbortController();
-    const lines: string[] = [];
-    const streaming = runStream(config, 'app', { spoolDir: join(tmp.path, 'spool'), signal: stop.signal, write: (l) => void lines.push(l) });
-    streaming.catch(() => undefined);
+    const { config, stop, lines, streaming } = streamThrough(tmp.path, forwarder.port);
     let failedOverAt = 0;
     let streamingAgainAfter = 0;
     try {
@@ -335,15 +344,7 @@ describe('WAL streamer across a failover to a standby that lacked the newest WAL
     cleanup.push(() => standby.stop());
     const forwarder = await tcpForwarder(primary.port);
     cleanup.push(() => forwarder.close());
-    const { config } = writeConfig(tmp.path, 'tidemark.yaml', {
-      repository: `file://${join(tmp.path, 'repo')}`,
-      encryption: { key: 'env:TIDEMARK_TEST_KEY' },
-      sources: { app: { engine: 'postgres', url: `postgres://postgres@127.0.0.1:${forwarder.port}/app`, stream: { flushSeconds: 1 } } },
-    });
-    const stop = new AbortController();
-    const lines: string[] = [];
-    const streaming = runStream(config, 'app', { spoolDir: join(tmp.path, 'spool'), signal: stop.signal, write: (l) => void lines.push(l) });
-    streaming.catch(() => undefined);
+    const { config, stop, lines, streaming } = streamThrough(tmp.path, forwarder.port);
     const lost: number[] = [];
     try {
       await until('the streamer on the primary', slotActive(primary));
