@@ -56,6 +56,17 @@ export class StorageError extends TidemarkError {
   }
 }
 
+/**
+ * Two processes created a new repository at the same moment and this one lost, after its backup
+ * had bound a data key to the marker it meant to write; nothing of the backup was stored yet, so
+ * the backup starts again (runBackup does, once) against the marker that won.
+ */
+export class RepositoryCreationRace extends StorageError {
+  constructor(where: string) {
+    super(`another process created the repository ${where} at the same moment; run the backup again`, 'ObjectExists');
+  }
+}
+
 /** The database could not be reached or refused the connection. */
 export class DatabaseUnreachable extends TidemarkError {}
 

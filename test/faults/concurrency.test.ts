@@ -8,6 +8,7 @@ import { BackupInProgress } from '../../lib/core/errors';
 import { silentProgress as progress } from '../../lib/core/progress';
 import { newBackupId } from '../../lib/core/repository/backup-id';
 import { openStore } from '../../lib/core/repository/open-store';
+import { Repository } from '../../lib/core/repository/repository';
 import { loadSampleData } from '../../lib/local/sample-postgres';
 import { usePostgres } from '../harness/postgres';
 import { useS3 } from '../harness/s3';
@@ -108,5 +109,32 @@ describe('one backup of a source at a time', () => {
     const old = new Date(Date.now() - 3 * 60_000 - 1000);
     utimesSync(lease, old, old);
     await runBackup(folder.config, 'app', { type: 'logical', progress });
+  });
+  it('the first backup of a new repository that loses the race to create it starts again against the marker that won', async () => {
+    const config = writeConfig(tmp.path, 'race.yaml', {
+      repository: `file://${tmp.path}/race-repo`,
+      encryption: { key: 'env:TIDEMARK_TEST_KEY' },
+      sources: { app: { engine: 'postgres', url: pg.url('app') } },
+    }).config;
+    // Another process (a streamer started with the backup) creates the repository after the backup
+    // found none and bound its data key to the marker it meant to write, before it wrote that.
+    const begin = Repository.prototype.beginBackup;
+    let raced = 0;
+    const spy = jest.spyOn(Repository.prototype, 'beginBackup').mockImplementation(async function (this: Repository, ...args: Parameters<typeof begin>) {
+      const writer = await begin.apply(this, args);
+      if (raced++ === 0) await (await Repository.open(config)).checkKey();
+      return writer;
+    });
+    const notes: string[] = [];
+    try {
+      const made = await runBackup(config, 'app', { type: 'logical', progress: { ...progress, note: (m: string) => void notes.push(m) } });
+      expect(notes.filter((n) => /another process created/.test(n))).toEqual([
+        `another process created the repository file://${tmp.path}/race-repo at the same moment: starting the backup again`,
+      ]);
+      expect((await runList(config, 'app')).backups.map((b) => b.id)).toEqual([made.id]);
+      expect((await runVerify(config, 'app', { progress })).ok).toBe(true);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });

@@ -5,7 +5,7 @@ import type { Engine, TidemarkConfig } from '../config/schema';
 import type { EncryptionContext, KeyProvider } from '../crypto/key-provider';
 import { openEncryptionKeys } from '../crypto/open-key-provider';
 import { SEGMENT_ALGORITHM } from '../crypto/segmented-aead';
-import { BackupNotFound, EncryptionKeyError, IntegrityError, StorageError } from '../errors';
+import { BackupNotFound, EncryptionKeyError, IntegrityError, RepositoryCreationRace, StorageError } from '../errors';
 import { readObject } from '../pipeline/read-object';
 import type { StoredObject } from '../pipeline/stored-object';
 import type { CompressedOutput, ToolCommand } from '../pipeline/compressed-output';
@@ -130,14 +130,14 @@ export class Repository {
           // writer that checked at the same moment overwrite ours; the stored marker is the identity.
           await this.verifyMarker((await this.readMarker())!);
           if (pending.used && this.identity !== pending.id) {
-            throw new StorageError(`another process created the repository ${this.store.description} at the same moment; run the backup again`, 'ObjectExists');
+            throw new RepositoryCreationRace(this.store.description);
           }
         } catch (raced) {
           if (!(raced instanceof StorageError && raced.code === 'ObjectExists')) throw raced;
           await this.verifyMarker((await this.readMarker())!); // another writer created it first
           // A data key already bound to our marker would make a backup this repository refuses.
           if (pending.used && this.identity !== pending.id) {
-            throw new StorageError(`another process created the repository ${this.store.description} at the same moment; run the backup again`, 'ObjectExists');
+            throw new RepositoryCreationRace(this.store.description);
           }
         } finally {
           if (this.pending === pending) this.pending = undefined;
