@@ -66,7 +66,7 @@ describe('reading through a bad network', () => {
     expect(gets).toBe(3);
     if (fault !== 'stall' && fault.fault === 'truncate') {
       // After bytes had arrived, each next GET asked only for the rest, pinned to the same version.
-      // (A reset drops what the client had not read yet, so "the rest" starts at or before 5 MiB.)
+      // ("The rest" starts at or before 5 MiB: the consumer may not have read all that arrived.)
       const resumed = proxy!.requests.filter((r) => r.operation === 'GetObject').slice(1);
       const starts = resumed.map((r) => {
         expect(r.headers['if-match']).toBeDefined();

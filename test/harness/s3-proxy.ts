@@ -43,7 +43,8 @@ export interface S3ErrorAnswer {
 /**
  * A network fault instead of an answer: `reset` drops the connection before any response; `truncate`
  * forwards the request and sends the real headers but only the first `afterBytes` of the body (default:
- * half), then drops the connection.
+ * half), then closes the connection (a FIN, not a reset: a reset lets the kernel drop what the client
+ * had not read yet, headers included, and the SDK would then send the same request again itself).
  */
 export type S3NetworkFault = { readonly fault: 'reset' } | { readonly fault: 'truncate'; readonly afterBytes?: number };
 
@@ -171,7 +172,7 @@ export async function startS3Proxy(upstream: string, options: S3ProxyOptions = {
     if (truncateAfter === undefined) return pipeline(fromUpstream, res);
     const body = await buffer(fromUpstream);
     const cut = truncateAfter === 'half' ? Math.floor(body.length / 2) : Math.min(truncateAfter, body.length);
-    res.write(body.subarray(0, cut), () => res.socket?.resetAndDestroy());
+    res.write(body.subarray(0, cut), () => res.socket?.end());
   }
 
   const server = createServer((req, res) => {
