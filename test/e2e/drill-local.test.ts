@@ -17,6 +17,7 @@ import { stateMachineDefinition } from '../../lib/local/template-definition';
 import { startThrowawayPostgres } from '../../lib/local/throwaway-postgres';
 import { usePostgres } from '../harness/postgres';
 import { ROOT, runCli, TEST_KEY, useTempDir } from '../harness/tidemark';
+import { testWorker } from '../harness/bundles';
 
 /*
  * The drill state machine as `cdk deploy` creates it, run locally against a real PostgreSQL and a
@@ -172,7 +173,7 @@ describe('the synthesized drill state machine, run locally', () => {
    */
   describe("with the worker's own drill commands", () => {
     const real = (input: { source: string; kind: 'restore' | 'manual' | 'verify' }, options: Partial<LocalDrillOptions> & { config?: object } = {}) =>
-      drill(input, { workerEntry: join(ROOT, 'containers/worker/main.ts'), ...options });
+      drill(input, { workerEntry: testWorker(), ...options });
     const scratchOf = (id: string) => join(tmpdir(), 'tidemark-drills', id);
     const serversIn = (dir: string) => execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(dir));
 
@@ -204,7 +205,7 @@ describe('the synthesized drill state machine, run locally', () => {
             if (!id || !line.includes('throwaway instance ready')) return;
             const worker = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
               .split('\n')
-              .find((l) => l.includes('containers/worker/main.ts drill app') && l.includes(`--id ${id}`));
+              .find((l) => l.includes(`${testWorker()} drill app`) && l.includes(`--id ${id}`));
             if (worker) process.kill(Number(worker.trim().split(/\s+/)[0]), 'SIGKILL');
           },
         },

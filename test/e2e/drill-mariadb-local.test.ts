@@ -14,6 +14,7 @@ import { runDrillLocally } from '../../lib/local/local-drill-pipeline';
 import { stateMachineDefinition } from '../../lib/local/template-definition';
 import { useMariadb } from '../harness/mariadb';
 import { ROOT, TEST_KEY, useTempDir } from '../harness/tidemark';
+import { testWorker } from '../harness/bundles';
 
 /*
  * The synthesized drill machine for a MariaDB source, with the worker's own drill commands: a fresh
@@ -37,7 +38,7 @@ describe('the drill state machine, MariaDB logical, run locally', () => {
         sources: { shop: { engine: 'mysql', rpoSeconds: 3600 } },
         workerConfigJson: JSON.stringify(config(expect)),
         workerEnv: { TIDEMARK_TEST_KEY: TEST_KEY },
-        workerEntry: join(ROOT, 'containers/worker/main.ts'),
+        workerEntry: testWorker(),
         store: new FileStore(join(tmp.path, 'repo')),
       },
     );

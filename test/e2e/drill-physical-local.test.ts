@@ -14,6 +14,7 @@ import { runDrillLocally } from '../../lib/local/local-drill-pipeline';
 import { stateMachineDefinition } from '../../lib/local/template-definition';
 import { usePostgres } from '../harness/postgres';
 import { ROOT, TEST_KEY, useTempDir } from '../harness/tidemark';
+import { testWorker } from '../harness/bundles';
 
 /*
  * The synthesized drill machine for a PostgreSQL source backed up physically (a full base backup),
@@ -38,7 +39,7 @@ describe('the drill state machine, PostgreSQL physical, run locally', () => {
         sources: { app: { engine: 'postgres', rpoSeconds: 3600 } },
         workerConfigJson: JSON.stringify(config(expect)),
         workerEnv: { TIDEMARK_TEST_KEY: TEST_KEY },
-        workerEntry: join(ROOT, 'containers/worker/main.ts'),
+        workerEntry: testWorker(),
         store: new FileStore(join(tmp.path, 'repo')),
       },
     );

@@ -12,6 +12,7 @@ import { loadSampleData } from '../../lib/local/sample-postgres';
 import { stateMachineDefinition } from '../../lib/local/template-definition';
 import { usePostgres } from '../harness/postgres';
 import { ROOT, TEST_KEY, useTempDir } from '../harness/tidemark';
+import { testWorker } from '../harness/bundles';
 
 /**
  * The deployed backup state machine — synthesized from the real TidemarkStack — run locally:
@@ -56,7 +57,7 @@ describe('the synthesized backup state machine, run locally', () => {
   }, 180_000);
 
   const run = (runs: { source: string; type: 'logical' }[]) =>
-    runBackupsLocally(runs, { definition, workerConfigJson, workerEnv: { TIDEMARK_TEST_KEY: TEST_KEY }, store, workerEntry: join(ROOT, 'containers/worker/main.ts') });
+    runBackupsLocally(runs, { definition, workerConfigJson, workerEnv: { TIDEMARK_TEST_KEY: TEST_KEY }, store, workerEntry: testWorker() });
 
   it('success path: the worker backs up, record-result emits BackupSucceeded, nobody is paged', async () => {
     const result = await run([{ source: 'app', type: 'logical' }]);

@@ -2,14 +2,17 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { buildTestBundles } from './bundles';
 import { FINDINGS_ENV } from './secret-scan';
 
 /**
- * jest globalSetup: the findings file every worker appends to (its path in the environment the
- * workers inherit) and the process-table sampler. globalTeardown (secret-scan-teardown.ts) stops
- * the sampler and fails the run on any finding.
+ * jest globalSetup: the CLI and worker bundles the tests run (bundles.ts), the findings file every
+ * worker appends to (its path in the environment the workers inherit) and the process-table
+ * sampler. globalTeardown (secret-scan-teardown.ts) removes the bundles, stops the sampler and
+ * fails the run on any finding.
  */
 export default function setup(): void {
+  (globalThis as { tidemarkTestBundles?: string }).tidemarkTestBundles = buildTestBundles();
   const dir = mkdtempSync(join(tmpdir(), 'tidemark-leak-scan-'));
   const file = join(dir, 'findings.jsonl');
   writeFileSync(file, '');

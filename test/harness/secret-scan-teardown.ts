@@ -6,6 +6,8 @@ import { FINDINGS_ENV, type Finding } from './secret-scan';
 
 /** jest globalTeardown: stops the sampler, then fails the run, naming each place a test secret showed. */
 export default async function teardown(): Promise<void> {
+  const bundles = (globalThis as { tidemarkTestBundles?: string }).tidemarkTestBundles;
+  if (bundles) rmSync(bundles, { recursive: true, force: true });
   const sampler = (globalThis as { tidemarkSecretSampler?: ChildProcess }).tidemarkSecretSampler;
   if (sampler && sampler.exitCode === null && sampler.signalCode === null) {
     // The sampler was unref'd so it never holds jest open; waiting for it must hold the process, or

@@ -6,6 +6,7 @@ import { stringify } from 'yaml';
 import { parseConfig } from '../../lib/core/config/load';
 import { markSecretVariables } from '../../lib/core/secrets';
 import type { TidemarkConfig, TidemarkConfigInput } from '../../lib/core/config/schema';
+import { testCli } from './bundles';
 import { scanRepositories, scanText } from './secret-scan';
 
 export const ROOT = resolve(__dirname, '../..');
@@ -50,9 +51,9 @@ export interface CliResult {
   readonly seconds: number;
 }
 
-/** The CLI as users run it: its own process (TypeScript loaded by tsx), stdout and stderr apart. */
+/** The CLI as users run it: its own process (the bundle `npm run build` makes), stdout and stderr apart. */
 export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bin/tidemark.ts'), ...args], {
+  return spawn(process.execPath, [testCli(), ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

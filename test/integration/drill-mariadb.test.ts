@@ -14,6 +14,7 @@ import type { DrillReport } from '../../lib/core/drill/report';
 import { silentProgress as progress } from '../../lib/core/progress';
 import { useMariadb } from '../harness/mariadb';
 import { ROOT, useTempDir } from '../harness/tidemark';
+import { testWorker } from '../harness/bundles';
 
 jest.setTimeout(600_000);
 
@@ -57,7 +58,7 @@ describe('drill worker: MariaDB logical', () => {
     expect(details.tableChecksums.at.binlog).toEqual({ file: details.binlog.file, position: details.binlog.position });
     const base = { ...process.env };
     delete base.TIDEMARK_CONFIG;
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'containers/worker/main.ts'), 'drill', 'shop', '--id', id, '--target', 'latest', '--kind', 'restore', '--started-at', new Date().toISOString()], {
+    const child = spawn(process.execPath, [testWorker(), 'drill', 'shop', '--id', id, '--target', 'latest', '--kind', 'restore', '--started-at', new Date().toISOString()], {
       cwd: ROOT,
       env: { ...base, TIDEMARK_CONFIG_JSON: JSON.stringify(config), TIDEMARK_SPOOL: join(tmp.path, 'spool') },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -93,7 +94,7 @@ describe('drill worker: MariaDB logical', () => {
     const base = { ...process.env };
     delete base.TIDEMARK_CONFIG;
     const args = ['drill-check', 'shop', '--id', '20261201T100100Z-444444', '--endpoint', `127.0.0.1:${maria.port}`, '--target', 'latest', '--started-at', new Date().toISOString()];
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'containers/worker/main.ts'), ...args], {
+    const child = spawn(process.execPath, [testWorker(), ...args], {
       cwd: ROOT,
       env: { ...base, TIDEMARK_CONFIG_JSON: JSON.stringify(config) },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -159,7 +160,7 @@ describe('drill worker: MariaDB logical + binlog (PITR)', () => {
       const base = { ...process.env };
       delete base.TIDEMARK_CONFIG;
       const id = '20261201T100200Z-555555';
-      const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'containers/worker/main.ts'), 'drill', 'app', '--id', id, '--target', target, '--kind', 'full', '--started-at', new Date().toISOString()], {
+      const child = spawn(process.execPath, [testWorker(), 'drill', 'app', '--id', id, '--target', target, '--kind', 'full', '--started-at', new Date().toISOString()], {
         cwd: ROOT,
         env: { ...base, TIDEMARK_CONFIG_JSON: JSON.stringify(input), TIDEMARK_SPOOL: join(tmp.path, 'spool') },
         stdio: ['ignore', 'pipe', 'pipe'],

@@ -13,6 +13,7 @@ import { Repository } from '../../lib/core/repository/repository';
 import { usePostgres } from '../harness/postgres';
 import { ROOT, useTempDir, writeConfig } from '../harness/tidemark';
 import { untilWith } from '../harness/until';
+import { testWorker } from '../harness/bundles';
 
 jest.setTimeout(900_000);
 
@@ -37,7 +38,7 @@ describe('drill worker: PostgreSQL physical + WAL (PITR)', () => {
     const config = { ...cfg.config, sources: { app: { ...cfg.config.sources.app, drill: { assertions } } } };
     const base = { ...process.env };
     delete base.TIDEMARK_CONFIG;
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'containers/worker/main.ts'), 'drill', 'app', '--id', id, ...target, '--kind', 'full', '--started-at', new Date().toISOString()], {
+    const child = spawn(process.execPath, [testWorker(), 'drill', 'app', '--id', id, ...target, '--kind', 'full', '--started-at', new Date().toISOString()], {
       cwd: ROOT,
       env: { ...base, TIDEMARK_CONFIG_JSON: JSON.stringify(config), TIDEMARK_SPOOL: join(tmp.path, 'spool') },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -10,6 +10,7 @@ import { silentProgress as progress } from '../../lib/core/progress';
 import { loadSampleData } from '../../lib/local/sample-postgres';
 import { usePostgres } from '../harness/postgres';
 import { ROOT, useTempDir } from '../harness/tidemark';
+import { testWorker } from '../harness/bundles';
 
 jest.setTimeout(600_000);
 
@@ -27,7 +28,7 @@ interface WorkerRun {
   readonly stderr: string;
 }
 
-const ENTRY = ['--import', 'tsx', join(ROOT, 'containers/worker/main.ts')];
+const ENTRY = [testWorker()];
 
 function spawnWorker(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
   const base = { ...process.env };

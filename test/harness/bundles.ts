@@ -1,0 +1,38 @@
+import { mkdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { bundleCli } from '../../lib/local/cli-bundle';
+import { bundleWorkerLikeDockerfile } from '../../lib/local/worker-bundle';
+
+/**
+ * The CLI and the worker as they ship (`npm run build`'s bundle, the Dockerfile's esbuild line),
+ * built once per test run by the globalSetup: a test that runs Tidemark as its own process runs
+ * what users and ECS run, and does not pay tsx's start (~0.5 CPU-s for the CLI, ~1 for the worker)
+ * every time. They live under node_modules/.cache so the bundles' external packages (the AWS SDK,
+ * aws-cdk-lib) resolve from the repository's node_modules.
+ */
+const ROOT = resolve(__dirname, '../..');
+const CLI_ENV = 'TIDEMARK_TEST_CLI';
+const WORKER_ENV = 'TIDEMARK_TEST_WORKER';
+
+/** Builds both into a folder of this run; sets the variables every jest worker inherits. Returns the folder. */
+export function buildTestBundles(): string {
+  const dir = join(ROOT, 'node_modules/.cache/tidemark-test-bundles', String(process.pid));
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  process.env[CLI_ENV] = bundleCli(ROOT, join(dir, 'cli'));
+  process.env[WORKER_ENV] = bundleWorkerLikeDockerfile(ROOT, join(dir, 'worker.js'));
+  return dir;
+}
+
+function built(variable: string): string {
+  const path = process.env[variable];
+  // Only without the globalSetup (a test file run outside jest's config) is there nothing built.
+  if (!path) buildTestBundles();
+  return process.env[variable]!;
+}
+
+/** The launcher of the bundled CLI (`node <this> <args>`). */
+export const testCli = (): string => built(CLI_ENV);
+
+/** The bundled worker (`node <this> <args>`), as containers/worker/Dockerfile builds it. */
+export const testWorker = (): string => built(WORKER_ENV);
