@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,7 +8,7 @@ import { pgBin } from '../../lib/core/engines/postgres/tools';
 /*
  * What the tools Tidemark starts are given: their arguments and their environment. Two views:
  * wrappers that record every run (nothing is missed, however short), and a sampler of /proc that
- * sees every process on the machine while it runs (including the ones no wrapper stands in for).
+ * sees every process of the watched run's tree (including the ones no wrapper stands in for).
  */
 
 /** The PostgreSQL tools the logical backup and restore run, found through TIDEMARK_PG_BINDIR. */
@@ -121,35 +120,52 @@ export interface ProcessWatchReport {
 }
 
 /**
- * Samples the command line and environment of every process in /proc until stopped, and reports
- * each process in which one of `needles` showed up. Short-lived processes may slip between two
- * samples: the wrappers of useToolRecorder() are the complete record.
+ * Samples the command line and environment of `root` and every process below it until stopped, and
+ * reports each process in which one of `needles` showed up. The tree is walked through the kernel's
+ * children lists, with synchronous reads of a few small /proc files: sampling all of /proc every
+ * 20 ms kept a core busy and slowed the very runs it watched. Short-lived processes may slip between
+ * two samples: the wrappers of useToolRecorder() are the complete record (and the suite's secrets
+ * scan watches every process under jest).
  */
-export function watchProcesses(needles: readonly string[], intervalMs = 20): { stop(): Promise<ProcessWatchReport> } {
+export function watchProcesses(root: number, needles: readonly string[], intervalMs = 20): { stop(): Promise<ProcessWatchReport> } {
   const found = new Map<string, ProcessSighting>();
   const programs = new Set<string>();
   let samples = 0;
   let stopped = false;
-  const read = (pid: string, file: string) => readFile(`/proc/${pid}/${file}`).catch(() => Buffer.alloc(0));
+  const read = (path: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch {
+      return Buffer.alloc(0); // gone meanwhile
+    }
+  };
+  const childrenOf = (pid: number): number[] => {
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      return [];
+    }
+    return tasks.flatMap((task) => read(`/proc/${pid}/task/${task}/children`).toString().split(' ').filter(Boolean).map(Number));
+  };
   const sample = async () => {
-    const pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name) && Number(name) !== process.pid);
-    await Promise.all(
-      pids.map(async (pid) => {
-        // A process that exec'd between the reads would pair one program's command line with the
-        // other's environment (a fork of a process holding a secret, just becoming a tool): skip it
-        // this time, the next sample sees it settled.
-        const cmdline = await read(pid, 'cmdline');
-        const environ = await read(pid, 'environ');
-        if (!cmdline.equals(await read(pid, 'cmdline'))) return;
-        const argv0 = cmdline.toString('utf8').split('\0')[0];
-        if (argv0) programs.add(basename(argv0));
-        for (const [where, bytes] of [['cmdline', cmdline], ['environ', environ]] as const) {
-          if (needles.some((n) => bytes.includes(n))) {
-            found.set(`${pid}:${where}`, { pid: Number(pid), in: where, cmdline: cmdline.toString('utf8').replace(/\0/g, ' ').trim() });
-          }
+    for (const pids = [root]; pids.length > 0; ) {
+      const pid = pids.pop()!;
+      pids.push(...childrenOf(pid));
+      // A process that exec'd between the reads would pair one program's command line with the
+      // other's environment (a fork of a process holding a secret, just becoming a tool): skip it
+      // this time, the next sample sees it settled.
+      const cmdline = read(`/proc/${pid}/cmdline`);
+      const environ = read(`/proc/${pid}/environ`);
+      if (!cmdline.equals(read(`/proc/${pid}/cmdline`))) continue;
+      const argv0 = cmdline.toString('utf8').split('\0')[0];
+      if (argv0) programs.add(basename(argv0));
+      for (const [where, bytes] of [['cmdline', cmdline], ['environ', environ]] as const) {
+        if (needles.some((n) => bytes.includes(n))) {
+          found.set(`${pid}:${where}`, { pid, in: where, cmdline: cmdline.toString('utf8').replace(/\0/g, ' ').trim() });
         }
-      }),
-    );
+      }
+    }
     samples++;
   };
   const loop = (async () => {

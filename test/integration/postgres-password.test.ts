@@ -92,7 +92,7 @@ describe('PostgreSQL with passwords (scram-sha-256)', () => {
       env: { ...base, ...tools.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const watch = watchProcesses(NEEDLES);
+    const watch = watchProcesses(child.pid!, NEEDLES);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
