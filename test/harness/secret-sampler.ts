@@ -33,17 +33,28 @@ function read(path: string): Buffer | undefined {
   }
 }
 
+/** The children of `pid`, from the kernel's per-thread lists (no walk of all of /proc). */
+function childrenOf(pid: number): number[] {
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return []; // gone
+  }
+  return tasks.flatMap((task) => (read(`/proc/${pid}/task/${task}/children`)?.toString() ?? '').split(' ').filter(Boolean).map(Number));
+}
+
+/** `root` and every process below it. */
 function processes(): Map<number, Proc> {
   const all = new Map<number, Proc>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const stat = read(`/proc/${name}/stat`)?.toString();
+  for (const queue: [number, number][] = [[root, 0]]; queue.length > 0; ) {
+    const [pid, ppid] = queue.pop()!;
+    const stat = read(`/proc/${pid}/stat`)?.toString();
     if (!stat) continue;
-    // "pid (comm) state ppid …": comm may hold spaces and parentheses, so split at the last ')'.
-    const close = stat.lastIndexOf(')');
-    const comm = stat.slice(stat.indexOf('(') + 1, close);
-    const ppid = Number(stat.slice(close + 2).split(' ')[1]);
-    all.set(Number(name), { pid: Number(name), ppid, comm });
+    // "pid (comm) state …": comm may hold spaces and parentheses, so cut at the last ')'.
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    all.set(pid, { pid, ppid, comm });
+    for (const child of childrenOf(pid)) queue.push([child, pid]);
   }
   return all;
 }
