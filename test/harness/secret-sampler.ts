@@ -47,14 +47,18 @@ function childrenOf(pid: number): number[] {
 /** `root` and every process below it. */
 function processes(): Map<number, Proc> {
   const all = new Map<number, Proc>();
-  for (const queue: [number, number][] = [[root, 0]]; queue.length > 0; ) {
-    const [pid, ppid] = queue.pop()!;
+  for (const queue = [root]; queue.length > 0; ) {
+    const pid = queue.pop()!;
     const stat = read(`/proc/${pid}/stat`)?.toString();
-    if (!stat) continue;
-    // "pid (comm) state …": comm may hold spaces and parentheses, so cut at the last ')'.
-    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    if (!stat || all.has(pid)) continue;
+    // "pid (comm) state ppid …": comm may hold spaces and parentheses, so split at the last ')'.
+    // The parent is stat's, not the list the pid was found in: those lists are per thread and
+    // only a snapshot, and the exemptions below hang on who the parent really is.
+    const close = stat.lastIndexOf(')');
+    const comm = stat.slice(stat.indexOf('(') + 1, close);
+    const ppid = Number(stat.slice(close + 2).split(' ')[1]);
     all.set(pid, { pid, ppid, comm });
-    for (const child of childrenOf(pid)) queue.push([child, pid]);
+    queue.push(...childrenOf(pid));
   }
   return all;
 }
@@ -91,7 +95,8 @@ function tick(): void {
     if (checked.get(pid) === cmdline) continue;
     checked.set(pid, cmdline);
     const proc = all.get(pid)!;
-    const testsCli = jest.has(proc.ppid) && CLI.test(cmdline);
+    // A jest worker started since the set above was made is still jest: its command line says so.
+    const testsCli = CLI.test(cmdline) && (jest.has(proc.ppid) || /jest/.test(read(`/proc/${proc.ppid}/cmdline`)?.toString() ?? ''));
     const what = `${proc.comm} (pid ${pid}, parent ${all.get(proc.ppid)?.comm ?? proc.ppid}): ${cmdline.slice(0, 160)}`;
     if (!testsCli) for (const secret of secretsIn(raw)) record(`arguments of ${what}`, secret);
     if (TOOL.test(proc.comm) && spawnedByTidemarkProcess(pid, all, jest)) {
