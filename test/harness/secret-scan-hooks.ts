@@ -1,3 +1,4 @@
+import { appendFileSync } from 'node:fs';
 import { scanText } from './secret-scan';
 
 /**
@@ -19,3 +20,18 @@ jest.mock('../../lib/local/state-machine-runner', () => {
     },
   };
 });
+
+/*
+ * Where the suite's time goes (TIDEMARK_CPU_LOG=<file>): each test file's CPU in its jest process —
+ * module loading and transforms included, its child processes not — appended as one JSON line.
+ */
+const cpuLog = process.env.TIDEMARK_CPU_LOG;
+if (cpuLog) {
+  const started = { cpu: process.cpuUsage(), at: Date.now() };
+  afterAll(() => {
+    const { user, system } = process.cpuUsage(started.cpu);
+    const file = expect.getState().testPath ?? '?';
+    const line = { file: file.replace(/.*\/test\//, 'test/'), cpuSeconds: (user + system) / 1e6, wallSeconds: (Date.now() - started.at) / 1000 };
+    appendFileSync(cpuLog, `${JSON.stringify(line)}\n`);
+  });
+}
