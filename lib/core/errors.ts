@@ -62,7 +62,7 @@ export class StorageError extends TidemarkError {
  * the backup starts again (runBackup does, once) against the marker that won.
  */
 export class RepositoryCreationRace extends StorageError {
-  constructor(where: string) {
+  constructor(readonly where: string) {
     super(`another process created the repository ${where} at the same moment; run the backup again`, 'ObjectExists');
   }
 }

@@ -45,7 +45,7 @@ export async function runBackup(config: TidemarkConfig, source: string, options:
     // The first backup of a new repository lost the race to create it (a streamer started with it):
     // nothing was stored, and the repository exists now, so once more decides it.
     if (!(e instanceof RepositoryCreationRace)) throw e;
-    options.progress.note(`${e.message.split(';')[0]}: starting the backup again`);
+    options.progress.note(`another process created the repository ${e.where} at the same moment: starting the backup again`);
     return attempt(await Repository.open(config));
   });
   return {

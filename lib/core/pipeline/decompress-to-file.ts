@@ -1,6 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { abortReason } from '../abort';
+import { abortReason, sleep } from '../abort';
 import { DecryptStream } from '../crypto/segmented-aead';
 import { IntegrityError, TidemarkError } from '../errors';
 import { ToolRun } from '../process/tool';
@@ -57,7 +57,7 @@ export async function decompressToFile(
     }
     // The pipe broke because zstd died (a damaged frame, a full disk): its own words say why. The
     // symptom on our side varies (EPIPE, a premature close), so any break with zstd gone counts.
-    const gone = await Promise.race([zstd.exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 250))]);
+    const gone = await Promise.race([zstd.exited, sleep(250).then(() => 'running' as const)]);
     if (gone !== 'running' && gone !== 0) throw zstd.failure();
     zstd.kill();
     throw e;

@@ -125,20 +125,15 @@ export class Repository {
     return {
       confirm: async () => {
         try {
-          await this.store.put(REPOSITORY_MARKER_KEY, Buffer.from(`${JSON.stringify(body, null, 2)}\n`));
-          // Read back: a store that ignores IfNoneMatch (s3rver, some S3-compatible servers) lets a
-          // writer that checked at the same moment overwrite ours; the stored marker is the identity.
+          await this.store.put(REPOSITORY_MARKER_KEY, Buffer.from(`${JSON.stringify(body, null, 2)}\n`)).catch((e: unknown) => {
+            if (!(e instanceof StorageError && e.code === 'ObjectExists')) throw e; // else another writer created it first
+          });
+          // Read back either way: a store that ignores IfNoneMatch (s3rver, some S3-compatible
+          // servers) lets a writer that checked at the same moment overwrite ours; the stored
+          // marker is the identity.
           await this.verifyMarker((await this.readMarker())!);
-          if (pending.used && this.identity !== pending.id) {
-            throw new RepositoryCreationRace(this.store.description);
-          }
-        } catch (raced) {
-          if (!(raced instanceof StorageError && raced.code === 'ObjectExists')) throw raced;
-          await this.verifyMarker((await this.readMarker())!); // another writer created it first
           // A data key already bound to our marker would make a backup this repository refuses.
-          if (pending.used && this.identity !== pending.id) {
-            throw new RepositoryCreationRace(this.store.description);
-          }
+          if (pending.used && this.identity !== pending.id) throw new RepositoryCreationRace(this.store.description);
         } finally {
           if (this.pending === pending) this.pending = undefined;
         }
