@@ -7,6 +7,7 @@ import { runVerify } from '../../lib/core/commands/verify';
 import type { TidemarkConfig } from '../../lib/core/config/schema';
 import type { BackupType } from '../../lib/core/engines/backup-types';
 import { silentProgress } from '../../lib/core/progress';
+import { descendants } from '../harness/proc';
 import { runCli, spawnCli } from '../harness/tidemark';
 import { random } from './fault-injector';
 
@@ -36,28 +37,6 @@ export interface SignalledRun {
   /** Tools the CLI had started when the signal came (its descendants then), still running at its exit. */
   readonly orphans: readonly number[];
   readonly stderr: string;
-}
-
-/** Every process below `pid` now, from /proc (Linux). */
-export function descendants(pid: number): number[] {
-  const parent = new Map<number, number>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      // pid (comm) state ppid …; comm may hold spaces and parentheses, so split after the last ')'.
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      parent.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const found: number[] = [];
-  for (let frontier = [pid]; frontier.length > 0; ) {
-    const next = [...parent].filter(([, p]) => frontier.includes(p)).map(([c]) => c);
-    found.push(...next);
-    frontier = next;
-  }
-  return found;
 }
 
 export function alive(pid: number): boolean {

@@ -25,14 +25,13 @@ import { silentProgress as progress } from '../../lib/core/progress';
 import { FileStore } from '../../lib/core/repository/file-store';
 import { Repository } from '../../lib/core/repository/repository';
 import { BackupStateMachine, BackupStateNames as S } from '../../lib/infra/backup-state-machine';
-import { bundleCli } from '../../lib/local/cli-bundle';
 import { runBackupsLocally, type LocalBackupPipelineResult, type LocalBackupRun } from '../../lib/local/local-backup-pipeline';
 import { stateMachineDefinition } from '../../lib/local/template-definition';
-import { bundleWorkerLikeDockerfile } from '../../lib/local/worker-bundle';
 import { fixture } from '../harness/backup-state-machine-stack';
 import { useMariadb } from '../harness/mariadb';
 import { usePostgres } from '../harness/postgres';
 import { ROOT, useTempDir, writeConfig } from '../harness/tidemark';
+import { testCli, testWorker } from '../harness/bundles';
 
 /**
  * Load (issue 11): a fleet of 20 sources (8 in CI: FLEET) — PostgreSQL logical in two clusters, two PostgreSQL
@@ -226,8 +225,8 @@ describe(`load: ${FLEET} sources through the backup state machine at MaxConcurre
     });
     new BackupStateMachine(stack, 'Backup', { ...machineProps, recordResult });
     definition = stateMachineDefinition(Template.fromStack(stack).toJSON());
-    worker = bundleWorkerLikeDockerfile(ROOT, join(tmp.path, 'worker.js'));
-    const cli = bundleCli(ROOT, join(tmp.path, 'cli'));
+    worker = testWorker();
+    const cli = testCli();
     probeFile = join(tmp.path, 'workers.jsonl');
     writeFileSync(join(tmp.path, 'probe.cjs'), PROBE);
 

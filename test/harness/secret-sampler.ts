@@ -8,7 +8,7 @@
  *
  *   node --import tsx test/harness/secret-sampler.ts <jest pid>   (TIDEMARK_SCAN_FINDINGS set)
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { childrenOf, readProc } from './proc';
 import { recordFinding, secretsIn } from './secret-scan';
 
 const root = Number(process.argv[2]);
@@ -25,31 +25,12 @@ interface Proc {
   readonly comm: string;
 }
 
-function read(path: string): Buffer | undefined {
-  try {
-    return readFileSync(path);
-  } catch {
-    return undefined; // gone, or not ours to read
-  }
-}
-
-/** The children of `pid`, from the kernel's per-thread lists (no walk of all of /proc). */
-function childrenOf(pid: number): number[] {
-  let tasks: string[];
-  try {
-    tasks = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return []; // gone
-  }
-  return tasks.flatMap((task) => (read(`/proc/${pid}/task/${task}/children`)?.toString() ?? '').split(' ').filter(Boolean).map(Number));
-}
-
 /** `root` and every process below it. */
 function processes(): Map<number, Proc> {
   const all = new Map<number, Proc>();
   for (const queue = [root]; queue.length > 0; ) {
     const pid = queue.pop()!;
-    const stat = read(`/proc/${pid}/stat`)?.toString();
+    const stat = readProc(`/proc/${pid}/stat`)?.toString();
     if (!stat || all.has(pid)) continue;
     // "pid (comm) state ppid …": comm may hold spaces and parentheses, so split at the last ')'.
     // The parent is stat's, not the list the pid was found in: those lists are per thread and
@@ -81,7 +62,7 @@ function tick(): void {
   for (const p of all.values()) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p.pid]);
   // jest and its workers (node …/jest-worker/…): the test processes themselves. With one test
   // file jest runs it in its own process, and a tool a test starts is then a child of `root`.
-  const jest = new Set([root, ...(children.get(root) ?? []).filter((pid) => /jest/.test(read(`/proc/${pid}/cmdline`)?.toString() ?? ''))]);
+  const jest = new Set([root, ...(children.get(root) ?? []).filter((pid) => /jest/.test(readProc(`/proc/${pid}/cmdline`)?.toString() ?? ''))]);
   const seen = new Set<number>();
   const queue = [...(children.get(root) ?? [])];
   while (queue.length) {
@@ -89,18 +70,18 @@ function tick(): void {
     seen.add(pid);
     queue.push(...(children.get(pid) ?? []));
     if (jest.has(pid) || pid === process.pid) continue;
-    const raw = read(`/proc/${pid}/cmdline`);
+    const raw = readProc(`/proc/${pid}/cmdline`);
     if (!raw) continue;
     const cmdline = raw.toString().replace(/\0/g, ' ').trim();
     if (checked.get(pid) === cmdline) continue;
     checked.set(pid, cmdline);
     const proc = all.get(pid)!;
     // A jest worker started since the set above was made is still jest: its command line says so.
-    const testsCli = CLI.test(cmdline) && (jest.has(proc.ppid) || /jest/.test(read(`/proc/${proc.ppid}/cmdline`)?.toString() ?? ''));
+    const testsCli = CLI.test(cmdline) && (jest.has(proc.ppid) || /jest/.test(readProc(`/proc/${proc.ppid}/cmdline`)?.toString() ?? ''));
     const what = `${proc.comm} (pid ${pid}, parent ${all.get(proc.ppid)?.comm ?? proc.ppid}): ${cmdline.slice(0, 160)}`;
     if (!testsCli) for (const secret of secretsIn(raw)) record(`arguments of ${what}`, secret);
     if (TOOL.test(proc.comm) && spawnedByTidemarkProcess(pid, all, jest)) {
-      const env = read(`/proc/${pid}/environ`);
+      const env = readProc(`/proc/${pid}/environ`);
       if (env) for (const secret of secretsIn(env)) record(`environment of ${what}`, secret);
     }
   }
@@ -118,7 +99,7 @@ function tick(): void {
 function spawnedByTidemarkProcess(pid: number, all: Map<number, Proc>, jest: Set<number>): boolean {
   for (let p = all.get(pid)?.ppid; p !== undefined && p > 1; p = all.get(p)?.ppid) {
     if (jest.has(p)) return false;
-    if (all.get(p)?.comm === 'node') return TIDEMARK_PROCESS.test(read(`/proc/${p}/cmdline`)?.toString().replace(/\0/g, ' ') ?? '');
+    if (all.get(p)?.comm === 'node') return TIDEMARK_PROCESS.test(readProc(`/proc/${p}/cmdline`)?.toString().replace(/\0/g, ' ') ?? '');
   }
   return false;
 }

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pgBin } from '../../lib/core/engines/postgres/tools';
+import { childrenOf, readProc } from './proc';
 
 /*
  * What the tools Tidemark starts are given: their arguments and their environment. Two views:
@@ -132,22 +133,7 @@ export function watchProcesses(root: number, needles: readonly string[], interva
   const programs = new Set<string>();
   let samples = 0;
   let stopped = false;
-  const read = (path: string): Buffer => {
-    try {
-      return readFileSync(path);
-    } catch {
-      return Buffer.alloc(0); // gone meanwhile
-    }
-  };
-  const childrenOf = (pid: number): number[] => {
-    let tasks: string[] = [];
-    try {
-      tasks = readdirSync(`/proc/${pid}/task`);
-    } catch {
-      return [];
-    }
-    return tasks.flatMap((task) => read(`/proc/${pid}/task/${task}/children`).toString().split(' ').filter(Boolean).map(Number));
-  };
+  const read = (path: string): Buffer => readProc(path) ?? Buffer.alloc(0); // gone meanwhile
   const sample = async () => {
     for (const pids = [root]; pids.length > 0; ) {
       const pid = pids.pop()!;

@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,10 +8,10 @@ import { TidemarkConfigSchema, type TidemarkConfigInput } from '../../lib/core/c
 import { fingerprintDatabaseAt } from '../../lib/core/engines/postgres/fingerprint';
 import { silentProgress as progress } from '../../lib/core/progress';
 import { loadSampleData } from '../../lib/local/sample-postgres';
-import { bundleWorkerLikeDockerfile } from '../../lib/local/worker-bundle';
 import { usePostgres } from '../harness/postgres';
 import { ROOT, useTempDir, writeConfig } from '../harness/tidemark';
 import { useToolRecorder, watchProcesses, type ProcessWatchReport, type RecordedToolRun } from '../harness/tool-runs';
+import { testCli, testWorker } from '../harness/bundles';
 
 /*
  * Passwords against clusters that demand them (SCRAM over TCP): the config's env: and file:
@@ -145,10 +145,8 @@ describe('PostgreSQL with passwords (scram-sha-256)', () => {
   const existing = () => configFor('existing', `file:${passwordFile()}`);
 
   beforeAll(async () => {
-    cliEntry = join(tmp.path, 'tidemark.js');
-    const esbuild = join(ROOT, 'node_modules/.bin/esbuild');
-    execFileSync(esbuild, ['bin/tidemark.ts', '--bundle', '--platform=node', '--external:pg-native', `--outfile=${cliEntry}`], { cwd: ROOT, stdio: 'pipe' });
-    workerEntry = bundleWorkerLikeDockerfile(ROOT, join(tmp.path, 'worker.js'));
+    cliEntry = testCli();
+    workerEntry = testWorker();
     writeFileSync(passwordFile(), `${SOURCE_PASSWORD}\n`, { mode: 0o600 });
     await loadSampleData(sourceUrl(), { pgbenchScale: 1, toastMegabytes: 20 });
     await runBackup(TidemarkConfigSchema.parse(existing()), 'app', { type: 'logical', progress });

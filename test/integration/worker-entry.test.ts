@@ -6,9 +6,9 @@ import { runList } from '../../lib/core/commands/list';
 import { TidemarkConfigSchema, type TidemarkConfigInput } from '../../lib/core/config/schema';
 import { JsonProgress } from '../../lib/core/json-progress';
 import { loadSampleData } from '../../lib/local/sample-postgres';
-import { bundleWorkerLikeDockerfile } from '../../lib/local/worker-bundle';
 import { usePostgres } from '../harness/postgres';
 import { ROOT, useTempDir, waitForUploadInFlight, writeConfig } from '../harness/tidemark';
+import { testWorker } from '../harness/bundles';
 
 /**
  * The worker entry as ECS runs it: its own process, argv from the task's command, the config in
@@ -113,7 +113,7 @@ describe('worker entry (containers/worker/main.ts)', () => {
     await loadSampleData(pg.url('bulk'), { pgbenchScale: 3, toastMegabytes: 60 });
     // The bundle the image's ENTRYPOINT runs, built with the Dockerfile's own esbuild line.
     expect(readFileSync(join(ROOT, 'containers/worker/Dockerfile'), 'utf8')).toMatch(/^RUN npx esbuild .*--outfile=\/app\/worker\.js\b/m);
-    bundleEntry = [bundleWorkerLikeDockerfile(ROOT, join(tmp.path, 'worker.js'))];
+    bundleEntry = [testWorker()];
   }, 240_000);
 
   it.each([

@@ -10,9 +10,9 @@ import { mysqlBinlogArchive } from '../../lib/core/engines/mysql/binlog/binlog-m
 import { comparePositions } from '../../lib/core/engines/mysql/binlog/names';
 import { silentProgress } from '../../lib/core/progress';
 import { FileStore } from '../../lib/core/repository/file-store';
-import { bundleWorkerLikeDockerfile } from '../../lib/local/worker-bundle';
 import { useMariadb } from '../harness/mariadb';
 import { ROOT, useTempDir } from '../harness/tidemark';
+import { testWorker } from '../harness/bundles';
 
 /**
  * The worker's `stream` command as the CDK app's Fargate streamer service runs it for a mysql
@@ -37,7 +37,7 @@ describe('worker stream <mysql source> (containers/worker/main.ts) against Maria
     await maria.sql(`CREATE USER 'tm'@'127.0.0.1' IDENTIFIED BY '${PASSWORD}'; GRANT ALL PRIVILEGES ON *.* TO 'tm'@'127.0.0.1';`);
     await maria.sql('CREATE DATABASE app');
     await maria.sql('CREATE TABLE ledger (id INT PRIMARY KEY, round INT NOT NULL) ENGINE=InnoDB', 'app');
-    bundle = bundleWorkerLikeDockerfile(ROOT, join(tmp.path, 'worker.js'));
+    bundle = testWorker();
   }, 240_000);
 
   it('archives the binlog under load and across a rotation until SIGTERM, then exits 0 with everything received archived', async () => {
