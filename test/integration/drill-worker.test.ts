@@ -61,6 +61,32 @@ function processesUnder(dir: string): number[] {
   return pids;
 }
 
+/**
+ * Waits until the drill's restore is under way: the throwaway server is ready (not initdb's
+ * bootstrap) and has backends, then a second more. The pid file can go between a look and a read
+ * (a server stopping): that is "not ready" too. If the wait fails the drill is killed, so the
+ * temp directory's removal does not race a running server.
+ */
+async function restoreUnderWay(scratch: string, child: ChildProcess): Promise<void> {
+  const pidFile = join(scratch, 'pg', 'pgdata', 'postmaster.pid');
+  const ready = () => {
+    try {
+      return /\bready\b/.test(readFileSync(pidFile, 'utf8')) && processesUnder(scratch).length > 6;
+    } catch {
+      return false;
+    }
+  };
+  const deadline = Date.now() + 120_000;
+  while (!ready()) {
+    if (Date.now() > deadline || child.exitCode !== null) {
+      child.kill('SIGKILL');
+      throw new Error(`the drill never started restoring (worker exit code ${child.exitCode})`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await new Promise((r) => setTimeout(r, 1000));
+}
+
 const reportOf = (run: WorkerRun): DrillReport => {
   const last = run.lines[run.lines.length - 1];
   expect(last.msg).toBe('drill finished');
@@ -184,23 +210,7 @@ describe('drill worker: PostgreSQL logical', () => {
     const scratch = join(spool, 'drills', id);
     const child = spawnWorker(['drill', 'app', '--id', id, '--target', 'latest', '--kind', 'manual', '--started-at', new Date().toISOString()], env(config));
     const done = finished(child);
-    // The restore is under way once the throwaway server is ready (not initdb's bootstrap) and has a backend.
-    const pidFile = join(scratch, 'pg', 'pgdata', 'postmaster.pid');
-    // The pid file can go between a look and a read (a server stopping): that is "not ready" too.
-    const readyLine = () => {
-      try {
-        return /\bready\b/.test(readFileSync(pidFile, 'utf8'));
-      } catch {
-        return false;
-      }
-    };
-    const ready = () => readyLine() && processesUnder(scratch).length > 6;
-    const deadline = Date.now() + 120_000;
-    while (!ready()) {
-      if (Date.now() > deadline) throw new Error('the drill never started restoring');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    await new Promise((r) => setTimeout(r, 1000));
+    await restoreUnderWay(scratch, child);
     child.kill('SIGKILL');
     await done;
     const postmaster = Number(readFileSync(join(scratch, 'pg', 'pgdata', 'postmaster.pid'), 'utf8').split('\n')[0]);
@@ -223,13 +233,7 @@ describe('drill worker: PostgreSQL logical', () => {
     const scratch = join(spool, 'drills', id);
     const child = spawnWorker(['drill', 'app', '--id', id, '--target', 'latest', '--kind', 'manual', '--started-at', new Date().toISOString()], env(config));
     const done = finished(child);
-    const pidFile = join(scratch, 'pg', 'pgdata', 'postmaster.pid');
-    const deadline = Date.now() + 120_000;
-    while (!(existsSync(pidFile) && /\bready\b/.test(readFileSync(pidFile, 'utf8')) && processesUnder(scratch).length > 6)) {
-      if (Date.now() > deadline) throw new Error('the drill never started restoring');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    await new Promise((r) => setTimeout(r, 1000));
+    await restoreUnderWay(scratch, child);
     child.kill('SIGTERM');
     const run = await done;
     expect(run.code).toBe(1);
