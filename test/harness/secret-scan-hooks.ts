@@ -1,4 +1,4 @@
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { scanText } from './secret-scan';
 
 /**
@@ -23,15 +23,26 @@ jest.mock('../../lib/local/state-machine-runner', () => {
 
 /*
  * Where the suite's time goes (TIDEMARK_CPU_LOG=<file>): each test file's CPU in its jest process —
- * module loading and transforms included, its child processes not — appended as one JSON line.
+ * module loading and transforms included — and in the children it waited for (spawned CLIs, tools,
+ * clients; not database servers, which daemonize), appended as one JSON line.
  */
 const cpuLog = process.env.TIDEMARK_CPU_LOG;
 if (cpuLog) {
-  const started = { cpu: process.cpuUsage(), at: Date.now() };
+  // utime, stime, cutime, cstime: fields 14–17 of /proc/self/stat, in clock ticks (100 a second).
+  const childTicks = () => {
+    const fields = readFileSync('/proc/self/stat', 'utf8').replace(/^.*\) /, '').split(' ');
+    return Number(fields[13]) + Number(fields[14]);
+  };
+  const started = { cpu: process.cpuUsage(), children: childTicks(), at: Date.now() };
   afterAll(() => {
     const { user, system } = process.cpuUsage(started.cpu);
     const file = expect.getState().testPath ?? '?';
-    const line = { file: file.replace(/.*\/test\//, 'test/'), cpuSeconds: (user + system) / 1e6, wallSeconds: (Date.now() - started.at) / 1000 };
+    const line = {
+      file: file.replace(/.*\/test\//, 'test/'),
+      cpuSeconds: (user + system) / 1e6,
+      childCpuSeconds: (childTicks() - started.children) / 100,
+      wallSeconds: (Date.now() - started.at) / 1000,
+    };
     appendFileSync(cpuLog, `${JSON.stringify(line)}\n`);
   });
 }
