@@ -2,7 +2,8 @@ import type { Tier } from '../config/tiers';
 
 /**
  * One WAL timeline or binlog sequence as retention sees it, in a compact form: a column per fact
- * (typed arrays, in chunks of 64 Ki pieces so that growing never copies), about 45 bytes a piece
+ * (typed arrays, in chunks of 64 Ki pieces so that growing a long stream never copies; the first
+ * chunk starts at 256 and doubles, so a short stream costs kilobytes, not 3 MB), about 45 bytes a piece
  * and no key strings. Keys are rebuilt from the position and generation by the stream's naming,
  * which the builder checks against every listed key: retention never deletes a key it did not list.
  * Five million WAL segments fit in about 225 MB; one JS object per piece took ~625 MB per million.
@@ -43,6 +44,7 @@ export type PieceNaming = (start: number, partial: number) => string;
 const CHUNK_BITS = 16;
 const CHUNK = 1 << CHUNK_BITS;
 const MASK = CHUNK - 1;
+const FIRST_CHUNK = 256;
 const TIERS: readonly Tier[] = ['standard', 'warm', 'cold'];
 
 interface Chunk {
@@ -57,16 +59,23 @@ interface Chunk {
   readonly tier: Uint8Array;
 }
 
-function newChunk(): Chunk {
+function newChunk(size: number): Chunk {
   return {
-    start: new Float64Array(CHUNK),
-    end: new Float64Array(CHUNK),
-    endTime: new Float64Array(CHUNK),
-    bytes: new Float64Array(CHUNK),
-    lockedUntil: new Float64Array(CHUNK),
-    partial: new Uint32Array(CHUNK),
-    tier: new Uint8Array(CHUNK),
+    start: new Float64Array(size),
+    end: new Float64Array(size),
+    endTime: new Float64Array(size),
+    bytes: new Float64Array(size),
+    lockedUntil: new Float64Array(size),
+    partial: new Uint32Array(size),
+    tier: new Uint8Array(size),
   };
+}
+
+/** The first chunk, full: twice the room (at most CHUNK), its pieces copied. */
+function grown(c: Chunk): Chunk {
+  const next = newChunk(Math.min(CHUNK, c.start.length * 2));
+  for (const column of Object.keys(c) as (keyof Chunk)[]) next[column].set(c[column]);
+  return next;
 }
 
 /**
@@ -183,9 +192,11 @@ export class ArchiveStreamBuilder {
     const partial = p.partial ?? 0;
     if (listedKey !== undefined && this.naming(p.start, partial) !== listedKey) return false;
     const i = this.length;
-    if ((i & MASK) === 0) this.chunks.push(newChunk());
-    const c = this.chunks[i >>> CHUNK_BITS];
+    const n = i >>> CHUNK_BITS;
     const j = i & MASK;
+    if (j === 0) this.chunks.push(newChunk(n === 0 ? FIRST_CHUNK : CHUNK));
+    else if (j === this.chunks[n].start.length) this.chunks[n] = grown(this.chunks[n]);
+    const c = this.chunks[n];
     c.start[j] = p.start;
     c.end[j] = p.end;
     c.endTime[j] = p.endTime;
