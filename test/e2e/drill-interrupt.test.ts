@@ -30,7 +30,7 @@ describe('tidemark drill interrupted', () => {
 
   test('SIGTERM mid-restore: exit 130, the throwaway server stopped, its scratch dir removed, the drill recorded failed', async () => {
     // Enough rows that the restore is still running when the signal lands.
-    await pg.sql(`create table orders (id int primary key, note text); insert into orders select g, repeat('n', 60) || g from generate_series(1, 150000) g;`, 'app');
+    await pg.sql(`create table orders (id int primary key, note text); insert into orders select g, repeat('n', 60) || g from generate_series(1, 250000) g;`, 'app');
     const config = { repository: `file://${tmp.path}/repo`, encryption: { key: 'env:TIDEMARK_TEST_KEY' }, sources: { app: { engine: 'postgres', url: pg.url('app') } } };
     const path = join(tmp.path, 'tidemark.json');
     writeFileSync(path, JSON.stringify(config));
@@ -46,11 +46,13 @@ describe('tidemark drill interrupted', () => {
     cli.stderr!.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => cli.on('close', resolve));
 
-    // The moment: the drill's own server runs from its scratch dir.
+    // The moment: the drill's own server runs from its scratch dir (its pid file is there). A look
+    // at the directory every 20 ms, not a process list: the window is a second or two.
     let scratch = '';
-    for (const deadline = Date.now() + 180_000; ; await new Promise((r) => setTimeout(r, 100))) {
-      const [id] = existsSync(drills) ? readdirSync(drills) : [];
-      if (id && processesMentioning(join(drills, id)).some((l) => /bin\/postgres\s/.test(l))) {
+    for (const deadline = Date.now() + 180_000; ; await new Promise((r) => setTimeout(r, 20))) {
+      // Not the data-dir templates (.templates) kept beside the scratch dirs.
+      const [id] = existsSync(drills) ? readdirSync(drills).filter((e) => !e.startsWith('.')) : [];
+      if (id && existsSync(join(drills, id, 'pg', 'pgdata', 'postmaster.pid'))) {
         scratch = join(drills, id);
         break;
       }

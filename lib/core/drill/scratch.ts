@@ -1,6 +1,6 @@
 import { readdir, readFile, realpath, rm, mkdir, chmod } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, sep } from 'node:path';
+import { dirname, join, sep } from 'node:path';
 import { sleep } from '../abort';
 import { UsageError } from '../errors';
 
@@ -21,6 +21,15 @@ export function checkDrillId(id: string): string {
 export function scratchDirFor(id: string, env: NodeJS.ProcessEnv = process.env): string {
   const root = env.TIDEMARK_SPOOL ? join(env.TIDEMARK_SPOOL, 'drills') : join(tmpdir(), 'tidemark-drills');
   return join(root, checkDrillId(id));
+}
+
+/**
+ * Where drills keep initialised data directories to copy instead of initialising a server each
+ * time (data-dir-template.ts): the worker image's (TIDEMARK_TEMPLATES, made at build time), else
+ * beside the scratch directories (made by the first drill; a drill id cannot start with a dot).
+ */
+export function templatesDirFor(scratchDir: string, env: NodeJS.ProcessEnv = process.env): string {
+  return env.TIDEMARK_TEMPLATES || join(dirname(scratchDir), '.templates');
 }
 
 /**

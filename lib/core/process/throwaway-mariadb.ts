@@ -1,4 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,6 +10,7 @@ import { mysqlBin } from '../engines/mysql/tools';
 import { freePort } from '../free-port';
 import { childEnv } from '../secrets';
 import type { ServerTracker } from './throwaway-postgres';
+import { copyFromTemplate } from './data-dir-template';
 import { lookupOsUser, type OsUser } from './os-user';
 import { runTool } from './tool';
 
@@ -27,6 +29,11 @@ export interface ThrowawayMariadbOptions {
   dir?: string;
   /** Told about the running server, so it is stopped if this process dies first. @default - not tracked */
   track?: ServerTracker;
+  /**
+   * Copy an initialised data directory from this template directory instead of running
+   * mariadb-install-db (data-dir-template.ts; made there the first time). @default - install-db
+   */
+  templates?: string;
 }
 
 export interface ThrowawayMariadb extends AsyncDisposable {
@@ -214,29 +221,56 @@ function myCnf(server: Server, options: ThrowawayMariadbOptions): string {
   return ['[mariadbd]', ...mariadbd, '', '[client]', ...client, ''].join('\n');
 }
 
+/** The server's own directories and option file in `dir`, owned by its OS user; no data yet. */
+async function prepareServer(dir: string, port: number, options: ThrowawayMariadbOptions, user: string | undefined): Promise<Server> {
+  const server = new Server(dir, port, options.track);
+  const ownDirs = [dir, join(dir, 'binlog'), join(dir, 'tmp')];
+  await Promise.all(ownDirs.slice(1).map((path) => mkdir(path)));
+  await writeFile(server.defaultsFile, myCnf(server, options));
+  if (user) {
+    const { uid, gid } = osIds(user);
+    await Promise.all(ownDirs.map((path) => chown(path, uid, gid)));
+  }
+  return server;
+}
+
+async function installDb(server: Server, user: string | undefined): Promise<void> {
+  await runTool(mysqlBin('installDb'), [
+    `--defaults-file=${server.defaultsFile}`,
+    ...(user ? [`--user=${user}`] : []),
+    '--auth-root-authentication-method=normal',
+    '--skip-test-db',
+  ]).catch(async (err: unknown) => {
+    // Its own output is mostly generic advice; the reason is in the server log.
+    throw new ToolFailed(`mariadb-install-db failed in ${server.dir}:\n${await logTail(server.log)}`, { cause: err });
+  });
+}
+
 /** Starts a private MariaDB server in a temp dir on a free port; stop() removes every trace. */
 export async function startThrowawayMariadb(options: ThrowawayMariadbOptions = {}): Promise<ThrowawayMariadb> {
   const user = serverUserName();
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'tidemark-maria-')));
   if (options.dir) await mkdir(dir, { mode: 0o700 }); // its parent is the caller's, made reachable for the server's OS user
   try {
-    const server = new Server(dir, await freePort(), options.track);
-    const ownDirs = [dir, join(dir, 'binlog'), join(dir, 'tmp')];
-    await Promise.all(ownDirs.slice(1).map((path) => mkdir(path)));
-    await writeFile(server.defaultsFile, myCnf(server, options));
-    if (user) {
-      const { uid, gid } = osIds(user);
-      await Promise.all(ownDirs.map((path) => chown(path, uid, gid)));
+    const server = await prepareServer(dir, await freePort(), options, user);
+    if (options.templates) {
+      // The options install-db's data depends on name the template (the port and paths do not).
+      const { binlog = true, fast = true, settings = {} } = options;
+      const version = /\d+(\.\d+)+/.exec(await runTool(mysqlBin('server'), ['--version']))?.[0] ?? 'unknown';
+      const made = createHash('sha256').update(JSON.stringify({ binlog, fast, settings })).digest('hex').slice(0, 12);
+      await copyFromTemplate(
+        {
+          root: options.templates,
+          key: `mariadb-${version}-${made}`,
+          name: 'data',
+          ...(user ? { user: osIds(user) } : {}),
+          make: async (parent) => installDb(await prepareServer(parent, 0, options, user), user),
+        },
+        dir,
+      );
+    } else {
+      await installDb(server, user);
     }
-    await runTool(mysqlBin('installDb'), [
-      `--defaults-file=${server.defaultsFile}`,
-      ...(user ? [`--user=${user}`] : []),
-      '--auth-root-authentication-method=normal',
-      '--skip-test-db',
-    ]).catch(async (err: unknown) => {
-      // Its own output is mostly generic advice; the reason is in the server log.
-      throw new ToolFailed(`mariadb-install-db failed in ${dir}:\n${await logTail(server.log)}`, { cause: err });
-    });
     await server.start(user);
     try {
       for (const name of options.databases ?? []) await server.createDatabase(name);

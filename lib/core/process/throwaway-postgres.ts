@@ -7,6 +7,7 @@ import { ToolFailed } from '../errors';
 import { pgBin } from '../engines/postgres/tools';
 import { freePort } from '../free-port';
 import { childEnv } from '../secrets';
+import { copyFromTemplate } from './data-dir-template';
 import { lookupOsUser, type OsUser } from './os-user';
 import { runTool } from './tool';
 
@@ -61,6 +62,12 @@ export interface ThrowawayPostgresOptions {
   binDir?: string;
   /** A directory to create and use as the root instead of a new temp dir (a drill's scratch dir). @default - mkdtemp */
   dir?: string;
+  /**
+   * Copy an initialised data directory from this template directory instead of running initdb
+   * (data-dir-template.ts; made there the first time). Every copy has the template's system
+   * identifier: for throwaway instances only, never a source. @default - initdb
+   */
+  templates?: string;
   /** Told about the running server, so it is stopped if this process dies first. @default - not tracked */
   track?: ServerTracker;
   /**
@@ -250,6 +257,13 @@ export async function startThrowawayPostgres(options: ThrowawayPostgresOptions =
     if (options.standbyOf) {
       const { port, binDir: primaryBin } = options.standbyOf;
       await run(join(primaryBin, 'pg_basebackup'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-D', join(dir, 'pgdata'), '-R', '-X', 'stream', '--checkpoint=fast', '--no-manifest'], dir, user);
+    } else if (options.templates) {
+      const checksums = options.dataChecksums ?? false;
+      const version = /\d+(\.\d+)*/.exec(await run(join(binDir, 'postgres'), ['--version'], dir, user))?.[0] ?? binDir;
+      await copyFromTemplate(
+        { root: options.templates, key: `postgres-${version}${checksums ? '-checksums' : ''}`, name: 'pgdata', user, make: (parent) => initdb(join(binDir, 'initdb'), parent, user, fast, checksums) },
+        dir,
+      );
     } else {
       await initdb(join(binDir, 'initdb'), dir, user, fast, options.dataChecksums ?? false);
     }

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { TableChecksum, TableChecksums } from '../../drill/checksums';
+import { templatesDirFor } from '../../drill/scratch';
 import { startThrowawayMariadb, type ThrowawayMariadb } from '../../process/throwaway-mariadb';
 import type { DrillDatabase, DrillInstance, DrillSupport } from '../engine';
 import { selectBackup } from '../select-backup';
@@ -35,7 +36,7 @@ export const mysqlLogicalDrill: DrillSupport = {
   },
   async provision(run, _catalog, _at, scratchDir) {
     const database = parseMysqlUrl(mysqlSource(run.config).url, `sources.${run.source}.url`).database;
-    const server = await startThrowawayMariadb({ dir: join(scratchDir, 'maria'), binlog: false });
+    const server = await startThrowawayMariadb({ dir: join(scratchDir, 'maria'), binlog: false, templates: templatesDirFor(scratchDir) });
     return new MariadbInstance(server, database);
   },
 };

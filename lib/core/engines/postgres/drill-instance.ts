@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Client } from 'pg';
 import type { TableChecksums } from '../../drill/checksums';
+import { templatesDirFor } from '../../drill/scratch';
 import { ToolFailed } from '../../errors';
 import { freePort } from '../../free-port';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../../process/throwaway-postgres';
@@ -77,6 +78,7 @@ export const pgLogicalDrill: DrillSupport = {
       dir: join(scratchDir, 'pg'),
       binDir: logicalBinDir(details.serverMajor),
       auth: { method: 'scram-sha-256', user: DRILL_LOGIN, password },
+      templates: templatesDirFor(scratchDir),
     });
     return new LogicalInstance(cluster, details.database, `file:${passwordFile}`);
   },

@@ -1,0 +1,89 @@
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { copyFromTemplate } from '../../lib/core/process/data-dir-template';
+import { startThrowawayPostgres } from '../../lib/core/process/throwaway-postgres';
+import { startThrowawayMariadb } from '../../lib/core/process/throwaway-mariadb';
+import { useTempDir } from '../harness/tidemark';
+
+jest.setTimeout(180_000);
+
+/**
+ * Data-directory templates (drills' throwaway instances): made once, whole or not at all, copied
+ * after that; two makers at once both end with the one template.
+ */
+describe('data-dir templates', () => {
+  const tmp = useTempDir('tidemark-templates-');
+
+  /** A `make` that writes a data dir of three files, slowly, counting its calls. */
+  const slowMaker = (calls: { n: number }, fail = false) => async (parent: string) => {
+    calls.n++;
+    mkdirSync(join(parent, 'data'));
+    writeFileSync(join(parent, 'data', 'a'), 'one');
+    await new Promise((r) => setTimeout(r, 50));
+    if (fail) throw new Error('initdb failed');
+    writeFileSync(join(parent, 'data', 'b'), 'two');
+  };
+
+  it('makes the template once, copies it after, and two makers at once leave one whole template', async () => {
+    const root = join(tmp.path, 'a');
+    const calls = { n: 0 };
+    const spec = { root, key: 'engine-1.2', name: 'data', make: slowMaker(calls) };
+    const dests = [1, 2, 3].map((i) => join(tmp.path, `dest${i}`));
+    dests.forEach((d) => mkdirSync(d));
+    const first = await Promise.all(dests.slice(0, 2).map((d) => copyFromTemplate(spec, d)));
+    expect(first.sort()).toEqual(['copied', 'made']); // both may have made one; one rename won
+    expect(await copyFromTemplate(spec, dests[2])).toBe('copied');
+    for (const d of dests) expect(readdirSync(join(d, 'data')).sort()).toEqual(['a', 'b']);
+    expect(readdirSync(root)).toEqual(['engine-1.2']); // no half-made directory left behind
+  });
+
+  it('a make that fails leaves nothing; a directory without the marker is refused, naming it', async () => {
+    const root = join(tmp.path, 'b');
+    const calls = { n: 0 };
+    const dest = join(tmp.path, 'dest-b');
+    mkdirSync(dest);
+    await expect(copyFromTemplate({ root, key: 'k', name: 'data', make: slowMaker(calls, true) }, dest)).rejects.toThrow('initdb failed');
+    expect(readdirSync(root)).toEqual([]);
+    expect(existsSync(join(dest, 'data'))).toBe(false);
+
+    mkdirSync(join(root, 'k', 'data'), { recursive: true }); // debris: no marker
+    writeFileSync(join(root, 'k', 'data', 'stale'), 'x');
+    await expect(copyFromTemplate({ root, key: 'k', name: 'data', make: slowMaker(calls) }, dest)).rejects.toThrow(`data-dir template ${join(root, 'k')} is incomplete (no template-ready marker): remove it`);
+    expect(readdirSync(root)).toEqual(['k']);
+    expect(existsSync(join(dest, 'data'))).toBe(false);
+  });
+
+  it('PostgreSQL: copies start, are separate clusters on their own ports, and share the template’s system identifier', async () => {
+    chmodSync(tmp.path, 0o755); // the server's OS user (when we are root) reaches the template under it
+    const templates = join(tmp.path, 'pg-templates');
+    const one = await startThrowawayPostgres({ templates });
+    const two = await startThrowawayPostgres({ templates });
+    try {
+      await one.sql('create table t (id int); insert into t values (1)');
+      expect(await two.sql("select count(*) from pg_class where relname = 't'")).toBe('0');
+      const id = (pg: typeof one) => pg.sql('select system_identifier from pg_control_system()');
+      expect(await id(one)).toBe(await id(two));
+      expect(readdirSync(templates).filter((e) => e.startsWith('postgres-'))).toHaveLength(1);
+      expect(readFileSync(join(two.dataDir, 'postgresql.conf'), 'utf8')).toContain(`port = ${two.port}`);
+    } finally {
+      await one.stop();
+      await two.stop();
+    }
+  });
+
+  it('MariaDB: a copy starts and holds no data of the one before', async () => {
+    const templates = join(tmp.path, 'maria-templates');
+    const one = await startThrowawayMariadb({ templates, binlog: false });
+    try {
+      await one.sql('CREATE DATABASE x');
+    } finally {
+      await one.stop();
+    }
+    const two = await startThrowawayMariadb({ templates, binlog: false });
+    try {
+      expect(await two.sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'x'")).toBe('0');
+    } finally {
+      await two.stop();
+    }
+  });
+});
