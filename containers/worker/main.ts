@@ -8,6 +8,8 @@
  *   drill <source> --id ID --target latest|ISO [--random] --kind K --started-at ISO
  *   drill-cleanup <source> --id ID       teardown of a drill that died (lib/core/commands/drill.ts)
  *   verify <source>                      every stored object of every backup and the archive
+ *   make-templates                       the data-dir templates drills copy, into $TIDEMARK_TEMPLATES
+ *                                        (the image's build runs it; lib/core/drill/templates.ts)
  *
  * Config: TIDEMARK_CONFIG_JSON (on AWS, from workerConfig(); passwords are env: references to the
  * ECS secrets), or else the file TIDEMARK_CONFIG names (local runs). Neither is ever logged.
@@ -20,6 +22,7 @@ import { parseArgs } from 'node:util';
 import { runBackup } from '../../lib/core/commands/backup';
 import { runStream } from '../../lib/core/commands/wal';
 import { parseDrillJob, runDrillJob, type DrillJob } from './drill-jobs';
+import { makeDrillTemplates } from '../../lib/core/drill/templates';
 import { loadConfig, parseConfig } from '../../lib/core/config/load';
 import type { TidemarkConfig } from '../../lib/core/config/schema';
 import { ConfigError, TidemarkError, UsageError } from '../../lib/core/errors';
@@ -32,9 +35,9 @@ const SIGNAL_EXIT: Partial<Record<NodeJS.Signals, number>> = { SIGTERM: 143, SIG
 /** ECS sends SIGKILL 30 s after SIGTERM (the default stopTimeout): leave before that, saying why. */
 const STOP_GRACE_MS = 20_000;
 
-const USAGE = `usage: backup <source> --type ${BACKUP_TYPES.join('|')}, or: stream <source>, or: drill|drill-cleanup|verify <source> …`;
+const USAGE = `usage: backup <source> --type ${BACKUP_TYPES.join('|')}, or: stream <source>, or: drill|drill-cleanup|verify <source> …, or: make-templates`;
 
-type Job = { command: 'backup'; source: string; type: BackupType } | { command: 'stream'; source: string } | DrillJob;
+type Job = { command: 'backup'; source: string; type: BackupType } | { command: 'stream'; source: string } | { command: 'make-templates' } | DrillJob;
 
 let fields: LogFields = {};
 const write = (line: string) => process.stdout.write(line);
@@ -51,6 +54,7 @@ function parseJob(argv: string[]): Job {
   }
   const [command, source, ...extra] = parsed.positionals;
   const type = parsed.values.type;
+  if (command === 'make-templates' && source === undefined && type === undefined) return { command };
   if (!source || extra.length > 0) throw new UsageError(USAGE);
   if (command === 'stream' && type === undefined) return { command, source };
   if (command !== 'backup') throw new UsageError(USAGE);
@@ -94,6 +98,12 @@ async function main(argv: string[]): Promise<number> {
 
   try {
     const job = parseJob(argv);
+    if (job.command === 'make-templates') {
+      const root = process.env.TIDEMARK_TEMPLATES;
+      if (!root) throw new UsageError('make-templates: set TIDEMARK_TEMPLATES to the directory the templates go to');
+      for (const t of await makeDrillTemplates(root)) log('info', t.made ? 'template made' : 'template already there', { template: t.key });
+      return 0;
+    }
     if (job.command === 'stream') {
       fields = { source: job.source, command: 'stream' };
       streaming = true;

@@ -1,9 +1,11 @@
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { copyFromTemplate } from '../../lib/core/process/data-dir-template';
 import { startThrowawayPostgres } from '../../lib/core/process/throwaway-postgres';
 import { startThrowawayMariadb } from '../../lib/core/process/throwaway-mariadb';
-import { useTempDir } from '../harness/tidemark';
+import { ROOT, useTempDir } from '../harness/tidemark';
+import { testWorker } from '../harness/bundles';
 
 jest.setTimeout(180_000);
 
@@ -69,6 +71,27 @@ describe('data-dir templates', () => {
       await one.stop();
       await two.stop();
     }
+  });
+
+  it('the worker’s make-templates (the image build runs it) makes what the drills’ instances then copy', async () => {
+    const templates = join(tmp.path, 'image-templates');
+    const run = (env: NodeJS.ProcessEnv) =>
+      execFileSync(process.execPath, [testWorker(), 'make-templates'], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' })
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { msg: string; template?: string });
+    const made = run({ TIDEMARK_TEMPLATES: templates });
+    expect(made.map((l) => l.msg)).toEqual(made.map(() => 'template made'));
+    expect(made.map((l) => l.template).join(' ')).toMatch(/^postgres-\d+\.\d+( postgres-\S+)* mariadb-\S+$/);
+    expect(run({ TIDEMARK_TEMPLATES: templates }).map((l) => l.msg)).toEqual(made.map(() => 'template already there'));
+    const before = readdirSync(templates).sort();
+    const pg = await startThrowawayPostgres({ templates });
+    await pg.stop();
+    const maria = await startThrowawayMariadb({ templates, binlog: false });
+    await maria.stop();
+    expect(readdirSync(templates).sort()).toEqual(before); // copied, nothing new made
+    const unset = spawnSync(process.execPath, [testWorker(), 'make-templates'], { cwd: ROOT, env: { ...process.env, TIDEMARK_TEMPLATES: '' }, encoding: 'utf8' });
+    expect({ status: unset.status, line: JSON.parse(unset.stdout).msg }).toEqual({ status: 2, line: 'make-templates: set TIDEMARK_TEMPLATES to the directory the templates go to' });
   });
 
   it('MariaDB: a copy starts and holds no data of the one before', async () => {

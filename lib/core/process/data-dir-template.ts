@@ -33,7 +33,7 @@ export interface TemplateSpec {
 }
 
 /** The template's directory, made first when missing; `made` when this call made it. */
-async function ensureTemplate(spec: TemplateSpec): Promise<{ dir: string; made: boolean }> {
+export async function ensureTemplate(spec: TemplateSpec): Promise<{ dir: string; made: boolean }> {
   const dir = join(spec.root, spec.key.replace(/[^A-Za-z0-9._-]/g, '_'));
   if (existsSync(join(dir, READY))) return { dir, made: false };
   await mkdir(spec.root, { recursive: true });

@@ -10,7 +10,7 @@ import { mysqlBin } from '../engines/mysql/tools';
 import { freePort } from '../free-port';
 import { childEnv } from '../secrets';
 import type { ServerTracker } from './throwaway-postgres';
-import { copyFromTemplate } from './data-dir-template';
+import { copyFromTemplate, type TemplateSpec } from './data-dir-template';
 import { lookupOsUser, type OsUser } from './os-user';
 import { runTool } from './tool';
 
@@ -221,6 +221,21 @@ function myCnf(server: Server, options: ThrowawayMariadbOptions): string {
   return ['[mariadbd]', ...mariadbd, '', '[client]', ...client, ''].join('\n');
 }
 
+/** The data-dir template of the installed server's version and the options install-db's data depends on (not port or paths). */
+export async function mariadbTemplate(root: string, options: ThrowawayMariadbOptions): Promise<TemplateSpec> {
+  const user = serverUserName();
+  const { binlog = true, fast = true, settings = {} } = options;
+  const version = /\d+(\.\d+)+/.exec(await runTool(mysqlBin('server'), ['--version'], { env: childEnv() }))?.[0] ?? 'unknown';
+  const made = createHash('sha256').update(JSON.stringify({ binlog, fast, settings })).digest('hex').slice(0, 12);
+  return {
+    root,
+    key: `mariadb-${version}-${made}`,
+    name: 'data',
+    ...(user ? { user: osIds(user) } : {}),
+    make: async (parent) => installDb(await prepareServer(parent, 0, options, user), user),
+  };
+}
+
 /** The server's own directories and option file in `dir`, owned by its OS user; no data yet. */
 async function prepareServer(dir: string, port: number, options: ThrowawayMariadbOptions, user: string | undefined): Promise<Server> {
   const server = new Server(dir, port, options.track);
@@ -254,20 +269,7 @@ export async function startThrowawayMariadb(options: ThrowawayMariadbOptions = {
   try {
     const server = await prepareServer(dir, await freePort(), options, user);
     if (options.templates) {
-      // The options install-db's data depends on name the template (the port and paths do not).
-      const { binlog = true, fast = true, settings = {} } = options;
-      const version = /\d+(\.\d+)+/.exec(await runTool(mysqlBin('server'), ['--version']))?.[0] ?? 'unknown';
-      const made = createHash('sha256').update(JSON.stringify({ binlog, fast, settings })).digest('hex').slice(0, 12);
-      await copyFromTemplate(
-        {
-          root: options.templates,
-          key: `mariadb-${version}-${made}`,
-          name: 'data',
-          ...(user ? { user: osIds(user) } : {}),
-          make: async (parent) => installDb(await prepareServer(parent, 0, options, user), user),
-        },
-        dir,
-      );
+      await copyFromTemplate(await mariadbTemplate(options.templates, options), dir);
     } else {
       await installDb(server, user);
     }

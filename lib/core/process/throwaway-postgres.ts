@@ -7,7 +7,7 @@ import { ToolFailed } from '../errors';
 import { pgBin } from '../engines/postgres/tools';
 import { freePort } from '../free-port';
 import { childEnv } from '../secrets';
-import { copyFromTemplate } from './data-dir-template';
+import { copyFromTemplate, type TemplateSpec } from './data-dir-template';
 import { lookupOsUser, type OsUser } from './os-user';
 import { runTool } from './tool';
 
@@ -244,6 +244,19 @@ async function initdb(initdbPath: string, dir: string, user: OsUser | undefined,
   }
 }
 
+/** The data-dir template of a server version (its own, from `postgres --version`) and initdb options. */
+export async function postgresTemplate(root: string, binDir: string, options: { fast: boolean; dataChecksums: boolean }): Promise<TemplateSpec> {
+  const user = serverUser();
+  const version = /\d+(\.\d+)*/.exec(await runTool(join(binDir, 'postgres'), ['--version'], { cwd: '/', env: toolEnv('/'), ...user }))?.[0] ?? binDir;
+  return {
+    root,
+    key: `postgres-${version}${options.dataChecksums ? '-checksums' : ''}`,
+    name: 'pgdata',
+    ...(user ? { user } : {}),
+    make: (parent) => initdb(join(binDir, 'initdb'), parent, user, options.fast, options.dataChecksums),
+  };
+}
+
 /** Starts a private PostgreSQL cluster in a temp dir on a free port; stop() removes every trace. */
 export async function startThrowawayPostgres(options: ThrowawayPostgresOptions = {}): Promise<ThrowawayPostgres> {
   const { fast = true, auth = 'trust' } = options;
@@ -258,12 +271,7 @@ export async function startThrowawayPostgres(options: ThrowawayPostgresOptions =
       const { port, binDir: primaryBin } = options.standbyOf;
       await run(join(primaryBin, 'pg_basebackup'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-D', join(dir, 'pgdata'), '-R', '-X', 'stream', '--checkpoint=fast', '--no-manifest'], dir, user);
     } else if (options.templates) {
-      const checksums = options.dataChecksums ?? false;
-      const version = /\d+(\.\d+)*/.exec(await run(join(binDir, 'postgres'), ['--version'], dir, user))?.[0] ?? binDir;
-      await copyFromTemplate(
-        { root: options.templates, key: `postgres-${version}${checksums ? '-checksums' : ''}`, name: 'pgdata', user, make: (parent) => initdb(join(binDir, 'initdb'), parent, user, fast, checksums) },
-        dir,
-      );
+      await copyFromTemplate(await postgresTemplate(options.templates, binDir, { fast, dataChecksums: options.dataChecksums ?? false }), dir);
     } else {
       await initdb(join(binDir, 'initdb'), dir, user, fast, options.dataChecksums ?? false);
     }

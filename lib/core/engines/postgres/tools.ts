@@ -60,6 +60,13 @@ export function findPostgresBinDir(): PostgresBinDir {
   return result;
 }
 
+/** Every installed server's bin directory (one with initdb), newest first; TIDEMARK_PG_BINDIR alone when set. */
+export function installedServerBinDirs(): string[] {
+  const override = process.env.TIDEMARK_PG_BINDIR || undefined;
+  const dirs = override ? [override] : installedMajors().map(dirOf);
+  return dirs.filter((dir) => existsSync(join(dir, 'initdb')));
+}
+
 /**
  * Absolute path of a PostgreSQL binary. The newest major wins; an older major is used only when the
  * newest lacks the binary (a newer client-only package next to an older server is common).

@@ -1,0 +1,28 @@
+import { installedServerBinDirs } from '../engines/postgres/tools';
+import { mysqlBin } from '../engines/mysql/tools';
+import { ensureTemplate } from '../process/data-dir-template';
+import { mariadbTemplate } from '../process/throwaway-mariadb';
+import { postgresTemplate } from '../process/throwaway-postgres';
+
+/**
+ * Makes the data-dir templates drills copy (data-dir-template.ts) for every installed PostgreSQL
+ * server and the MariaDB server, with the options the drills' instances use: what the worker
+ * image runs at build time (`make-templates`), so a drill on Fargate starts its server from a copy.
+ */
+export async function makeDrillTemplates(root: string): Promise<{ key: string; made: boolean }[]> {
+  const specs = await Promise.all(installedServerBinDirs().map((binDir) => postgresTemplate(root, binDir, { fast: true, dataChecksums: false })));
+  if (hasMariadbServer()) specs.push(await mariadbTemplate(root, { binlog: false }));
+  const done: { key: string; made: boolean }[] = [];
+  for (const spec of specs) done.push({ key: spec.key, made: (await ensureTemplate(spec)).made });
+  return done;
+}
+
+function hasMariadbServer(): boolean {
+  try {
+    mysqlBin('server');
+    mysqlBin('installDb');
+    return true;
+  } catch {
+    return false;
+  }
+}
