@@ -11,11 +11,12 @@
  * method measured. A smoke run: `--pg-scale 2 --maria-rows 20000 --runs 1 --no-write`.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { DrillReport } from '../lib/core/drill/report';
+import { makeDrillTemplates } from '../lib/core/drill/templates';
 import { formatBytes } from '../lib/core/format';
 import { freePort } from '../lib/core/free-port';
 import { pgBin } from '../lib/core/engines/postgres/tools';
@@ -55,7 +56,9 @@ interface Round {
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 const key = 'drill-bench-key-0123456789abcdefghijklmnopqrstuvwxyz';
-const env = { ...process.env, TIDEMARK_BENCH_KEY: key };
+/** The drills copy their throwaway server's data dir from here, made before the rounds as the worker image's build does. */
+const TEMPLATES = join(WORK, 'templates');
+const env = { ...process.env, TIDEMARK_BENCH_KEY: key, TIDEMARK_TEMPLATES: TEMPLATES };
 const isRoot = process.getuid?.() === 0;
 
 function cli(config: string, args: string[]) {
@@ -109,6 +112,11 @@ async function main(): Promise<void> {
     }
     const config = join(WORK, 'tidemark.config.yaml');
     writeFileSync(config, [`repository: file://${join(WORK, 'repo')}`, 'encryption: { key: env:TIDEMARK_BENCH_KEY }', 'sources:', ...sources, ''].join('\n'));
+
+    const made = Date.now();
+    chmodSync(WORK, 0o755); // the servers' OS user (when we are root) reaches the templates
+    const templates = await makeDrillTemplates(TEMPLATES);
+    log(`data-dir templates (${templates.map((t) => t.key).join(', ')}) made in ${((Date.now() - made) / 1000).toFixed(1)} s, as the image build would`);
 
     const backups: Partial<Record<Scenario, string>> = {};
     const backup = async (scenario: Scenario, source: string, type: string) => {
