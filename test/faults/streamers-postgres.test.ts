@@ -262,12 +262,7 @@ describe('WAL streamer across a failover to a promoted standby', () => {
     await standby?.stop();
   }, 120_000);
 
-  // Known failing (2026-12-01): after a failover whose switch point is the start of the streamer's
-  // open segment (the old primary's last act was pg_switch_wal), pg_receivewal's START_REPLICATION
-  // on timeline 1 at that point is answered by a dropped connection ("disconnected"), every retry,
-  // and the streamer never reaches the new primary. Not yet understood; RELIABILITY.md "Not yet".
-  // The diverged failover below (switch point inside older WAL) passes.
-  it.skip('follows the promotion through the moved address: the .history file and timeline 2 archived, its slot created on the new primary, no gap, restore --latest reaches the new primary’s rows', async () => {
+  it('follows the promotion through the moved address: the .history file and timeline 2 archived, its slot created on the new primary, no gap, restore --latest reaches the new primary’s rows', async () => {
     chmodSync(tmp.path, 0o755);
     await primary.createDatabase('app');
     await primary.sql('create table ledger (id bigserial primary key, note text)', 'app');

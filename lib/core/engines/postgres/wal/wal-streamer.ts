@@ -8,13 +8,14 @@ import type { MetricValue } from '../../../metrics';
 import { summarizeStderr, ToolRun, runTool } from '../../../process/tool';
 import type { ArchiveWriter } from '../../../repository/archive';
 import type { EngineRun } from '../../engine';
-import { PgToolSession } from '../connection';
+import { PgToolSession, type PgEndpoint } from '../connection';
 import { postgresSource, sourceEndpoint } from '../source';
 import { pgBin } from '../tools';
 import { ArchivedSlot } from './archived-slot';
 import { lockSpool, type SpoolLock } from '../../../process/spool-lock';
 import { fileFacts, readSpool, seedSpool, writtenExtent } from './spool';
 import { WalArchive, walAttributes } from './wal-archive';
+import { serverHistory, spoolStart, startPastSwitch } from './switch-point';
 import { newestPartialOf } from './wal-inventory';
 import {
   formatLsn,
@@ -131,6 +132,7 @@ export class WalStreamer {
           await runTool(pgBin('pg_receivewal'), ['--create-slot', '--if-not-exists', '--slot', options.slot, '--no-password'], { env: session.env });
           await this.guard.ensure();
           await this.seedIfEmpty();
+          await this.startPastSwitchPoint(ep);
           failure = await this.receive(session, lock);
         } catch (e) {
           if (!(e instanceof TidemarkError)) throw e;
@@ -290,6 +292,27 @@ export class WalStreamer {
     const segment = segmentName({ timeline: parseInt(timeline, 16), segno: next }, this.segmentBytes);
     await seedSpool(this.options.spoolDir, segment, this.segmentBytes);
     this.log('info', `resuming at the archive's end: segment ${segment}`, { segment });
+  }
+
+  /**
+   * A failover right after a segment switch: the spool would start pg_receivewal exactly where its
+   * timeline ended on the new primary, which pg_receivewal cannot do (switch-point.ts). It starts
+   * in the same segment on the next timeline instead; the history file it then fetches is archived.
+   */
+  private async startPastSwitchPoint(ep: PgEndpoint): Promise<void> {
+    if (this.segmentBytes === undefined) return;
+    const start = spoolStart(await readSpool(this.options.spoolDir), this.segmentBytes);
+    if (!start) return;
+    // Unreachable or refused: pg_receivewal's own attempt says why.
+    const server = await serverHistory(ep, start.timeline).catch(() => undefined);
+    const next = server && startPastSwitch(start, server.timeline, server.history, this.segmentBytes);
+    if (!next) return;
+    await this.clearOpenSegments();
+    const segment = segmentName(next, this.segmentBytes);
+    await seedSpool(this.options.spoolDir, segment, this.segmentBytes);
+    this.log('info', `timeline ${timelineName(start.timeline)} ended at the start of segment ${segmentName(start, this.segmentBytes)} on the server; streaming resumes on timeline ${timelineName(next.timeline)} there`, {
+      segment,
+    });
   }
 
   /**
