@@ -225,7 +225,7 @@ export async function applyPgPhysicalRestore(run: EngineRun, plan: PgPhysicalRes
     const outcome = await replayTo({ run, dataDir: plan.dataDir, details: plan.details, replay: plan.pitr, base: plan.backup.manifest, ...(plan.start ? { start: plan.start } : {}) }).catch(
       async (e: unknown) => {
         // A replay that failed leaves no half-recovered cluster behind: the directory was empty before.
-        for (const entry of await readdir(plan.dataDir).catch(() => [])) await rm(join(plan.dataDir, entry), { recursive: true, force: true });
+        await emptyMarkerLast(plan.dataDir).catch(() => undefined);
         throw e;
       },
     );
@@ -263,14 +263,28 @@ export async function assembleDataDirectory(plan: PgPhysicalRestorePlan, options
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   await chmod(dataDir, 0o700);
   // What an interrupted restore left (--force; planning checked it is that and nothing else).
-  if (plan.replacesInterrupted) await Promise.all((await readdir(dataDir)).map((n) => rm(join(dataDir, n), { recursive: true, force: true })));
+  if (plan.replacesInterrupted) await emptyMarkerLast(dataDir);
   try {
     await assemble(plan, options);
   } catch (e) {
-    if (existed) await Promise.all((await readdir(dataDir)).map((n) => rm(join(dataDir, n), { recursive: true, force: true })));
-    else await rm(dataDir, { recursive: true, force: true });
+    await emptyMarkerLast(dataDir);
+    if (!existed) await rm(dataDir, { recursive: true, force: true });
     throw e;
   }
+}
+
+/**
+ * Empties a data directory so that a kill at any moment leaves it either empty or marked as an
+ * interrupted restore (WORK_DIR, which `--force` may replace): the marker is made first if missing
+ * and removed last, after everything else.
+ */
+async function emptyMarkerLast(dataDir: string): Promise<void> {
+  await mkdir(join(dataDir, WORK_DIR)).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EEXIST') throw e;
+  });
+  const others = (await readdir(dataDir)).filter((n) => n !== WORK_DIR);
+  await Promise.all(others.map((n) => rm(join(dataDir, n), { recursive: true, force: true })));
+  await rm(join(dataDir, WORK_DIR), { recursive: true, force: true });
 }
 
 /** A path from the index inside the data directory; anything that would leave it is damage. */
@@ -285,16 +299,16 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
   const { dataDir, directory, backup } = plan;
   const id = backup.manifest.id;
   const work = join(dataDir, WORK_DIR);
+  // The marker first: killed from here on, the directory says it holds an interrupted restore.
+  // What the process's umask takes from a mode: a file's mode is then set by open alone, unless the
+  // umask takes a bit of it (a group-readable cluster under umask 077), and only then by fchmod too.
+  await mkdir(work, { mode: 0o777 });
+  const umask = 0o777 & ~(await stat(work)).mode;
   for (const [path, mode] of directory.directories) {
     const dir = inside(dataDir, path, id);
     await mkdir(dir, { recursive: true });
     await chmod(dir, mode & 0o7777);
   }
-
-  // What the process's umask takes from a mode: a file's mode is then set by open alone, unless the
-  // umask takes a bit of it (a group-readable cluster under umask 077), and only then by fchmod too.
-  await mkdir(work, { mode: 0o777 });
-  const umask = 0o777 & ~(await stat(work)).mode;
 
   // Pass 1: the index, a chunk at a time → a work list per pack on disk; files without a block in
   // any pack (empty, or all holes) are created here, the others by the first pack that writes them.
