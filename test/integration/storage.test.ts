@@ -1,5 +1,6 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readdir, realpath, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -373,6 +374,30 @@ describe('S3 writes, watched through a proxy', () => {
       expect(proxy.openUploads()).toEqual([]);
       expect((await store.getBytes('raced/k')).toString()).toBe('original');
     });
+  });
+});
+
+describe('file:// store: abandoned uploads', () => {
+  it('collectStaleUploads removes temp files a day old under the prefix (also in a folder holding nothing else), keeps fresh ones and every object', async () => {
+    const root = join(await realpath(await tempDir()), 'repo');
+    const store = new FileStore(root);
+    await store.put('app/backups/b1/manifest', Buffer.from('m'));
+    await store.put('other/backups/b9/pack', Buffer.from('o'));
+    const temp = (dir: string, name: string, hoursOld: number) => {
+      mkdirSync(join(root, dir), { recursive: true });
+      writeFileSync(join(root, dir, name), 'partial');
+      const then = new Date(Date.now() - hoursOld * 3_600_000);
+      utimesSync(join(root, dir, name), then, then);
+    };
+    temp('app/backups/b1', '.tmp-aa', 25); // beside an object
+    temp('app/backups/b2', '.tmp-bb', 25); // a killed backup's only file: its folder is invisible to list
+    temp('app/backups/b3', '.tmp-cc', 1); // an upload that may still be running
+    temp('other/backups/b9', '.tmp-dd', 25); // another prefix
+    expect(await store.collectStaleUploads('app/')).toBe(2);
+    const left = (await readdir(root, { recursive: true })).filter((f) => f.includes('.tmp-')).sort();
+    expect(left).toEqual(['app/backups/b3/.tmp-cc', 'other/backups/b9/.tmp-dd']);
+    expect(existsSync(join(root, 'app/backups/b2'))).toBe(false);
+    expect((await store.list('app/')).objects.map((o) => o.key)).toEqual(['app/backups/b1/manifest']);
   });
 });
 

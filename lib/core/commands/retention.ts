@@ -68,7 +68,10 @@ export async function retainSource(
   const plan = planRetention(catalog, policy.retention, options.now, options);
   const tiering = planTiering(catalog, policy, options.now, options, plan);
   const due = plan.delete.filter((d) => d.notBefore === undefined);
-  if (options.apply) await applyRetentionPlan(store, plan, (d) => options.onDeleted?.(source, d));
+  if (options.apply) {
+    await applyRetentionPlan(store, plan, (d) => options.onDeleted?.(source, d));
+    await store.collectStaleUploads?.(`${source}/`);
+  }
   return {
     source,
     keep: plan.keep,

@@ -120,6 +120,26 @@ export class FileStore implements ObjectStore {
     }
   }
 
+  async collectStaleUploads(prefix: string): Promise<number> {
+    assertValidPrefix(prefix);
+    let removed = 0;
+    // Every temp file a day old under the prefix's folder, wherever a killed writer left it (a
+    // folder holding only temp files is invisible to list, so no deletion would ever reach it).
+    const sweep = async (dir: string): Promise<void> => {
+      for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [] as Dirent[])) {
+        const path = join(dir, entry.name);
+        if (entry.isDirectory()) await sweep(path);
+        else if (entry.isFile() && entry.name.startsWith(TEMP_PREFIX)) {
+          const stats = await lstat(path).catch(() => undefined);
+          if (stats && Date.now() - stats.mtimeMs > STALE_TEMP_MS && (await unlink(path).then(() => true, () => false))) removed++;
+        }
+      }
+      await this.removeEmptyFolders(dir);
+    };
+    await sweep(join(this.root, ...prefix.split('/').filter(Boolean)));
+    return removed;
+  }
+
   private pathOf(key: string): string {
     assertValidKey(key);
     return join(this.root, ...key.split('/'));

@@ -90,4 +90,11 @@ export interface ObjectStore {
    * error. Under S3 Object Lock the store may refuse (StorageError).
    */
   delete(keys: string[]): Promise<void>;
+
+  /**
+   * Removes uploads in flight under `prefix` that were abandoned (a writer killed mid-object) and
+   * are older than a day; returns how many. Retention calls it when it applies. Absent: the store
+   * has nothing of the kind, or the bucket's lifecycle rules clean it up.
+   */
+  collectStaleUploads?(prefix: string): Promise<number>;
 }
