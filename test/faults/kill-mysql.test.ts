@@ -45,6 +45,6 @@ describe(`SIGKILL of MariaDB logical backups at ${KILLS} moments, SIGTERM at ${T
   }, testTimeout(300_000));
 
   it('retention collects what the killed runs left, and every listed backup still verifies', async () => {
-    await expectRetentionCollectsLeftovers({ config: cfg.config, source: 'app' }, join(tmp.path, 'repo'));
+    await expectRetentionCollectsLeftovers(backup(), join(tmp.path, 'repo'));
   }, testTimeout(300_000));
 });

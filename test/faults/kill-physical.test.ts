@@ -48,6 +48,6 @@ describe(`SIGKILL of physical backups at ${KILLS} moments per type, SIGTERM at $
   }, testTimeout(300_000));
 
   it('retention collects what the killed runs left, and every listed backup still verifies', async () => {
-    await expectRetentionCollectsLeftovers({ config: cfg.config, source: 'app' }, join(tmp.path, 'repo'));
+    await expectRetentionCollectsLeftovers(backup('full'), join(tmp.path, 'repo'));
   }, testTimeout(300_000));
 });
