@@ -1,6 +1,6 @@
 import { connectPg, type PgEndpoint } from '../connection';
 import type { SpoolContents } from './spool';
-import { parseSegmentName, segmentStartLsn, type SegmentId } from './wal-names';
+import { parseLsn, parseSegmentName, parseTimelineHistoryLines, segmentStartLsn, type SegmentId } from './wal-names';
 
 /**
  * pg_receivewal cannot start on a timeline exactly where that timeline ended. The walsender answers
@@ -13,10 +13,7 @@ import { parseSegmentName, segmentStartLsn, type SegmentId } from './wal-names';
 
 /** Where each ancestor in a timeline history file ended, and which timeline followed it. */
 export function timelineEnds(history: string, current: number): Map<number, { end: bigint; next: number }> {
-  const lines = [...history.matchAll(/^\s*(\d+)\s+([0-9A-F]{1,8})\/([0-9A-F]{1,8})/gim)].map((m) => ({
-    timeline: Number(m[1]),
-    end: (BigInt(`0x${m[2]}`) << 32n) | BigInt(`0x${m[3]}`),
-  }));
+  const lines = parseTimelineHistoryLines(history).map((l) => ({ timeline: parseInt(l.parent, 16), end: parseLsn(l.switchLsn) }));
   return new Map(lines.map((l, i) => [l.timeline, { end: l.end, next: lines[i + 1]?.timeline ?? current }]));
 }
 
@@ -51,7 +48,7 @@ export async function serverHistory(ep: PgEndpoint, timeline: number): Promise<{
   const client = await connectPg(ep, 'the timeline check', { replication: 'database' });
   try {
     const current = Number((await client.query('IDENTIFY_SYSTEM')).rows[0].timeline);
-    if (current <= timeline || current === 1) return { timeline: current, history: '' };
+    if (current <= timeline) return { timeline: current, history: '' };
     const content: unknown = (await client.query(`TIMELINE_HISTORY ${current}`)).rows[0]?.content;
     return { timeline: current, history: Buffer.isBuffer(content) ? content.toString('utf8') : String(content ?? '') };
   } finally {

@@ -113,14 +113,19 @@ export interface TimelineSwitch {
 }
 
 /**
- * The switch into a timeline, from its history file ("1\t0/5000A0\tno recovery target specified",
- * one line per ancestor, newest last): the last line names the parent and where it ended.
+ * Every line of a timeline history file ("1\t0/5000A0\tno recovery target specified", one line per
+ * ancestor, oldest first): each ancestor and where it ended.
  */
-export function parseTimelineHistory(text: string): TimelineSwitch | undefined {
-  let last: TimelineSwitch | undefined;
+export function parseTimelineHistoryLines(text: string): TimelineSwitch[] {
+  const lines: TimelineSwitch[] = [];
   for (const line of text.split('\n')) {
     const m = /^\s*(\d+)\s+([0-9A-F]{1,8}\/[0-9A-F]{1,8})/i.exec(line);
-    if (m) last = { parent: timelineName(Number(m[1])), switchLsn: m[2].toUpperCase() };
+    if (m) lines.push({ parent: timelineName(Number(m[1])), switchLsn: m[2].toUpperCase() });
   }
-  return last;
+  return lines;
+}
+
+/** The switch into a timeline, from its history file: the last line names the parent and where it ended. */
+export function parseTimelineHistory(text: string): TimelineSwitch | undefined {
+  return parseTimelineHistoryLines(text).at(-1);
 }
