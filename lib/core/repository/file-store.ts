@@ -109,6 +109,9 @@ export class FileStore implements ObjectStore {
   }
 
   async delete(keys: string[]): Promise<void> {
+    // Folders are tidied once per batch, not once per key: retention deletes thousands of WAL
+    // segments from one folder, and each tidy reads the whole folder.
+    const folders = new Set<string>();
     for (const key of keys) {
       const path = this.pathOf(key);
       try {
@@ -116,8 +119,9 @@ export class FileStore implements ObjectStore {
       } catch (err) {
         if (errnoCode(err) !== 'ENOENT' && errnoCode(err) !== 'ENOTDIR') throw this.mapError(err, key, 'delete');
       }
-      await this.removeEmptyFolders(dirname(path));
+      folders.add(dirname(path));
     }
+    for (const folder of folders) await this.removeEmptyFolders(folder);
   }
 
   async collectStaleUploads(prefix: string): Promise<number> {
@@ -129,10 +133,7 @@ export class FileStore implements ObjectStore {
       for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [] as Dirent[])) {
         const path = join(dir, entry.name);
         if (entry.isDirectory()) await sweep(path);
-        else if (entry.isFile() && entry.name.startsWith(TEMP_PREFIX)) {
-          const stats = await lstat(path).catch(() => undefined);
-          if (stats && Date.now() - stats.mtimeMs > STALE_TEMP_MS && (await unlink(path).then(() => true, () => false))) removed++;
-        }
+        else if (entry.isFile() && entry.name.startsWith(TEMP_PREFIX) && (await unlinkIfStale(path))) removed++;
       }
       await this.removeEmptyFolders(dir);
     };
@@ -278,11 +279,17 @@ async function containsObject(dir: string): Promise<boolean> {
 async function removeStaleTemps(dir: string): Promise<void> {
   const entries = await readdir(dir, { withFileTypes: true }).catch(() => [] as Dirent[]);
   if (!entries.every((e) => e.isFile() && e.name.startsWith(TEMP_PREFIX))) return;
-  for (const entry of entries) {
-    const path = join(dir, entry.name);
-    const stats = await lstat(path).catch(() => undefined);
-    if (stats && Date.now() - stats.mtimeMs > STALE_TEMP_MS) await unlink(path).catch(() => undefined);
-  }
+  for (const entry of entries) await unlinkIfStale(join(dir, entry.name));
+}
+
+/** Removes a temp file last written more than STALE_TEMP_MS ago (no upload runs that long); true when it did. */
+async function unlinkIfStale(path: string): Promise<boolean> {
+  const stats = await lstat(path).catch(() => undefined);
+  if (!stats || Date.now() - stats.mtimeMs <= STALE_TEMP_MS) return false;
+  return unlink(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 async function syncDirectory(dir: string): Promise<void> {
