@@ -35,3 +35,15 @@ export function descendants(pid: number): number[] {
   }
   return found;
 }
+
+/**
+ * A process's /proc stat line split: its comm, and the fields after it (`fields[0]` is field 3,
+ * the state; `fields[1]` the parent; `fields[13]`, `fields[14]` cutime and cstime). comm may hold
+ * spaces and parentheses, so the split is at the last ')'. Undefined when the process is gone.
+ */
+export function statOf(pid: number | 'self'): { comm: string; fields: string[] } | undefined {
+  const stat = readProc(`/proc/${pid}/stat`)?.toString();
+  if (!stat) return undefined;
+  const close = stat.lastIndexOf(')');
+  return { comm: stat.slice(stat.indexOf('(') + 1, close), fields: stat.slice(close + 2).split(' ') };
+}

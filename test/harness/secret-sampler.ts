@@ -8,7 +8,7 @@
  *
  *   node --import tsx test/harness/secret-sampler.ts <jest pid>   (TIDEMARK_SCAN_FINDINGS set)
  */
-import { childrenOf, readProc } from './proc';
+import { childrenOf, readProc, statOf } from './proc';
 import { recordFinding, secretsIn } from './secret-scan';
 
 const root = Number(process.argv[2]);
@@ -30,15 +30,11 @@ function processes(): Map<number, Proc> {
   const all = new Map<number, Proc>();
   for (const queue = [root]; queue.length > 0; ) {
     const pid = queue.pop()!;
-    const stat = readProc(`/proc/${pid}/stat`)?.toString();
-    if (!stat || all.has(pid)) continue;
-    // "pid (comm) state ppid …": comm may hold spaces and parentheses, so split at the last ')'.
+    const stat = all.has(pid) ? undefined : statOf(pid);
+    if (!stat) continue;
     // The parent is stat's, not the list the pid was found in: those lists are per thread and
     // only a snapshot, and the exemptions below hang on who the parent really is.
-    const close = stat.lastIndexOf(')');
-    const comm = stat.slice(stat.indexOf('(') + 1, close);
-    const ppid = Number(stat.slice(close + 2).split(' ')[1]);
-    all.set(pid, { pid, ppid, comm });
+    all.set(pid, { pid, ppid: Number(stat.fields[1]), comm: stat.comm });
     queue.push(...childrenOf(pid));
   }
   return all;

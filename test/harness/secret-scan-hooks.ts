@@ -1,4 +1,5 @@
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
+import { statOf } from './proc';
 import { scanText } from './secret-scan';
 
 /**
@@ -28,9 +29,9 @@ jest.mock('../../lib/local/state-machine-runner', () => {
  */
 const cpuLog = process.env.TIDEMARK_CPU_LOG;
 if (cpuLog) {
-  // utime, stime, cutime, cstime: fields 14–17 of /proc/self/stat, in clock ticks (100 a second).
+  // cutime + cstime (the children waited for), in clock ticks (100 a second).
   const childTicks = () => {
-    const fields = readFileSync('/proc/self/stat', 'utf8').replace(/^.*\) /, '').split(' ');
+    const { fields } = statOf('self')!;
     return Number(fields[13]) + Number(fields[14]);
   };
   const started = { cpu: process.cpuUsage(), children: childTicks(), at: Date.now() };
