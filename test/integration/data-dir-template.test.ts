@@ -16,9 +16,8 @@ jest.setTimeout(180_000);
 describe('data-dir templates', () => {
   const tmp = useTempDir('tidemark-templates-');
 
-  /** A `make` that writes a data dir of three files, slowly, counting its calls. */
-  const slowMaker = (calls: { n: number }, fail = false) => async (parent: string) => {
-    calls.n++;
+  /** A `make` that writes a data dir of two files, slowly (failing between them when asked). */
+  const slowMaker = (fail = false) => async (parent: string) => {
     mkdirSync(join(parent, 'data'));
     writeFileSync(join(parent, 'data', 'a'), 'one');
     await new Promise((r) => setTimeout(r, 50));
@@ -28,8 +27,7 @@ describe('data-dir templates', () => {
 
   it('makes the template once, copies it after, and two makers at once leave one whole template', async () => {
     const root = join(tmp.path, 'a');
-    const calls = { n: 0 };
-    const spec = { root, key: 'engine-1.2', name: 'data', make: slowMaker(calls) };
+    const spec = { root, key: 'engine-1.2', name: 'data', make: slowMaker() };
     const dests = [1, 2, 3].map((i) => join(tmp.path, `dest${i}`));
     dests.forEach((d) => mkdirSync(d));
     const first = await Promise.all(dests.slice(0, 2).map((d) => copyFromTemplate(spec, d)));
@@ -41,16 +39,15 @@ describe('data-dir templates', () => {
 
   it('a make that fails leaves nothing; a directory without the marker is refused, naming it', async () => {
     const root = join(tmp.path, 'b');
-    const calls = { n: 0 };
     const dest = join(tmp.path, 'dest-b');
     mkdirSync(dest);
-    await expect(copyFromTemplate({ root, key: 'k', name: 'data', make: slowMaker(calls, true) }, dest)).rejects.toThrow('initdb failed');
+    await expect(copyFromTemplate({ root, key: 'k', name: 'data', make: slowMaker(true) }, dest)).rejects.toThrow('initdb failed');
     expect(readdirSync(root)).toEqual([]);
     expect(existsSync(join(dest, 'data'))).toBe(false);
 
     mkdirSync(join(root, 'k', 'data'), { recursive: true }); // debris: no marker
     writeFileSync(join(root, 'k', 'data', 'stale'), 'x');
-    await expect(copyFromTemplate({ root, key: 'k', name: 'data', make: slowMaker(calls) }, dest)).rejects.toThrow(`data-dir template ${join(root, 'k')} is incomplete (no template-ready marker): remove it`);
+    await expect(copyFromTemplate({ root, key: 'k', name: 'data', make: slowMaker() }, dest)).rejects.toThrow(`data-dir template ${join(root, 'k')} is incomplete (no template-ready marker): remove it`);
     expect(readdirSync(root)).toEqual(['k']);
     expect(existsSync(join(dest, 'data'))).toBe(false);
   });

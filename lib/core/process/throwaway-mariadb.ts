@@ -226,10 +226,10 @@ export async function mariadbTemplate(root: string, options: ThrowawayMariadbOpt
   const user = serverUserName();
   const { binlog = true, fast = true, settings = {} } = options;
   const version = /\d+(\.\d+)+/.exec(await runTool(mysqlBin('server'), ['--version'], { env: childEnv() }))?.[0] ?? 'unknown';
-  const made = createHash('sha256').update(JSON.stringify({ binlog, fast, settings })).digest('hex').slice(0, 12);
+  const optionsHash = createHash('sha256').update(JSON.stringify({ binlog, fast, settings })).digest('hex').slice(0, 12);
   return {
     root,
-    key: `mariadb-${version}-${made}`,
+    key: `mariadb-${version}-${optionsHash}`,
     name: 'data',
     ...(user ? { user: osIds(user) } : {}),
     make: async (parent) => installDb(await prepareServer(parent, 0, options, user), user),
