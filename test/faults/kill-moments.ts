@@ -179,7 +179,7 @@ export async function expectTerminatedBackupsClean(c: BackupCase, { terms, seed 
     const moment = (0.3 + 0.6 * next()) * timed.seconds * 1000;
     const run = await signalCliAt(args, moment, 'SIGTERM');
     const listed = (await listedIds(c)).length - before.length;
-    const at = { term: i, moment: Math.round(moment), exit: run.code, seconds: run.exitSeconds, listed, orphans: run.orphans, stderr: run.stderr.trim().split('\n').pop() };
+    const at = { term: i, moment: Math.round(moment), exit: run.code, seconds: run.exitSeconds, listed, orphans: run.orphans, stderr: run.stderr.trim().split('\n').slice(-12).join('\n') };
     // A signal before the CLI has loaded (no handler yet) ends it by default: nothing had begun.
     const stopped = run.code === 130 || run.signal === 'SIGTERM';
     const ok = run.exitSeconds <= SIGTERM_EXIT_SECONDS && run.orphans.length === 0 && (run.code === 0 ? listed === 1 : stopped && listed === 0);
