@@ -54,5 +54,24 @@ export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undef
   });
 }
 
+/**
+ * Destroys `stream` with the abort reason as soon as `signal` fires, which wakes a read waiting on a
+ * stalled producer. The reason also goes to whoever awaits the work, so the 'error' event is ours to
+ * absorb: at the moment of the abort nobody may be reading `stream` (read to its end already, or not
+ * yet begun), and an 'error' event without a listener would end the process (an uncaught exception
+ * on SIGTERM). Returns the function that stops listening.
+ */
+export function destroyOnAbort(stream: NodeJS.ReadableStream & { destroy(error?: Error): unknown; readonly destroyed: boolean }, signal: AbortSignal | undefined): () => void {
+  if (!signal) return () => undefined;
+  const onAbort = (): void => {
+    if (stream.destroyed) return;
+    stream.on('error', () => undefined);
+    stream.destroy(abortReason(signal) as Error);
+  };
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  return () => signal.removeEventListener('abort', onAbort);
+}
+
 /** A signal that never fires, for callers that have none. */
 export const NEVER_ABORTED: AbortSignal = new AbortController().signal;

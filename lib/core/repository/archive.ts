@@ -5,7 +5,7 @@ import { pipeline as pipelineCallback, Readable, Transform, Writable, type Trans
 import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
 import { z } from 'zod';
-import { abortReason, throwIfAborted } from '../abort';
+import { destroyOnAbort, throwIfAborted } from '../abort';
 import type { EncryptionContext, KeyProvider, WrappedKey } from '../crypto/key-provider';
 import { currentKey } from '../crypto/key-ring';
 import { DecryptStream, DEFAULT_SEGMENT_LOG2, EncryptStream, SEGMENT_ALGORITHM } from '../crypto/segmented-aead';
@@ -308,9 +308,7 @@ export class StreamArchive {
     const tail = new CheckedTail(header.plainBytes, label);
     const decompress = toolFilter('zstd', ['-q', '-d', '-c'], { label: `zstd (${label})` });
     pipelineCallback([body, new DecryptStream(dataKey, label, bindingOf(key, bytes)), decompress, tail], () => undefined);
-    const onAbort = () => tail.destroy(abortReason(options.signal!) as Error);
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    tail.once('close', () => options.signal?.removeEventListener('abort', onAbort));
+    tail.once('close', destroyOnAbort(tail, options.signal));
     return { header, plaintext: tail };
   }
 

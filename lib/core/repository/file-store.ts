@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { StorageError } from '../errors';
-import { abortReason } from '../abort';
+import { abortReason, destroyOnAbort } from '../abort';
 import { assertValidKey, assertValidPrefix, checkRange, compareKeys, TEMP_PREFIX } from './keys';
 import type { ListOptions, ListPage, ObjectStore, PutOptions, StoredObjectInfo } from './storage';
 
@@ -41,10 +41,7 @@ export class FileStore implements ObjectStore {
     const temp = join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
 
     // Destroying the body wakes a read that is waiting on a stalled producer.
-    const onAbort = (): void => {
-      if (body instanceof Readable) body.destroy(abortReason(signal as AbortSignal) as Error);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const stopListening = body instanceof Readable ? destroyOnAbort(body, signal) : () => undefined;
     let handle: FileHandle | undefined;
     try {
       handle = await this.fs(key, 'create', () => this.createTemp(dir, temp));
@@ -63,7 +60,7 @@ export class FileStore implements ObjectStore {
       if (signal?.aborted && !(err instanceof StorageError)) throw abortReason(signal);
       throw err;
     } finally {
-      signal?.removeEventListener('abort', onAbort);
+      stopListening();
     }
   }
 

@@ -9,7 +9,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Readable } from 'node:stream';
-import { abortReason, untilAborted } from '../abort';
+import { abortReason, destroyOnAbort, untilAborted } from '../abort';
 import { sendWithin } from './s3-answer-timeout';
 
 /** Where a new object goes. */
@@ -56,13 +56,11 @@ export async function uploadNewObject(
 ): Promise<void> {
   // Ends every request and wait of this upload: the caller's abort, or the first failure.
   const stop = new AbortController();
-  const onAbort = (): void => {
-    stop.abort(abortReason(signal as AbortSignal));
-    // Also ends a read that waits on a stalled producer, instead of leaving it pending.
-    if (body instanceof Readable) body.destroy(abortReason(signal as AbortSignal) as Error);
-  };
+  const onAbort = (): void => stop.abort(abortReason(signal as AbortSignal));
   if (signal?.aborted) onAbort();
   else signal?.addEventListener('abort', onAbort, { once: true });
+  // Also ends a read that waits on a stalled producer, instead of leaving it pending.
+  const stopDestroying = body instanceof Readable ? destroyOnAbort(body, signal) : () => undefined;
   let upload: MultipartUpload | undefined;
   const what = `s3://${target.Bucket}/${target.Key}`;
   /** One request of this upload, ended by `stop`, sent again when its answer never starts. */
@@ -123,6 +121,7 @@ export async function uploadNewObject(
     throw stop.signal.reason;
   } finally {
     signal?.removeEventListener('abort', onAbort);
+    stopDestroying();
   }
 }
 
