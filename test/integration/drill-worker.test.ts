@@ -150,7 +150,7 @@ describe('drill worker: PostgreSQL logical', () => {
     const made = await backup(config);
     const manifest = JSON.parse(readFileSync(join(tmp.path, 'repo-sampled', 'app', 'backups', made.id, 'manifest.json'), 'utf8')).manifest;
     const recorded = manifest.details.tableChecksums;
-    expect(recorded).toMatchObject({ method: 'row-md5-sum/1', exactBytes: 1024 * 1024 });
+    expect(recorded).toMatchObject({ method: 'row-hashtext-sum/1', exactBytes: 1024 * 1024 });
     expect(recorded.tables['public.pgbench_accounts']).toMatchObject({ rows: 100000, sample: { key: ['aid'], modulus: expect.any(Number) } });
     expect(recorded.tables['public.pgbench_branches']).toEqual({ rows: 1, sum: expect.stringMatching(/^-?\d+$/) });
     const report = reportOf(await drill(config, '20261201T080050Z-ffffff'));

@@ -9,14 +9,21 @@ import { z } from 'zod';
  *
  * Bounded cost: every table gets an exact row count (one sequential scan, no hashing); a table
  * above `exactBytes` is hashed only on a deterministic sample, the rows whose primary key (its value
- * when it is one integer column, else its md5) is 0 modulo `modulus` (a power of two, chosen so
+ * when it is one integer column, else its hash) is 0 modulo `modulus` (a power of two, chosen so
  * about `exactBytes` are hashed). The sample depends
  * on the key's values only, not on where rows lie on disk, so the restored copy samples the same
  * rows. A large table without a primary key gets its count only, and the record says so.
  */
 
-/** PostgreSQL: md5 of the row's text, first 64 bits. */
-export const CHECKSUM_METHOD = 'row-md5-sum/1';
+/**
+ * PostgreSQL: hashtextextended (seed 0) of the row's text, 64 bits, summed; a non-integer sample key
+ * through the same function. What backups record since 2026-12: about a third of md5's cost on the
+ * database (measured in BENCHMARKS.md). The function is PostgreSQL's own, the one hash partitioning
+ * relies on across versions; its values are the same on every little-endian machine (x86-64, ARM).
+ */
+export const CHECKSUM_METHOD_HASHTEXT = 'row-hashtext-sum/1';
+/** PostgreSQL, older records: md5 of the row's text, first 64 bits (a sample key through md5 too). Still checked. */
+export const CHECKSUM_METHOD_MD5 = 'row-md5-sum/1';
 /** MariaDB: CRC32 and CRC32C of the row's text side by side (64 bits), a third of md5's cost there. */
 export const CHECKSUM_METHOD_CRC = 'row-crc32-crc32c-sum/1';
 
@@ -32,7 +39,7 @@ export const TableChecksumSchema = z.object({
     .object({
       key: z.array(z.string()).min(1),
       modulus: z.number().int().min(2),
-      /** `value`: an integer key's own value modulo `modulus` (no hashing); absent: the key's md5. */
+      /** `value`: an integer key's own value modulo `modulus` (no hashing); absent: the key's hash (the method's). */
       by: z.literal('value').optional(),
     })
     .optional(),
@@ -42,7 +49,7 @@ export const TableChecksumSchema = z.object({
 export type TableChecksum = z.infer<typeof TableChecksumSchema>;
 
 export const TableChecksumsSchema = z.object({
-  method: z.enum([CHECKSUM_METHOD, CHECKSUM_METHOD_CRC]),
+  method: z.enum([CHECKSUM_METHOD_HASHTEXT, CHECKSUM_METHOD_MD5, CHECKSUM_METHOD_CRC]),
   exactBytes: z.number().int().positive(),
   /** "schema.table" → count and checksum. */
   tables: z.record(z.string(), TableChecksumSchema),

@@ -1,7 +1,8 @@
 import type { Client } from 'pg';
 import { throwIfAborted } from '../../abort';
 import {
-  CHECKSUM_METHOD,
+  CHECKSUM_METHOD_HASHTEXT,
+  CHECKSUM_METHOD_MD5,
   DEFAULT_EXACT_BYTES,
   planTableHashing,
   recordedHashing,
@@ -9,8 +10,9 @@ import {
   type TableChecksums,
   type TableHashing,
 } from '../../drill/checksums';
+import { IntegrityError } from '../../errors';
 import { connectPg, quoteIdent, type PgEndpoint } from './connection';
-import { listUserTables, ROW_TEXT_SETTINGS, tableRowCount, tableRowHash } from './fingerprint';
+import { listUserTables, ROW_TEXT_SETTINGS, rowHashOf, tableRowCount, tableRowHash, type RowHash } from './fingerprint';
 
 /**
  * Row counts and checksums of every table, in the dump's own snapshot (logical-backup.ts exports
@@ -36,11 +38,11 @@ export async function recordTableChecksums(
     for (const shape of shapes) {
       throwIfAborted(options.signal);
       if (shape.unlogged) skipped[shape.name] = 'unlogged: physical backups and replicas restore it empty';
-      else tables[shape.name] = await checksumTable(client, shape.schema, shape.table, planTableHashing(shape, exactBytes));
+      else tables[shape.name] = await checksumTable(client, 'hashtext', shape.schema, shape.table, planTableHashing(shape, exactBytes));
     }
     await client.query('COMMIT');
     return {
-      method: CHECKSUM_METHOD,
+      method: CHECKSUM_METHOD_HASHTEXT,
       exactBytes,
       tables,
       seconds: Number(process.hrtime.bigint() - started) / 1e9,
@@ -56,13 +58,14 @@ export async function recordTableChecksums(
  * the record lacks are counted, so the comparison can name them.
  */
 export async function restoredTableChecksums(client: Client, recorded: TableChecksums): Promise<Record<string, TableChecksum>> {
+  const hash = rowHashOfMethod(recorded.method);
   await client.query(ROW_TEXT_SETTINGS);
   const out: Record<string, TableChecksum> = {};
   for (const { schema, name } of await listUserTables(client)) {
     const full = `${schema}.${name}`;
     if (recorded.skipped?.[full]) continue;
     const want = recorded.tables[full];
-    out[full] = want ? await checksumTable(client, schema, name, recordedHashing(want)) : { rows: Number(await tableRowCount(client, schema, name)) };
+    out[full] = want ? await checksumTable(client, hash, schema, name, recordedHashing(want)) : { rows: Number(await tableRowCount(client, schema, name)) };
   }
   return out;
 }
@@ -107,24 +110,33 @@ async function tableShapes(client: Client): Promise<Shape[]> {
     }));
 }
 
-/**
- * Rows whose key falls in 1/modulus of the space: chosen by value, so any copy picks the same rows.
- * One integer column is taken as it is (free); any other key through md5 of its text.
- */
-function samplePredicate(key: readonly string[], modulus: number, byValue: boolean): string {
-  if (byValue) return `(t.${quoteIdent(key[0])} % ${modulus} = 0)`;
-  const columns = key.map((c) => `t.${quoteIdent(c)}`).join(', ');
-  return `((('x' || substr(md5(row(${columns}, null)::text), 1, 8))::bit(32)::int & ${modulus - 1}) = 0)`;
+/** The row hash a record's method names; a MariaDB record on a PostgreSQL drill is refused. */
+function rowHashOfMethod(method: TableChecksums['method']): RowHash {
+  if (method === CHECKSUM_METHOD_HASHTEXT) return 'hashtext';
+  if (method === CHECKSUM_METHOD_MD5) return 'md5';
+  throw new IntegrityError(`the backup's table checksums were made by ${method}, a MariaDB method: they cannot be checked on PostgreSQL`);
 }
 
-async function checksumTable(client: Client, schema: string, table: string, hashing: TableHashing): Promise<TableChecksum> {
+/**
+ * Rows whose key falls in 1/modulus of the space: chosen by value, so any copy picks the same rows.
+ * One integer column is taken as it is (free); any other key through the row hash of its text
+ * (md5 records: its first 32 bits, as they were made).
+ */
+function samplePredicate(hash: RowHash, key: readonly string[], modulus: number, byValue: boolean): string {
+  if (byValue) return `(t.${quoteIdent(key[0])} % ${modulus} = 0)`;
+  const keyText = `row(${key.map((c) => `t.${quoteIdent(c)}`).join(', ')}, null)::text`;
+  if (hash === 'md5') return `((('x' || substr(md5(${keyText}), 1, 8))::bit(32)::int & ${modulus - 1}) = 0)`;
+  return `((${rowHashOf(hash, keyText)} & ${modulus - 1}) = 0)`;
+}
+
+async function checksumTable(client: Client, hash: RowHash, schema: string, table: string, hashing: TableHashing): Promise<TableChecksum> {
   switch (hashing.mode) {
     case 'exact': {
-      const { rows, sum } = await tableRowHash(client, schema, table);
+      const { rows, sum } = await tableRowHash(client, schema, table, { hash });
       return { rows: Number(rows), sum };
     }
     case 'sample': {
-      const { rows, sum } = await tableRowHash(client, schema, table, samplePredicate(hashing.key, hashing.modulus, hashing.byValue));
+      const { rows, sum } = await tableRowHash(client, schema, table, { hash, sample: samplePredicate(hash, hashing.key, hashing.modulus, hashing.byValue) });
       return { rows: Number(rows), sum, sample: { key: [...hashing.key], modulus: hashing.modulus, ...(hashing.byValue ? { by: 'value' as const } : {}) } };
     }
     case 'count':
