@@ -1,10 +1,12 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { buildSync, type BuildOptions } from 'esbuild';
+import { bundleWorkerLikeDockerfile } from './worker-bundle';
+import { CLI_WORKER } from './worker-process';
 
 /**
  * The installed CLI, as `npm run build` makes it (scripts/bundle-cli.ts) and as the CLI test and the
- * benchmark run it: two files in one folder.
+ * benchmark run it: three files in one folder.
  *
  * - `tidemark-cli.js`: bin/tidemark.ts and what it imports, bundled by esbuild into one file. Node
  *   then reads, parses and resolves one file instead of a few hundred; the commands' modules stay
@@ -12,6 +14,9 @@ import { buildSync, type BuildOptions } from 'esbuild';
  * - `tidemark.js`, what package.json's `bin` names: it turns on Node's on-disk compile cache
  *   (Node ≥ 22.1; a no-op on 20) and then runs the bundle. The cache has to be on before the bundle
  *   is parsed, which the bundle cannot do for itself.
+ * - `tidemark-worker.js`: the worker as the image's Dockerfile bundles it, which the local runtime
+ *   starts for `tidemark drill` and the local backup machine (worker-process.ts): an installed CLI
+ *   then needs no repository checkout and no tsx, and each task starts as fast as in the image.
  *
  * The AWS SDK and the CDK stay outside the bundle (a dependency in node_modules, as npm installs it): it is
  * only used with an s3:// repository or a KMS key, and with it inside, parsing 2 MB more on every
@@ -49,11 +54,12 @@ require('node:module').enableCompileCache?.();
 require('./${CLI_BUNDLE}').main(process.argv).then((code) => process.exit(code));
 `;
 
-/** Builds the launcher and the bundle into `outDir` (relative to `root`, the repository); returns the launcher's path. */
+/** Builds the launcher, the bundle and the worker into `outDir` (relative to `root`, the repository); returns the launcher's path. */
 export function bundleCli(root: string, outDir: string): string {
   const dir = resolve(root, outDir);
   mkdirSync(dir, { recursive: true });
   buildSync({ ...CLI_BUNDLE_OPTIONS, absWorkingDir: root, outfile: join(dir, CLI_BUNDLE) });
+  bundleWorkerLikeDockerfile(root, join(dir, CLI_WORKER));
   const launcher = join(dir, CLI_LAUNCHER);
   writeFileSync(launcher, LAUNCHER);
   chmodSync(launcher, 0o755);

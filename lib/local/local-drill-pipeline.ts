@@ -99,7 +99,7 @@ export interface LocalDrillOptions {
   /** TIDEMARK_CONFIG_JSON for the worker. */
   readonly workerConfigJson: string;
   readonly workerEnv?: Record<string, string>;
-  /** The worker: `containers/worker/main.ts` by default, a bundle, or a full argv prefix. */
+  /** The worker: defaultWorkerEntry() (worker-process.ts) by default, a bundle, or a full argv prefix. */
   readonly workerEntry?: string | readonly string[];
   /** The repository, as the Lambdas would open it from TIDEMARK_REPOSITORY_URL. */
   readonly store: ObjectStore;
@@ -230,7 +230,7 @@ async function readReport(store: ObjectStore, key: string): Promise<DrillReport 
 export interface ConfiguredDrillOptions {
   /** `latest`, `random` or an ISO time. @default 'latest' */
   readonly at?: string;
-  /** The worker entry. @default 'containers/worker/main.ts' */
+  /** The worker entry. @default - defaultWorkerEntry() (worker-process.ts) */
   readonly workerEntry?: string | readonly string[];
   readonly onStateEntered?: (state: string) => void;
   readonly onWorkerOutput?: (line: string, stream: 'stdout' | 'stderr') => void;

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { extname } from 'node:path';
+import { existsSync } from 'node:fs';
+import { extname, join, resolve } from 'node:path';
 import { LocalTaskError, runTaskResult, type RunTaskRequest } from './state-machine-runner';
 
 export interface WorkerProcessOptions {
@@ -8,7 +9,7 @@ export interface WorkerProcessOptions {
    * The worker: a `.ts` entry (run with `node --import tsx`), a `.js`/`.cjs`/`.mjs` bundle (run
    * with node), or a full argv prefix (`['node', '-e', '…']`) to which the command is appended.
    *
-   * @default 'containers/worker/main.ts'
+   * @default - defaultWorkerEntry()
    */
   readonly entry?: string | readonly string[];
   /** Environment of the worker, on top of `inheritEnv` (the container overrides come last). */
@@ -34,7 +35,7 @@ export interface WorkerProcessOptions {
  * one-line reason).
  */
 export function workerProcessResolver(options: WorkerProcessOptions = {}): (request: RunTaskRequest) => Promise<unknown> {
-  const entry = options.entry ?? 'containers/worker/main.ts';
+  const entry = options.entry ?? defaultWorkerEntry();
   const argv = typeof entry === 'string' ? entryArgv(entry) : [...entry];
   if (argv.length === 0) throw new Error('workerProcessResolver: entry is an empty argv');
   return (request) =>
@@ -88,6 +89,19 @@ export function workerProcessResolver(options: WorkerProcessOptions = {}): (requ
         else reject(new LocalTaskError('States.TaskFailed', { exitCode: code, ...(signal ? { signal } : {}), lastLine: lastErrLine || lastLine }));
       });
     });
+}
+
+/** The worker bundle's file name beside the CLI bundle (cli-bundle.ts writes it there). */
+export const CLI_WORKER = 'tidemark-worker.js';
+
+/**
+ * The worker bundle beside the running CLI bundle (`npm run build` writes both: cli-bundle.ts), as
+ * in the image; from a checkout run through tsx, the repository's containers/worker/main.ts. Found
+ * from this file's place, never from the working directory.
+ */
+export function defaultWorkerEntry(): string {
+  const bundled = join(__dirname, CLI_WORKER);
+  return existsSync(bundled) ? bundled : resolve(__dirname, '../../containers/worker/main.ts');
 }
 
 function entryArgv(entry: string): string[] {

@@ -257,14 +257,15 @@ describe('the synthesized drill state machine, run locally', () => {
   });
 
   describe('tidemark drill (the CLI)', () => {
-    const cli = async (config: object, args: string[]) => {
+    const cli = async (config: object, args: string[], cwd?: string) => {
       const path = join(tmp.path, `cli-${Math.random().toString(36).slice(2)}.json`);
       writeFileSync(path, JSON.stringify(config));
-      return runCli(['-c', path, ...args], { TIDEMARK_TEST_KEY: TEST_KEY });
+      return runCli(['-c', path, ...args], { TIDEMARK_TEST_KEY: TEST_KEY }, cwd);
     };
 
-    test('--json prints exactly DESIGN.md §5 shape and exits 0 when the drill passed', async () => {
-      const result = await cli(localConfig({ sql: 'select count(*) from orders', expect: ROWS }), ['--json', 'drill', 'app']);
+    test('--json prints exactly DESIGN.md §5 shape and exits 0 when the drill passed; the installed CLI runs it from any folder', async () => {
+      // Outside the checkout: the worker is the bundle beside the CLI's (worker-process.ts), not a path from here.
+      const result = await cli(localConfig({ sql: 'select count(*) from orders', expect: ROWS }), ['--json', 'drill', 'app'], tmp.path);
       expect({ code: result.code, stderr: result.code === 0 ? '' : result.stderr }).toEqual({ code: 0, stderr: '' });
       const out = JSON.parse(result.stdout) as Record<string, unknown>;
       expect(Object.keys(out).sort()).toEqual(['checks', 'ok', 'rpoSeconds', 'rtoSeconds', 'target']);

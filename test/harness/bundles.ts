@@ -1,7 +1,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { bundleCli } from '../../lib/local/cli-bundle';
-import { bundleWorkerLikeDockerfile } from '../../lib/local/worker-bundle';
+import { CLI_WORKER } from '../../lib/local/worker-process';
 
 /**
  * The CLI and the worker as they ship (`npm run build`'s bundle, the Dockerfile's esbuild line),
@@ -19,8 +19,9 @@ export function buildTestBundles(): string {
   const dir = join(ROOT, 'node_modules/.cache/tidemark-test-bundles', String(process.pid));
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
+  // The CLI's folder holds the worker too, built by the Dockerfile's esbuild line (cli-bundle.ts).
   process.env[CLI_ENV] = bundleCli(ROOT, join(dir, 'cli'));
-  process.env[WORKER_ENV] = bundleWorkerLikeDockerfile(ROOT, join(dir, 'worker.js'));
+  process.env[WORKER_ENV] = join(dir, 'cli', CLI_WORKER);
   return dir;
 }
 

@@ -52,17 +52,18 @@ export interface CliResult {
 }
 
 /** The CLI as users run it: its own process (the bundle `npm run build` makes), stdout and stderr apart. */
-export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): ChildProcess {
   return spawn(process.execPath, [testCli(), ...args], {
-    cwd: ROOT,
+    cwd,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }
 
-export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+/** The bundled CLI run to its end; `cwd` is the repository unless given (an installed CLI runs anywhere). */
+export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): Promise<CliResult> {
   const started = Date.now();
-  const child = spawnCli(args, env);
+  const child = spawnCli(args, env, cwd);
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d) => (stdout += d));
