@@ -17,6 +17,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { DrillReport } from '../lib/core/drill/report';
 import { makeDrillTemplates } from '../lib/core/drill/templates';
+import { bundleCli } from '../lib/local/cli-bundle';
 import { formatBytes } from '../lib/core/format';
 import { freePort } from '../lib/core/free-port';
 import { pgBin } from '../lib/core/engines/postgres/tools';
@@ -61,9 +62,12 @@ const TEMPLATES = join(WORK, 'templates');
 const env = { ...process.env, TIDEMARK_BENCH_KEY: key, TIDEMARK_TEMPLATES: TEMPLATES };
 const isRoot = process.getuid?.() === 0;
 
+/** The CLI as `npm run build` makes it, its worker bundle beside it (what an installed CLI's drill starts). */
+let CLI = '';
+
 function cli(config: string, args: string[]) {
   execFileSync('sync');
-  return measureOk(process.execPath, ['--import', 'tsx', join(ROOT, 'bin/tidemark.ts'), '--config', config, ...args], { env });
+  return measureOk(process.execPath, [CLI, '--config', config, ...args], { env });
 }
 
 async function main(): Promise<void> {
@@ -84,6 +88,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   rmSync(WORK, { recursive: true, force: true });
   mkdirSync(WORK, { recursive: true });
+  CLI = bundleCli(ROOT, join(WORK, 'cli'));
   let pg: ThrowawayPostgres | undefined;
   let maria: ThrowawayMariadb | undefined;
   const rounds: Round[] = [];

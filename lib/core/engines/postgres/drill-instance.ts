@@ -48,6 +48,30 @@ function logicalBinDir(major: number): string {
   }
 }
 
+/**
+ * The throwaway server a logical drill restores into is ours, lives for minutes and is never
+ * replicated or archived, so it is set for a fast restore: wal_level=minimal lets pg_restore's single
+ * transaction write the tables it creates without WAL (PostgreSQL ≥ 13 syncs them at commit instead,
+ * which fsync=off makes free), checkpoints stay out of the way, and index builds get more memory.
+ * The checks read the data; none of this changes it.
+ */
+const LOGICAL_DRILL_SETTINGS = {
+  wal_level: 'minimal',
+  max_wal_senders: 0,
+  max_wal_size: '4GB',
+  checkpoint_timeout: '30min',
+  full_page_writes: 'off',
+  autovacuum: 'off',
+  maintenance_work_mem: '256MB',
+};
+
+/**
+ * A physical drill's restored cluster is a throwaway too: no TCP (the socket in its data directory
+ * only), and fsync off, which also spares recovery's start its fsync of every file restored (a
+ * restore for keeps does that) and the end-of-recovery checkpoint its flush.
+ */
+const PHYSICAL_DRILL_SETTINGS = { listen_addresses: '', fsync: 'off', synchronous_commit: 'off', autovacuum: 'off' };
+
 const isPgLogical = (m: BackupManifest) => m.details.kind === 'pg-logical';
 const isPgPhysical = (m: BackupManifest) => m.details.kind === 'pg-physical';
 
@@ -78,6 +102,7 @@ export const pgLogicalDrill: DrillSupport = {
       dir: join(scratchDir, 'pg'),
       binDir: logicalBinDir(details.serverMajor),
       auth: { method: 'scram-sha-256', user: DRILL_LOGIN, password },
+      settings: LOGICAL_DRILL_SETTINGS,
       templates: templatesDirFor(scratchDir),
     });
     return new LogicalInstance(cluster, details.database, `file:${passwordFile}`);
@@ -144,7 +169,7 @@ class PhysicalInstance implements DrillInstance {
     const hba = join(this.dataDir, 'pg_hba.conf');
     const original = await readFile(hba, 'utf8').catch(() => '');
     await writeFile(hba, `# tidemark drill: only the socket in this data directory, nothing over TCP\nlocal all all trust\n# source's rules, unused:\n${original.replace(/^/gm, '# ')}\n`);
-    this.cluster = await startRestoredCluster(this.dataDir, this.major, { port: await freePort(), settings: { listen_addresses: '' }, timeoutSeconds: 600 });
+    this.cluster = await startRestoredCluster(this.dataDir, this.major, { port: await freePort(), settings: PHYSICAL_DRILL_SETTINGS, timeoutSeconds: 600 });
     return PgDrillDatabase.connect(socketEndpoints(this.dataDir, this.cluster.port, this.database, ['postgres', this.sourceUser]), serverBinDir(this.major));
   }
 
