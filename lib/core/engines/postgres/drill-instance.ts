@@ -62,7 +62,7 @@ const LOGICAL_DRILL_SETTINGS = {
   checkpoint_timeout: '30min',
   full_page_writes: 'off',
   autovacuum: 'off',
-  maintenance_work_mem: '256MB',
+  maintenance_work_mem: '128MB', // twice the default; a worker task can be as small as 512 MiB
 };
 
 /**
