@@ -55,9 +55,11 @@ export async function listUserTables(client: Client): Promise<{ schema: string; 
  * is of every row and the sum only of the rows the predicate keeps (a predicate on `t`).
  */
 export async function tableRowHash(client: Client, schema: string, name: string, options: { hash?: RowHash; sample?: string } = {}): Promise<{ rows: string; sum: string }> {
-  const sum = `sum(${rowHashOf(options.hash ?? 'hashtext')}::numeric)`;
-  const hash = options.sample ? `coalesce(${sum} filter (where ${options.sample}), 0)` : `coalesce(${sum}, 0)`;
-  const { rows } = await client.query(`select count(*)::text as n, ${hash}::text as h from only ${quoteIdent(schema)}.${quoteIdent(name)} t`);
+  // sum(bigint) is exact (numeric result, a 128-bit accumulator); md5 records cast each row, as they were made.
+  const hash = options.hash ?? 'hashtext';
+  const sum = `sum(${rowHashOf(hash)}${hash === 'md5' ? '::numeric' : ''})`;
+  const total = options.sample ? `coalesce(${sum} filter (where ${options.sample}), 0)` : `coalesce(${sum}, 0)`;
+  const { rows } = await client.query(`select count(*)::text as n, ${total}::text as h from only ${quoteIdent(schema)}.${quoteIdent(name)} t`);
   return { rows: rows[0].n, sum: rows[0].h };
 }
 
