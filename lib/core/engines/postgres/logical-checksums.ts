@@ -32,6 +32,8 @@ export async function recordTableChecksums(
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     await client.query(`SET TRANSACTION SNAPSHOT '${snapshot.replace(/'/g, "''")}'`);
     await client.query(ROW_TEXT_SETTINGS);
+    // Beside pg_dump the cores are taken: parallel workers would only take them from the dump.
+    await client.query('SET LOCAL max_parallel_workers_per_gather = 0');
     const shapes = await tableShapes(client);
     const tables: Record<string, TableChecksum> = {};
     const skipped: Record<string, string> = {};
