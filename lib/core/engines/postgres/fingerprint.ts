@@ -69,10 +69,11 @@ export async function tableRowCount(client: Client, schema: string, name: string
   return rows[0].n;
 }
 
-export async function fingerprintDatabase(client: Client): Promise<DatabaseFingerprint> {
+/** `hash`: hashtext unless a fingerprint kept from before (md5, e.g. a test fixture's) is compared. */
+export async function fingerprintDatabase(client: Client, { hash = 'hashtext' }: { hash?: RowHash } = {}): Promise<DatabaseFingerprint> {
   const tables: Record<string, string> = {};
   for (const { schema, name } of await listUserTables(client)) {
-    const { rows, sum } = await tableRowHash(client, schema, name);
+    const { rows, sum } = await tableRowHash(client, schema, name, { hash });
     tables[`${schema}.${name}`] = `${rows}:${sum}`;
   }
   const { rows: seqs } = await client.query(`select schemaname, sequencename, last_value::text as v from pg_sequences order by 1, 2`);
@@ -85,10 +86,10 @@ export async function fingerprintDatabase(client: Client): Promise<DatabaseFinge
 }
 
 /** The fingerprint of the database a postgres:// URL names (its own connection, closed after). */
-export async function fingerprintDatabaseAt(url: string): Promise<DatabaseFingerprint> {
+export async function fingerprintDatabaseAt(url: string, options: { hash?: RowHash } = {}): Promise<DatabaseFingerprint> {
   const client = await connectPg(parsePostgresUrl(url, 'fingerprint'), 'fingerprint');
   try {
-    return await fingerprintDatabase(client);
+    return await fingerprintDatabase(client, options);
   } finally {
     await client.end();
   }
