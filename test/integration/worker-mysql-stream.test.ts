@@ -4,26 +4,31 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runBackup } from '../../lib/core/commands/backup';
+import { runList } from '../../lib/core/commands/list';
 import { runRestore } from '../../lib/core/commands/restore';
 import { TidemarkConfigSchema, type TidemarkConfigInput } from '../../lib/core/config/schema';
 import { mysqlBinlogArchive } from '../../lib/core/engines/mysql/binlog/binlog-method';
 import { comparePositions } from '../../lib/core/engines/mysql/binlog/names';
 import { silentProgress } from '../../lib/core/progress';
 import { FileStore } from '../../lib/core/repository/file-store';
+import { loadSampleMariadbData } from '../../lib/local/sample-mariadb';
 import { useMariadb } from '../harness/mariadb';
-import { ROOT, useTempDir } from '../harness/tidemark';
+import { ROOT, useTempDir, waitForUploadInFlight } from '../harness/tidemark';
+import { descendants } from '../harness/proc';
+import { waitForExit } from '../faults/kill-moments';
 import { testWorker } from '../harness/bundles';
 
 /**
  * The worker's `stream` command as the CDK app's Fargate streamer service runs it for a mysql
  * source: the Dockerfile's bundle in its own process, the config in TIDEMARK_CONFIG_JSON, the
- * password in the env var an ECS secret fills, stopped by SIGTERM (what ECS sends on a deploy).
+ * password in the env var an ECS secret fills, stopped by SIGTERM (what ECS sends on a deploy);
+ * and its `backup` command stopped the same way mid-dump.
  */
 const PASSWORD = 'maria-secret-never-logged-51c2e8';
 
 type LogLine = { level: string; msg: string; [key: string]: unknown };
 
-describe('worker stream <mysql source> (containers/worker/main.ts) against MariaDB', () => {
+describe('worker stream and backup <mysql source> (containers/worker/main.ts) against MariaDB', () => {
   const maria = useMariadb();
   const tmp = useTempDir('tidemark-worker-mysql-');
   let bundle: string;
@@ -110,4 +115,45 @@ describe('worker stream <mysql source> (containers/worker/main.ts) against Maria
       await closed.catch(() => undefined);
     }
   });
+
+  it('backup: SIGTERM while the dump streams exits 143, its tools and sessions gone, nothing committed', async () => {
+    // What ECS sends a Fargate backup task it stops (issue 11); big enough to be still streaming.
+    await maria.sql('CREATE DATABASE bulk');
+    await loadSampleMariadbData(`mysql://root@127.0.0.1:${maria.port}/bulk`, { orders: 200_000 });
+    const config: TidemarkConfigInput = {
+      repository: `file://${tmp.path}/sigterm-repo`,
+      encryption: { key: 'env:TIDEMARK_TEST_KEY' },
+      sources: { bulk: { engine: 'mysql', url: `mysql://tm@127.0.0.1:${maria.port}/bulk`, password: 'env:TIDEMARK_SECRET_BULK' } },
+    };
+    const base = { ...process.env };
+    delete base.TIDEMARK_CONFIG;
+    const child = spawn(process.execPath, [bundle, 'backup', 'bulk', '--type', 'logical'], {
+      cwd: ROOT,
+      env: { ...base, TIDEMARK_CONFIG_JSON: JSON.stringify(config), TIDEMARK_SECRET_BULK: PASSWORD },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    const closed = once(child, 'close') as Promise<[number | null]>;
+    try {
+      expect(await waitForUploadInFlight(join(tmp.path, 'sigterm-repo', 'bulk', 'backups'))).toBe(true);
+      const tools = descendants(child.pid!);
+      expect(tools.length).toBeGreaterThan(0);
+      child.kill('SIGTERM');
+      const [code] = await closed;
+      expect(code).toBe(143);
+      const logs = stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as LogLine);
+      expect(logs[logs.length - 1]).toMatchObject({ level: 'error', msg: 'stopped by SIGTERM: nothing was committed', source: 'bulk', type: 'logical' });
+      expect(stdout).not.toContain(PASSWORD);
+      expect((await runList(TidemarkConfigSchema.parse(config), 'bulk')).backups).toEqual([]);
+      // mariadb-dump and zstd went with the worker, and so did their sessions on the server.
+      expect(await waitForExit(tools, 5_000)).toEqual([]);
+      const sessions = () => maria.sql("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'tm'");
+      for (let i = 0; i < 50 && (await sessions()) !== '0'; i++) await sleep(100);
+      expect(await sessions()).toBe('0');
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await closed.catch(() => undefined);
+    }
+  }, 120_000);
 });
