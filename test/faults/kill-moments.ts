@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync, utimesSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { runBackup } from '../../lib/core/commands/backup';
@@ -8,7 +9,7 @@ import type { TidemarkConfig } from '../../lib/core/config/schema';
 import type { BackupType } from '../../lib/core/engines/backup-types';
 import { silentProgress } from '../../lib/core/progress';
 import { descendants } from '../harness/proc';
-import { runCli, spawnCli } from '../harness/tidemark';
+import { runCli, spawnCli, waitForUploadInFlight } from '../harness/tidemark';
 import { random } from './fault-injector';
 
 /**
@@ -191,30 +192,38 @@ export async function expectTerminatedBackupsClean(c: BackupCase, { terms, seed 
 }
 
 /**
+ * The CLI with `args` SIGKILLed as soon as an upload of it is in flight (a `.tmp-` file under
+ * `backupsDir`, <repo>/<source>/backups), its tools gone with it; nothing when it ends first.
+ */
+async function killWhileUploading(args: string[], backupsDir: string): Promise<void> {
+  const child = spawnCli(args);
+  child.stdout!.resume();
+  child.stderr!.resume();
+  const exited = once(child, 'exit');
+  let ended = false;
+  void exited.then(() => (ended = true));
+  while (!ended && !(await waitForUploadInFlight(backupsDir, { minBytes: 1, timeoutMs: 0 }))) await new Promise((r) => setTimeout(r, 10));
+  if (ended) return;
+  const tools = descendants(child.pid!);
+  child.kill('SIGKILL');
+  await exited;
+  expect(await waitForExit(tools)).toEqual([]);
+}
+
+/**
  * Retention's garbage collection after killed backups (a folder repository at `repoDir`): two days
  * on, every part the killed runs left is gone — uploads in flight included — and nothing else; the
  * listed backups are unchanged and verify.
  */
 export async function expectRetentionCollectsLeftovers(c: BackupCase, repoDir: string): Promise<void> {
   const backupsDir = join(repoDir, c.source, 'backups');
-  const listed = (await runList(c.config, c.source)).backups.map((b) => b.id);
   // The seeded kills before may all have landed where a run leaves nothing (before its first
-  // object): then runs are killed across their span, until something is left.
-  const timed = leftovers(backupsDir, listed).length > 0 ? undefined : await runCli(backupArgs(c));
-  if (timed) {
-    expect(timed.code).toBe(0);
-    for (let tries = 0; tries < 8 && leftovers(backupsDir, await listedIds(c)).length === 0; tries++) {
-      const run = await signalCliAt(backupArgs(c), (0.15 + 0.1 * tries) * timed.seconds * 1000, 'SIGKILL');
-      expect(await waitForExit(run.orphans)).toEqual([]);
-    }
-  }
-  const kept = await listedIds(c);
-  const left = leftovers(backupsDir, kept);
-  if (left.length === 0) {
-    // A small logical backup stores its parts only in its last moments: no kill left one here.
-    process.stderr.write(`retention's collection not exercised for ${c.type}: no killed run left a part in the repository\n`);
-    return;
-  }
+  // object, or in its last moments): then a run is killed while an upload of it is in flight (one
+  // that ended first is listed, hence the list read again).
+  for (let tries = 0; tries < 3 && leftovers(backupsDir, await listedIds(c)).length === 0; tries++) await killWhileUploading(backupArgs(c), backupsDir);
+  const listed = await listedIds(c);
+  const left = leftovers(backupsDir, listed);
+  expect(left.length).toBeGreaterThan(0);
   // A dead run's parts wait out its lease (24 h, the longest a backup may run) and a day's grace;
   // its uploads in flight (temp files) go once a day old. Two days pass:
   const now = new Date(Date.now() + 49 * 3_600_000);
@@ -222,7 +231,7 @@ export async function expectRetentionCollectsLeftovers(c: BackupCase, repoDir: s
   const dry = await runRetention(c.config, c.source, { now });
   expect(dry.sources[0].delete.filter((d) => d.what !== 'unfinished')).toEqual([]);
   await runRetention(c.config, c.source, { apply: true, now });
-  expect(leftovers(backupsDir, kept)).toEqual([]);
-  expect((await runList(c.config, c.source)).backups.map((b) => b.id)).toEqual(kept);
+  expect(leftovers(backupsDir, listed)).toEqual([]);
+  expect(await listedIds(c)).toEqual(listed);
   expect((await runVerify(c.config, c.source, { progress: silentProgress })).ok).toBe(true);
 }
