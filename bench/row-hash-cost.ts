@@ -4,12 +4,12 @@
  * What a logical backup's recorded table checksums cost on the database, per row hash (issue 10):
  * on a throwaway cluster with pgbench data, the query postgres/logical-checksums.ts runs for the
  * largest table (its row count and the sum over a 1/4 key sample, as at scale 50 under the default
- * 256 MiB exact budget) and the whole-table sum, with md5 (records made before 2026-12) and with
+ * 256 MiB exact budget; the sum is fingerprint.ts's rowHashSum) and the whole-table sum, with md5 (records made before 2026-12) and with
  * hashtextextended (since), interleaved per round. Prints wall seconds per query and round.
  */
 import { parseArgs } from 'node:util';
 import { Client } from 'pg';
-import { rowHashOf, ROW_TEXT_SETTINGS, type RowHash } from '../lib/core/engines/postgres/fingerprint';
+import { ROW_TEXT_SETTINGS, rowHashSum } from '../lib/core/engines/postgres/fingerprint';
 import { pgBin } from '../lib/core/engines/postgres/tools';
 import { startThrowawayPostgres } from '../lib/local/throwaway-postgres';
 import { measureOk, median } from './measure';
@@ -23,12 +23,10 @@ async function main(): Promise<void> {
     const client = new Client({ connectionString: pg.url('app') });
     await client.connect();
     await client.query(ROW_TEXT_SETTINGS);
-    // As tableRowHash builds them (fingerprint.ts), md5 with its per-row numeric cast as records were made.
-    const sum = (hash: RowHash) => `sum(${rowHashOf(hash)}${hash === 'md5' ? '::numeric' : ''})`;
     const queries: Record<string, string> = {};
     for (const hash of ['md5', 'hashtext'] as const) {
-      queries[`${hash}, 1/4 sample`] = `select count(*), coalesce(${sum(hash)} filter (where t.aid % 4 = 0), 0) from only public.pgbench_accounts t`;
-      queries[`${hash}, whole table`] = `select count(*), coalesce(${sum(hash)}, 0) from only public.pgbench_accounts t`;
+      queries[`${hash}, 1/4 sample`] = `select count(*), coalesce(${rowHashSum(hash)} filter (where t.aid % 4 = 0), 0) from only public.pgbench_accounts t`;
+      queries[`${hash}, whole table`] = `select count(*), coalesce(${rowHashSum(hash)}, 0) from only public.pgbench_accounts t`;
     }
     const seconds: Record<string, number[]> = {};
     for (let round = 1; round <= runs; round++) {

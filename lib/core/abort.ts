@@ -1,3 +1,5 @@
+import type { Readable } from 'node:stream';
+
 /**
  * Every long run takes an AbortSignal (Ctrl-C, SIGTERM from ECS, a drill's timeout). These are the
  * few helpers that make waiting and streaming respect it.
@@ -61,7 +63,7 @@ export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undef
  * yet begun), and an 'error' event without a listener would end the process (an uncaught exception
  * on SIGTERM). Returns the function that stops listening.
  */
-export function destroyOnAbort(stream: NodeJS.ReadableStream & { destroy(error?: Error): unknown; readonly destroyed: boolean }, signal: AbortSignal | undefined): () => void {
+export function destroyOnAbort(stream: Readable, signal: AbortSignal | undefined): () => void {
   if (!signal) return () => undefined;
   const onAbort = (): void => {
     if (stream.destroyed) return;

@@ -34,6 +34,14 @@ export function rowHashOf(hash: RowHash, of?: string): string {
 }
 
 /**
+ * The sum of the rows' hashes, as an aggregate over `t`. sum(bigint) is exact (a numeric result, a
+ * 128-bit accumulator); md5 records cast each row to numeric first, and are repeated as they were made.
+ */
+export function rowHashSum(hash: RowHash): string {
+  return `sum(${rowHashOf(hash)}${hash === 'md5' ? '::numeric' : ''})`;
+}
+
+/**
  * Row text depends on these (timestamptz on TimeZone, floats on extra_float_digits, …): a backup
  * and the drill that checks it must hash the same text, so both sessions set them.
  */
@@ -55,9 +63,7 @@ export async function listUserTables(client: Client): Promise<{ schema: string; 
  * is of every row and the sum only of the rows the predicate keeps (a predicate on `t`).
  */
 export async function tableRowHash(client: Client, schema: string, name: string, options: { hash?: RowHash; sample?: string } = {}): Promise<{ rows: string; sum: string }> {
-  // sum(bigint) is exact (numeric result, a 128-bit accumulator); md5 records cast each row, as they were made.
-  const hash = options.hash ?? 'hashtext';
-  const sum = `sum(${rowHashOf(hash)}${hash === 'md5' ? '::numeric' : ''})`;
+  const sum = rowHashSum(options.hash ?? 'hashtext');
   const total = options.sample ? `coalesce(${sum} filter (where ${options.sample}), 0)` : `coalesce(${sum}, 0)`;
   const { rows } = await client.query(`select count(*)::text as n, ${total}::text as h from only ${quoteIdent(schema)}.${quoteIdent(name)} t`);
   return { rows: rows[0].n, sum: rows[0].h };
