@@ -8,7 +8,7 @@ import { runVerify } from '../../lib/core/commands/verify';
 import type { TidemarkConfig } from '../../lib/core/config/schema';
 import type { BackupType } from '../../lib/core/engines/backup-types';
 import { silentProgress } from '../../lib/core/progress';
-import { descendants } from '../harness/proc';
+import { alive, descendants, waitForExit } from '../harness/proc';
 import { runCli, spawnCli, waitForUploadInFlight } from '../harness/tidemark';
 import { random } from './fault-injector';
 
@@ -40,16 +40,6 @@ export interface SignalledRun {
   readonly stderr: string;
 }
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    // A zombie is dead for our purposes: it only waits for its (new) parent to reap it.
-    return !/^\d+ \(.*\) Z/s.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
 /** The command name of a process, or '' when it is gone. */
 export function commandOf(pid: number): string {
   try {
@@ -57,14 +47,6 @@ export function commandOf(pid: number): string {
   } catch {
     return '';
   }
-}
-
-/** Waits until every pid in `pids` has exited; returns those still running after `timeoutMs`. */
-export async function waitForExit(pids: readonly number[], timeoutMs = 30_000): Promise<number[]> {
-  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
-    if (!pids.some(alive)) return [];
-  }
-  return pids.filter(alive);
 }
 
 /**

@@ -18,7 +18,8 @@ import { useMariadb } from '../harness/mariadb';
 import { usePostgres } from '../harness/postgres';
 import { runCli, useTempDir, writeConfig } from '../harness/tidemark';
 import { random } from './fault-injector';
-import { commandOf, killCount, signalCliAt, SIGTERM_EXIT_SECONDS, SOAK, testTimeout, waitForExit } from './kill-moments';
+import { waitForExit } from '../harness/proc';
+import { commandOf, killCount, signalCliAt, SIGTERM_EXIT_SECONDS, SOAK, testTimeout } from './kill-moments';
 
 /**
  * Restores SIGKILLed at seeded moments (issue 11). The promise: a killed restore never leaves a

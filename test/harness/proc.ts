@@ -47,3 +47,22 @@ export function statOf(pid: number | 'self'): { comm: string; fields: string[] }
   const close = stat.lastIndexOf(')');
   return { comm: stat.slice(stat.indexOf('(') + 1, close), fields: stat.slice(close + 2).split(' ') };
 }
+
+/** The process runs (a zombie is dead for our purposes: it only waits for its parent to reap it). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  const stat = statOf(pid);
+  return stat !== undefined && stat.fields[0] !== 'Z';
+}
+
+/** Waits until every pid in `pids` has exited; returns those still running after `timeoutMs`. */
+export async function waitForExit(pids: readonly number[], timeoutMs = 30_000): Promise<number[]> {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
+    if (!pids.some(alive)) return [];
+  }
+  return pids.filter(alive);
+}
