@@ -5,6 +5,7 @@ import { Duplex, Readable, type Stream } from 'node:stream';
 import { abortReason } from '../abort';
 import { ToolFailed } from '../errors';
 import { childEnv } from '../secrets';
+import { takeSpare } from './spares';
 
 /**
  * External tools (pg_dump, zstd, pg_restore, ...) as streams whose end means success: a tool's
@@ -51,13 +52,17 @@ export class ToolRun {
    */
   constructor(command: string, args: readonly string[], stdio: ['pipe' | 'ignore' | Stream, 'pipe' | 'ignore' | Stream | number], options: ToolOptions) {
     this.label = options.label ?? basename(command);
-    this.child = spawn(command, args, {
-      stdio: [stdio[0], stdio[1], 'pipe'],
-      env: options.env ?? childEnv(),
-      cwd: options.cwd,
-      uid: options.uid,
-      gid: options.gid,
-    });
+    // A process started ahead of time (spares.ts) is one this exact call would have started.
+    const plain = stdio[0] === 'pipe' && stdio[1] === 'pipe' && !options.env && !options.cwd && options.uid === undefined && options.gid === undefined;
+    this.child =
+      (plain ? takeSpare(command, args) : undefined) ??
+      spawn(command, args, {
+        stdio: [stdio[0], stdio[1], 'pipe'],
+        env: options.env ?? childEnv(),
+        cwd: options.cwd,
+        uid: options.uid,
+        gid: options.gid,
+      });
     this.child.stderr!.setEncoding('utf8');
     this.child.stderr!.on('data', (d: string) => {
       this.stderrTail = (this.stderrTail + d).slice(-STDERR_TAIL);

@@ -13,7 +13,7 @@ import { EncryptionKeyError, IntegrityError, StorageError, TidemarkError } from 
 import type { Progress } from '../progress';
 import type { CompressedOutput } from '../pipeline/compressed-output';
 import { firstCause } from '../pipeline/write-object';
-import type { ZstdOptions } from '../pipeline/zstd';
+import { DECOMPRESS_ARGS, type ZstdOptions } from '../pipeline/zstd';
 import { forwardOutput, toolFilter, ToolRun } from '../process/tool';
 import { isBackupId, newBackupId } from './backup-id';
 import { checkRepositoryBinding, REPOSITORY_CONTEXT_KEY } from './identity';
@@ -306,7 +306,7 @@ export class StreamArchive {
     const body = await this.store.get(key, { start: bytes.length });
     const label = this.label(name);
     const tail = new CheckedTail(header.plainBytes, label);
-    const decompress = toolFilter('zstd', ['-q', '-d', '-c'], { label: `zstd (${label})` });
+    const decompress = toolFilter('zstd', DECOMPRESS_ARGS, { label: `zstd (${label})` });
     pipelineCallback([body, new DecryptStream(dataKey, label, bindingOf(key, bytes)), decompress, tail], () => undefined);
     tail.once('close', destroyOnAbort(tail, options.signal));
     return { header, plaintext: tail };

@@ -5,6 +5,7 @@ import * as tar from 'tar-stream';
 import { DatabaseUnreachable, ToolFailed, UsageError } from '../../../errors';
 import { formatBytes } from '../../../format';
 import { firstCause } from '../../../pipeline/write-object';
+import { startZstdAhead } from '../../../pipeline/zstd';
 import { toolOutput } from '../../../process/tool';
 import type { BackupChain, BackupManifest } from '../../../repository/manifest';
 import type { OpenedBackup } from '../../../repository/repository';
@@ -24,7 +25,7 @@ import {
   type IndexedFile,
 } from './block-index';
 import { MAX_RECORDED_CHECKSUM_FAILURES, type ChecksumFailure, type PgPhysicalDetails } from './details';
-import { PackWriter } from './pack-writer';
+import { PACK_BYTES, PackWriter } from './pack-writer';
 import { PAGE_SIZE, PAGES_PER_SEGMENT, pageLsn, parseLsn, relationSegment, verifyPage } from './page-checksum';
 import { readObjectBytes } from './read-bytes';
 import { walSegmentStart, zeroStaleWalPages } from './wal-pages';
@@ -193,6 +194,10 @@ export async function backupPostgresPhysical(run: EngineRun, requested: BackupTy
     // The server's own checksum check fails the whole backup on the first bad page; we check pages
     // ourselves, record the bad ones and complete (page-checksum.ts).
     const args = ['-D', '-', '-Ft', '-X', 'fetch', '--checkpoint=fast', '--no-verify-checksums', '--no-password', `--label=tidemark ${writer.id}`];
+    // The zstd of each pack and of the index's two objects, started with pg_basebackup: later, from
+    // a node whose buffers are in full churn, each start would cost a round of page faults. A full
+    // stores about the cluster; an incr's or diff's few packs are a guess (more come in batches).
+    startZstdAhead(compression, (type === 'full' ? Math.ceil(cluster.estimatedBytes / PACK_BYTES) : 1) + 2);
     const output = toolOutput(basebackup, args, { env: session.env, label: 'pg_basebackup' });
     progress.start('base backup', cluster.estimatedBytes);
     try {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { sleep } from '../../../abort';
 import { UsageError } from '../../../errors';
+import { startZstdDecompressAhead } from '../../../pipeline/zstd';
 import type { WalArchive } from './wal-archive';
 import { HISTORY_NAME, parseSegmentName, SEGMENT_NAME, segmentName } from './wal-names';
 
@@ -104,6 +105,8 @@ export class WalPrefetcher {
     await mkdir(join(spoolDir, INCOMING), { recursive: true, mode: 0o700 });
     if (owner) await chown(spoolDir, owner.uid, owner.gid);
     this.started = Date.now();
+    // A zstd per segment: started in batches, not one by one from a busy node (spares.ts).
+    startZstdDecompressAhead(this.options.parallel ?? 4);
     if (first !== undefined) {
       if (!SEGMENT_NAME.test(first)) throw new UsageError(`not a WAL segment name: ${first}`);
       this.schedule(first, false);
