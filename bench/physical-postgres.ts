@@ -522,14 +522,20 @@ class PhysicalScale {
     const out: WalFetch[] = [];
     const config = parseConfig(readFileSync(this.config, 'utf8'), this.config);
     const prefetcher = new WalPrefetcher(new WalArchive(await Repository.open(config), 'app'), { spoolDir: join(this.dir, 'fetch-spool') });
+    // One shell runs the command per segment, as PostgreSQL's startup process would: started from
+    // here per segment, each start would cost this (large) node process a round of page faults
+    // (BENCHMARKS.md, "What a process start costs"), and the prefetcher runs in this process.
+    const perSegment = (command: (name: string) => string) => ['set -e', ...segments.map((name) => `sh -c ${shq([command(name)])}`)].join('\n');
     let started = process.hrtime.bigint();
     await prefetcher.start(segments[0]);
-    for (const name of segments) await measureOk('sh', ['-c', prefetcher.restoreCommand.replace(/%f/g, name).replace(/%p/g, dest)]);
+    await measureOk('sh', ['-c', perSegment((name) => prefetcher.restoreCommand.replace(/%f/g, name).replace(/%p/g, dest))]);
     await prefetcher.stop();
     out.push({ scale: this.scale, contender: TIDEMARK, segments: segments.length, bytes, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
     const pgbrDest = join(this.pg.dir, 'RECOVERYXLOG');
+    const archiveGet = (name: string) => shq(['pgbackrest', `--config=${this.pgbrConf}`, '--stanza=bench', 'archive-get', name, pgbrDest]);
+    const [shell, shellArgs] = asPostgres('sh', ['-c', perSegment(archiveGet)]);
     started = process.hrtime.bigint();
-    for (const name of segments) await this.pgbackrest(['archive-get', name, pgbrDest]);
+    await measureOk(shell, shellArgs, { env: cleanEnv() });
     out.push({ scale: this.scale, contender: PGBACKREST, segments: segments.length, bytes, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
     rmSync(dest, { force: true });
     for (const f of out) this.log(`  WAL fetch, ${f.contender}: ${f.segments} segments in ${f.seconds.toFixed(2)} s = ${(f.bytes / 1e6 / f.seconds).toFixed(0)} MB/s`);
