@@ -5,8 +5,9 @@
  *
  * Fills `segments` full 16 MiB WAL segments on a throwaway cluster, archives them with wal-push's
  * code into a folder (or s3rver with `s3`), then replays the restore_command PostgreSQL would run,
- * once per segment, in order, against (a) the prefetcher and (b) `tidemark wal-fetch` started per
- * segment (node start, key unwrap, fetch: what a plain restore_command costs).
+ * once per segment, in order (from one shell, as PostgreSQL's startup process runs it), against
+ * (a) the prefetcher and (b) `tidemark wal-fetch` started per segment (node start, key unwrap,
+ * fetch: what a plain restore_command costs).
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -54,11 +55,13 @@ async function main(): Promise<void> {
       started = Date.now();
       const cpu = process.cpuUsage();
       await prefetcher.start(names[0]);
-      let first = 0;
-      for (const name of names) {
-        await sh(prefetcher.restoreCommand.replace(/%f/g, name).replace(/%p/g, join(replay, 'RECOVERYXLOG')));
-        first ||= Date.now() - started;
-      }
+      // One shell runs the command per segment, as PostgreSQL's startup process would: started
+      // from here, each would cost this node process (the prefetcher's) a round of page faults.
+      const quote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
+      const commands = names.map((name) => `sh -c ${quote(prefetcher.restoreCommand.replace(/%f/g, name).replace(/%p/g, join(replay, 'RECOVERYXLOG')))}`);
+      await sh(commands[0]);
+      const first = Date.now() - started;
+      await sh(['set -e', ...commands.slice(1)].join('\n'));
       const seconds = (Date.now() - started) / 1000;
       const used = process.cpuUsage(cpu);
       await prefetcher.stop();

@@ -12,6 +12,7 @@ import { DecryptStream, DEFAULT_SEGMENT_LOG2, EncryptStream, SEGMENT_ALGORITHM }
 import { EncryptionKeyError, IntegrityError, StorageError, TidemarkError } from '../errors';
 import type { Progress } from '../progress';
 import type { CompressedOutput } from '../pipeline/compressed-output';
+import { writeToHandle } from '../pipeline/file-sink';
 import { firstCause } from '../pipeline/write-object';
 import { DECOMPRESS_ARGS, type ZstdOptions } from '../pipeline/zstd';
 import { forwardOutput, toolFilter, ToolRun } from '../process/tool';
@@ -323,7 +324,7 @@ export class StreamArchive {
     try {
       // Written through the handle itself: a FileHandle write stream without autoClose keeps
       // close() waiting forever on Node 20.
-      for await (const chunk of plaintext) await handle.write(chunk as Buffer);
+      await writeToHandle(plaintext, handle);
       await handle.sync();
       await handle.close();
       await rename(temp, path);

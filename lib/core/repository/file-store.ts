@@ -5,6 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { StorageError } from '../errors';
+import { writeToHandle } from '../pipeline/file-sink';
 import { abortReason, destroyOnAbort } from '../abort';
 import { assertValidKey, assertValidPrefix, checkRange, compareKeys, TEMP_PREFIX } from './keys';
 import type { ListOptions, ListPage, ObjectStore, PutOptions, StoredObjectInfo } from './storage';
@@ -169,13 +170,7 @@ export class FileStore implements ObjectStore {
       await this.fs(key, 'write', () => handle.writeFile(body));
       return body.length;
     }
-    let bytes = 0;
-    for await (const chunk of body) {
-      const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
-      await this.fs(key, 'write', () => handle.writeFile(buffer));
-      bytes += buffer.length;
-    }
-    return bytes;
+    return writeToHandle(body, handle, (write) => this.fs(key, 'write', write));
   }
 
   private async openExisting(key: string): Promise<{ handle: FileHandle; size: number }> {
