@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { startZstdAhead, zstdCompress, zstdDecompress } from '../../lib/core/pipeline/zstd';
-import { retireSpares, sparePids, startAhead } from '../../lib/core/process/spares';
+import { retireAhead, retireSpares, sparePids, startAhead } from '../../lib/core/process/spares';
 import { ToolRun } from '../../lib/core/process/tool';
 import { alive, waitForExit } from '../harness/proc';
 
@@ -20,8 +20,8 @@ const ARGS = ['-q', '-c', '-1', '-T1'];
 
 afterEach(async () => {
   const left = sparePids();
-  retireSpares();
-  expect(await waitForExit(left, 10_000)).toEqual([]);
+  await retireSpares();
+  expect(left.filter(alive)).toEqual([]);
 });
 
 async function roundTrip(bytes: Buffer): Promise<Buffer> {
@@ -65,12 +65,26 @@ test('a call with its own environment, directory or other arguments starts its o
   expect(sparePids()).toEqual(spares);
 });
 
-test('when the spares run out, the next call starts a whole batch', async () => {
-  startAhead('zstd', ARGS, 1);
-  const first = new ToolRun('zstd', ARGS, ['pipe', 'pipe'], {});
-  const second = new ToolRun('zstd', ARGS, ['pipe', 'pipe'], {});
-  expect(sparePids().length).toBe(15); // a batch of 16, one of them handed out
-  for (const run of [first, second]) {
+test('when the spares run out, the next call starts as many again, then twice as many, up to 16', async () => {
+  startAhead('zstd', ARGS, 3);
+  const runs: ToolRun[] = [];
+  const take = (n: number) => {
+    for (let i = 0; i < n; i++) runs.push(new ToolRun('zstd', ARGS, ['pipe', 'pipe'], {}));
+  };
+  take(3);
+  expect(sparePids()).toHaveLength(0);
+  take(1);
+  expect(sparePids()).toHaveLength(2); // a batch of 3, one of them handed out
+  take(2);
+  take(1);
+  expect(sparePids()).toHaveLength(5); // then 6
+  take(5);
+  take(1);
+  expect(sparePids()).toHaveLength(11); // then 12
+  take(11);
+  take(1);
+  expect(sparePids()).toHaveLength(15); // then 16, the most
+  for (const run of runs) {
     run.child.stdin!.end();
     await run.succeeded();
   }
@@ -102,4 +116,19 @@ test('spares do not keep node running, and end with it', async () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('the work that started spares ends them: none is running once retireAhead resolves, and none is started after', async () => {
+  startZstdAhead(LEVEL, 4);
+  startAhead('zstd', ['-q', '-c', '-3', '-T1'], 2);
+  const mine = sparePids();
+  expect(mine).toHaveLength(6);
+  await retireAhead('zstd', ARGS);
+  const others = sparePids();
+  expect(others).toHaveLength(2); // another command line's spares stay
+  expect(mine.filter((pid) => !others.includes(pid)).filter(alive)).toEqual([]);
+  const run = new ToolRun('zstd', ARGS, ['pipe', 'pipe'], {});
+  expect(sparePids()).toEqual(others); // started on its own, no new batch
+  run.child.stdin!.end();
+  await run.succeeded();
 });

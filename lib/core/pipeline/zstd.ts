@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import { startAhead } from '../process/spares';
+import { retireAhead, startAhead } from '../process/spares';
 import { toolFilter } from '../process/tool';
 
 export interface ZstdOptions {
@@ -24,6 +24,11 @@ export function startZstdAhead(options: ZstdOptions, count: number): void {
   startAhead('zstd', compressArgs(options), count);
 }
 
+/** Ends what startZstdAhead started and was not used (the writer is done). */
+export function retireZstdAhead(options: ZstdOptions): Promise<void> {
+  return retireAhead('zstd', compressArgs(options));
+}
+
 export const DECOMPRESS_ARGS: readonly string[] = ['-q', '-d', '-c'];
 
 export function zstdDecompress(): Duplex {
@@ -33,4 +38,8 @@ export function zstdDecompress(): Duplex {
 /** For a reader about to decompress many objects one after the other (WAL fetched ahead of replay). */
 export function startZstdDecompressAhead(count: number): void {
   startAhead('zstd', DECOMPRESS_ARGS, count);
+}
+
+export function retireZstdDecompressAhead(): Promise<void> {
+  return retireAhead('zstd', DECOMPRESS_ARGS);
 }

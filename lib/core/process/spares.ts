@@ -13,9 +13,10 @@ import { childEnv } from '../secrets';
  * backup spent more than a CPU-second on it (BENCHMARKS.md, "what a process start costs"). Started
  * together, before the data flows, the whole batch costs one round of faults over little memory.
  *
- * A spare waits on its stdin and costs a process slot and a few hundred KiB. It does not keep node
- * running (unref'd), ends with node (end-of-input on its stdin), and spares unused for IDLE_MS are
- * ended, so a long-lived process (a worker, a streamer) does not keep them.
+ * A spare waits on its stdin and costs a process slot and a few hundred KiB. The work that started
+ * spares ends them when it ends (retireAhead; a backup stopped by SIGTERM included), so no tool
+ * outlives it; they do not keep node running (unref'd), go with a node that is killed (end of input
+ * on their stdin), and spares unused for IDLE_MS are ended.
  */
 
 const MAX_BATCH = 16;
@@ -25,7 +26,7 @@ interface Kind {
   readonly command: string;
   readonly args: readonly string[];
   readonly spares: ChildProcess[];
-  /** How many to start at once when the spares run out. */
+  /** How many to start at once when the spares run out (doubles each time, up to MAX_BATCH). */
   batch: number;
   idle?: NodeJS.Timeout;
 }
@@ -50,30 +51,43 @@ function startSpares(kind: Kind, count: number): void {
   }
 }
 
-/** Ends the spares of one command line (their stdin closes; they exit). */
-function retire(kind: Kind): void {
-  for (const child of kind.spares.splice(0)) child.stdin?.end();
+/** Stops one idle spare; resolves once it has exited. */
+function end(child: ChildProcess): Promise<void> {
+  if (!alive(child)) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.ref(); // until it has gone
+    child.kill('SIGTERM'); // idle: nothing to lose
+    setTimeout(() => child.exitCode === null && child.signalCode === null && child.kill('SIGKILL'), 2000).unref();
+  });
+}
+
+/** Ends the spares of one command line and takes no more batches of it; resolves once they have exited. */
+async function retire(kind: Kind): Promise<void> {
+  if (kind.idle) clearTimeout(kind.idle);
   kind.batch = 0;
-  kinds.delete(keyOf(kind.command, kind.args));
+  if (kinds.get(keyOf(kind.command, kind.args)) === kind) kinds.delete(keyOf(kind.command, kind.args));
+  await Promise.all(kind.spares.splice(0).map(end));
 }
 
 function touch(kind: Kind): void {
   if (kind.idle) clearTimeout(kind.idle);
-  kind.idle = setTimeout(() => retire(kind), IDLE_MS);
+  kind.idle = setTimeout(() => void retire(kind), IDLE_MS);
   kind.idle.unref();
 }
 
 /**
- * Starts up to `count` processes of this command line now (at most MAX_BATCH), and from now on
- * refills in batches of MAX_BATCH when they run out. Call it while node's memory is small: before
- * the data starts to flow.
+ * Starts up to `count` processes of this command line now (at most MAX_BATCH); when they run out,
+ * as many again are started at once, doubling each time up to MAX_BATCH. Call it while node's
+ * memory is small: before the data starts to flow.
  */
 export function startAhead(command: string, args: readonly string[], count: number): void {
   const key = keyOf(command, args);
   const kind = kinds.get(key) ?? { command, args: [...args], spares: [], batch: 0 };
   kinds.set(key, kind);
-  kind.batch = MAX_BATCH;
-  startSpares(kind, Math.max(0, Math.min(count, MAX_BATCH) - kind.spares.length));
+  const wanted = Math.max(1, Math.min(count, MAX_BATCH));
+  kind.batch = Math.max(kind.batch, wanted);
+  startSpares(kind, Math.max(0, wanted - kind.spares.length));
   touch(kind);
 }
 
@@ -90,7 +104,9 @@ export function takeSpare(command: string, args: readonly string[]): ChildProces
   let refilled = false;
   for (;;) {
     if (kind.spares.length === 0 && kind.batch > 0 && !refilled) {
+      // More than the guess was needed: start as many again, twice as many the next time.
       startSpares(kind, kind.batch);
+      kind.batch = Math.min(MAX_BATCH, kind.batch * 2);
       refilled = true;
     }
     const child = kind.spares.shift();
@@ -107,10 +123,16 @@ export function sparePids(): number[] {
   return [...kinds.values()].flatMap((k) => k.spares.filter(alive).map((c) => c.pid!));
 }
 
-/** Ends every spare now (tests, and a process about to exit on purpose). */
-export function retireSpares(): void {
-  for (const kind of [...kinds.values()]) {
-    if (kind.idle) clearTimeout(kind.idle);
-    retire(kind);
-  }
+/**
+ * Ends the spares of this command line: the work that started them ahead is over (a backup ends, a
+ * prefetcher stops), so none outlives it, a stopped (SIGTERM) one included.
+ */
+export async function retireAhead(command: string, args: readonly string[]): Promise<void> {
+  const kind = kinds.get(keyOf(command, args));
+  if (kind) await retire(kind);
+}
+
+/** Ends every spare (tests). */
+export async function retireSpares(): Promise<void> {
+  await Promise.all([...kinds.values()].map(retire));
 }

@@ -5,7 +5,7 @@ import * as tar from 'tar-stream';
 import { DatabaseUnreachable, ToolFailed, UsageError } from '../../../errors';
 import { formatBytes } from '../../../format';
 import { firstCause } from '../../../pipeline/write-object';
-import { startZstdAhead } from '../../../pipeline/zstd';
+import { retireZstdAhead, startZstdAhead } from '../../../pipeline/zstd';
 import { toolOutput } from '../../../process/tool';
 import type { BackupChain, BackupManifest } from '../../../repository/manifest';
 import type { OpenedBackup } from '../../../repository/repository';
@@ -261,7 +261,7 @@ export async function backupPostgresPhysical(run: EngineRun, requested: BackupTy
     const packFailure = await packs.finish().then(() => undefined, (x: unknown) => x);
     throw firstCause(packFailure === undefined ? [e] : [e, packFailure]);
   } finally {
-    await session.close();
+    await Promise.all([session.close(), retireZstdAhead(compression)]);
   }
 }
 

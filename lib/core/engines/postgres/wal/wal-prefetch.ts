@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { sleep } from '../../../abort';
 import { UsageError } from '../../../errors';
-import { startZstdDecompressAhead } from '../../../pipeline/zstd';
+import { retireZstdDecompressAhead, startZstdDecompressAhead } from '../../../pipeline/zstd';
 import type { WalArchive } from './wal-archive';
 import { HISTORY_NAME, parseSegmentName, SEGMENT_NAME, segmentName } from './wal-names';
 
@@ -121,7 +121,7 @@ export class WalPrefetcher {
     // Queued and running fetches see the abort and return; the spool goes once they have.
     while (this.limit.activeCount + this.limit.pendingCount > 0) await sleep(10);
     this.stoppedAt ??= Date.now();
-    await rm(this.options.spoolDir, { recursive: true, force: true });
+    await Promise.all([rm(this.options.spoolDir, { recursive: true, force: true }), retireZstdDecompressAhead()]);
   }
 
   private async run(): Promise<void> {
