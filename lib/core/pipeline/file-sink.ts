@@ -12,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
 export async function writeToHandle(source: Readable, handle: FileHandle, wrap: (write: () => Promise<void>) => Promise<void> = (w) => w()): Promise<number> {
   let bytes = 0;
   const writeAll = async (buffers: Buffer[]): Promise<void> => {
-    let rest = buffers;
+    let rest = buffers.filter((b) => b.length > 0); // an object-mode source may pass an empty chunk
     while (rest.length > 0) {
       let { bytesWritten } = await handle.writev(rest);
       if (bytesWritten === 0) throw new Error('writev wrote nothing');
