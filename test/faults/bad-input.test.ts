@@ -40,6 +40,9 @@ async function cli(args: string[]): Promise<Outcome> {
   let stderr = '';
   const out = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
   const err = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
+  // Jest runs test files one after another in the same process: an exit code left by an earlier
+  // file (a timed-out test's work running on) must not pass for this run's.
+  process.exitCode = undefined;
   try {
     return { code: await main(['node', 'tidemark', ...args]), stdout, stderr };
   } finally {
