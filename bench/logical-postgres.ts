@@ -26,7 +26,7 @@ import {
   WORKER,
   zstdArgs,
 } from './contenders';
-import { CpuSampler, measureOk, median, type RunResult, type TimedLine } from './measure';
+import { CpuSampler, measureOk, median, shq, type RunResult, type TimedLine } from './measure';
 import { summarizeProfile } from './profile';
 import type { Facts, Operation, Profile, Sample, ScaleInfo, ScenarioResult } from './samples';
 
@@ -63,8 +63,6 @@ function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
-/** Arguments quoted for sh -c. */
-const shq = (args: readonly string[]) => args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
 
 function sh(command: string, args: string[], cwd = ROOT): string {
   try {

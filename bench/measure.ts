@@ -18,6 +18,9 @@ export interface Stats {
   readonly max: number;
 }
 
+/** Arguments quoted for sh -c. */
+export const shq = (args: readonly string[]): string => args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+
 export function median(values: readonly number[]): number {
   if (values.length === 0) return NaN;
   const s = [...values].sort((a, b) => a - b);

@@ -23,7 +23,7 @@ import { bundleCli } from '../lib/local/cli-bundle';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../lib/local/throwaway-postgres';
 import { bundleWorkerLikeDockerfile } from '../lib/local/worker-bundle';
 import { freePort } from '../lib/core/free-port';
-import { CpuSampler, measureOk, type CpuBreakdown, type RunResult } from './measure';
+import { CpuSampler, measureOk, shq, type CpuBreakdown, type RunResult } from './measure';
 import { quantileOf } from './targets';
 
 const ROOT = resolve(__dirname, '..');
@@ -121,8 +121,6 @@ export function cpuText(cpu: CpuBreakdown): string {
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PG'))), ...extra };
 }
-
-const shq = (args: readonly string[]) => args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
 
 function sh(command: string, args: string[]): string {
   try {

@@ -20,6 +20,7 @@ import { WalPrefetcher } from '../lib/core/engines/postgres/wal/wal-prefetch';
 import { pushWalFile } from '../lib/core/engines/postgres/wal/wal-push';
 import { Repository } from '../lib/core/repository/repository';
 import { startThrowawayPostgres } from '../lib/local/throwaway-postgres';
+import { shq } from './measure';
 
 const sh = (command: string) => promisify(execFile)('sh', ['-c', command], { maxBuffer: 1 << 20 });
 
@@ -57,8 +58,7 @@ async function main(): Promise<void> {
       await prefetcher.start(names[0]);
       // One shell runs the command per segment, as PostgreSQL's startup process would: started
       // from here, each would cost this node process (the prefetcher's) a round of page faults.
-      const quote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
-      const commands = names.map((name) => `sh -c ${quote(prefetcher.restoreCommand.replace(/%f/g, name).replace(/%p/g, join(replay, 'RECOVERYXLOG')))}`);
+      const commands = names.map((name) => `sh -c ${shq([prefetcher.restoreCommand.replace(/%f/g, name).replace(/%p/g, join(replay, 'RECOVERYXLOG'))])}`);
       await sh(commands[0]);
       const first = Date.now() - started;
       await sh(['set -e', ...commands.slice(1)].join('\n'));

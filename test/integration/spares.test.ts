@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { startZstdAhead, zstdCompress, zstdDecompress } from '../../lib/core/pipeline/zstd';
-import { retireAhead, retireSpares, sparePids, startAhead } from '../../lib/core/process/spares';
+import { retireSpares, sparePids, startAhead } from '../../lib/core/process/spares';
 import { ToolRun } from '../../lib/core/process/tool';
 import { alive, waitForExit } from '../harness/proc';
 
@@ -110,7 +110,7 @@ test('spares do not keep node running, and end with it', async () => {
     const { stdout } = await promisify(execFile)(resolve('node_modules/.bin/tsx'), [script], { timeout: 60_000 });
     const pids = JSON.parse(stdout) as number[];
     expect(pids).toHaveLength(4);
-    expect(Date.now() - started).toBeLessThan(30_000); // not the 30 s idle timer
+    expect(Date.now() - started).toBeLessThan(30_000); // not held until the 30 s idle timer ended them
     expect(await waitForExit(pids, 10_000)).toEqual([]);
     expect(pids.filter(alive)).toEqual([]);
   } finally {
@@ -118,12 +118,12 @@ test('spares do not keep node running, and end with it', async () => {
   }
 });
 
-test('the work that started spares ends them: none is running once retireAhead resolves, and none is started after', async () => {
-  startZstdAhead(LEVEL, 4);
+test('the work that started spares ends them: none is running once what startAhead returned resolves, and none is started after', async () => {
+  const endMine = startZstdAhead(LEVEL, 4);
   startAhead('zstd', ['-q', '-c', '-3', '-T1'], 2);
   const mine = sparePids();
   expect(mine).toHaveLength(6);
-  await retireAhead('zstd', ARGS);
+  await endMine();
   const others = sparePids();
   expect(others).toHaveLength(2); // another command line's spares stay
   expect(mine.filter((pid) => !others.includes(pid)).filter(alive)).toEqual([]);

@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import { retireAhead, startAhead } from '../process/spares';
+import { startAhead } from '../process/spares';
 import { toolFilter } from '../process/tool';
 
 export interface ZstdOptions {
@@ -18,28 +18,20 @@ export function zstdCompress(options: ZstdOptions): Duplex {
 /**
  * For a writer about to store `count` objects one after the other (a physical backup's packs):
  * their zstd processes are started now, together, while node's memory is small (spares.ts says
- * what a process start costs later on).
+ * what a process start costs later on). Returns what ends those not used: call it when done.
  */
-export function startZstdAhead(options: ZstdOptions, count: number): void {
-  startAhead('zstd', compressArgs(options), count);
+export function startZstdAhead(options: ZstdOptions, count: number): () => Promise<void> {
+  return startAhead('zstd', compressArgs(options), count);
 }
 
-/** Ends what startZstdAhead started and was not used (the writer is done). */
-export function retireZstdAhead(options: ZstdOptions): Promise<void> {
-  return retireAhead('zstd', compressArgs(options));
+const DECOMPRESS_ARGS: readonly string[] = ['-q', '-d', '-c'];
+
+/** `label` names the tool in its failures (the object it reads, say). */
+export function zstdDecompress(label = 'zstd'): Duplex {
+  return toolFilter('zstd', DECOMPRESS_ARGS, { label });
 }
 
-export const DECOMPRESS_ARGS: readonly string[] = ['-q', '-d', '-c'];
-
-export function zstdDecompress(): Duplex {
-  return toolFilter('zstd', DECOMPRESS_ARGS, { label: 'zstd' });
-}
-
-/** For a reader about to decompress many objects one after the other (WAL fetched ahead of replay). */
-export function startZstdDecompressAhead(count: number): void {
-  startAhead('zstd', DECOMPRESS_ARGS, count);
-}
-
-export function retireZstdDecompressAhead(): Promise<void> {
-  return retireAhead('zstd', DECOMPRESS_ARGS);
+/** As startZstdAhead, for a reader about to decompress many objects (WAL fetched ahead of replay). */
+export function startZstdDecompressAhead(count: number): () => Promise<void> {
+  return startAhead('zstd', DECOMPRESS_ARGS, count);
 }

@@ -14,9 +14,9 @@ import { childEnv } from '../secrets';
  * together, before the data flows, the whole batch costs one round of faults over little memory.
  *
  * A spare waits on its stdin and costs a process slot and a few hundred KiB. The work that started
- * spares ends them when it ends (retireAhead; a backup stopped by SIGTERM included), so no tool
- * outlives it; they do not keep node running (unref'd), go with a node that is killed (end of input
- * on their stdin), and spares unused for IDLE_MS are ended.
+ * spares ends them when it ends (what startAhead returns), so no tool outlives it; they do not keep
+ * node running (unref'd), go with a node that is killed (end of input on their stdin), and spares
+ * unused for IDLE_MS are ended (work that failed before it could end them).
  */
 
 const MAX_BATCH = 16;
@@ -33,6 +33,7 @@ interface Kind {
 
 const kinds = new Map<string, Kind>();
 const keyOf = (command: string, args: readonly string[]): string => JSON.stringify([command, ...args]);
+const alive = (child: ChildProcess): boolean => child.pid !== undefined && child.exitCode === null && child.signalCode === null && !child.killed;
 
 function stdio(child: ChildProcess): Socket[] {
   return [child.stdin, child.stdout, child.stderr].filter((s) => s !== null) as unknown as Socket[];
@@ -79,9 +80,10 @@ function touch(kind: Kind): void {
 /**
  * Starts up to `count` processes of this command line now (at most MAX_BATCH); when they run out,
  * as many again are started at once, doubling each time up to MAX_BATCH. Call it while node's
- * memory is small: before the data starts to flow.
+ * memory is small: before the data starts to flow. Returns what ends them: the work that started
+ * them calls it when it ends (a backup stopped by SIGTERM included), so none outlives it.
  */
-export function startAhead(command: string, args: readonly string[], count: number): void {
+export function startAhead(command: string, args: readonly string[], count: number): () => Promise<void> {
   const key = keyOf(command, args);
   const kind = kinds.get(key) ?? { command, args: [...args], spares: [], batch: 0 };
   kinds.set(key, kind);
@@ -89,9 +91,8 @@ export function startAhead(command: string, args: readonly string[], count: numb
   kind.batch = Math.max(kind.batch, wanted);
   startSpares(kind, Math.max(0, wanted - kind.spares.length));
   touch(kind);
+  return () => retire(kind);
 }
-
-const alive = (child: ChildProcess): boolean => child.pid !== undefined && child.exitCode === null && child.signalCode === null && !child.killed;
 
 /**
  * A started-ahead process of exactly this command line, ref'd again and with nothing written to
@@ -101,35 +102,28 @@ export function takeSpare(command: string, args: readonly string[]): ChildProces
   const kind = kinds.get(keyOf(command, args));
   if (!kind) return undefined;
   touch(kind);
-  let refilled = false;
-  for (;;) {
-    if (kind.spares.length === 0 && kind.batch > 0 && !refilled) {
-      // More than the guess was needed: start as many again, twice as many the next time.
-      startSpares(kind, kind.batch);
-      kind.batch = Math.min(MAX_BATCH, kind.batch * 2);
-      refilled = true;
-    }
-    const child = kind.spares.shift();
-    if (!child) return undefined;
-    if (!alive(child)) continue;
-    child.ref();
-    for (const s of stdio(child)) s.ref();
-    return child;
+  let child = firstAlive(kind);
+  if (!child && kind.batch > 0) {
+    // More than the guess was needed: start as many again, twice as many the next time.
+    startSpares(kind, kind.batch);
+    kind.batch = Math.min(MAX_BATCH, kind.batch * 2);
+    child = firstAlive(kind);
   }
+  if (!child) return undefined;
+  child.ref();
+  for (const s of stdio(child)) s.ref();
+  return child;
+}
+
+/** Takes the first spare still running out of the list (one that could not start is dropped). */
+function firstAlive(kind: Kind): ChildProcess | undefined {
+  for (let child = kind.spares.shift(); child; child = kind.spares.shift()) if (alive(child)) return child;
+  return undefined;
 }
 
 /** The process ids of the spares waiting now (tests). */
 export function sparePids(): number[] {
   return [...kinds.values()].flatMap((k) => k.spares.filter(alive).map((c) => c.pid!));
-}
-
-/**
- * Ends the spares of this command line: the work that started them ahead is over (a backup ends, a
- * prefetcher stops), so none outlives it, a stopped (SIGTERM) one included.
- */
-export async function retireAhead(command: string, args: readonly string[]): Promise<void> {
-  const kind = kinds.get(keyOf(command, args));
-  if (kind) await retire(kind);
 }
 
 /** Ends every spare (tests). */

@@ -14,7 +14,7 @@ import type { Progress } from '../progress';
 import type { CompressedOutput } from '../pipeline/compressed-output';
 import { writeToHandle } from '../pipeline/file-sink';
 import { firstCause } from '../pipeline/write-object';
-import { DECOMPRESS_ARGS, type ZstdOptions } from '../pipeline/zstd';
+import { zstdDecompress, type ZstdOptions } from '../pipeline/zstd';
 import { forwardOutput, toolFilter, ToolRun } from '../process/tool';
 import { isBackupId, newBackupId } from './backup-id';
 import { checkRepositoryBinding, REPOSITORY_CONTEXT_KEY } from './identity';
@@ -307,7 +307,7 @@ export class StreamArchive {
     const body = await this.store.get(key, { start: bytes.length });
     const label = this.label(name);
     const tail = new CheckedTail(header.plainBytes, label);
-    const decompress = toolFilter('zstd', DECOMPRESS_ARGS, { label: `zstd (${label})` });
+    const decompress = zstdDecompress(`zstd (${label})`);
     pipelineCallback([body, new DecryptStream(dataKey, label, bindingOf(key, bytes)), decompress, tail], () => undefined);
     tail.once('close', destroyOnAbort(tail, options.signal));
     return { header, plaintext: tail };

@@ -5,7 +5,7 @@ import * as tar from 'tar-stream';
 import { DatabaseUnreachable, ToolFailed, UsageError } from '../../../errors';
 import { formatBytes } from '../../../format';
 import { firstCause } from '../../../pipeline/write-object';
-import { retireZstdAhead, startZstdAhead } from '../../../pipeline/zstd';
+import { startZstdAhead } from '../../../pipeline/zstd';
 import { toolOutput } from '../../../process/tool';
 import type { BackupChain, BackupManifest } from '../../../repository/manifest';
 import type { OpenedBackup } from '../../../repository/repository';
@@ -187,6 +187,10 @@ export async function backupPostgresPhysical(run: EngineRun, requested: BackupTy
   const session = await PgToolSession.open(ep);
   const packs = new PackWriter(writer, compression, signal);
   const scan = new BackupScan();
+  // The zstd of each pack and of the index's two objects, started with pg_basebackup: later, from
+  // a node whose buffers are in full churn, each start would cost a round of page faults. A full
+  // stores about the cluster; an incr's or diff's few packs are a guess (more come in batches).
+  const endSpares = startZstdAhead(compression, (type === 'full' ? Math.ceil(cluster.estimatedBytes / PACK_BYTES) : 1) + 2);
   try {
     const index = new BlockIndexWriter(BLOCK_SIZE, async (name, bytes) => {
       await writer.writeObject(name, Readable.from([bytes]), { compression, signal });
@@ -194,10 +198,6 @@ export async function backupPostgresPhysical(run: EngineRun, requested: BackupTy
     // The server's own checksum check fails the whole backup on the first bad page; we check pages
     // ourselves, record the bad ones and complete (page-checksum.ts).
     const args = ['-D', '-', '-Ft', '-X', 'fetch', '--checkpoint=fast', '--no-verify-checksums', '--no-password', `--label=tidemark ${writer.id}`];
-    // The zstd of each pack and of the index's two objects, started with pg_basebackup: later, from
-    // a node whose buffers are in full churn, each start would cost a round of page faults. A full
-    // stores about the cluster; an incr's or diff's few packs are a guess (more come in batches).
-    startZstdAhead(compression, (type === 'full' ? Math.ceil(cluster.estimatedBytes / PACK_BYTES) : 1) + 2);
     const output = toolOutput(basebackup, args, { env: session.env, label: 'pg_basebackup' });
     progress.start('base backup', cluster.estimatedBytes);
     try {
@@ -261,7 +261,7 @@ export async function backupPostgresPhysical(run: EngineRun, requested: BackupTy
     const packFailure = await packs.finish().then(() => undefined, (x: unknown) => x);
     throw firstCause(packFailure === undefined ? [e] : [e, packFailure]);
   } finally {
-    await Promise.all([session.close(), retireZstdAhead(compression)]);
+    await Promise.all([session.close(), endSpares()]);
   }
 }
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { sleep } from '../../../abort';
 import { UsageError } from '../../../errors';
-import { retireZstdDecompressAhead, startZstdDecompressAhead } from '../../../pipeline/zstd';
+import { startZstdDecompressAhead } from '../../../pipeline/zstd';
 import type { WalArchive } from './wal-archive';
 import { HISTORY_NAME, parseSegmentName, SEGMENT_NAME, segmentName } from './wal-names';
 
@@ -79,6 +79,8 @@ export class WalPrefetcher {
   private readonly stopper = new AbortController();
   private loop?: Promise<void>;
   private started = 0;
+  /** Ends the zstd processes start() started ahead (stop() calls it). */
+  private endSpares?: () => Promise<void>;
   private stoppedAt?: number;
   private files = 0;
   private bytes = 0;
@@ -106,7 +108,7 @@ export class WalPrefetcher {
     if (owner) await chown(spoolDir, owner.uid, owner.gid);
     this.started = Date.now();
     // A zstd per segment: started in batches, not one by one from a busy node (spares.ts).
-    startZstdDecompressAhead(this.options.parallel ?? 4);
+    this.endSpares = startZstdDecompressAhead(this.options.parallel ?? 4);
     if (first !== undefined) {
       if (!SEGMENT_NAME.test(first)) throw new UsageError(`not a WAL segment name: ${first}`);
       this.schedule(first, false);
@@ -121,7 +123,7 @@ export class WalPrefetcher {
     // Queued and running fetches see the abort and return; the spool goes once they have.
     while (this.limit.activeCount + this.limit.pendingCount > 0) await sleep(10);
     this.stoppedAt ??= Date.now();
-    await Promise.all([rm(this.options.spoolDir, { recursive: true, force: true }), retireZstdDecompressAhead()]);
+    await Promise.all([rm(this.options.spoolDir, { recursive: true, force: true }), this.endSpares?.()]);
   }
 
   private async run(): Promise<void> {
