@@ -62,29 +62,28 @@ function processesUnder(dir: string): number[] {
 }
 
 /**
- * Waits until the drill's restore is under way: the throwaway server is ready (not initdb's
- * bootstrap) and has backends, then a second more. The pid file can go between a look and a read
- * (a server stopping): that is "not ready" too. If the wait fails the drill is killed, so the
+ * Waits until the drill's restore is under way: a backend of the throwaway server shows COPY in
+ * its process title (pg_restore loading a table). Not a fixed wait after the server is up: on a
+ * fast machine the whole drill had ended inside one. If the wait fails the drill is killed, so the
  * temp directory's removal does not race a running server.
  */
 async function restoreUnderWay(scratch: string, child: ChildProcess): Promise<void> {
-  const pidFile = join(scratch, 'pg', 'pgdata', 'postmaster.pid');
-  const ready = () => {
-    try {
-      return /\bready\b/.test(readFileSync(pidFile, 'utf8')) && processesUnder(scratch).length > 6;
-    } catch {
-      return false;
-    }
-  };
+  const copying = () =>
+    processesUnder(scratch).some((pid) => {
+      try {
+        return / COPY\b/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+      } catch {
+        return false; // gone between the look and the read
+      }
+    });
   const deadline = Date.now() + 120_000;
-  while (!ready()) {
+  while (!copying()) {
     if (Date.now() > deadline || child.exitCode !== null) {
       child.kill('SIGKILL');
       throw new Error(`the drill never started restoring (worker exit code ${child.exitCode})`);
     }
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 20));
   }
-  await new Promise((r) => setTimeout(r, 1000));
 }
 
 const reportOf = (run: WorkerRun): DrillReport => {

@@ -307,10 +307,7 @@ export async function replayTo(ctx: ReplayContext): Promise<ReplayOutcome> {
     recovery_target_timeline: String(timelineOf(replay.window)),
     hot_standby: 'on',
   };
-
-
-  await prefetcher.start(replay.firstSegment);
-  const restoreTrust = await withLocalTrust(dataDir);
+  let restoreTrust: (() => Promise<void>) | undefined;
   let cluster: RestoredCluster | undefined;
   const launch = (settings: Record<string, string>) =>
     startRestoredCluster(dataDir, details.serverMajor, { ...start, settings: { ...base, ...recoverySettings(settings) }, recoverySignal: true, signal });
@@ -325,6 +322,9 @@ export async function replayTo(ctx: ReplayContext): Promise<ReplayOutcome> {
     return awaitRecovery(ctx, cluster, progress, signal);
   };
   try {
+    // Inside the try: the prefetcher's spool and spares go in the finally whatever fails first.
+    await prefetcher.start(replay.firstSegment);
+    restoreTrust = await withLocalTrust(dataDir);
     if (replay.target.kind !== 'before-drop') {
       progress.note(`replaying WAL from ${replay.firstSegment} to ${describeRecoveryTarget(replay.target)}`);
       let state = await recover({ ...targetSettings(replay.target), recovery_target_action: 'promote' });
@@ -355,7 +355,7 @@ export async function replayTo(ctx: ReplayContext): Promise<ReplayOutcome> {
     throw e;
   } finally {
     await prefetcher.stop();
-    await restoreTrust();
+    await restoreTrust?.();
     // The server rereads pg_hba.conf on reload only; one left running gets the source's rules back now.
     if (cluster) await promisify(execFile)(join(serverBinDir(details.serverMajor), 'pg_ctl'), ['-D', dataDir, 'reload'], { env: childEnv() }).catch(() => undefined);
   }
