@@ -1,17 +1,21 @@
-import { chmodSync, existsSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { runBackup } from '../../lib/core/commands/backup';
 import { runRestore } from '../../lib/core/commands/restore';
+import { runStream } from '../../lib/core/commands/wal';
 import type { TidemarkConfig } from '../../lib/core/config/schema';
 import { fingerprintMysqlDatabaseAt } from '../../lib/core/engines/mysql/fingerprint';
 import { UNFINISHED_RESTORE_TABLE } from '../../lib/core/engines/mysql/logical-restore';
 import { fingerprintDatabaseAt } from '../../lib/core/engines/postgres/fingerprint';
+import { WalArchive } from '../../lib/core/engines/postgres/wal/wal-archive';
+import { parseLsn } from '../../lib/core/engines/postgres/wal/wal-names';
 import { pgBin } from '../../lib/core/engines/postgres/tools';
 import { TargetNotEmpty } from '../../lib/core/errors';
 import { freePort } from '../../lib/core/free-port';
 import { serverUserWhenRoot } from '../../lib/core/process/os-user';
 import { runTool } from '../../lib/core/process/tool';
 import { silentProgress as progress } from '../../lib/core/progress';
+import { Repository } from '../../lib/core/repository/repository';
 import { loadSampleMariadbData } from '../../lib/local/sample-mariadb';
 import { loadSampleData } from '../../lib/local/sample-postgres';
 import { useMariadb } from '../harness/mariadb';
@@ -19,6 +23,7 @@ import { usePostgres } from '../harness/postgres';
 import { runCli, useTempDir, writeConfig } from '../harness/tidemark';
 import { random } from './fault-injector';
 import { waitForExit } from '../harness/proc';
+import { untilWith } from '../harness/until';
 import { commandOf, killCount, signalCliAt, SIGTERM_EXIT_SECONDS, SOAK, testTimeout } from './kill-moments';
 
 /**
@@ -26,7 +31,9 @@ import { commandOf, killCount, signalCliAt, SIGTERM_EXIT_SECONDS, SOAK, testTime
  * target that could be taken for a restored one. After every kill the target is one of
  *   absent or empty — nothing to mistake;
  *   interrupted — says so: the data directory keeps .tidemark-restore and has no global/pg_control
- *     (PostgreSQL will not start it), the MariaDB database holds the table _tidemark_restore_incomplete;
+ *     (PostgreSQL will not start it) — or, killed during a point-in-time restore's WAL replay, keeps
+ *     .tidemark-restore and its server stops by itself (its restore_command sees the restore gone);
+ *     the MariaDB database holds the table _tidemark_restore_incomplete;
  *     the next restore refuses it without --force, naming it;
  *   whole — equal to the source (a PostgreSQL logical restore is one transaction: all or nothing).
  * Anything else (a partial target that looks finished) fails. The next killed restore goes into the
@@ -34,6 +41,7 @@ import { commandOf, killCount, signalCliAt, SIGTERM_EXIT_SECONDS, SOAK, testTime
  * SIGTERM: out within 10 s, its tools gone, the target absent/empty or whole.
  */
 const SEED = 1204;
+const until = untilWith({ timeoutMs: 90_000, everyMs: 250 });
 const KILLS = killCount(2);
 const TERMS = SOAK ? 4 : 1;
 
@@ -48,7 +56,13 @@ interface RestoreKind {
   settle(): Promise<void>;
   /** Removes the target, for a fresh start. */
   reset(): Promise<void>;
+  /** Kills fall after this kind's whole run (a PITR restore: once its data directory is assembled). */
+  readonly after?: RestoreKind;
+  /** What a finished restore must also hold, on its started server. */
+  check?(url: string): Promise<void>;
 }
+
+const psql = (url: string, sql: string) => runTool(pgBin('psql'), ['-X', '-A', '-t', '-d', url, '-c', sql]).then((out) => out.trim());
 
 /** As root, restored servers run as `postgres`. */
 const serverUser = () => serverUserWhenRoot('postgres');
@@ -63,6 +77,12 @@ describe(`SIGKILL of restores at ${KILLS} moments per kind, SIGTERM at ${TERMS} 
   let mariaSource: Awaited<ReturnType<typeof fingerprintMysqlDatabaseAt>>;
   let port = 0;
   const dataDir = () => join(tmp.path, 'pgdata');
+  /** Rows in the table written after the full backup, which only a replay of the WAL brings back. */
+  let laterRows = '';
+  const streamer = new AbortController();
+  /** Servers a killed PITR restore left running promoted, which the next --force had to stop. */
+  let promotedLeftovers = 0;
+  let streaming: Promise<void> | undefined;
 
   beforeAll(async () => {
     chmodSync(tmp.path, 0o755); // a restored server runs as postgres and must reach its directory
@@ -72,15 +92,35 @@ describe(`SIGKILL of restores at ${KILLS} moments per kind, SIGTERM at ${TERMS} 
     cfg = writeConfig(tmp.path, 'tidemark.yaml', {
       repository: `file://${tmp.path}/repo`,
       encryption: { key: 'env:TIDEMARK_TEST_KEY' },
-      sources: { app: { engine: 'postgres', url: pg.url('app') }, shop: { engine: 'mysql', url: maria.url('shop') } },
+      sources: { app: { engine: 'postgres', url: pg.url('app'), stream: { flushSeconds: 1 } }, shop: { engine: 'mysql', url: maria.url('shop') } },
     });
+    streaming = runStream(cfg.config, 'app', { spoolDir: join(tmp.path, 'spool'), signal: streamer.signal, write: () => undefined });
+    streaming.catch(() => undefined);
+    await until('the streamer', async () => (await pg.sql('select count(*) from pg_replication_slots where active')) === '1');
     ids.pgLogical = (await runBackup(cfg.config, 'app', { type: 'logical', progress })).id;
     ids.pgFull = (await runBackup(cfg.config, 'app', { type: 'full', progress })).id;
+    // WAL for a replay of some seconds, in a database of its own ('app' stays as the backups have it).
+    await pg.createDatabase('later');
+    await pg.sql("create table later (id int, pad text); insert into later select g, repeat('w', 200) from generate_series(1, 400000) g", 'later');
+    laterRows = await pg.sql('select count(*) from later', 'later');
+    const end = await pg.sql('select pg_current_wal_lsn()');
+    await pg.sql('select pg_switch_wal()');
+    await until('the archive to cover the writes', async () => {
+      const point = await new WalArchive(await Repository.open(cfg.config), 'app').newestDurablePoint();
+      return point !== undefined && parseLsn(point.lsn) >= parseLsn(end);
+    });
+    streamer.abort();
+    await streaming.catch(() => undefined);
     ids.maria = (await runBackup(cfg.config, 'shop', { type: 'logical', progress })).id;
     pgSource = await fingerprintDatabaseAt(pg.url('app'));
     mariaSource = await fingerprintMysqlDatabaseAt(maria.url('shop'));
     port = await freePort();
   }, testTimeout(300_000));
+
+  afterAll(async () => {
+    streamer.abort();
+    await streaming?.catch(() => undefined);
+  });
 
   const pgLogical: RestoreKind = {
     name: 'PostgreSQL logical into a database',
@@ -96,18 +136,42 @@ describe(`SIGKILL of restores at ${KILLS} moments per kind, SIGTERM at ${TERMS} 
     reset: async () => void (await pg.sql('DROP DATABASE IF EXISTS restored WITH (FORCE)')),
   };
 
-  const physical = (start: boolean): RestoreKind => ({
-    name: `PostgreSQL physical into a data directory${start ? ', --start' : ''}`,
+  /** The postmaster running in the data directory, if any (its working directory is that directory). */
+  const serverIn = (dir: string): number | undefined => {
+    try {
+      const pid = Number(readFileSync(join(dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      return readlinkSync(`/proc/${pid}/cwd`) === dir ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+
+  const stopServer = async () => {
+    if (existsSync(join(dataDir(), 'postmaster.pid'))) {
+      await runTool(pgBin('pg_ctl'), ['-D', dataDir(), '-m', 'immediate', '-w', 'stop'], { cwd: dataDir(), ...serverUser() }).catch(() => undefined);
+    }
+  };
+  const clusterState = async (dir: string) => /^Database cluster state:\s*(.*)$/m.exec(await runTool(pgBin('pg_controldata'), ['-D', dir]))?.[1];
+
+  const physical = (start: boolean, pitr?: { after: RestoreKind }): RestoreKind => ({
+    name: pitr ? 'PostgreSQL point in time (--latest) into a data directory' : `PostgreSQL physical into a data directory${start ? ', --start' : ''}`,
     args: (force) => [
-      'restore', 'app', '--backup', ids.pgFull, '--to', dataDir(), ...(start ? ['--start', '--port', String(port)] : []), ...(force ? ['--force'] : []), '--config', cfg.path,
+      'restore', 'app', ...(pitr ? ['--latest'] : ['--backup', ids.pgFull]), '--to', dataDir(), ...(start ? ['--start', '--port', String(port)] : []), ...(force ? ['--force'] : []), '--config', cfg.path,
     ],
+    ...(pitr
+      ? {
+          after: pitr.after,
+          check: async (url: string) => expect(await psql(url.replace(/\/app$/, '/later'), 'select count(*) from later')).toBe(laterRows),
+        }
+      : {}),
     async state() {
       const entries = existsSync(dataDir()) ? readdirSync(dataDir()) : undefined;
       if (!entries) return 'absent';
       if (entries.length === 0) return 'empty';
       if (entries.includes('.tidemark-restore')) {
         // Not startable: PostgreSQL needs pg_control, which comes last — unless the kill fell between
-        // its move into place and the marker's removal, when every file is whole already.
+        // its move into place and the marker's removal, when every file is whole already, or during
+        // a point-in-time restore's replay (the marker stays until the target is reached).
         const control = existsSync(join(dataDir(), 'global/pg_control'));
         expect(control ? readdirSync(join(dataDir(), '.tidemark-restore')).filter((n) => /^\d+$/.test(n) || n === 'pg_control') : []).toEqual([]);
         return 'interrupted';
@@ -118,12 +182,20 @@ describe(`SIGKILL of restores at ${KILLS} moments per kind, SIGTERM at ${TERMS} 
       return 'whole';
     },
     async settle() {
-      if (existsSync(join(dataDir(), 'postmaster.pid'))) {
-        await runTool(pgBin('pg_ctl'), ['-D', dataDir(), '-m', 'immediate', '-w', 'stop'], { cwd: dataDir(), ...serverUser() }).catch(() => undefined);
+      // Killed while replaying, the restore leaves its server, which stops by itself at its next
+      // restore_command (it sees the restore gone) — after replaying what was fetched already — or,
+      // killed after replay reached the target and before it stopped the server, runs on promoted
+      // (the directory still says interrupted; --force stops that server before it replaces it).
+      if (pitr && existsSync(join(dataDir(), '.tidemark-restore'))) {
+        const settled = async () => serverIn(dataDir()) === undefined || (await clusterState(dataDir())) === 'in production';
+        await until("the killed replay's server to stop by itself", settled, 30_000);
+        if (serverIn(dataDir()) !== undefined) promotedLeftovers++;
+        return;
       }
+      await stopServer();
     },
     async reset() {
-      await this.settle();
+      await stopServer();
       rmSync(dataDir(), { recursive: true, force: true });
     },
   });
@@ -147,7 +219,9 @@ describe(`SIGKILL of restores at ${KILLS} moments per kind, SIGTERM at ${TERMS} 
   // Starting the restored server costs seconds a kill: that variant runs under TIDEMARK_SOAK=1.
   // (The physical case was soak-only for a while: it once hung, which was this test's own pg_ctl
   // start without a log file, found and fixed 2026-12-01.)
-  const kinds = SOAK ? [pgLogical, physical(false), physical(true), mariaLogical] : [pgLogical, physical(false), mariaLogical];
+  const dataDirOnly = physical(false);
+  const pitr = physical(false, { after: dataDirOnly });
+  const kinds = SOAK ? [pgLogical, dataDirOnly, physical(true), pitr, mariaLogical] : [pgLogical, dataDirOnly, pitr, mariaLogical];
   /** How long one whole restore of each kind takes from the process's start (ms): the span the moments fall in. */
   const spans = new Map<RestoreKind, number>();
   async function span(kind: RestoreKind): Promise<number> {
@@ -163,9 +237,11 @@ describe(`SIGKILL of restores at ${KILLS} moments per kind, SIGTERM at ${TERMS} 
 
   /** The last line of the target's refusal, as the in-process command gives it. */
   async function refusal(kind: RestoreKind): Promise<unknown> {
-    const [, source, , backup, , to, ...rest] = kind.args(false);
-    const start = rest.includes('--start') ? { start: true, port } : {};
-    return runRestore(cfg.config, source, { backup, to, ...start, progress }).then(
+    const args = kind.args(false);
+    const value = (flag: string) => args[args.indexOf(flag) + 1];
+    const target = args.includes('--latest') ? { latest: true } : { backup: value('--backup') };
+    const start = args.includes('--start') ? { start: true, port } : {};
+    return runRestore(cfg.config, args[1], { ...target, to: value('--to'), ...start, progress }).then(
       () => 'restored',
       (e: unknown) => e,
     );
@@ -178,8 +254,9 @@ describe(`SIGKILL of restores at ${KILLS} moments per kind, SIGTERM at ${TERMS} 
     const seen: Record<TargetState, number> = { absent: 0, empty: 0, interrupted: 0, whole: 0 };
     let interrupted = 0;
     let force = false;
+    const from = kind.after ? await span(kind.after) : 0;
     for (let i = 0; i < KILLS; i++) {
-      const moment = next() * whole * 1.1;
+      const moment = from + next() * (whole - from) * 1.1;
       const run = await signalCliAt(kind.args(force), moment, 'SIGKILL');
       // The tools lose their pipes with the CLI and end (a started server is stopped by settle).
       expect(await waitForExit(run.orphans.filter((p) => commandOf(p) !== 'postgres'))).toEqual([]);
@@ -214,6 +291,7 @@ describe(`SIGKILL of restores at ${KILLS} moments per kind, SIGTERM at ${TERMS} 
       }
       try {
         expect(await fingerprintDatabaseAt(`postgres://postgres@127.0.0.1:${port}/app`)).toEqual(pgSource);
+        await kind.check?.(`postgres://postgres@127.0.0.1:${port}/app`);
       } finally {
         await kind.settle();
       }
@@ -221,7 +299,8 @@ describe(`SIGKILL of restores at ${KILLS} moments per kind, SIGTERM at ${TERMS} 
       expect(await kind.state()).toBe('whole');
     }
     await kind.reset();
-    process.stderr.write(`${kind.name}: ${KILLS} kills, ${interrupted} inside the run; targets ${JSON.stringify(seen)}\n`);
+    const left = kind.after ? `; ${promotedLeftovers} promoted server(s) left for --force to stop` : '';
+    process.stderr.write(`${kind.name}: ${KILLS} kills, ${interrupted} inside the run; targets ${JSON.stringify(seen)}${left}\n`);
   }, testTimeout(900_000));
 
   it.each(kinds.map((k, i) => [k.name, i] as const))(`%s: SIGTERM exits within ${SIGTERM_EXIT_SECONDS} s, its tools gone, the target absent, empty or whole`, async (_name, index) => {

@@ -1,8 +1,8 @@
 import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, readdir, readFile, appendFile, rename, rm, stat, chmod, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, readlink, realpath, appendFile, rename, rm, stat, chmod, type FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import pLimit from 'p-limit';
-import { abortReason, throwIfAborted } from '../../../abort';
+import { abortReason, sleep, throwIfAborted } from '../../../abort';
 import { formatBytes } from '../../../format';
 import { BackupNotFound, IntegrityError, TargetNotEmpty, UsageError } from '../../../errors';
 import type { Progress } from '../../../progress';
@@ -43,7 +43,10 @@ const WORK_BYTES = 24;
  * The restore's work folder in the target: made first and removed last, so while it is there the
  * directory is an unfinished restore (a killed one, too), and the next restore says so. It also
  * holds back global/pg_control until every other file is whole: PostgreSQL does not start a data
- * directory without it, so a half-written one cannot be started as if it were whole.
+ * directory without it, so a half-written one cannot be started as if it were whole. A restore to a
+ * point in time keeps it (empty) through the WAL replay and removes it once the target is reached:
+ * a restore killed while replaying is an interrupted one too (its server stops by itself: see
+ * wal-prefetch.ts), and `--force` replaces it.
  */
 const WORK_DIR = '.tidemark-restore';
 const CONTROL_FILE = 'global/pg_control';
@@ -110,7 +113,7 @@ async function checkEmptyTarget(path: string, force: boolean): Promise<boolean> 
   const entries = await readdir(path);
   if (entries.includes(WORK_DIR)) {
     if (force) return true;
-    throw new TargetNotEmpty(`--to ${path} holds an interrupted restore (${WORK_DIR} is still there; it cannot start); pass --force to replace it, or restore into an empty or new directory`);
+    throw new TargetNotEmpty(`--to ${path} holds an interrupted restore (${WORK_DIR} is still there); pass --force to replace it, or restore into an empty or new directory`);
   }
   if (entries.length > 0) {
     throw new TargetNotEmpty(`--to ${path} is not empty (${entries.length} entries, e.g. ${entries[0]}); restore into an empty or new directory`);
@@ -229,6 +232,8 @@ export async function applyPgPhysicalRestore(run: EngineRun, plan: PgPhysicalRes
         throw e;
       },
     );
+    // The target is reached: from here on the directory is a restored cluster.
+    await rm(join(plan.dataDir, WORK_DIR), { recursive: true, force: true });
     const { files, bytes, seconds } = outcome.fetched;
     progress.note(`WAL replayed to ${outcome.stoppedAt.lsn}${outcome.stoppedAt.time ? ` (last transaction ${outcome.stoppedAt.time})` : ''}: ${files} files, ${formatBytes(bytes)} fetched in ${seconds.toFixed(1)} s`);
     const restorePoint = { time: outcome.stoppedAt.time ?? plan.restorePoint.time, lsn: outcome.stoppedAt.lsn };
@@ -262,8 +267,12 @@ export async function assembleDataDirectory(plan: PgPhysicalRestorePlan, options
   );
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   await chmod(dataDir, 0o700);
-  // What an interrupted restore left (--force; planning checked it is that and nothing else).
-  if (plan.replacesInterrupted) await emptyMarkerLast(dataDir);
+  // What an interrupted restore left (--force; planning checked it is that and nothing else),
+  // the server of one killed while it replayed WAL included.
+  if (plan.replacesInterrupted) {
+    await stopLeftoverServer(dataDir);
+    await emptyMarkerLast(dataDir);
+  }
   try {
     await assemble(plan, options);
   } catch (e) {
@@ -285,6 +294,27 @@ async function emptyMarkerLast(dataDir: string): Promise<void> {
   const others = (await readdir(dataDir)).filter((n) => n !== WORK_DIR);
   await Promise.all(others.map((n) => rm(join(dataDir, n), { recursive: true, force: true })));
   await rm(join(dataDir, WORK_DIR), { recursive: true, force: true });
+}
+
+/**
+ * Stops the server an interrupted restore left running in its data directory (one killed during
+ * WAL replay: its server ends by itself at its next restore_command, but may first replay what was
+ * already fetched). Only a process whose working directory is that data directory counts: a pid in
+ * a stale postmaster.pid may belong to anything by now. SIGQUIT (immediate shutdown: nothing of it
+ * is kept), SIGKILL after 10 s.
+ */
+async function stopLeftoverServer(dataDir: string): Promise<void> {
+  const pidFile = await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => undefined);
+  const pid = Number(pidFile?.split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return;
+  const ours = async () => (await readlink(`/proc/${pid}/cwd`).catch(() => undefined)) === (await realpath(dataDir));
+  if (!(await ours())) return;
+  process.kill(pid, 'SIGQUIT');
+  for (let waited = 0; await ours(); waited += 50) {
+    if (waited === 10_000) process.kill(pid, 'SIGKILL');
+    if (waited > 20_000) throw new TargetNotEmpty(`--to ${dataDir}: the server of the interrupted restore (pid ${pid}) does not stop`);
+    await sleep(50);
+  }
 }
 
 /** A path from the index inside the data directory; anything that would leave it is damage. */
@@ -421,7 +451,8 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
   for (const dir of REQUIRED_DIRS) await mkdir(join(dataDir, dir), { recursive: true, mode: 0o700 });
   // Last: pg_control into place (the directory can start from now on), then the marker goes.
   if (heldControl) await rename(join(work, HELD_CONTROL), join(dataDir, CONTROL_FILE));
-  await rm(work, { recursive: true, force: true });
+  // A replay to come keeps the (now empty) marker until it reaches its target.
+  if (!plan.pitr) await rm(work, { recursive: true, force: true });
 }
 
 /** A file of the data directory: where, its size and mode, and whether it ends in zeros no block writes. */

@@ -20,6 +20,11 @@ import { HISTORY_NAME, parseSegmentName, SEGMENT_NAME, segmentName } from './wal
  *   <spool>/<file>.failed   fetching failed: restore_command exits 127, which aborts recovery
  *                           rather than ending it early with WAL missing
  *
+ * While it waits, restore_command also looks whether the prefetcher's process is still there
+ * (/proc/<pid>): a restore killed during replay leaves a server whose next wait would otherwise
+ * last GIVE_UP_SECONDS; it exits 127 instead, and the server stops (recovery aborted, never ended
+ * early and promoted at the wrong point). Someone starting that directory by hand gets the same.
+ *
  * Readahead follows the segment PostgreSQL last took (a file that disappeared from the spool) or
  * asked for, on that segment's timeline.
  */
@@ -54,12 +59,14 @@ const ABSENT_RETRY_MS = 2000;
  * The restore_command that reads from a prefetcher's spool. PostgreSQL substitutes %f and %p and
  * runs it with sh; quoting it for postgresql.conf (doubling single quotes) is the caller's job.
  */
-export function prefetchRestoreCommand(spoolDir: string, pollSeconds = 0.02): string {
+export function prefetchRestoreCommand(spoolDir: string, pollSeconds = 0.02, prefetcherPid = process.pid): string {
   if (!SAFE_PATH.test(spoolDir)) throw new UsageError(`WAL spool path ${spoolDir} must consist of letters, digits and . _ / + - only (it goes into restore_command)`);
   const tries = Math.ceil(GIVE_UP_SECONDS / pollSeconds);
+  // Where there is no /proc (not Linux) only the time limit applies.
+  const gone = `[ -d /proc/self ] && [ ! -d /proc/${prefetcherPid} ]`;
   return [
     `d=${spoolDir}; f=%f`,
-    `if [ ! -f $d/$f ]; then : > $d/$f.want; n=0; while [ ! -f $d/$f ] && [ ! -f $d/$f.missing ] && [ ! -f $d/$f.failed ]; do sleep ${pollSeconds}; n=$((n+1)); [ $n -lt ${tries} ] || exit 127; done; fi`,
+    `if [ ! -f $d/$f ]; then : > $d/$f.want; n=0; while [ ! -f $d/$f ] && [ ! -f $d/$f.missing ] && [ ! -f $d/$f.failed ]; do if ${gone}; then echo "tidemark: the restore that fetched WAL for this server has ended" >&2; exit 127; fi; sleep ${pollSeconds}; n=$((n+1)); [ $n -lt ${tries} ] || exit 127; done; fi`,
     `if [ -f $d/$f.failed ]; then cat $d/$f.failed >&2; exit 127; fi`,
     `if [ ! -f $d/$f ]; then rm -f $d/$f.missing; exit 1; fi`,
     `exec mv -f $d/$f "%p"`,
