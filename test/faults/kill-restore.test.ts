@@ -216,12 +216,39 @@ describe(`SIGKILL of restores at ${KILLS} moments per kind, SIGTERM at ${TERMS} 
     reset: async () => void (await maria.sql('DROP DATABASE IF EXISTS restored')),
   };
 
+  /** Scratch databases of --table restores on the MariaDB server (a killed one leaves its own). */
+  const scratchDatabases = async () => (await maria.sql("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'tidemark\\_restore\\_%'")).split('\n').filter(Boolean);
+  let scratchLeft = 0;
+  const checksum = async (table: string) => (await maria.sql(`CHECKSUM TABLE ${table}`)).split('\t')[1];
+
+  /**
+   * `--table shop.orders` into an existing database: the whole backup goes into a scratch database
+   * first and the table is copied out at the end (table-restore.ts), so a killed run leaves the
+   * table absent or whole — and its scratch database, which the next --table restore drops.
+   */
+  const mariaTable: RestoreKind = {
+    name: 'MariaDB --table into an existing database',
+    args: (force) => ['restore', 'shop', '--backup', ids.maria, '--table', 'shop.orders', '--to', maria.url('onetable'), ...(force ? ['--force'] : []), '--config', cfg.path],
+    async state() {
+      const present = await maria.sql("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'onetable' AND TABLE_NAME = 'orders'");
+      if (present === '0') return 'absent';
+      expect(await checksum('onetable.orders')).toBe(await checksum('shop.orders'));
+      return 'whole';
+    },
+    async settle() {
+      if ((await scratchDatabases()).length > 0) scratchLeft++;
+    },
+    reset: async () => void (await maria.sql('DROP DATABASE IF EXISTS onetable; CREATE DATABASE onetable')),
+    // Each run drops what killed runs left before it begins.
+    check: async () => expect(await scratchDatabases()).toEqual([]),
+  };
+
   // Starting the restored server costs seconds a kill: that variant runs under TIDEMARK_SOAK=1.
   // (The physical case was soak-only for a while: it once hung, which was this test's own pg_ctl
   // start without a log file, found and fixed 2026-12-01.)
   const dataDirOnly = physical(false);
   const pitr = physical(false, { after: dataDirOnly });
-  const kinds = SOAK ? [pgLogical, dataDirOnly, physical(true), pitr, mariaLogical] : [pgLogical, dataDirOnly, pitr, mariaLogical];
+  const kinds = SOAK ? [pgLogical, dataDirOnly, physical(true), pitr, mariaLogical, mariaTable] : [pgLogical, dataDirOnly, pitr, mariaLogical, mariaTable];
   /** How long one whole restore of each kind takes from the process's start (ms): the span the moments fall in. */
   const spans = new Map<RestoreKind, number>();
   async function span(kind: RestoreKind): Promise<number> {
@@ -297,9 +324,10 @@ describe(`SIGKILL of restores at ${KILLS} moments per kind, SIGTERM at ${TERMS} 
       }
     } else {
       expect(await kind.state()).toBe('whole');
+      await kind.check?.('');
     }
     await kind.reset();
-    const left = kind.after ? `; ${promotedLeftovers} promoted server(s) left for --force to stop` : '';
+    const left = kind.after ? `; ${promotedLeftovers} promoted server(s) left for --force to stop` : kind === mariaTable ? `; ${scratchLeft} kill(s) left a scratch database, dropped by the next run` : '';
     process.stderr.write(`${kind.name}: ${KILLS} kills, ${interrupted} inside the run; targets ${JSON.stringify(seen)}${left}\n`);
   }, testTimeout(900_000));
 

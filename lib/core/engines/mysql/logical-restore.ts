@@ -12,7 +12,7 @@ import { applyBinlogReplay, planBinlogReplay, type BinlogReplayPlan } from './bi
 import { BinlogArchive } from './binlog/binlog-archive';
 import { describeEndpoint, MysqlToolSession, parseMysqlUrl, quoteIdent, quoteLiteral, type MysqlEndpoint } from './connection';
 import type { MysqlLogicalDetails } from './logical-details';
-import { copyTableFromScratch, parseRestoreTable, scratchDatabaseName, tableExists } from './table-restore';
+import { copyTableFromScratch, dropAbandonedScratch, holdServerLock, parseRestoreTable, scratchDatabaseName, tableExists } from './table-restore';
 import { loadDumpInParallel } from './parallel-load';
 import { mysqlBin } from './tools';
 import type { TableName } from './binlog/decoded';
@@ -203,10 +203,13 @@ export async function applyMysqlLogicalRestore(run: EngineRun, plan: MysqlLogica
   const session = await MysqlToolSession.open(ep);
   try {
     if (table) {
+      await dropAbandonedScratch(session, progress);
       const scratch = scratchDatabaseName();
       progress.note(`restoring the whole database into scratch database ${scratch} on the target server, to copy ${table.table} from it`);
-      await createDatabase(session, scratch);
+      // Held until the scratch database is gone: a restore killed before that leaves it to the next one.
+      const releaseLock = await holdServerLock(session, scratch);
       try {
+        await createDatabase(session, scratch);
         await load(session, scratch);
         throwIfAborted(signal);
         if (createsDatabase) {
@@ -221,6 +224,7 @@ export async function applyMysqlLogicalRestore(run: EngineRun, plan: MysqlLogica
         }
       } finally {
         await dropDatabase(session, scratch);
+        await releaseLock();
       }
     } else {
       if (createsDatabase) {

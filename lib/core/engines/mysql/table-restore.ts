@@ -1,7 +1,12 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { BackupNotFound, UsageError } from '../../errors';
+import { once } from 'node:events';
+import { BackupNotFound, ToolFailed, UsageError } from '../../errors';
+import type { Progress } from '../../progress';
+import { summarizeStderr } from '../../process/tool';
 import { parseTableArgument, type TableName } from './binlog/decoded';
 import { quoteIdent, quoteLiteral, type MysqlToolSession } from './connection';
+import { mysqlBin } from './tools';
 
 /**
  * `restore --table db.table` for MySQL/MariaDB.
@@ -19,6 +24,58 @@ import { quoteIdent, quoteLiteral, type MysqlToolSession } from './connection';
 /** A private database name on the target server for the duration of one restore (≤ 64 characters). */
 export function scratchDatabaseName(): string {
   return `tidemark_restore_${randomBytes(6).toString('hex')}`;
+}
+
+const SCRATCH_NAME = /^tidemark_restore_[0-9a-f]{12}$/;
+/** GET_LOCK(…, 0) answers at once; a client that has not within this long is stopped (connecting has its own limit). */
+const LOCK_ANSWER_MS = 120_000;
+
+/**
+ * Holds the server's named lock `name` (GET_LOCK) until the returned function is called, through a
+ * client that waits on its input meanwhile: when this process ends, killed too, the client reads end
+ * of input and quits, its connection closes and the server releases the lock. A restore holds the
+ * lock named like its scratch database from before it creates that database until it has dropped
+ * it, so a scratch database whose lock is free belongs to no running restore.
+ */
+export async function holdServerLock(session: MysqlToolSession, name: string): Promise<() => Promise<void>> {
+  // --unbuffered: the answer is flushed at once, not when the client ends.
+  const child = spawn(mysqlBin('client'), [...session.connectArgs, '-N', '-B', '--unbuffered'], { env: session.env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const exited = once(child, 'close');
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  child.stdin.on('error', () => undefined);
+  child.on('error', () => undefined); // reported through 'close' below
+  child.stdin.write(`SELECT GET_LOCK(${quoteLiteral(name)}, 0);\n`);
+  const answered = new Promise<void>((resolve) => child.stdout.on('data', () => stdout.includes('\n') && resolve()));
+  const waited = setTimeout(() => child.kill(), LOCK_ANSWER_MS);
+  await Promise.race([answered, exited]);
+  clearTimeout(waited);
+  if (stdout.trim() !== '1') {
+    child.stdin.end();
+    await exited;
+    throw new ToolFailed(`restore target: could not take the lock ${name}: ${summarizeStderr(stderr) || `GET_LOCK answered ${JSON.stringify(stdout.trim())}`}`);
+  }
+  return async () => {
+    child.stdin.end();
+    await exited;
+  };
+}
+
+/**
+ * Drops the scratch databases of --table restores that ended without dropping theirs (killed): those
+ * whose lock (holdServerLock) no session holds. A running restore's scratch database is left alone.
+ */
+export async function dropAbandonedScratch(session: MysqlToolSession, progress: Progress): Promise<void> {
+  const names = await session.query(`SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'tidemark\\_restore\\_%'`, 'restore target');
+  for (const [name] of names) {
+    if (!SCRATCH_NAME.test(name)) continue;
+    const [[free]] = await session.query(`SELECT IS_FREE_LOCK(${quoteLiteral(name)})`, 'restore target');
+    if (free !== '1') continue;
+    await session.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)}`, 'restore target');
+    progress.note(`dropped scratch database ${name}, left on the target server by a --table restore that did not finish`);
+  }
 }
 
 /** `--table db.table`: the database must be the one the backup holds (a dump is of one database). */
