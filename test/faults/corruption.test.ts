@@ -233,6 +233,12 @@ describe('corruption: verify finds it and restore refuses it, naming the object'
           // restore_command's answer for a segment not archived: recovery stops there. A PITR
           // restore is refused before that, by the gap in the restorable window.
           expect(await walFetch(row)).toBe('absent');
+          // These segments continue from no backup: --latest restores the newest backup and says so, naming the gap.
+          const notes: string[] = [];
+          const dir = join(tmp.path, `restored-${++restores}`);
+          await runRestore(config, 'app', { to: dir, latest: true, progress: { ...progress, note: (m) => void notes.push(m) } });
+          expect(notes.filter((n) => n.startsWith('warning: --latest'))).toEqual([expect.stringContaining(`${segments[1]} to ${segments[1]} missing`)]);
+          rmSync(dir, { recursive: true, force: true });
         } else {
           expectNamed(await restoreFailure(row), row);
         }

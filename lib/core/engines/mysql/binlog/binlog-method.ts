@@ -2,7 +2,7 @@ import type { BackupManifest, RestorePoint } from '../../../repository/manifest'
 import type { ObjectStore } from '../../../repository/storage';
 import type { ArchiveDescription, ArchiveGap, ArchivePoint, ArchiveRun, ArchiveWindow, ContinuousArchive } from '../../continuous-archive';
 import { BinlogArchive } from './binlog-archive';
-import type { BinlogGap, BinlogInventory, BinlogRun } from './inventory';
+import { describeGap, type BinlogGap, type BinlogInventory, type BinlogRun } from './inventory';
 import { comparePositions, parseBinlogFile } from './names';
 import { findDdlEvents } from './replay';
 import { streamBinlog } from './streamer';
@@ -19,12 +19,6 @@ function gapOf(g: BinlogGap): ArchiveGap {
   return { timeline: timelineOf(g.from), from: g.from, to: g.to, count: g.count };
 }
 
-/** One line per gap, for logs, list and verify. */
-export function describeGap(g: BinlogGap): string {
-  if (g.reason === 'identity') return `binlog gap: the server changed between ${g.from} and ${g.to} (another server_id/server_uuid)`;
-  if (g.from === g.to) return `binlog gap: ${g.from} is missing${g.count === 1 ? ' (or only its beginning was archived)' : ''}`;
-  return `binlog gap: ${g.from} to ${g.to} (${g.count} files) are missing`;
-}
 
 export function describeInventory(inventory: BinlogInventory, objects: number, storedBytes: number): ArchiveDescription | undefined {
   if (inventory.files.length === 0) return undefined;

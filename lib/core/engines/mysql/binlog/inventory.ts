@@ -116,3 +116,10 @@ function nameAt(sibling: string, index: number): string {
   const base = sibling.replace(/\.\d+$/, '');
   return `${base}.${String(index).padStart(6, '0')}`;
 }
+
+/** One line per gap, for logs, list and verify. */
+export function describeGap(g: BinlogGap): string {
+  if (g.reason === 'identity') return `binlog gap: the server changed between ${g.from} and ${g.to} (another server_id/server_uuid)`;
+  if (g.from === g.to) return `binlog gap: ${g.from} is missing${g.count === 1 ? ' (or only its beginning was archived)' : ''}`;
+  return `binlog gap: ${g.from} to ${g.to} (${g.count} files) are missing`;
+}

@@ -16,7 +16,7 @@ import type { MysqlLogicalDetails } from '../logical-details';
 import { mysqlBin } from '../tools';
 import { BinlogArchive } from './binlog-archive';
 import { DecodedBinlogReader, ddlEventsOf, parseTableArgument, removes, ROW_EVENT_TYPES, type DdlEvent, type DecodedEvent } from './decoded';
-import type { BinlogRun, InventoryFile } from './inventory';
+import { describeGap, type BinlogRun, type InventoryFile } from './inventory';
 import { comparePositions } from './names';
 
 /**
@@ -203,6 +203,14 @@ export async function planBinlogReplay(repository: Repository, source: string, b
           return { backup: newestDump, restorePoint: newestDump.restorePoint };
         }
         const last = run.files[run.files.length - 1];
+        const beyond = inventory.runs[inventory.runs.length - 1];
+        if (beyond !== run) {
+          // The archive goes on past a gap that no dump continues from: --latest cannot reach it.
+          const gaps = inventory.gaps.filter((g) => g.from >= last.file).map(describeGap);
+          progress.note(
+            `warning: --latest stops at ${last.file} (${runEndTime(run) || backup.restorePoint.time}): the archive goes on to ${beyond.files[beyond.files.length - 1].file} (${runEndTime(beyond)}) past a gap replay cannot cross (${gaps.join('; ') || 'binlog gap'}), and no logical backup was taken after it; ${see}`,
+          );
+        }
         return await planned(backup, filesFrom(run, coordsOf(backup).file), { kind: 'end' }, { time: runEndTime(run) || backup.restorePoint.time, binlog: { file: last.file, position: last.facts?.end ?? 0 } });
       }
       case 'time': {

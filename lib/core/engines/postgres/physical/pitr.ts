@@ -10,7 +10,7 @@ import type { Progress } from '../../../progress';
 import type { Catalog } from '../../../repository/catalog';
 import type { BackupManifest } from '../../../repository/manifest';
 import { childEnv } from '../../../secrets';
-import { archiveFor, type ArchiveWindow } from '../../continuous-archive';
+import { archiveFor, type ArchiveDescription, type ArchiveWindow } from '../../continuous-archive';
 import type { EngineRun } from '../../engine';
 import { describeRecoveryTarget, type RecoveryTarget } from '../../recovery-target';
 import { freePort } from '../../../free-port';
@@ -83,7 +83,10 @@ export async function planReplay(
   }
   const windows = archive.windows(description, physical).sort((a, b) => a.to.localeCompare(b.to));
   if (windows.length === 0) {
-    if (at.kind === 'latest') return undefined;
+    if (at.kind === 'latest') {
+      noteArchiveBeyond(run, description);
+      return undefined;
+    }
     throw new RecoveryTargetOutOfRange(
       `${describeRecoveryTarget(at)}: the archived WAL of source '${source}' does not continue from any physical backup (take one: tidemark backup ${source} --type full)`,
     );
@@ -114,6 +117,7 @@ export async function planReplay(
       `${describeRecoveryTarget(at)} is outside the restorable window of source '${source}' (${windowsText(windows)}); see: tidemark list ${source}`,
     );
   }
+  if (at.kind === 'latest') noteArchiveBeyond(run, description, window);
   const base = physical.filter(inWindow(window)).filter(candidates).pop();
   if (!base) throw new RecoveryTargetOutOfRange(`${describeRecoveryTarget(at)}: no physical backup of source '${source}' precedes it on timeline ${timelineOf(window)}`);
   if (at.kind === 'latest' && window.toLsn && base.restorePoint.lsn && parseLsn(window.toLsn) <= lsnOf(base)) return undefined;
@@ -134,6 +138,22 @@ export async function planReplay(
     );
   }
   return { base, replay: { ...replay, drops } };
+}
+
+/**
+ * --latest replays to the end of the newest window: archive past a gap that no backup continues
+ * from cannot be reached. Says so, with the gap, rather than let "latest" look like everything.
+ */
+function noteArchiveBeyond(run: EngineRun, description: ArchiveDescription, window?: ArchiveWindow): void {
+  const newest = [...description.runs].sort((a, b) => a.end.time.localeCompare(b.end.time)).pop();
+  if (!newest || (window && newest.end.time <= window.to)) return;
+  const gaps = description.gaps.map((g) => (g.count > 0 ? `${g.from} to ${g.to} missing (${g.count} segment${g.count === 1 ? '' : 's'})` : `between ${g.from} and ${g.to}`));
+  const reaches = `the WAL archive goes on to ${newest.end.time} (${newest.last})`;
+  run.progress.note(
+    window
+      ? `warning: --latest stops at ${window.to}: ${reaches} past a gap replay cannot cross (${gaps.join('; ') || 'a gap'}), and no physical backup was taken after it; see: tidemark list ${run.source}`
+      : `warning: --latest restores the newest backup only: ${reaches}, but no physical backup is where it continues from${gaps.length ? ` (gaps: ${gaps.join('; ')})` : ''}; see: tidemark list ${run.source}`,
+  );
 }
 
 /** postgresql.auto.conf settings that stop replay at the target. */
