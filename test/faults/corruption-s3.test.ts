@@ -7,7 +7,6 @@ import { runRestore } from '../../lib/core/commands/restore';
 import { runVerify } from '../../lib/core/commands/verify';
 import { runStream } from '../../lib/core/commands/wal';
 import type { TidemarkConfig } from '../../lib/core/config/schema';
-import { archiveFor } from '../../lib/core/engines/continuous-archive';
 import { mysqlBinlogArchive } from '../../lib/core/engines/mysql/binlog/binlog-method';
 import { comparePositions } from '../../lib/core/engines/mysql/binlog/names';
 import type { PgPhysicalDetails } from '../../lib/core/engines/postgres/physical/details';
@@ -21,6 +20,7 @@ import { useMariadb } from '../harness/mariadb';
 import { usePostgres } from '../harness/postgres';
 import { useS3, type S3Handle } from '../harness/s3';
 import { useTempDir, writeConfig } from '../harness/tidemark';
+import { archiveProblems, expectNamed, verifyProblems } from './damage-checks';
 
 /**
  * Issue 11, corruption, in an S3 repository (s3rver), the objects damaged through the S3 API:
@@ -76,27 +76,6 @@ async function withDamage(s3: S3Handle, row: Row, damage: Damage, check: () => P
     await put(row.key, good);
     await put(row.twin, goodTwin);
   }
-}
-
-const expectNamed = (message: string, row: Row) => {
-  for (const name of row.names) expect(message).toContain(name);
-};
-
-/** What verify says about one backup: its problems, or the error it stopped with. */
-async function verifyProblems(config: TidemarkConfig, id: string): Promise<string> {
-  try {
-    const result = await runVerify(config, 'app', { backup: id, progress });
-    return result.backups.flatMap((b) => b.problems).join('\n');
-  } catch (e) {
-    expect(e).toBeInstanceOf(TidemarkError);
-    return (e as Error).message;
-  }
-}
-
-/** What verify says about the source's continuous archive. */
-async function archiveProblems(config: TidemarkConfig): Promise<string> {
-  const archive = await archiveFor(config.sources.app)!.load();
-  return (await archive.verify(await Repository.open(config), 'app', { progress })).problems.join('\n');
 }
 
 describe('corruption in an S3 repository', () => {
@@ -168,7 +147,7 @@ describe('corruption in an S3 repository', () => {
       };
     }
 
-    const problems = (row: Row) => (row.kind === 'binlog' ? archiveProblems(config) : verifyProblems(config, manifests[0].id));
+    const problems = (row: Row) => (row.kind === 'binlog' ? archiveProblems(config).then((p) => p.join('\n')) : verifyProblems(config, manifests[0].id));
 
     /** The one line a failed restore gave; the target database must not exist afterwards. */
     async function restoreFailure(row: Row): Promise<string> {
@@ -199,7 +178,7 @@ describe('corruption in an S3 repository', () => {
         await withDamage(s3, row, damage, async () => {
           const found = await problems(row);
           expect(found).not.toBe('');
-          expectNamed(found, row);
+          expectNamed(found, row.names);
           if (row.kind === 'binlog' && damage === 'delete') {
             // A missing file is a gap: --latest stops before it, and says so naming it.
             const notes: string[] = [];
@@ -208,7 +187,7 @@ describe('corruption in an S3 repository', () => {
             expect(notes.filter((n) => n.startsWith('warning: --latest stops at'))).toEqual([expect.stringContaining(`${row.names[0]} is missing`)]);
             expect(Number(await target.sql('SELECT COUNT(*) FROM notes', db))).toBeLessThan(Number(await source.sql('SELECT COUNT(*) FROM notes', 'app')));
           } else {
-            expectNamed(await restoreFailure(row), row);
+            expectNamed(await restoreFailure(row), row.names);
           }
           // The other backup is untouched (a swap damaged it too: the binlog rows check only the archive).
           if (row.kind === 'logical' && damage !== 'swap') expect((await runVerify(config, 'app', { backup: manifests[1].id, progress })).ok).toBe(true);
@@ -281,16 +260,16 @@ describe('corruption in an S3 repository', () => {
       it.each(DAMAGES)('%s: verify names it, restore (or wal-fetch) refuses it naming it', async (damage) => {
         const row = rows()[what];
         await withDamage(s3, row, damage, async () => {
-          const found = row.kind === 'wal' ? (await archiveProblems(config)).split('\n').filter((p) => segments.some((s) => p.includes(s))).join('\n') : await verifyProblems(config, incr.id);
+          const found = row.kind === 'wal' ? (await archiveProblems(config)).filter((p) => segments.some((s) => p.includes(s))).join('\n') : await verifyProblems(config, incr.id);
           expect(found).not.toBe('');
-          expectNamed(found, row);
+          expectNamed(found, row.names);
           if (row.kind === 'wal') {
             const answer = await walFetch(row);
             // A segment not archived is recovery's end (restore_command exits 1), not an error.
             if (damage === 'delete') expect(answer).toBe('absent');
             else {
               expect(answer).toBeInstanceOf(TidemarkError);
-              expectNamed((answer as Error).message, row);
+              expectNamed((answer as Error).message, row.names);
             }
           } else {
             const dir = join(tmp.path, `restored-${++restores}`);
@@ -301,7 +280,7 @@ describe('corruption in an S3 repository', () => {
             expect(existsSync(dir) ? readdirSync(dir) : []).toEqual([]);
             expect(error).toBeInstanceOf(TidemarkError);
             expect((error as Error).message).not.toContain('\n');
-            expectNamed((error as Error).message, row);
+            expectNamed((error as Error).message, row.names);
           }
         });
       });

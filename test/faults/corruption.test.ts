@@ -9,13 +9,13 @@ import type { TidemarkConfig } from '../../lib/core/config/schema';
 import type { PgPhysicalDetails } from '../../lib/core/engines/postgres/physical/details';
 import { WalArchive } from '../../lib/core/engines/postgres/wal/wal-archive';
 import { pushWalFile } from '../../lib/core/engines/postgres/wal/wal-push';
-import { archiveFor } from '../../lib/core/engines/continuous-archive';
 import { IntegrityError, TidemarkError } from '../../lib/core/errors';
 import { silentProgress as progress } from '../../lib/core/progress';
 import type { BackupManifest } from '../../lib/core/repository/manifest';
 import { Repository } from '../../lib/core/repository/repository';
 import { usePostgres } from '../harness/postgres';
 import { useTempDir, writeConfig } from '../harness/tidemark';
+import { archiveProblems, expectNamed, verifyProblems } from './damage-checks';
 
 /**
  * Issue 11, corruption: every kind of stored object × every kind of damage. For each, `verify`
@@ -163,17 +163,6 @@ describe('corruption: verify finds it and restore refuses it, naming the object'
     }
   }
 
-  /** What verify says about a backup: its problems, or the error it stopped with. */
-  async function verifyProblems(id: string): Promise<string> {
-    try {
-      const result = await runVerify(config, 'app', { backup: id, progress });
-      return result.backups.flatMap((b) => b.problems).join('\n');
-    } catch (e) {
-      expect(e).toBeInstanceOf(TidemarkError);
-      return (e as Error).message;
-    }
-  }
-
   /** wal-fetch (restore_command) of the row's segment; the file appears only when it verified. */
   async function walFetch(row: Row): Promise<string> {
     const dest = join(tmp.path, `fetched-${++restores}`);
@@ -205,19 +194,11 @@ describe('corruption: verify finds it and restore refuses it, naming the object'
     return message;
   }
 
-  const expectNamed = (message: string, row: Row) => {
-    for (const name of row.names) expect(message).toContain(name);
-  };
-
   /** What verify says about the WAL archive (its part of `tidemark verify`), about the pushed segments. */
-  async function walProblems(): Promise<string> {
-    const archive = await archiveFor(config.sources.app)!.load();
-    const { problems } = await archive.verify(await Repository.open(config), 'app', { progress });
-    return problems.filter((p) => segments.some((s) => p.includes(s))).join('\n');
-  }
+  const walProblems = async () => (await archiveProblems(config)).filter((p) => segments.some((s) => p.includes(s))).join('\n');
 
   it('the backups and segments verify before any damage', async () => {
-    for (const id of Object.values(ids)) expect(await verifyProblems(id)).toBe('');
+    for (const id of Object.values(ids)) expect(await verifyProblems(config, id)).toBe('');
     expect(await walProblems()).toBe('');
     expect(Object.values(manifests).map((m) => m.encryption.context.repository)).toEqual(Array(4).fill(expect.stringMatching(/^[0-9a-f]{32}$/)));
   });
@@ -226,9 +207,9 @@ describe('corruption: verify finds it and restore refuses it, naming the object'
     it.each(DAMAGES)('%s: verify names it, restore refuses it naming it and changes nothing', async (damage) => {
       const row = rows()[what];
       await withDamage(row, damage, async () => {
-        const problems = row.kind === 'wal' ? await walProblems() : await verifyProblems(row.kind === 'logical' ? ids.logical : ids.incr);
+        const problems = row.kind === 'wal' ? await walProblems() : await verifyProblems(config, row.kind === 'logical' ? ids.logical : ids.incr);
         expect(problems).not.toBe('');
-        expectNamed(problems, row);
+        expectNamed(problems, row.names);
         if (row.kind === 'wal' && damage === 'delete') {
           // restore_command's answer for a segment not archived: recovery stops there. A PITR
           // restore is refused before that, by the gap in the restorable window.
@@ -240,10 +221,10 @@ describe('corruption: verify finds it and restore refuses it, naming the object'
           expect(notes.filter((n) => n.startsWith('warning: --latest'))).toEqual([expect.stringContaining(`${segments[1]} to ${segments[1]} missing`)]);
           rmSync(dir, { recursive: true, force: true });
         } else {
-          expectNamed(await restoreFailure(row), row);
+          expectNamed(await restoreFailure(row), row.names);
         }
         // A swap damages two objects; another kind of backup is untouched (once per kind: verify is not free).
-        if (damage === 'swap' && row.kind !== 'wal') expect(await verifyProblems(row.kind === 'logical' ? ids.incr : ids.logical2)).toBe('');
+        if (damage === 'swap' && row.kind !== 'wal') expect(await verifyProblems(config, row.kind === 'logical' ? ids.incr : ids.logical2)).toBe('');
       });
     });
   });
