@@ -144,13 +144,18 @@ describe('drill worker: PostgreSQL logical', () => {
     expect(again.predictedRtoSeconds).toBeGreaterThan(0);
   });
 
-  it('bounded checksums: above drill.tableChecksums.exactMiB a table is hashed on a key sample, recorded as such, and the drill repeats it', async () => {
-    const config = configFor('sampled', { tableChecksums: { exactMiB: 1 } });
+  it('bounded checksums: above drill.tableChecksums.exactMiB a table is hashed on key ranges of about sampleMiB, recorded as such, and the drill repeats it', async () => {
+    const config = configFor('sampled', { tableChecksums: { exactMiB: 1, sampleMiB: 1 } });
     const made = await backup(config);
     const manifest = JSON.parse(readFileSync(join(tmp.path, 'repo-sampled', 'app', 'backups', made.id, 'manifest.json'), 'utf8')).manifest;
     const recorded = manifest.details.tableChecksums;
     expect(recorded).toMatchObject({ method: 'row-hashtext-sum/1', exactBytes: 1024 * 1024 });
-    expect(recorded.tables['public.pgbench_accounts']).toMatchObject({ rows: 100000, sample: { key: ['aid'], modulus: expect.any(Number) } });
+    // pgbench_accounts at scale 1 is ~13 MiB: 16 ranges of aid together about 1 MiB of it.
+    const accounts = recorded.tables['public.pgbench_accounts'];
+    expect(accounts).toMatchObject({ sample: { key: ['aid'], ranges: expect.any(Array) } });
+    expect(accounts.sample.ranges).toHaveLength(16);
+    expect(accounts.rows).toBeGreaterThan(100000 / 20);
+    expect(accounts.rows).toBeLessThan(100000 / 8);
     expect(recorded.tables['public.pgbench_branches']).toEqual({ rows: 1, sum: expect.stringMatching(/^-?\d+$/) });
     const report = reportOf(await drill(config, '20261201T080050Z-ffffff'));
     expect(report.ok).toBe(true);

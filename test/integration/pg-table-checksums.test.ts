@@ -34,13 +34,13 @@ describe('PostgreSQL table checksums', () => {
   }, 60_000);
   afterAll(() => client?.end());
 
-  /** Records in an exported snapshot, as a backup does beside pg_dump; `exactBytes` small enough to sample. */
-  async function record(exactBytes = 256 * 1024): Promise<TableChecksums> {
+  /** Records in an exported snapshot, as a backup does beside pg_dump; `exactBytes` small enough to sample, key ranges of about `sampleBytes`. */
+  async function record(exactBytes = 256 * 1024, sampleBytes = 64 * 1024): Promise<TableChecksums> {
     const holder = await connectPg(ep(), 'snapshot holder');
     try {
       await holder.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       const { rows } = await holder.query<{ s: string }>('select pg_export_snapshot() as s');
-      return await recordTableChecksums(ep(), rows[0].s, { exactBytes });
+      return await recordTableChecksums(ep(), rows[0].s, { exactBytes, sampleBytes });
     } finally {
       await holder.end();
     }
@@ -50,7 +50,15 @@ describe('PostgreSQL table checksums', () => {
     const recorded = await record();
     expect(recorded.method).toBe(CHECKSUM_METHOD_HASHTEXT);
     expect(recorded.tables['public.whole']).toEqual({ rows: 1000, sum: expect.stringMatching(/^-?\d+$/) });
-    expect(recorded.tables['public.sampled_int'].sample).toEqual({ key: ['id'], modulus: expect.any(Number), by: 'value' });
+    // One integer key: key ranges read through the index, together about sampleBytes of the table.
+    const ranged = recorded.tables['public.sampled_int'];
+    expect(ranged.sample).toEqual({ key: ['id'], ranges: expect.any(Array) });
+    const ranges = (ranged.sample as { ranges: [string, string][] }).ranges;
+    expect(ranges).toHaveLength(16);
+    expect(ranges[0][0]).toBe('1');
+    const inRanges = ranges.reduce((n, [lo, hi]) => n + Number(hi) - Number(lo) + 1, 0);
+    expect(ranged.rows).toBe(inRanges);
+    expect(inRanges).toBeLessThan(20000 / 4);
     expect(recorded.tables['public.sampled_text'].sample).toEqual({ key: ['a', 'b'], modulus: expect.any(Number) });
     expect(recorded.tables['public.no_key']).toMatchObject({ rows: 20000, countOnly: expect.stringContaining('no primary key') });
     const again = await restoredTableChecksums(client, recorded);
@@ -60,7 +68,7 @@ describe('PostgreSQL table checksums', () => {
   it('a changed value is a difference naming the table, in a whole table and in a sampled row', async () => {
     const recorded = await record();
     // A row inside the text key's sample: the predicate the drill uses picks it on both sides.
-    const modulus = recorded.tables['public.sampled_text'].sample!.modulus;
+    const modulus = (recorded.tables['public.sampled_text'].sample as { modulus: number }).modulus;
     const { rows } = await client.query<{ a: string; b: number }>(
       `select a, b from sampled_text t where (hashtextextended(row(t.a, t.b, null)::text, 0) & ${modulus - 1}) = 0 limit 1`,
     );
@@ -76,6 +84,25 @@ describe('PostgreSQL table checksums', () => {
     } finally {
       await client.query(`update whole set f = 424 / 7.0 where id = 424`);
       await client.query(`update sampled_text set v = md5(b::text) where a = $1 and b = $2`, [rows[0].a, rows[0].b]);
+    }
+  });
+
+  it('key ranges: a row changed or deleted inside a range is a difference naming the table; one outside is not read', async () => {
+    const recorded = await record();
+    const [lo, hi] = (recorded.tables['public.sampled_int'].sample as { ranges: [string, string][] }).ranges[3];
+    const inside = Number(lo) + 1;
+    const outside = Number(hi) + 1; // between two ranges
+    const check = async () => compareChecksums(recorded.tables, await restoredTableChecksums(client, recorded)).differences;
+    await client.query(`update sampled_int set v = 'changed' where id = $1`, [outside]);
+    try {
+      expect(await check()).toEqual([]);
+      await client.query(`update sampled_int set v = 'changed' where id = $1`, [inside]);
+      expect(await check()).toEqual([expect.stringMatching(/^public\.sampled_int: checksum of the sampled key ranges differs/)]);
+      await client.query(`delete from sampled_int where id = $1`, [inside]);
+      expect(await check()).toEqual([`public.sampled_int: ${recorded.tables['public.sampled_int'].rows - 1} rows restored in the sampled key ranges, ${recorded.tables['public.sampled_int'].rows} recorded`]);
+    } finally {
+      await client.query(`insert into sampled_int values ($1::bigint, md5($1::bigint::text)) on conflict (id) do nothing`, [inside]);
+      await client.query(`update sampled_int set v = md5(id::text) where id in ($1, $2)`, [inside, outside]);
     }
   });
 

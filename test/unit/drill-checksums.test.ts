@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { compareChecksums, describeComparison, planTableHashing, recordedHashing, type TableChecksum } from '../../lib/core/drill/checksums';
+import { compareChecksums, describeComparison, keyRanges, planTableHashing, recordedHashing, SAMPLE_RANGES, type TableChecksum } from '../../lib/core/drill/checksums';
 import { assertionMatches } from '../../lib/core/drill/assertions';
 import { predictRto, rpoSeconds, rtoSeconds } from '../../lib/core/drill/measure';
 
@@ -33,6 +33,41 @@ describe('planTableHashing: bounded cost per table', () => {
     expect(planTableHashing({ name: 't', bytes: 600 * MiB, primaryKey: ['id'] })).toEqual({ mode: 'sample', key: ['id'], modulus: 4, byValue: false });
     expect(planTableHashing({ name: 't', bytes: 600 * MiB, primaryKey: ['id'], integerKey: true })).toEqual({ mode: 'sample', key: ['id'], modulus: 4, byValue: true });
     expect(planTableHashing({ name: 't', bytes: 600 * MiB, primaryKey: ['a', 'b'], integerKey: true })).toMatchObject({ byValue: false });
+    // Where the engine reads key ranges through an index (PostgreSQL): one integer key gets ranges.
+    expect(planTableHashing({ name: 't', bytes: 640 * MiB, primaryKey: ['id'], integerKey: true }, undefined, {})).toEqual({ mode: 'ranges', key: 'id', fraction: 0.05 });
+    expect(planTableHashing({ name: 't', bytes: 640 * MiB, primaryKey: ['id'] }, undefined, {})).toMatchObject({ mode: 'sample' });
+    expect(recordedHashing({ rows: 3, sum: '9', sample: { key: ['id'], ranges: [['1', '2']] } })).toEqual({ mode: 'ranges', key: 'id', fraction: 0, ranges: [['1', '2']] });
+  });
+});
+
+describe('keyRanges: a sample of a key span that any copy of the table reads the same', () => {
+  const span = fc.tuple(fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }), fc.bigInt({ min: 0n, max: 2n ** 62n }));
+  it('ordered, disjoint, inside min..max, at most SAMPLE_RANGES, covering about the fraction asked (at least one key)', () => {
+    fc.assert(
+      fc.property(span, fc.double({ min: 1e-9, max: 1, noNaN: true }), ([min, width], fraction) => {
+        const max = min + width > 2n ** 63n - 1n ? 2n ** 63n - 1n : min + width;
+        const ranges = keyRanges(min, max, fraction).map(([lo, hi]) => [BigInt(lo), BigInt(hi)] as const);
+        if (ranges.length === 0 || ranges.length > SAMPLE_RANGES) return false;
+        let previous = min - 1n;
+        let covered = 0n;
+        for (const [lo, hi] of ranges) {
+          if (lo <= previous || hi < lo || lo < min || hi > max) return false;
+          previous = hi;
+          covered += hi - lo + 1n;
+        }
+        // about the fraction: less by under a key per range (integer division), never none
+        const asked = Number(max - min + 1n) * fraction;
+        const slack = asked * 1e-12; // a double's rounding of huge spans
+        return Number(covered) <= Math.max(1, Math.ceil(asked)) + slack + 1 && Number(covered) >= Math.min(asked, 1) && Number(covered) >= asked - SAMPLE_RANGES - slack;
+      }),
+    );
+  });
+
+  it('the same inputs give the same ranges; an empty or inverted span none', () => {
+    expect(keyRanges(1n, 1000n, 0.1)).toEqual(keyRanges(1n, 1000n, 0.1));
+    expect(keyRanges(1n, 1000n, 0.1)[0]).toEqual(['1', '6']);
+    expect(keyRanges(5n, 4n, 0.5)).toEqual([]);
+    expect(keyRanges(7n, 7n, 0.01)).toEqual([['7', '7']]);
   });
 });
 

@@ -42,6 +42,13 @@ export function drillConfigSchema<C extends z.ZodType<string>>(cron: C) {
           z.literal(false),
           z.strictObject({
             exactMiB: z.number().int().min(1).max(1048576).optional().describe('Tables up to this size are hashed whole; larger ones on a primary-key sample of about this size (default 256)'),
+            sampleMiB: z
+              .number()
+              .int()
+              .min(1)
+              .max(1048576)
+              .optional()
+              .describe('PostgreSQL: a larger table with one integer key is counted and hashed on key ranges read through its index, together about this size (default 32)'),
           }),
         ])
         .optional()

@@ -7,12 +7,19 @@ import { z } from 'zod';
  * numbers (postgres/logical-checksums.ts); this file decides how much of each table is hashed and
  * compares two sets of results.
  *
- * Bounded cost: every table gets an exact row count (one sequential scan, no hashing); a table
- * above `exactBytes` is hashed only on a deterministic sample, the rows whose primary key (its value
- * when it is one integer column, else its hash) is 0 modulo `modulus` (a power of two, chosen so
- * about `exactBytes` are hashed). The sample depends
- * on the key's values only, not on where rows lie on disk, so the restored copy samples the same
- * rows. A large table without a primary key gets its count only, and the record says so.
+ * Bounded cost. A table up to `exactBytes` is counted and hashed whole (one scan). Above it:
+ *  - with one integer key column (PostgreSQL): SAMPLE_RANGES ranges of key values spread evenly
+ *    from the smallest key to the largest, together about `sampleBytes` of rows, are counted and
+ *    hashed, each range read through the primary key's index: the cost is that of the sample,
+ *    whatever the table's size, and nothing else of the table is read. The ranges are recorded.
+ *  - otherwise: one scan that counts every row and hashes those whose key (its value when it is
+ *    one integer column, else its hash) is 0 modulo `modulus` (a power of two, so that about
+ *    `exactBytes` are hashed) — records made before key ranges existed are of this kind too.
+ *  - a large table without a primary key gets its count only, and the record says so.
+ * Every sample depends on the key's values only, not on where rows lie on disk, so the restored
+ * copy samples the same rows. What a range sample does not see: a row lost or changed outside its
+ * ranges (the count too is of the ranges); the drill's other checks (pg_amcheck, assertions) and
+ * exact tables are the rest of the net.
  */
 
 /**
@@ -29,19 +36,32 @@ export const CHECKSUM_METHOD_CRC = 'row-crc32-crc32c-sum/1';
 
 /** Tables up to this size (on disk) are hashed whole. */
 export const DEFAULT_EXACT_BYTES = 256 * 1024 * 1024;
+/** How much of a larger table with one integer key its key ranges cover (about; by key span, not bytes). */
+export const DEFAULT_SAMPLE_BYTES = 32 * 1024 * 1024;
+/** Key ranges per range-sampled table. */
+export const SAMPLE_RANGES = 16;
+
+const INTEGER_TEXT = /^-?\d+$/;
 
 export const TableChecksumSchema = z.object({
   rows: z.number().int().nonnegative(),
   /** Order-independent sum of per-row hashes (decimal text); absent when only counted. */
   sum: z.string().regex(/^-?\d+$/).optional(),
-  /** The sample the sum covers, when not every row. */
+  /** The sample the sum covers, when not every row (with `ranges`, the count is of the sample too). */
   sample: z
-    .object({
-      key: z.array(z.string()).min(1),
-      modulus: z.number().int().min(2),
-      /** `value`: an integer key's own value modulo `modulus` (no hashing); absent: the key's hash (the method's). */
-      by: z.literal('value').optional(),
-    })
+    .union([
+      z.object({
+        key: z.array(z.string()).min(1),
+        modulus: z.number().int().min(2),
+        /** `value`: an integer key's own value modulo `modulus` (no hashing); absent: the key's hash (the method's). */
+        by: z.literal('value').optional(),
+      }),
+      z.object({
+        key: z.array(z.string()).length(1),
+        /** Inclusive ranges of the key's values, as decimal text (bigint keys exceed a double). */
+        ranges: z.array(z.tuple([z.string().regex(INTEGER_TEXT), z.string().regex(INTEGER_TEXT)])).max(SAMPLE_RANGES),
+      }),
+    ])
     .optional(),
   /** Why only the count was recorded. */
   countOnly: z.string().optional(),
@@ -75,16 +95,26 @@ export interface TableShape {
   readonly integerKey?: boolean;
 }
 
+export type KeyRange = readonly [string, string];
+
 export type TableHashing =
   | { readonly mode: 'exact' }
   | { readonly mode: 'sample'; readonly key: readonly string[]; readonly modulus: number; readonly byValue: boolean }
+  /** `fraction` of the key span to cover; `ranges` when repeating a record (else made from the key's min and max). */
+  | { readonly mode: 'ranges'; readonly key: string; readonly fraction: number; readonly ranges?: readonly KeyRange[] }
   | { readonly mode: 'count'; readonly reason: string };
 
-/** How one table is hashed under the byte budget. */
-export function planTableHashing(table: TableShape, exactBytes = DEFAULT_EXACT_BYTES): TableHashing {
+/**
+ * How one table is hashed under the byte budget. `keyRanges`: the engine reads key ranges through
+ * an index (PostgreSQL), so a large table with one integer key costs only its sample.
+ */
+export function planTableHashing(table: TableShape, exactBytes = DEFAULT_EXACT_BYTES, keyRanges?: { readonly sampleBytes?: number }): TableHashing {
   if (table.bytes <= exactBytes) return { mode: 'exact' };
   if (table.primaryKey.length === 0) {
     return { mode: 'count', reason: `larger than ${exactBytes} bytes and no primary key to sample by` };
+  }
+  if (keyRanges && table.integerKey === true && table.primaryKey.length === 1) {
+    return { mode: 'ranges', key: table.primaryKey[0], fraction: Math.min(1, (keyRanges.sampleBytes ?? DEFAULT_SAMPLE_BYTES) / table.bytes) };
   }
   let modulus = 2;
   while (table.bytes / modulus > exactBytes) modulus *= 2;
@@ -93,9 +123,32 @@ export function planTableHashing(table: TableShape, exactBytes = DEFAULT_EXACT_B
 
 /** The hashing a recorded checksum was made with, to repeat it on the restored table. */
 export function recordedHashing(recorded: TableChecksum): TableHashing {
+  if (recorded.sample && 'ranges' in recorded.sample) return { mode: 'ranges', key: recorded.sample.key[0], fraction: 0, ranges: recorded.sample.ranges };
   if (recorded.sample) return { mode: 'sample', key: recorded.sample.key, modulus: recorded.sample.modulus, byValue: recorded.sample.by === 'value' };
   if (recorded.sum === undefined) return { mode: 'count', reason: recorded.countOnly ?? 'count only' };
   return { mode: 'exact' };
+}
+
+/**
+ * `count` inclusive ranges (fewer when the span is narrower) spread evenly over the keys min..max,
+ * together about `fraction` of the span, ordered and disjoint. The same inputs give the same ranges.
+ */
+export function keyRanges(min: bigint, max: bigint, fraction: number, count = SAMPLE_RANGES): KeyRange[] {
+  if (max < min || !(fraction > 0)) return [];
+  const span = max - min + 1n;
+  // A double's rounding of a huge span is fine here: the sample is "about" the fraction.
+  const covered = BigInt(Math.ceil(Number(span) * Math.min(1, fraction)));
+  const total = covered > span ? span : covered < 1n ? 1n : covered;
+  const n = BigInt(count) < total ? BigInt(count) : total;
+  const stride = span / n;
+  const width = total / n;
+  const ranges: KeyRange[] = [];
+  for (let i = 0n; i < n; i++) {
+    const lo = min + i * stride;
+    const hi = lo + width - 1n;
+    ranges.push([lo.toString(), (hi > max ? max : hi).toString()]);
+  }
+  return ranges;
 }
 
 export interface ChecksumComparison {
@@ -128,12 +181,14 @@ export function compareChecksums(
       differences.push(`${name}: missing from the restored database`);
       continue;
     }
+    const ranged = want.sample !== undefined && 'ranges' in want.sample;
     if (want.rows !== got.rows) {
-      differences.push(`${name}: ${got.rows} rows restored, ${want.rows} recorded`);
+      differences.push(`${name}: ${got.rows} rows restored${ranged ? ' in the sampled key ranges' : ''}, ${want.rows} recorded`);
       continue;
     }
     if (want.sum !== got.sum) {
-      differences.push(`${name}: checksum ${want.sample ? `of the 1/${want.sample.modulus} sample ` : ''}differs (${got.sum ?? 'none'} restored, ${want.sum ?? 'none'} recorded)`);
+      const of = !want.sample ? '' : 'ranges' in want.sample ? 'of the sampled key ranges ' : `of the 1/${want.sample.modulus} sample `;
+      differences.push(`${name}: checksum ${of}differs (${got.sum ?? 'none'} restored, ${want.sum ?? 'none'} recorded)`);
       continue;
     }
     if (want.sum === undefined) countOnly++;

@@ -8,7 +8,7 @@ import {
   type TableChecksums,
   type TableHashing,
 } from '../../drill/checksums';
-import { ToolFailed } from '../../errors';
+import { IntegrityError, ToolFailed } from '../../errors';
 import { runTool } from '../../process/tool';
 import { MysqlToolSession, quoteIdent, quoteLiteral } from './connection';
 import { mysqlBin } from './tools';
@@ -70,6 +70,7 @@ export function checksumSelect(table: MysqlTable, hashing: TableHashing): string
   const row = `CONCAT_WS(',', ${table.columns.map(text).join(', ')})`;
   const hash = `(CRC32(${row}) * 4294967296 + CRC32C(${row}))`;
   if (hashing.mode === 'exact') return `SELECT COUNT(*), IFNULL(SUM(${hash}), 0) ${from}`;
+  if (hashing.mode === 'ranges') throw new IntegrityError(`table ${table.name}: key-range samples are PostgreSQL's; this record cannot be checked on MySQL/MariaDB`);
   const keep = hashing.byValue
     ? `${quoteIdent(hashing.key[0])} % ${hashing.modulus} = 0`
     : `CRC32(CONCAT_WS(',', ${hashing.key.map(text).join(', ')})) % ${hashing.modulus} = 0`;
@@ -80,6 +81,7 @@ function toChecksum(hashing: TableHashing, count: string, sum: string): TableChe
   const rows = Number(count);
   if (hashing.mode === 'count') return { rows, countOnly: hashing.reason };
   if (hashing.mode === 'exact') return { rows, sum };
+  if (hashing.mode === 'ranges') throw new IntegrityError('key-range samples are PostgreSQL\'s');
   return { rows, sum, sample: { key: [...hashing.key], modulus: hashing.modulus, ...(hashing.byValue ? { by: 'value' as const } : {}) } };
 }
 

@@ -62,10 +62,17 @@ export async function listUserTables(client: Client): Promise<{ schema: string; 
  * Row count and order-independent hash sum of one table (duplicates count); with `sample`, the count
  * is of every row and the sum only of the rows the predicate keeps (a predicate on `t`).
  */
-export async function tableRowHash(client: Client, schema: string, name: string, options: { hash?: RowHash; sample?: string } = {}): Promise<{ rows: string; sum: string }> {
+export async function tableRowHash(
+  client: Client,
+  schema: string,
+  name: string,
+  options: { hash?: RowHash; sample?: string; where?: string } = {},
+): Promise<{ rows: string; sum: string }> {
   const sum = rowHashSum(options.hash ?? 'hashtext');
   const total = options.sample ? `coalesce(${sum} filter (where ${options.sample}), 0)` : `coalesce(${sum}, 0)`;
-  const { rows } = await client.query(`select count(*)::text as n, ${total}::text as h from only ${quoteIdent(schema)}.${quoteIdent(name)} t`);
+  // `where` limits the rows read (an index can serve it); `sample` only which of them are hashed.
+  const where = options.where ? ` where ${options.where}` : '';
+  const { rows } = await client.query(`select count(*)::text as n, ${total}::text as h from only ${quoteIdent(schema)}.${quoteIdent(name)} t${where}`);
   return { rows: rows[0].n, sum: rows[0].h };
 }
 

@@ -72,6 +72,7 @@ export async function backupPostgresLogical(run: EngineRun): Promise<BackupManif
         : recordTableChecksums(ep, snapshot.snapshot, {
             signal: checksumStop.controller.signal,
             ...(checksumConfig?.exactMiB ? { exactBytes: checksumConfig.exactMiB * 1024 * 1024 } : {}),
+            ...(checksumConfig?.sampleMiB ? { sampleBytes: checksumConfig.sampleMiB * 1024 * 1024 } : {}),
           }).then(
             (recorded) => ({ recorded }),
             (e: unknown) => ({ error: (e as Error).message }),
