@@ -191,12 +191,14 @@ export async function runDrill(config: TidemarkConfig, source: string, options: 
     // The recent past predicts best (and a year of daily drills need not all count).
     predicted = predictRto(history.filter((r) => r.method === method).slice(-30), bytes, await rehydrationSeconds(repository, source, plan.chain))?.seconds;
 
+    step('plan');
     await repository.store.rehydrate?.(plan.chain.flatMap((m) => m.objects.map((o) => o.key)), { progress, signal });
     restored = await chosen.method.applyRestore(run, plan);
     throwIfAborted(signal);
+    step('restore');
     db = await instance.open(restored);
     progress.note(`restored to ${restored.restorePoint.time} in ${since(phase)}; checking`);
-    step('restore');
+    step('server up, connected');
     phase = Date.now();
 
     checks.push(restoredPointCheck(target, plan, restored));
