@@ -309,9 +309,16 @@ async function stopLeftoverServer(dataDir: string): Promise<void> {
   if (!Number.isInteger(pid) || pid <= 0) return;
   const ours = async () => (await readlink(`/proc/${pid}/cwd`).catch(() => undefined)) === (await realpath(dataDir));
   if (!(await ours())) return;
-  process.kill(pid, 'SIGQUIT');
+  const signal = (name: NodeJS.Signals) => {
+    try {
+      process.kill(pid, name);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e; // gone already
+    }
+  };
+  signal('SIGQUIT');
   for (let waited = 0; await ours(); waited += 50) {
-    if (waited === 10_000) process.kill(pid, 'SIGKILL');
+    if (waited === 10_000) signal('SIGKILL');
     if (waited > 20_000) throw new TargetNotEmpty(`--to ${dataDir}: the server of the interrupted restore (pid ${pid}) does not stop`);
     await sleep(50);
   }
