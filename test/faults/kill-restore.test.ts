@@ -56,6 +56,8 @@ interface RestoreKind {
   settle(): Promise<void>;
   /** Removes the target, for a fresh start. */
   reset(): Promise<void>;
+  /** Restores into a data directory (the end check starts it and compares it with the source). */
+  readonly dataDir?: boolean;
   /** Kills fall after this kind's whole run (a PITR restore: once its data directory is assembled). */
   readonly after?: RestoreKind;
   /** What a finished restore must also hold, on its started server. */
@@ -158,6 +160,7 @@ describe(`SIGKILL of restores at ${KILLS} moments per kind, SIGTERM at ${TERMS} 
     args: (force) => [
       'restore', 'app', ...(pitr ? ['--latest'] : ['--backup', ids.pgFull]), '--to', dataDir(), ...(start ? ['--start', '--port', String(port)] : []), ...(force ? ['--force'] : []), '--config', cfg.path,
     ],
+    dataDir: true,
     ...(pitr
       ? {
           after: pitr.after,
@@ -307,7 +310,7 @@ describe(`SIGKILL of restores at ${KILLS} moments per kind, SIGTERM at ${TERMS} 
     // The documented way out: --force over an interrupted restore, and the result equals the source.
     const finished = await runCli(kind.args(force));
     expect([finished.code, finished.stderr]).toEqual([0, expect.any(String)]);
-    if (kind.name.includes('physical')) {
+    if (kind.dataDir) {
       // The data directory starts and holds what the source held.
       if (!kind.args(false).includes('--start')) {
         const user = serverUser();

@@ -21,14 +21,34 @@ import type { StoredObject } from './stored-object';
  * content checksum (its exit status) and the plaintext size — so a caller that waits for it uses
  * nothing of an object that is not whole and authentic.
  */
+/** zstd -d started ahead, writing into `file` and waiting for its input (startZstdIntoFile). */
+export interface ZstdIntoFile {
+  readonly file: FileHandle;
+  readonly zstd: ToolRun;
+}
+
+/**
+ * Starts zstd -d writing into `file` now, for a caller that will decompress many objects one after
+ * the other (a restore's packs): started together before the data flows, node's fork of each costs
+ * little (spares.ts says why). Kill `zstd` if it is not used.
+ */
+export function startZstdIntoFile(file: FileHandle): ZstdIntoFile {
+  const zstd = new ToolRun('zstd', ['-d', '-c', '-q'], ['pipe', file.fd], { label: 'zstd' });
+  zstd.child.stdin!.on('error', () => undefined); // EPIPE when zstd died: its exit status says why
+  return { file, zstd };
+}
+
 export async function decompressToFile(
   store: ObjectStore,
   object: StoredObject,
   read: Omit<ReadObjectOptions, 'onStoredBytes'>,
-  file: FileHandle,
+  into: FileHandle | ZstdIntoFile,
   { onStoredBytes, signal }: ConsumerOptions = {},
 ): Promise<void> {
-  if (signal?.aborted) throw abortReason(signal);
+  const started = 'zstd' in into ? into : undefined;
+  const file = started ? started.file : (into as FileHandle);
+  if (signal?.aborted || object.compression !== 'zstd') started?.zstd.kill();
+  if (signal?.aborted) throw abortReason(signal!);
   if (object.compression !== 'zstd') {
     // Stored as is: node sees the plaintext anyway, and readObject ends only once it is proven.
     let at = 0;
@@ -39,9 +59,11 @@ export async function decompressToFile(
     }
     return;
   }
-  const source = await store.get(object.key);
-  const zstd = new ToolRun('zstd', ['-d', '-c', '-q'], ['pipe', file.fd], { label: 'zstd' });
-  zstd.child.stdin!.on('error', () => undefined); // EPIPE when zstd died: its exit status says why
+  const { zstd } = started ?? startZstdIntoFile(file);
+  const source = await store.get(object.key).catch((e: unknown) => {
+    zstd.kill();
+    throw e;
+  });
   const stored = new DigestStream(onStoredBytes);
   try {
     await pipeline([source, stored, new DecryptStream(read.dataKey, read.label), zstd.child.stdin!], ...(signal ? [{ signal }] : []));

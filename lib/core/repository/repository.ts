@@ -10,7 +10,7 @@ import { readObject } from '../pipeline/read-object';
 import type { StoredObject } from '../pipeline/stored-object';
 import type { CompressedOutput, ToolCommand } from '../pipeline/compressed-output';
 import { decompressInto, type ConsumerOptions } from '../pipeline/decompress-into';
-import { decompressToFile } from '../pipeline/decompress-to-file';
+import { decompressToFile, type ZstdIntoFile } from '../pipeline/decompress-to-file';
 import { writeCompressedOutput, writeObject, type WriteObjectOptions } from '../pipeline/write-object';
 import type { ZstdOptions } from '../pipeline/zstd';
 import type { BackupDetails } from '../engines/registry';
@@ -59,8 +59,8 @@ export interface OpenedBackup {
    * tool sees end-of-input only after every check passed (see decompressInto). Resolves when it exited 0.
    */
   restoreInto(object: StoredObject, consumer: ToolCommand, options?: ConsumerOptions): Promise<void>;
-  /** Writes one object's plaintext into `file` through zstd -d; resolves once every check passed (see decompressToFile). */
-  decompressToFile(object: StoredObject, file: FileHandle, options?: ConsumerOptions): Promise<void>;
+  /** Writes one object's plaintext into `file` through zstd -d (one started ahead, if given); resolves once every check passed (see decompressToFile). */
+  decompressToFile(object: StoredObject, into: FileHandle | ZstdIntoFile, options?: ConsumerOptions): Promise<void>;
 }
 
 export type BackupSelector = { readonly id: string } | { readonly latest: true };
@@ -307,7 +307,7 @@ export class Repository {
         readObject(store, object, { dataKey, label: `backup ${id} object ${object.name}`, onStoredBytes }),
       restoreInto: (object, consumer, options) =>
         decompressInto(store, object, { dataKey, label: `backup ${id} object ${object.name}` }, consumer, options),
-      decompressToFile: (object, file, options) => decompressToFile(store, object, { dataKey, label: `backup ${id} object ${object.name}` }, file, options),
+      decompressToFile: (object, into, options) => decompressToFile(store, object, { dataKey, label: `backup ${id} object ${object.name}` }, into, options),
     };
   }
 

@@ -6,6 +6,7 @@ import { abortReason, sleep, throwIfAborted } from '../../../abort';
 import { formatBytes } from '../../../format';
 import { BackupNotFound, IntegrityError, TargetNotEmpty, UsageError } from '../../../errors';
 import type { Progress } from '../../../progress';
+import { startZstdIntoFile, type ZstdIntoFile } from '../../../pipeline/decompress-to-file';
 import type { StoredObject } from '../../../pipeline/stored-object';
 import type { Catalog } from '../../../repository/catalog';
 import type { BackupManifest } from '../../../repository/manifest';
@@ -430,6 +431,7 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
   const stop = new AbortController();
   const stopped = AbortSignal.any([signal, stop.signal]);
   let failure: { error: unknown } | undefined;
+  const outputs = new PackOutputs(work, packFiles.filter((p) => plan.packs[p].object.compression === 'zstd'));
   try {
     const limit = pLimit(PARALLEL_PACKS);
     await Promise.all(
@@ -439,8 +441,8 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
           try {
             throwIfAborted(signal);
             const list = await readFile(join(work, String(p)));
-            const scratch = join(work, `plain-${p}`);
-            const n = await restorePack(plan.packs[p], directory.packs[p], list, { files, umask, scratch, backup: backup.manifest.id }, progress, stopped);
+            const output = await outputs.take(p);
+            const n = await restorePack(plan.packs[p], directory.packs[p], list, { files, umask, output, backup: backup.manifest.id }, progress, stopped);
             written += n; // not `written += await …`: that adds to the value read before the wait
           } catch (error) {
             failure ??= { error: signal.aborted ? abortReason(signal) : error };
@@ -450,6 +452,7 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
       ),
     );
   } finally {
+    await outputs.close();
     progress.stop();
   }
   if (failure) throw failure.error;
@@ -460,6 +463,69 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
   if (heldControl) await rename(join(work, HELD_CONTROL), join(dataDir, CONTROL_FILE));
   // A replay to come keeps the (now empty) marker until it reaches its target.
   if (!plan.pitr) await rm(work, { recursive: true, force: true });
+}
+
+/** Packs whose outputs are made together, ahead of their turn. */
+const OUTPUT_BATCH = 16;
+
+/**
+ * Each pack's scratch file (unlinked at once: nothing is left behind a crash) and, for a compressed
+ * pack, its zstd -d, made OUTPUT_BATCH at a time ahead of the packs' turns: node forks a zstd per
+ * pack, and each fork made once the restore's buffers have churned costs node a round of
+ * copy-on-write faults (BENCHMARKS.md, "What a process start costs"); a batch costs one.
+ */
+class PackOutputs {
+  private readonly ready = new Map<number, ZstdIntoFile | FileHandle>();
+  private next = 0;
+  private making: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  constructor(
+    private readonly work: string,
+    /** Packs in the order they will be taken; those decompressed by zstd. */
+    private readonly zstdPacks: readonly number[],
+  ) {}
+
+  /** Pack `p`'s output: the one made ahead, or its scratch file alone (a pack stored uncompressed). */
+  async take(p: number): Promise<ZstdIntoFile | FileHandle> {
+    if (!this.zstdPacks.includes(p)) return this.scratch(p);
+    while (!this.ready.has(p)) {
+      this.making = this.making.then(() => (this.ready.has(p) ? undefined : this.makeBatch()));
+      await this.making;
+    }
+    const output = this.ready.get(p)!;
+    this.ready.delete(p);
+    return output;
+  }
+
+  private async makeBatch(): Promise<void> {
+    const batch = this.zstdPacks.slice(this.next, this.next + OUTPUT_BATCH);
+    this.next += batch.length;
+    if (batch.length === 0) throw new Error('PackOutputs: a pack was taken twice');
+    // Scratch files first, then the forks one after the other, before any data flows.
+    const files = await Promise.all(batch.map((p) => this.scratch(p)));
+    batch.forEach((p, i) => this.ready.set(p, this.closed ? files[i] : startZstdIntoFile(files[i])));
+  }
+
+  private async scratch(p: number): Promise<FileHandle> {
+    const path = join(this.work, `plain-${p}`);
+    const file = await open(path, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
+    await rm(path).catch(async (e: unknown) => {
+      await file.close();
+      throw e;
+    });
+    return file;
+  }
+
+  /** Ends what was made and not taken (a failed restore, or the last batch's spares). */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.making.catch(() => undefined);
+    const left = [...this.ready.values()];
+    this.ready.clear();
+    for (const output of left) if ('zstd' in output) output.zstd.kill();
+    await Promise.all(left.map((output) => ('zstd' in output ? Promise.all([output.zstd.exited.catch(() => undefined), output.file.close()]) : output.close())));
+  }
 }
 
 /** A file of the data directory: where, its size and mode, and whether it ends in zeros no block writes. */
@@ -558,7 +624,7 @@ async function restorePack(
   source: PackSource,
   ref: PackRef,
   list: Buffer,
-  target: { files: readonly TargetFile[]; umask: number; scratch: string; backup: string },
+  target: { files: readonly TargetFile[]; umask: number; output: ZstdIntoFile | FileHandle; backup: string },
   progress: Progress,
   signal: AbortSignal,
 ): Promise<number> {
@@ -592,13 +658,12 @@ async function restorePack(
     for (let done = 0; done < run.bytes; ) done += (await handle.write(bytes, done, run.bytes - done, run.fileOffset + done)).bytesWritten;
   };
 
-  const plain = await open(target.scratch, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
+  const plain = 'zstd' in target.output ? target.output.file : target.output;
   // Writes stay in order, one at a time (a handle is never closed under a write); a buffer is
   // read into again only once the write that used it is done.
   let writing: Promise<void> = Promise.resolve();
   try {
-    await rm(target.scratch);
-    await source.owner.decompressToFile(source.object, plain, { onStoredBytes: (n) => progress.advance(n), signal });
+    await source.owner.decompressToFile(source.object, target.output, { onStoredBytes: (n) => progress.advance(n), signal });
     const buffers = [Buffer.allocUnsafeSlow(RUN_BYTES), Buffer.allocUnsafeSlow(RUN_BYTES)];
     const written: Promise<void>[] = [writing, writing];
     let n = 0;
