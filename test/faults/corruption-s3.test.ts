@@ -125,7 +125,8 @@ describe('corruption in an S3 repository', () => {
         await streaming.catch(() => undefined);
       }
       const listed = await s3.client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `${PREFIX}/app/binlog/` }));
-      const closed = (listed.Contents ?? []).map((o) => o.Key!).filter((k) => /\.\d{6}$/.test(k)).sort();
+      // Complete files only: generation-numbered partials (`<file>.partial.000007`) also end in digits.
+      const closed = (listed.Contents ?? []).map((o) => o.Key!).filter((k) => /\.\d{6}$/.test(k) && !k.includes('.partial.')).sort();
       binlogKeys = closed.slice(-3);
       expect(binlogKeys).toHaveLength(3);
     }, 180_000);
