@@ -19,7 +19,7 @@ import { Repository } from '../../lib/core/repository/repository';
 import { loadSampleMariadbData } from '../../lib/local/sample-mariadb';
 import { loadSampleData } from '../../lib/local/sample-postgres';
 import { useMariadb } from '../harness/mariadb';
-import { usePostgres } from '../harness/postgres';
+import { psql, usePostgres } from '../harness/postgres';
 import { runCli, useTempDir, writeConfig } from '../harness/tidemark';
 import { random } from './fault-injector';
 import { waitForExit } from '../harness/proc';
@@ -63,8 +63,6 @@ interface RestoreKind {
   /** What a finished restore must also hold, on its started server. */
   check?(url: string): Promise<void>;
 }
-
-const psql = (url: string, sql: string) => runTool(pgBin('psql'), ['-X', '-A', '-t', '-d', url, '-c', sql]).then((out) => out.trim());
 
 /** As root, restored servers run as `postgres`. */
 const serverUser = () => serverUserWhenRoot('postgres');

@@ -19,7 +19,7 @@ import { runTool } from '../../lib/core/process/tool';
 import { silentProgress as progress } from '../../lib/core/progress';
 import { Repository } from '../../lib/core/repository/repository';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../../lib/local/throwaway-postgres';
-import { usePostgres } from '../harness/postgres';
+import { psql, usePostgres } from '../harness/postgres';
 import { spawnCli, useTempDir, writeConfig } from '../harness/tidemark';
 import { random as seededRandom } from './fault-injector';
 import { untilWith } from '../harness/until';
@@ -41,7 +41,6 @@ const serverUser = () => serverUserWhenRoot('postgres');
 
 const until = untilWith({ timeoutMs: 60_000, everyMs: 100, ignoreErrors: true });
 
-const psql = (url: string, sql: string) => runTool(pgBin('psql'), ['-X', '-A', '-t', '-d', url, '-c', sql]).then((s) => s.trim());
 const idsOf = async (query: () => Promise<string>) => (await query()).split(',').filter(Boolean).map(Number);
 const LEDGER_IDS = "select coalesce(string_agg(id::text, ',' order by id), '') from ledger";
 

@@ -1,3 +1,5 @@
+import { pgBin } from '../../lib/core/engines/postgres/tools';
+import { runTool } from '../../lib/core/process/tool';
 import {
   startThrowawayPostgres,
   type ThrowawayPostgres,
@@ -5,6 +7,9 @@ import {
 } from '../../lib/local/throwaway-postgres';
 
 const HOOK_TIMEOUT_MS = 120_000;
+
+/** One statement through psql against a postgres:// URL (any server, a restored one too): its output, trimmed. */
+export const psql = (url: string, sql: string): Promise<string> => runTool(pgBin('psql'), ['-X', '-A', '-t', '-d', url, '-c', sql]).then((out) => out.trim());
 
 /**
  * A throwaway PostgreSQL cluster for the enclosing describe block: started in beforeAll, stopped in

@@ -14,7 +14,7 @@ import { freePort } from '../../lib/core/free-port';
 import { runTool } from '../../lib/core/process/tool';
 import { silentProgress as progress } from '../../lib/core/progress';
 import { Repository } from '../../lib/core/repository/repository';
-import { usePostgres } from '../harness/postgres';
+import { psql, usePostgres } from '../harness/postgres';
 import { useTempDir, writeConfig } from '../harness/tidemark';
 import { serverUserWhenRoot } from '../../lib/core/process/os-user';
 import { untilWith } from '../harness/until';
@@ -86,7 +86,6 @@ describe('PostgreSQL point-in-time recovery from a physical backup and streamed 
     await runTool(pgBin('pg_ctl'), ['-D', dir, '-m', 'fast', '-w', 'stop'], { cwd: dir, ...serverUser() }).catch(() => undefined);
   }
 
-  const psql = (url: string, sql: string) => runTool(pgBin('psql'), ['-X', '-A', '-t', '-d', url, '-c', sql]).then((s) => s.trim());
   const ledgerIds = async (url: string) => (await psql(url, 'select coalesce(string_agg(id::text, \',\' order by id), \'\') from ledger')).split(',').filter(Boolean).map(Number);
 
   beforeAll(async () => {

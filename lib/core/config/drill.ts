@@ -41,7 +41,7 @@ export function drillConfigSchema<C extends z.ZodType<string>>(cron: C) {
         .union([
           z.literal(false),
           z.strictObject({
-            exactMiB: z.number().int().min(1).max(1048576).optional().describe('Tables up to this size are hashed whole; larger ones on a primary-key sample of about this size (default 256)'),
+            exactMiB: z.number().int().min(1).max(1048576).optional().describe('Tables up to this size are hashed whole; larger ones on a primary-key sample (PostgreSQL, one integer key: about sampleMiB of key ranges; otherwise about this size) (default 256)'),
             sampleMiB: z
               .number()
               .int()

@@ -95,7 +95,8 @@ export interface TableShape {
   readonly integerKey?: boolean;
 }
 
-export type KeyRange = readonly [string, string];
+/** Inclusive bounds of a key range, as decimal text. */
+export type KeyRange = [string, string];
 
 export type TableHashing =
   | { readonly mode: 'exact' }
@@ -105,16 +106,16 @@ export type TableHashing =
   | { readonly mode: 'count'; readonly reason: string };
 
 /**
- * How one table is hashed under the byte budget. `keyRanges`: the engine reads key ranges through
+ * How one table is hashed under the byte budget. `rangeSample`: the engine reads key ranges through
  * an index (PostgreSQL), so a large table with one integer key costs only its sample.
  */
-export function planTableHashing(table: TableShape, exactBytes = DEFAULT_EXACT_BYTES, keyRanges?: { readonly sampleBytes?: number }): TableHashing {
+export function planTableHashing(table: TableShape, exactBytes = DEFAULT_EXACT_BYTES, rangeSample?: { readonly sampleBytes?: number }): TableHashing {
   if (table.bytes <= exactBytes) return { mode: 'exact' };
   if (table.primaryKey.length === 0) {
     return { mode: 'count', reason: `larger than ${exactBytes} bytes and no primary key to sample by` };
   }
-  if (keyRanges && table.integerKey === true && table.primaryKey.length === 1) {
-    return { mode: 'ranges', key: table.primaryKey[0], fraction: Math.min(1, (keyRanges.sampleBytes ?? DEFAULT_SAMPLE_BYTES) / table.bytes) };
+  if (rangeSample && table.integerKey === true && table.primaryKey.length === 1) {
+    return { mode: 'ranges', key: table.primaryKey[0], fraction: Math.min(1, (rangeSample.sampleBytes ?? DEFAULT_SAMPLE_BYTES) / table.bytes) };
   }
   let modulus = 2;
   while (table.bytes / modulus > exactBytes) modulus *= 2;

@@ -10,6 +10,23 @@ import { DigestStream } from './digest';
 import { readObject, storedMismatch, type ReadObjectOptions } from './read-object';
 import type { StoredObject } from './stored-object';
 
+/** Where an object's plaintext goes: `file`, through `zstd` when one was started ahead for it (startZstdIntoFile). */
+export interface FileOutput {
+  readonly file: FileHandle;
+  readonly zstd?: ToolRun;
+}
+
+/**
+ * Starts zstd -d writing into `file` now, for a caller that will decompress many objects one after
+ * the other (a restore's packs): started together before the data flows, node's fork of each costs
+ * little (spares.ts says why). Kill `zstd` if it is not used.
+ */
+export function startZstdIntoFile(file: FileHandle): ToolRun {
+  const zstd = new ToolRun('zstd', ['-d', '-c', '-q'], ['pipe', file.fd], { label: 'zstd' });
+  zstd.child.stdin!.on('error', () => undefined); // EPIPE when zstd died: its exit status says why
+  return zstd;
+}
+
 /**
  * One object's plaintext into a file that node holds open, for a reader that wants it by offset: a
  * physical restore picks a pack's blocks out of it. zstd -d writes the file itself, so node handles
@@ -21,34 +38,15 @@ import type { StoredObject } from './stored-object';
  * content checksum (its exit status) and the plaintext size — so a caller that waits for it uses
  * nothing of an object that is not whole and authentic.
  */
-/** zstd -d started ahead, writing into `file` and waiting for its input (startZstdIntoFile). */
-export interface ZstdIntoFile {
-  readonly file: FileHandle;
-  readonly zstd: ToolRun;
-}
-
-/**
- * Starts zstd -d writing into `file` now, for a caller that will decompress many objects one after
- * the other (a restore's packs): started together before the data flows, node's fork of each costs
- * little (spares.ts says why). Kill `zstd` if it is not used.
- */
-export function startZstdIntoFile(file: FileHandle): ZstdIntoFile {
-  const zstd = new ToolRun('zstd', ['-d', '-c', '-q'], ['pipe', file.fd], { label: 'zstd' });
-  zstd.child.stdin!.on('error', () => undefined); // EPIPE when zstd died: its exit status says why
-  return { file, zstd };
-}
-
 export async function decompressToFile(
   store: ObjectStore,
   object: StoredObject,
   read: Omit<ReadObjectOptions, 'onStoredBytes'>,
-  into: FileHandle | ZstdIntoFile,
+  { file, zstd: started }: FileOutput,
   { onStoredBytes, signal }: ConsumerOptions = {},
 ): Promise<void> {
-  const started = 'zstd' in into ? into : undefined;
-  const file = started ? started.file : (into as FileHandle);
-  if (signal?.aborted || object.compression !== 'zstd') started?.zstd.kill();
-  if (signal?.aborted) throw abortReason(signal!);
+  if (signal?.aborted || object.compression !== 'zstd') started?.kill();
+  if (signal?.aborted) throw abortReason(signal);
   if (object.compression !== 'zstd') {
     // Stored as is: node sees the plaintext anyway, and readObject ends only once it is proven.
     let at = 0;
@@ -59,7 +57,7 @@ export async function decompressToFile(
     }
     return;
   }
-  const { zstd } = started ?? startZstdIntoFile(file);
+  const zstd = started ?? startZstdIntoFile(file);
   const source = await store.get(object.key).catch((e: unknown) => {
     zstd.kill();
     throw e;

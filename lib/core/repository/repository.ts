@@ -1,4 +1,3 @@
-import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import type { Engine, TidemarkConfig } from '../config/schema';
@@ -10,7 +9,7 @@ import { readObject } from '../pipeline/read-object';
 import type { StoredObject } from '../pipeline/stored-object';
 import type { CompressedOutput, ToolCommand } from '../pipeline/compressed-output';
 import { decompressInto, type ConsumerOptions } from '../pipeline/decompress-into';
-import { decompressToFile, type ZstdIntoFile } from '../pipeline/decompress-to-file';
+import { decompressToFile, type FileOutput } from '../pipeline/decompress-to-file';
 import { writeCompressedOutput, writeObject, type WriteObjectOptions } from '../pipeline/write-object';
 import type { ZstdOptions } from '../pipeline/zstd';
 import type { BackupDetails } from '../engines/registry';
@@ -59,8 +58,8 @@ export interface OpenedBackup {
    * tool sees end-of-input only after every check passed (see decompressInto). Resolves when it exited 0.
    */
   restoreInto(object: StoredObject, consumer: ToolCommand, options?: ConsumerOptions): Promise<void>;
-  /** Writes one object's plaintext into `file` through zstd -d (one started ahead, if given); resolves once every check passed (see decompressToFile). */
-  decompressToFile(object: StoredObject, into: FileHandle | ZstdIntoFile, options?: ConsumerOptions): Promise<void>;
+  /** Writes one object's plaintext into `output.file` through zstd -d (`output.zstd` when started ahead); resolves once every check passed (see decompressToFile). */
+  decompressToFile(object: StoredObject, output: FileOutput, options?: ConsumerOptions): Promise<void>;
 }
 
 export type BackupSelector = { readonly id: string } | { readonly latest: true };
@@ -307,7 +306,7 @@ export class Repository {
         readObject(store, object, { dataKey, label: `backup ${id} object ${object.name}`, onStoredBytes }),
       restoreInto: (object, consumer, options) =>
         decompressInto(store, object, { dataKey, label: `backup ${id} object ${object.name}` }, consumer, options),
-      decompressToFile: (object, into, options) => decompressToFile(store, object, { dataKey, label: `backup ${id} object ${object.name}` }, into, options),
+      decompressToFile: (object, output, options) => decompressToFile(store, object, { dataKey, label: `backup ${id} object ${object.name}` }, output, options),
     };
   }
 

@@ -1,9 +1,7 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { BackupNotFound, ToolFailed, UsageError } from '../../errors';
 import type { Progress } from '../../progress';
-import { summarizeStderr } from '../../process/tool';
+import { ToolRun } from '../../process/tool';
 import { parseTableArgument, type TableName } from './binlog/decoded';
 import { quoteIdent, quoteLiteral, type MysqlToolSession } from './connection';
 import { mysqlBin } from './tools';
@@ -39,28 +37,24 @@ const LOCK_ANSWER_MS = 120_000;
  */
 export async function holdServerLock(session: MysqlToolSession, name: string): Promise<() => Promise<void>> {
   // --unbuffered: the answer is flushed at once, not when the client ends.
-  const child = spawn(mysqlBin('client'), [...session.connectArgs, '-N', '-B', '--unbuffered'], { env: session.env, stdio: ['pipe', 'pipe', 'pipe'] });
-  const exited = once(child, 'close');
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  child.stdin.on('error', () => undefined);
-  child.on('error', () => undefined); // reported through 'close' below
-  child.stdin.write(`SELECT GET_LOCK(${quoteLiteral(name)}, 0);\n`);
-  const answered = new Promise<void>((resolve) => child.stdout.on('data', () => stdout.includes('\n') && resolve()));
-  const waited = setTimeout(() => child.kill(), LOCK_ANSWER_MS);
-  await Promise.race([answered, exited]);
+  const client = new ToolRun(mysqlBin('client'), [...session.connectArgs, '-N', '-B', '--unbuffered'], ['pipe', 'pipe'], { env: session.env, label: 'restore target lock' });
+  const { stdin, stdout } = client.child;
+  stdin!.on('error', () => undefined); // a client that died: its exit says why
+  let answer = '';
+  const answered = new Promise<void>((resolve) => stdout!.setEncoding('utf8').on('data', (d: string) => (answer += d).includes('\n') && resolve()));
+  stdin!.write(`SELECT GET_LOCK(${quoteLiteral(name)}, 0);\n`);
+  const waited = setTimeout(() => client.kill(), LOCK_ANSWER_MS);
+  await Promise.race([answered, client.exited]);
   clearTimeout(waited);
-  if (stdout.trim() !== '1') {
-    child.stdin.end();
-    await exited;
-    throw new ToolFailed(`restore target: could not take the lock ${name}: ${summarizeStderr(stderr) || `GET_LOCK answered ${JSON.stringify(stdout.trim())}`}`);
-  }
-  return async () => {
-    child.stdin.end();
-    await exited;
+  const release = async () => {
+    stdin!.end();
+    await client.exited;
   };
+  if (answer.trim() !== '1') {
+    await release();
+    throw (await client.exited) === 0 ? new ToolFailed(`restore target: could not take the lock ${name}: GET_LOCK answered ${JSON.stringify(answer.trim())}`) : client.failure();
+  }
+  return release;
 }
 
 /**

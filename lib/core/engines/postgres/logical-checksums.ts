@@ -157,7 +157,7 @@ async function checksumTable(client: Client, hash: RowHash, schema: string, tabl
       const k = `t.${quoteIdent(hashing.key)}`;
       const where = ranges.length > 0 ? ranges.map(([lo, hi]) => `${k} between ${lo} and ${hi}`).join(' or ') : 'false';
       const { rows, sum } = await tableRowHash(client, schema, table, { hash, where });
-      return { rows: Number(rows), sum, sample: { key: [hashing.key], ranges: ranges.map(([lo, hi]) => [lo, hi] as [string, string]) } };
+      return { rows: Number(rows), sum, sample: { key: [hashing.key], ranges: [...ranges] } };
     }
     case 'count':
       return { rows: Number(await tableRowCount(client, schema, table)), countOnly: hashing.reason };

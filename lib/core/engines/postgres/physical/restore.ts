@@ -6,7 +6,7 @@ import { abortReason, sleep, throwIfAborted } from '../../../abort';
 import { formatBytes } from '../../../format';
 import { BackupNotFound, IntegrityError, TargetNotEmpty, UsageError } from '../../../errors';
 import type { Progress } from '../../../progress';
-import { startZstdIntoFile, type ZstdIntoFile } from '../../../pipeline/decompress-to-file';
+import { startZstdIntoFile, type FileOutput } from '../../../pipeline/decompress-to-file';
 import type { StoredObject } from '../../../pipeline/stored-object';
 import type { Catalog } from '../../../repository/catalog';
 import type { BackupManifest } from '../../../repository/manifest';
@@ -308,7 +308,8 @@ async function stopLeftoverServer(dataDir: string): Promise<void> {
   const pidFile = await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => undefined);
   const pid = Number(pidFile?.split('\n')[0]);
   if (!Number.isInteger(pid) || pid <= 0) return;
-  const ours = async () => (await readlink(`/proc/${pid}/cwd`).catch(() => undefined)) === (await realpath(dataDir));
+  const dir = await realpath(dataDir);
+  const ours = async () => (await readlink(`/proc/${pid}/cwd`).catch(() => undefined)) === dir;
   if (!(await ours())) return;
   const signal = (name: NodeJS.Signals) => {
     try {
@@ -431,7 +432,7 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
   const stop = new AbortController();
   const stopped = AbortSignal.any([signal, stop.signal]);
   let failure: { error: unknown } | undefined;
-  const outputs = new PackOutputs(work, packFiles.filter((p) => plan.packs[p].object.compression === 'zstd'));
+  const outputs = new PackOutputs(work, packFiles, (p) => plan.packs[p].object.compression === 'zstd');
   try {
     const limit = pLimit(PARALLEL_PACKS);
     await Promise.all(
@@ -475,20 +476,20 @@ const OUTPUT_BATCH = 16;
  * copy-on-write faults (BENCHMARKS.md, "What a process start costs"); a batch costs one.
  */
 class PackOutputs {
-  private readonly ready = new Map<number, ZstdIntoFile | FileHandle>();
+  private readonly ready = new Map<number, FileOutput>();
   private next = 0;
   private making: Promise<void> = Promise.resolve();
   private closed = false;
 
   constructor(
     private readonly work: string,
-    /** Packs in the order they will be taken; those decompressed by zstd. */
-    private readonly zstdPacks: readonly number[],
+    /** Packs in the order they will be taken. */
+    private readonly packs: readonly number[],
+    private readonly compressed: (pack: number) => boolean,
   ) {}
 
-  /** Pack `p`'s output: the one made ahead, or its scratch file alone (a pack stored uncompressed). */
-  async take(p: number): Promise<ZstdIntoFile | FileHandle> {
-    if (!this.zstdPacks.includes(p)) return this.scratch(p);
+  /** Pack `p`'s output, made with its batch. */
+  async take(p: number): Promise<FileOutput> {
     while (!this.ready.has(p)) {
       this.making = this.making.then(() => (this.ready.has(p) ? undefined : this.makeBatch()));
       await this.making;
@@ -499,12 +500,12 @@ class PackOutputs {
   }
 
   private async makeBatch(): Promise<void> {
-    const batch = this.zstdPacks.slice(this.next, this.next + OUTPUT_BATCH);
+    const batch = this.packs.slice(this.next, this.next + OUTPUT_BATCH);
     this.next += batch.length;
     if (batch.length === 0) throw new Error('PackOutputs: a pack was taken twice');
     // Scratch files first, then the forks one after the other, before any data flows.
     const files = await Promise.all(batch.map((p) => this.scratch(p)));
-    batch.forEach((p, i) => this.ready.set(p, this.closed ? files[i] : startZstdIntoFile(files[i])));
+    batch.forEach((p, i) => this.ready.set(p, { file: files[i], ...(this.compressed(p) && !this.closed ? { zstd: startZstdIntoFile(files[i]) } : {}) }));
   }
 
   private async scratch(p: number): Promise<FileHandle> {
@@ -523,8 +524,8 @@ class PackOutputs {
     await this.making.catch(() => undefined);
     const left = [...this.ready.values()];
     this.ready.clear();
-    for (const output of left) if ('zstd' in output) output.zstd.kill();
-    await Promise.all(left.map((output) => ('zstd' in output ? Promise.all([output.zstd.exited.catch(() => undefined), output.file.close()]) : output.close())));
+    for (const { zstd } of left) zstd?.kill();
+    await Promise.all(left.map(({ file, zstd }) => Promise.all([zstd?.exited, file.close()])));
   }
 }
 
@@ -624,7 +625,7 @@ async function restorePack(
   source: PackSource,
   ref: PackRef,
   list: Buffer,
-  target: { files: readonly TargetFile[]; umask: number; output: ZstdIntoFile | FileHandle; backup: string },
+  target: { files: readonly TargetFile[]; umask: number; output: FileOutput; backup: string },
   progress: Progress,
   signal: AbortSignal,
 ): Promise<number> {
@@ -658,7 +659,7 @@ async function restorePack(
     for (let done = 0; done < run.bytes; ) done += (await handle.write(bytes, done, run.bytes - done, run.fileOffset + done)).bytesWritten;
   };
 
-  const plain = 'zstd' in target.output ? target.output.file : target.output;
+  const plain = target.output.file;
   // Writes stay in order, one at a time (a handle is never closed under a write); a buffer is
   // read into again only once the write that used it is done.
   let writing: Promise<void> = Promise.resolve();
