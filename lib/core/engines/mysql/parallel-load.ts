@@ -11,7 +11,8 @@ import { DumpSplitter, type DumpPiece } from './dump-sections';
  *
  * - every connection first replays the dump's session header;
  * - a table's schema runs on one connection; its first INSERT follows it there, and its further
- *   INSERTs go to whichever connection has the least unconfirmed work, once the schema is confirmed;
+ *   INSERTs go to whichever connection has the least unconfirmed work, once that first INSERT is
+ *   confirmed (two first inserts into an empty table can deadlock: see 'rows' below);
  * - the table's end (ENABLE KEYS, its triggers) runs after every connection confirmed that table's
  *   rows, so a trigger never fires on restored rows, as in a serial replay;
  * - events, routines, the final views and the trailer run last, in order, on one connection, after
@@ -180,7 +181,7 @@ export async function loadDumpInParallel(input: Readable, { connections: n, clie
   const leastLoaded = () => conns.reduce((a, b) => (b.outstanding < a.outstanding ? b : a));
   const roomOn = (c: LoadConnection) => c.outstanding < MAX_AHEAD_BYTES;
 
-  const tables = new Map<string, { owner: LoadConnection; schema: number; rowsOn: Map<LoadConnection, number> }>();
+  const tables = new Map<string, { owner: LoadConnection; firstRows?: number; rowsOn: Map<LoadConnection, number> }>();
   let tail: LoadConnection | undefined;
 
   const dispatch = async (piece: DumpPiece): Promise<void> => {
@@ -204,18 +205,25 @@ export async function loadDumpInParallel(input: Readable, { connections: n, clie
       case 'schema': {
         await until(() => roomOn(leastLoaded()));
         const owner = leastLoaded();
-        tables.set(piece.table!, { owner, schema: owner.send(piece.parts, piece.bytes), rowsOn: new Map() });
+        owner.send(piece.parts, piece.bytes);
+        tables.set(piece.table!, { owner, rowsOn: new Map() });
         return;
       }
       case 'rows': {
         if (!table) throw new ToolFailed(`the dump has rows for table ${piece.table} before its definition`);
-        if (table.rowsOn.size === 0) {
+        if (table.firstRows === undefined) {
           // The first statement follows the schema on its connection: no wait for the schema.
           await until(() => roomOn(table.owner));
-          table.rowsOn.set(table.owner, table.owner.send(piece.parts, piece.bytes));
+          table.firstRows = table.owner.send(piece.parts, piece.bytes);
+          table.rowsOn.set(table.owner, table.firstRows);
           return;
         }
-        await until(() => table.owner.isConfirmed(table.schema) && roomOn(leastLoaded()));
+        // Not before the first statement is confirmed: into an empty table with unique and foreign
+        // key checks off (the dump's header), InnoDB inserts in bulk under a table lock, and two
+        // first inserts at once deadlock (MariaDB 10.11: ERROR 1213, 1 load in 30 with two
+        // connections before this wait).
+        const first = table.firstRows;
+        await until(() => table.owner.isConfirmed(first) && roomOn(leastLoaded()));
         const c = leastLoaded();
         table.rowsOn.set(c, c.send(piece.parts, piece.bytes));
         return;
