@@ -22,7 +22,8 @@ export const mysqlLogicalDrill: DrillSupport = {
   async connect(run, endpoint) {
     const ep = await sourceEndpoint(run.source, mysqlSource(run.config));
     const session = await MysqlToolSession.open({ ...ep, host: endpoint.host, port: endpoint.port });
-    return new MysqlDrillDatabase(session, ep.database);
+    // A snapshot's tables have a history: EXTENDED also looks for records left behind for purge.
+    return new MysqlDrillDatabase(session, ep.database, true);
   },
   async reach(_run, catalog, at) {
     try {
@@ -53,7 +54,7 @@ class MariadbInstance implements DrillInstance {
 
   async open(): Promise<DrillDatabase> {
     const session = await MysqlToolSession.open({ host: '127.0.0.1', port: this.server.port, user: 'root', database: this.database });
-    return new MysqlDrillDatabase(session, this.database);
+    return new MysqlDrillDatabase(session, this.database, false);
   }
 
   stop(): Promise<void> {
@@ -65,6 +66,8 @@ class MysqlDrillDatabase implements DrillDatabase {
   constructor(
     private readonly session: MysqlToolSession,
     private readonly database: string,
+    /** CHECK TABLE … EXTENDED (see verify). */
+    private readonly extended: boolean,
   ) {}
 
   /** Batch mode prints SQL NULL as the word NULL: read as null. */
@@ -82,14 +85,21 @@ class MysqlDrillDatabase implements DrillDatabase {
     return rows.map((r) => r[0]);
   }
 
-  /** CHECK TABLE … EXTENDED over every table: each must end with status OK. */
+  /**
+   * CHECK TABLE over every table: each must end with status OK. InnoDB validates every index's
+   * B-tree (page links, key order) and that each index holds as many records as the clustered
+   * index: what pg_amcheck checks on the PostgreSQL side (without --heapallindexed). EXTENDED
+   * (MDEV-24402) adds a search for records left behind for purge: worth it on a restored snapshot
+   * (RDS), which has a history; a database this drill has just loaded from a dump has none, and
+   * there it would cost 6-10× as much (1 M orders: 2.0 s against 0.2-0.3 s, 2026-12-02).
+   */
   async verify(): Promise<{ name: string; ok: boolean; detail: string }> {
     const tables = await this.tables();
     if (tables.length === 0) return { name: 'CHECK TABLE', ok: true, detail: `no tables in ${this.database}` };
-    const rows = await this.session.query(`CHECK TABLE ${tables.map(quoteIdent).join(', ')} EXTENDED`, 'CHECK TABLE', this.database);
+    const rows = await this.session.query(`CHECK TABLE ${tables.map(quoteIdent).join(', ')}${this.extended ? ' EXTENDED' : ''}`, 'CHECK TABLE', this.database);
     const bad = rows.filter(([, , type, text]) => (type === 'status' && text !== 'OK') || type === 'error');
     return bad.length === 0
-      ? { name: 'CHECK TABLE', ok: true, detail: `${tables.length} tables of ${this.database} OK` }
+      ? { name: 'CHECK TABLE', ok: true, detail: `${tables.length} tables of ${this.database} OK${this.extended ? ' (EXTENDED)' : ''}` }
       : { name: 'CHECK TABLE', ok: false, detail: bad.slice(0, 3).map(([t, , type, text]) => `${t}: ${type} ${text}`).join('; ') };
   }
 
