@@ -63,9 +63,9 @@ export async function mysqlTables(session: MysqlToolSession, database: string): 
 
 const text = (column: string) => `IFNULL(HEX(CAST(${quoteIdent(column)} AS BINARY)), 'N')`;
 
-/** One SELECT giving `count<TAB>sum` for a table under its hashing. */
-export function checksumSelect(table: MysqlTable, hashing: TableHashing): string {
-  const from = `FROM ${quoteIdent(table.name)}`;
+/** One SELECT giving `count<TAB>sum` for a table under its hashing (for the rows `where` selects, when given). */
+export function checksumSelect(table: MysqlTable, hashing: TableHashing, where?: string): string {
+  const from = `FROM ${quoteIdent(table.name)}${where ? ` WHERE ${where}` : ''}`;
   if (hashing.mode === 'count') return `SELECT COUNT(*), NULL ${from}`;
   const row = `CONCAT_WS(',', ${table.columns.map(text).join(', ')})`;
   const hash = `(CRC32(${row}) * 4294967296 + CRC32C(${row}))`;
@@ -138,15 +138,86 @@ export async function recordMysqlChecksums(
   };
 }
 
-/** On a restored database: each recorded table hashed the same way; tables the record lacks counted. */
+/** Client sessions a restored copy's checksums run in at once (CHECK TABLE runs beside them). */
+const RESTORED_LANES = 2;
+/** A table this large (on disk) with one integer key is hashed in one key range per lane. */
+const SPLIT_BYTES = 16 * 1024 * 1024;
+
+/** One SELECT of the restored copy's checksums: a table, or one key range of it. */
+interface ChecksumPart {
+  readonly name: string;
+  readonly sql: string;
+  readonly bytes: number;
+}
+
+/**
+ * On a restored database: each recorded table hashed the same way; tables the record lacks counted.
+ * The drill waits for this, so it is spread over RESTORED_LANES client sessions: every sum is a sum
+ * of rows (and the count a count), so a large table with one integer key is cut into one key range
+ * per lane and its parts added up. Each lane is one client run with its SELECTs in a row.
+ */
 export async function restoredMysqlChecksums(session: MysqlToolSession, database: string, recorded: TableChecksums, recordedDatabase: string): Promise<Record<string, TableChecksum>> {
+  const tables = await mysqlTables(session, database);
+  const hashingOf = new Map<string, TableHashing>();
+  for (const t of tables) {
+    const want = recorded.tables[`${recordedDatabase}.${t.name}`];
+    hashingOf.set(t.name, want ? recordedHashing(want) : { mode: 'count', reason: 'not recorded' });
+  }
+  const split = tables.filter((t) => t.integerKey && t.bytes >= SPLIT_BYTES);
+  const bounds = new Map<string, [bigint, bigint]>();
+  if (split.length > 0) {
+    const rows = await session.query(
+      split.map((t) => `SELECT ${quoteLiteral(t.name)}, MIN(${quoteIdent(t.primaryKey[0])}), MAX(${quoteIdent(t.primaryKey[0])}) FROM ${quoteIdent(t.name)};`).join('\n'),
+      'drill checksums',
+      database,
+    );
+    for (const [name, min, max] of rows) if (min !== 'NULL' && max !== 'NULL') bounds.set(name, [BigInt(min), BigInt(max)]);
+  }
+  const parts: ChecksumPart[] = [];
+  for (const t of tables) {
+    const hashing = hashingOf.get(t.name)!;
+    const range = bounds.get(t.name);
+    if (!range || range[1] - range[0] < BigInt(RESTORED_LANES)) {
+      parts.push({ name: t.name, sql: checksumSelect(t, hashing), bytes: t.bytes });
+      continue;
+    }
+    const key = quoteIdent(t.primaryKey[0]);
+    const [min, max] = range;
+    const step = (max - min) / BigInt(RESTORED_LANES);
+    for (let i = 0; i < RESTORED_LANES; i++) {
+      // Open at both ends: every row is in exactly one range, whatever its key.
+      const from = min + step * BigInt(i);
+      const ranges = [...(i > 0 ? [`${key} >= ${from}`] : []), ...(i < RESTORED_LANES - 1 ? [`${key} < ${from + step}`] : [])];
+      parts.push({ name: t.name, sql: checksumSelect(t, hashing, ranges.join(' AND ')), bytes: t.bytes / RESTORED_LANES });
+    }
+  }
+  // Largest first, each to the lane with the fewest bytes so far.
+  const lanes = Array.from({ length: RESTORED_LANES }, () => ({ bytes: 0, parts: [] as ChecksumPart[] }));
+  for (const part of [...parts].sort((a, b) => b.bytes - a.bytes)) {
+    const lane = lanes.reduce((a, b) => (b.bytes < a.bytes ? b : a));
+    lane.parts.push(part);
+    lane.bytes += part.bytes;
+  }
+  const sums = new Map<string, { rows: bigint; sum: bigint | undefined }>();
+  await Promise.all(
+    lanes
+      .filter((lane) => lane.parts.length > 0)
+      .map(async (lane) => {
+        const rows = await session.query(lane.parts.map((p) => `${p.sql};`).join('\n'), 'drill checksums', database);
+        if (rows.length !== lane.parts.length) throw new ToolFailed(`drill checksums: expected ${lane.parts.length} result rows, got ${rows.length}`);
+        lane.parts.forEach((part, i) => {
+          const [count, sum] = rows[i];
+          const before = sums.get(part.name) ?? { rows: 0n, sum: undefined };
+          const value = sum === 'NULL' ? undefined : BigInt(sum);
+          sums.set(part.name, { rows: before.rows + BigInt(count), sum: value === undefined ? before.sum : (before.sum ?? 0n) + value });
+        });
+      }),
+  );
   const out: Record<string, TableChecksum> = {};
-  for (const t of await mysqlTables(session, database)) {
+  for (const t of tables) {
     const name = `${recordedDatabase}.${t.name}`;
-    const want = recorded.tables[name];
-    const hashing: TableHashing = want ? recordedHashing(want) : { mode: 'count', reason: 'not recorded' };
-    const [[count, sum]] = await session.query(checksumSelect(t, hashing), 'drill checksums', database);
-    out[name] = want ? toChecksum(hashing, count, sum) : { rows: Number(count) };
+    const { rows, sum } = sums.get(t.name)!;
+    out[name] = recorded.tables[name] ? toChecksum(hashingOf.get(t.name)!, String(rows), sum === undefined ? 'NULL' : String(sum)) : { rows: Number(rows) };
   }
   return out;
 }
