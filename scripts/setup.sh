@@ -37,6 +37,10 @@ have_all mydumper myloader || missing+=(mydumper)
 # The physical benchmark's reference (npm run bench:physical): pgBackRest 2.45 from Debian 12.
 have pgbackrest || missing+=(pgbackrest)
 
+# Node 22, the worker image's and the Lambdas' runtime: tests run the paths only it takes (zlib's zstd)
+# and `npm run test:node22` runs the suite on it. From the npm registry into .cache/node22, once.
+"$(dirname "$0")/node22.sh" >/dev/null
+
 if ((${#missing[@]} == 0)); then
   echo "setup: all system packages present"
   exit 0

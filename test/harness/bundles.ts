@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { bundleCli } from '../../lib/local/cli-bundle';
@@ -36,3 +37,14 @@ export const testCli = (): string => built(CLI_ENV);
 
 /** The bundled worker (`node <this> <args>`), as containers/worker/Dockerfile builds it. */
 export const testWorker = (): string => built(WORKER_ENV);
+
+let node22Path: string | undefined;
+
+/**
+ * A Node 22 binary (scripts/node22.sh: $TIDEMARK_NODE22, or the npm registry's, installed by
+ * scripts/setup.sh), for the paths only Node 22 takes: the worker image's and the Lambdas' runtime.
+ */
+export function node22(): string {
+  node22Path ??= execFileSync('bash', [join(ROOT, 'scripts/node22.sh')], { encoding: 'utf8' }).trim();
+  return node22Path;
+}

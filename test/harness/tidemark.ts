@@ -52,18 +52,18 @@ export interface CliResult {
 }
 
 /** The CLI as users run it: its own process (the bundle `npm run build` makes), stdout and stderr apart. */
-export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): ChildProcess {
-  return spawn(process.execPath, [testCli(), ...args], {
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT, node = process.execPath): ChildProcess {
+  return spawn(node, [testCli(), ...args], {
     cwd,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }
 
-/** The bundled CLI run to its end; `cwd` is the repository unless given (an installed CLI runs anywhere). */
-export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): Promise<CliResult> {
+/** The bundled CLI run to its end; `cwd` is the repository unless given (an installed CLI runs anywhere); `node` runs it (Node 22: node22()). */
+export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT, node = process.execPath): Promise<CliResult> {
   const started = Date.now();
-  const child = spawnCli(args, env, cwd);
+  const child = spawnCli(args, env, cwd, node);
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d) => (stdout += d));

@@ -1,5 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
+import * as zlib from 'node:zlib';
 import { DecryptStream } from '../crypto/segmented-aead';
 import { IntegrityError } from '../errors';
 import type { ObjectStore } from '../repository/storage';
@@ -40,8 +41,9 @@ class VerifiedTail extends Transform {
     const { object, stored } = this;
     const mismatch = storedMismatch(stored, object, this.label);
     if (mismatch) return done(mismatch);
-    // Without a recorded plaintext SHA-256, zstd -d has checked its frame checksum (it exits non-zero
-    // on a mismatch, which fails the pipeline before this flush); the size is checked either way.
+    // Without a recorded plaintext SHA-256, zstd has checked its frame checksum (zstd -d exits
+    // non-zero on a mismatch, zlib's errors: either fails the pipeline before this flush); the size
+    // is checked either way (zlib ends a truncated frame without an error).
     const digest = this.plainHash?.digest('hex');
     if (this.plainBytes !== object.plainBytes || (digest !== undefined && digest !== object.plainSha256)) {
       return done(new IntegrityError(`${this.label}: restored bytes do not match the manifest checksum`));
@@ -56,7 +58,21 @@ export interface ReadObjectOptions {
   readonly label: string;
   /** Called with the size of every stored chunk read (progress). */
   readonly onStoredBytes?: (n: number) => void;
+  /**
+   * Decompress in node (zlib's zstd, where IN_PROCESS_ZSTD) instead of through a zstd process: no
+   * pipe to copy through both ways. Its failures are zlib's (code `ZSTD_error_…`); a truncated frame
+   * is not one of them, which the size check at the end catches.
+   */
+  readonly inProcessZstd?: boolean;
 }
+
+/** zlib's zstd (Node ≥ 22.15: the worker image's and the Lambdas' runtime; not in Node 20's types). */
+const createZstdDecompress = (zlib as { createZstdDecompress?: (options?: zlib.ZlibOptions) => Transform }).createZstdDecompress;
+/** Whether this node decompresses zstd itself. */
+export const IN_PROCESS_ZSTD = typeof createZstdDecompress === 'function';
+
+/** A failure of zlib's zstd (damaged compressed data), as opposed to anything else a read can meet. */
+export const isZstdDataError = (e: unknown): e is Error => typeof (e as { code?: unknown })?.code === 'string' && (e as { code: string }).code.startsWith('ZSTD_error');
 
 /**
  * Opens an object as a plaintext stream that errors on any mismatch — a failed GCM tag, a
@@ -67,7 +83,9 @@ export async function readObject(store: ObjectStore, object: StoredObject, optio
   const stored = new DigestStream(options.onStoredBytes);
   const tail = new VerifiedTail(object, stored, options.label);
   const stages: NodeJS.ReadWriteStream[] = [stored, new DecryptStream(options.dataKey, options.label)];
-  if (object.compression === 'zstd') stages.push(zstdDecompress());
+  if (object.compression === 'zstd') {
+    stages.push(options.inProcessZstd && createZstdDecompress ? createZstdDecompress({ chunkSize: 256 * 1024 }) : zstdDecompress());
+  }
   pipeline([source, ...stages, tail], () => undefined); // errors surface on `tail`
   return tail;
 }

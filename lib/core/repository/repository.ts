@@ -51,8 +51,8 @@ function backupContext(source: string, id: string): EncryptionContext {
 export interface OpenedBackup {
   readonly manifest: BackupManifest;
   readonly dataKey: Buffer;
-  /** Streams one object's plaintext, verified (see readObject). */
-  read(object: StoredObject, onStoredBytes?: (n: number) => void): Promise<Readable>;
+  /** Streams one object's plaintext, verified (see readObject; `inProcessZstd` there). */
+  read(object: StoredObject, onStoredBytes?: (n: number) => void, options?: { readonly inProcessZstd?: boolean }): Promise<Readable>;
   /**
    * Feeds one object into a tool's stdin through zstd -d, node seeing only the compressed bytes; the
    * tool sees end-of-input only after every check passed (see decompressInto). Resolves when it exited 0.
@@ -302,8 +302,8 @@ export class Repository {
     return {
       manifest,
       dataKey,
-      read: (object, onStoredBytes) =>
-        readObject(store, object, { dataKey, label: `backup ${id} object ${object.name}`, onStoredBytes }),
+      read: (object, onStoredBytes, options) =>
+        readObject(store, object, { dataKey, label: `backup ${id} object ${object.name}`, onStoredBytes, ...options }),
       restoreInto: (object, consumer, options) =>
         decompressInto(store, object, { dataKey, label: `backup ${id} object ${object.name}` }, consumer, options),
       decompressToFile: (object, output, options) => decompressToFile(store, object, { dataKey, label: `backup ${id} object ${object.name}` }, output, options),

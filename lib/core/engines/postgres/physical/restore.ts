@@ -1,12 +1,14 @@
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, readFile, readlink, realpath, appendFile, rename, rm, stat, chmod, type FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
+import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import { abortReason, sleep, throwIfAborted } from '../../../abort';
 import { formatBytes } from '../../../format';
-import { BackupNotFound, IntegrityError, TargetNotEmpty, UsageError } from '../../../errors';
+import { BackupNotFound, IntegrityError, TargetNotEmpty, TidemarkError, UsageError } from '../../../errors';
 import type { Progress } from '../../../progress';
 import { startZstdIntoFile, type FileOutput } from '../../../pipeline/decompress-to-file';
+import { IN_PROCESS_ZSTD, isZstdDataError } from '../../../pipeline/read-object';
 import type { StoredObject } from '../../../pipeline/stored-object';
 import type { Catalog } from '../../../repository/catalog';
 import type { BackupManifest } from '../../../repository/manifest';
@@ -432,7 +434,9 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
   const stop = new AbortController();
   const stopped = AbortSignal.any([signal, stop.signal]);
   let failure: { error: unknown } | undefined;
-  const outputs = new PackOutputs(work, packFiles, (p) => plan.packs[p].object.compression === 'zstd');
+  // Where node has zstd itself, packs stream straight into place; elsewhere each goes through a zstd
+  // process into a scratch file first (restorePack and streamPack say why).
+  const outputs = IN_PROCESS_ZSTD ? undefined : new PackOutputs(work, packFiles, (p) => plan.packs[p].object.compression === 'zstd');
   try {
     const limit = pLimit(PARALLEL_PACKS);
     await Promise.all(
@@ -442,8 +446,10 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
           try {
             throwIfAborted(signal);
             const list = await readFile(join(work, String(p)));
-            const output = await outputs.take(p);
-            const n = await restorePack(plan.packs[p], directory.packs[p], list, { files, umask, output, backup: backup.manifest.id }, progress, stopped);
+            const into = { files, umask, backup: backup.manifest.id };
+            const n = outputs
+              ? await restorePack(plan.packs[p], directory.packs[p], list, { ...into, output: await outputs.take(p) }, progress, stopped)
+              : await streamPack(plan.packs[p], directory.packs[p], list, into, progress, stopped);
             written += n; // not `written += await …`: that adds to the value read before the wait
           } catch (error) {
             failure ??= { error: signal.aborted ? abortReason(signal) : error };
@@ -453,7 +459,7 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
       ),
     );
   } finally {
-    await outputs.close();
+    await outputs?.close();
     progress.stop();
   }
   if (failure) throw failure.error;
@@ -629,34 +635,14 @@ async function restorePack(
   progress: Progress,
   signal: AbortSignal,
 ): Promise<number> {
-  const items: WorkItem[] = [];
-  for (let at = 0; at < list.length; at += WORK_BYTES) {
-    items.push({
-      file: list.readUInt32LE(at),
-      fileOffset: list.readDoubleLE(at + 4),
-      packOffset: list.readDoubleLE(at + 12),
-      length: list.readUInt32LE(at + 20),
-    });
-  }
-  items.sort((a, b) => a.packOffset - b.packOffset);
+  const items = workItems(list);
   const where = `backup ${target.backup}: pack ${ref.name} of backup ${ref.backup}`;
   const plainBytes = source.object.plainBytes;
-  const handles = new Map<number, FileHandle>();
-  const handleFor = async (file: number): Promise<FileHandle> => {
-    let h = handles.get(file);
-    if (h) return h;
-    if (handles.size >= 16) {
-      const [oldest, oh] = handles.entries().next().value!;
-      handles.delete(oldest);
-      await oh.close();
-    }
-    h = await openForBlocks(target.files[file], target.umask);
-    handles.set(file, h);
-    return h;
-  };
+  const handles = new BlockFiles(target);
   const writeRun = async (run: CopyRun, bytes: Buffer): Promise<void> => {
-    const handle = await handleFor(run.file);
-    for (let done = 0; done < run.bytes; ) done += (await handle.write(bytes, done, run.bytes - done, run.fileOffset + done)).bytesWritten;
+    const handle = await handles.get(run.file);
+    await writeAll(handle, bytes.subarray(0, run.bytes), run.fileOffset);
+    await handles.closeEvicted();
   };
 
   const plain = target.output.file;
@@ -686,7 +672,165 @@ async function restorePack(
     await writing;
   } finally {
     await writing.catch(() => undefined);
-    await Promise.all([...handles.values(), plain].map((h) => h.close()));
+    await Promise.all([handles.close(), plain.close()]);
   }
   return items.length;
+}
+
+/** A pack's work list (pass 1's file): its items in pack order. */
+function workItems(list: Buffer): WorkItem[] {
+  const items: WorkItem[] = [];
+  for (let at = 0; at < list.length; at += WORK_BYTES) {
+    items.push({
+      file: list.readUInt32LE(at),
+      fileOffset: list.readDoubleLE(at + 4),
+      packOffset: list.readDoubleLE(at + 12),
+      length: list.readUInt32LE(at + 20),
+    });
+  }
+  return items.sort((a, b) => a.packOffset - b.packOffset);
+}
+
+async function writeAll(handle: FileHandle, bytes: Buffer, position: number): Promise<void> {
+  for (let done = 0; done < bytes.length; ) done += (await handle.write(bytes, done, bytes.length - done, position + done)).bytesWritten;
+}
+
+/** Files open for a pack's blocks, at most OPEN_FILES; one pushed out is closed by closeEvicted, once no write uses it. */
+class BlockFiles {
+  private readonly open = new Map<number, Promise<FileHandle>>();
+  private evicted: Promise<FileHandle>[] = [];
+
+  constructor(private readonly target: { readonly files: readonly TargetFile[]; readonly umask: number }) {}
+
+  get(file: number): Promise<FileHandle> {
+    let handle = this.open.get(file);
+    if (!handle) {
+      if (this.open.size >= OPEN_FILES) {
+        const [oldest, pushedOut] = this.open.entries().next().value!;
+        this.open.delete(oldest);
+        this.evicted.push(pushedOut);
+      }
+      handle = openForBlocks(this.target.files[file], this.target.umask);
+      handle.catch(() => undefined); // awaited by the caller, and by close
+      this.open.set(file, handle);
+    }
+    return handle;
+  }
+
+  /** Closes the files pushed out: call when no write is in flight on them. */
+  async closeEvicted(): Promise<void> {
+    const evicted = this.evicted;
+    this.evicted = [];
+    await closeAll(evicted);
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.evicted, ...this.open.values()];
+    this.evicted = [];
+    this.open.clear();
+    await closeAll(all);
+  }
+}
+
+/** Closes every handle that opened; the first failure (of an open or a close) is thrown after all are tried. */
+async function closeAll(handles: readonly Promise<FileHandle>[]): Promise<void> {
+  const results = await Promise.allSettled(handles.map(async (h) => (await h).close()));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+/** Files a pack keeps open at once (a chunk's blocks may lie in more: those pushed out close once its writes are done). */
+const OPEN_FILES = 16;
+
+/**
+ * Restores the blocks of one pack that its work list names, as its plaintext arrives: node
+ * decompresses it (zlib's zstd, IN_PROCESS_ZSTD), and each chunk's blocks are written where they
+ * belong before the next chunk is taken, so every byte is written once and nothing else is held.
+ * What reaches the data directory has passed its GCM tag, segment by segment; the pack's last chunk
+ * comes only once the whole pack has passed every check (readObject's VerifiedTail: stored size and
+ * SHA-256, zstd's content checksum, the plaintext size). A pack that fails there fails the restore,
+ * whose clean-up empties the directory: a damaged pack can put blocks into a target that is then
+ * removed, never into one reported restored. (Where node has no zstd, restorePack takes the other
+ * way: a scratch file, all checks, then the copies.)
+ */
+async function streamPack(
+  source: PackSource,
+  ref: PackRef,
+  list: Buffer,
+  target: { files: readonly TargetFile[]; umask: number; backup: string },
+  progress: Progress,
+  signal: AbortSignal,
+): Promise<number> {
+  const items = workItems(list);
+  const runs = copyRuns(items);
+  const where = `backup ${target.backup}: pack ${ref.name} of backup ${ref.backup}`;
+  const handles = new BlockFiles(target);
+  let at = 0; // the pack offset of the chunk in hand
+  let next = 0; // the first run not wholly written
+  try {
+    const plain = await source.owner.read(source.object, (n) => progress.advance(n), { inProcessZstd: true });
+    await eachChunk(plain, signal, async (chunk) => {
+      const end = at + chunk.length;
+      const writes: Promise<void>[] = [];
+      for (let i = next; i < runs.length && runs[i].packOffset < end; i++) {
+        const run = runs[i];
+        const from = Math.max(run.packOffset, at);
+        const to = Math.min(run.packOffset + run.bytes, end);
+        if (to <= from) continue;
+        const bytes = chunk.subarray(from - at, to - at);
+        const position = run.fileOffset + (from - run.packOffset);
+        writes.push(handles.get(run.file).then((h) => writeAll(h, bytes, position)));
+      }
+      while (next < runs.length && runs[next].packOffset + runs[next].bytes <= end) next++;
+      at = end;
+      const results = await Promise.allSettled(writes);
+      await handles.closeEvicted();
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    });
+  } catch (e) {
+    if (isZstdDataError(e)) throw new IntegrityError(`${where}: its compressed data is damaged (zstd: ${e.message})`, { cause: e });
+    throw e;
+  } finally {
+    await handles.close();
+  }
+  if (next < runs.length) throw new IntegrityError(`${where} ends before the block at ${runs[next].packOffset}`);
+  return items.length;
+}
+
+/**
+ * Hands `stream`'s chunks to `handle` one at a time, the stream paused while one is handled ('data'
+ * events: an async iterator would copy whatever is buffered into one new Buffer). Settles only once
+ * no handler is running, whatever ended it.
+ */
+function eachChunk(stream: Readable, signal: AbortSignal, handle: (chunk: Buffer) => Promise<void>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let running: Promise<void> = Promise.resolve();
+    let failed = false;
+    const fail = (e: unknown) => {
+      if (failed) return;
+      failed = true;
+      signal.removeEventListener('abort', onAbort);
+      stream.destroy();
+      void running.finally(() => reject(e instanceof TidemarkError || !signal.aborted ? e : abortReason(signal)));
+    };
+    const onAbort = () => fail(abortReason(signal));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    stream.on('data', (chunk: Buffer) => {
+      stream.pause();
+      running = handle(chunk).then(
+        () => void (failed || stream.resume()),
+        (e: unknown) => fail(e),
+      );
+    });
+    stream.once('error', fail);
+    stream.once('close', () => {
+      if (!stream.readableEnded) fail(new IntegrityError('the pack stream closed before its end'));
+    });
+    stream.once('end', () => {
+      signal.removeEventListener('abort', onAbort);
+      void running.then(() => (failed ? undefined : resolve()));
+    });
+  });
 }
