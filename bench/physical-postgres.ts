@@ -34,6 +34,8 @@ export const ZSTD_FLOOR = 'pg_basebackup -Ft -Xnone | zstd -T0 -3';
 export const PGBACKREST = 'pgBackRest 2.45';
 /** The Fargate worker's entry, bundled with the Dockerfile's esbuild line, on Node 22 (the image's runtime). */
 export const WORKER = 'tidemark worker (Node 22)';
+/** The same CLI bundle run by Node 22, whose restore streams packs through zlib's zstd (restore.ts: streamPack). */
+export const TIDEMARK_NODE22 = 'tidemark on Node 22';
 
 export type PhysicalOperation = 'full' | 'incr' | 'restore' | 'pitr';
 
@@ -176,8 +178,11 @@ class PhysicalScale {
     return ['-h', '127.0.0.1', '-p', String(this.pg.port), '-U', 'postgres'];
   }
 
-  private tidemark(args: string[], pollRss = false, cpu?: CpuSampler): Promise<RunResult> {
-    return measureOk(process.execPath, [this.cli, '--config', this.config, ...args], { env: cleanEnv({ TIDEMARK_BENCH_KEY: this.key }), pollRss, cpu });
+  /** The Node 22 binary, when there is one (restores are also timed on it). */
+  private node22: string | undefined;
+
+  private tidemark(args: string[], pollRss = false, cpu?: CpuSampler, node = process.execPath): Promise<RunResult> {
+    return measureOk(node, [this.cli, '--config', this.config, ...args], { env: cleanEnv({ TIDEMARK_BENCH_KEY: this.key }), pollRss, cpu });
   }
 
   private pgbackrest(args: string[], cpu?: CpuSampler): Promise<RunResult> {
@@ -372,8 +377,9 @@ class PhysicalScale {
     const dir = this.freshDir();
     await this.settle();
     let r: RunResult;
-    if (contender === TIDEMARK) {
-      r = await this.tidemark(['--json', 'restore', 'app', '--to', dir, '--backup', this.tidemarkLatest], true, this.sampler());
+    if (contender === TIDEMARK || contender === TIDEMARK_NODE22) {
+      const node = contender === TIDEMARK_NODE22 ? this.node22 : process.execPath;
+      r = await this.tidemark(['--json', 'restore', 'app', '--to', dir, '--backup', this.tidemarkLatest], true, this.sampler(), node);
     } else if (contender === PGBACKREST) {
       r = await this.pgbackrest(['restore', `--set=${this.pgbrLatest}`, `--pg1-path=${dir}`, '--type=immediate'], this.sampler());
     } else {
@@ -388,12 +394,13 @@ class PhysicalScale {
   async compare(): Promise<void> {
     const fulls = [TIDEMARK, RAW_FLOOR, ZSTD_FLOOR, PGBACKREST];
     const pair = [TIDEMARK, PGBACKREST];
+    const restorers = this.node22 ? [TIDEMARK, TIDEMARK_NODE22, PGBACKREST] : pair;
     for (let round = 1; round <= this.options.runs; round++) {
       const rotate = <T>(xs: readonly T[]) => xs.map((_, i) => xs[(i + round - 1) % xs.length]);
       for (const c of rotate(fulls)) await this.backup(c, 'full', round);
       await this.updateOnePercent(round);
       for (const c of rotate(pair)) await this.backup(c, 'incr', round);
-      for (const c of rotate(pair)) await this.restore(c, round);
+      for (const c of rotate(restorers)) await this.restore(c, round);
     }
   }
 
@@ -579,6 +586,7 @@ class PhysicalScale {
 
   async run(cli: string, worker: { entry: string; node: string } | undefined): Promise<{ samples: PhysicalSample[]; rpo: RecoveryPoint; walFetches: WalFetch[]; databaseBytes: number }> {
     try {
+      this.node22 = worker?.node;
       await this.setUp(cli);
       await this.compare();
       if (worker) await this.workerBackups(worker);

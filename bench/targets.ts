@@ -163,6 +163,8 @@ export interface PhysicalNames {
   readonly tidemark: string;
   /** The Fargate worker's contender, held to the same memory targets when it ran. */
   readonly worker?: string;
+  /** The CLI on Node 22, held to the restore target too when it ran (its restore streams packs: zlib's zstd). */
+  readonly node22?: string;
   readonly zstdFloor: string;
   readonly pgbackrest: string;
 }
@@ -183,10 +185,10 @@ export function checkPhysicalTargets(samples: readonly PhysicalSampleLike[], rec
   const out: TargetCheck[] = [];
   const T = PHYSICAL_TARGETS;
   const scales = [...new Set(samples.map((s) => s.scale))].sort((a, b) => a - b);
-  const faster = (scale: number, operation: string, what: string) => {
-    const [t, p] = [physicalMedian(samples, scale, operation, names.tidemark), physicalMedian(samples, scale, operation, names.pgbackrest)];
-    const subject = `${what}, scale ${scale}, vs ${names.pgbackrest}`;
-    if (Number.isNaN(t) || Number.isNaN(p)) return missing(subject, Number.isNaN(t) ? names.tidemark : names.pgbackrest);
+  const faster = (scale: number, operation: string, what: string, contender = names.tidemark) => {
+    const [t, p] = [physicalMedian(samples, scale, operation, contender), physicalMedian(samples, scale, operation, names.pgbackrest)];
+    const subject = `${what}, scale ${scale}${contender === names.tidemark ? '' : `, ${contender}`}, vs ${names.pgbackrest}`;
+    if (Number.isNaN(t) || Number.isNaN(p)) return missing(subject, Number.isNaN(t) ? contender : names.pgbackrest);
     return check(t < p, subject, `median ${s2(t)} s vs ${s2(p)} s = ${s2(t / p)}× (target < 1×)`);
   };
   for (const scale of scales) {
@@ -210,6 +212,7 @@ export function checkPhysicalTargets(samples: readonly PhysicalSampleLike[], rec
     const incrTime = `incr after a 1% update, scale ${scale}, time vs the full`;
     out.push(Number.isNaN(incr) || Number.isNaN(full) ? missing(incrTime, names.tidemark) : check(incr <= full, incrTime, `median ${s2(incr)} s vs ${s2(full)} s (target: no longer)`));
     out.push(faster(scale, 'restore', 'restore of full + incr'));
+    if (names.node22 && !Number.isNaN(physicalMedian(samples, scale, 'restore', names.node22))) out.push(faster(scale, 'restore', 'restore of full + incr', names.node22));
     out.push(faster(scale, 'pitr', 'PITR (restore, start, replay, promote)'));
     for (const operation of ['full', 'incr']) {
       const kb = physicalMedian(samples, scale, operation, names.tidemark, (s) => s.peakRssKb);

@@ -68,6 +68,14 @@ describe('the physical benchmark targets', () => {
     expect(judge(310 * 1024).map((c) => c.met)).toEqual([false]);
   });
 
+  it('holds the CLI on Node 22 to the restore target too when it ran, on its own line', () => {
+    const on22 = (seconds: number): PhysicalSampleLike => ({ contender: 'n22', operation: 'restore', scale: 50, round: 1, seconds });
+    const judge = (seconds: number) => checkPhysicalTargets([...round(50, 1), on22(seconds)], [], { ...names, node22: 'n22' }).filter((c) => c.text.includes('n22'));
+    expect(judge(1.5).map((c) => [c.met, c.text])).toEqual([[true, 'restore of full + incr, scale 50, n22, vs pgbr: median 1.50 s vs 2.00 s = 0.75× (target < 1×)']]);
+    expect(judge(2.5).map((c) => c.met)).toEqual([false]);
+    expect(checkPhysicalTargets(round(50, 1), [], { ...names, node22: 'n22' }).some((c) => c.text.includes('n22'))).toBe(false);
+  });
+
   it('says what was not measured instead of passing it', () => {
     const checks = verdicts(round(50, 1).filter((s) => s.contender !== 'pgbr'), []);
     expect(checks.filter((c) => c.text.includes('not measured')).length).toBe(4);
