@@ -30,8 +30,9 @@ import { checkServerCanReach, serverBinDir, startRestoredCluster, type StartOpti
  */
 
 /**
- * Packs restored at once: each is a download and a zstd -d into a scratch file in the target (up to
- * a pack's plaintext, PACK_BYTES, on disk for a moment), then its blocks copied into place.
+ * Packs restored at once: each is a download, decrypted and decompressed, its blocks written into
+ * place as they come (Node 22: streamPack) or, where node has no zstd, through a zstd -d into a
+ * scratch file in the target first (up to a pack's plaintext, PACK_BYTES, on disk for a moment).
  */
 const PARALLEL_PACKS = 3;
 /** Files created at once (pass 1 of assemble): libuv's four threads; more only spin on the directory's lock. */
