@@ -790,11 +790,12 @@ async function streamPack(
       if (failed) throw failed.reason;
     });
   } catch (e) {
+    // A file that also failed to close says less than what stopped the pack.
+    await handles.close().catch(() => undefined);
     if (isZstdDataError(e)) throw new IntegrityError(`${where}: its compressed data is damaged (zstd: ${e.message})`, { cause: e });
     throw e;
-  } finally {
-    await handles.close();
   }
+  await handles.close();
   if (next < runs.length) throw new IntegrityError(`${where} ends before the block at ${runs[next].packOffset}`);
   return items.length;
 }
