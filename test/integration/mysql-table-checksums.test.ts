@@ -7,7 +7,8 @@ import { useMariadb } from '../harness/mariadb';
  * MariaDB's table checksums on a real server: what a backup records in its snapshot, the drill's
  * recount on the restored copy — which cuts a large table with one integer key into one key range
  * per client session and adds the parts up — is equal on the same data, and finds a change in
- * either range, a deleted row, and a row outside every range a split could draw.
+ * either range, a deleted row, and a row added below the smallest key (the ranges are drawn from
+ * the copy's own smallest and largest keys, and the outer ones are open).
  */
 describe('MariaDB table checksums (the restored side split into key ranges)', () => {
   const maria = useMariadb({ binlog: true });

@@ -37,6 +37,14 @@ class VerifiedTail extends Transform {
     done(null, previous);
   }
 
+  /**
+   * Whatever failed upstream reaches the reader here (pipeline destroys every stage with it); zlib's
+   * zstd fails with its own codes, said here as damage to this object, as zstd -d's exit is.
+   */
+  override _destroy(error: Error | null, done: (error: Error | null) => void): void {
+    done(isZstdDataError(error) ? new IntegrityError(`${this.label}: its compressed data is damaged (zstd: ${error.message})`, { cause: error }) : error);
+  }
+
   override _flush(done: TransformCallback): void {
     const { object, stored } = this;
     const mismatch = storedMismatch(stored, object, this.label);
@@ -60,8 +68,9 @@ export interface ReadObjectOptions {
   readonly onStoredBytes?: (n: number) => void;
   /**
    * Decompress in node (zlib's zstd, where IN_PROCESS_ZSTD) instead of through a zstd process: no
-   * pipe to copy through both ways. Its failures are zlib's (code `ZSTD_error_…`); a truncated frame
-   * is not one of them, which the size check at the end catches.
+   * pipe to copy through both ways. Its failures reach the reader as IntegrityErrors naming the
+   * object; a truncated frame is not one of them (zlib ends it quietly): the size check at the end
+   * catches that.
    */
   readonly inProcessZstd?: boolean;
 }
@@ -72,7 +81,7 @@ const createZstdDecompress = (zlib as { createZstdDecompress?: (options?: zlib.Z
 export const IN_PROCESS_ZSTD = typeof createZstdDecompress === 'function';
 
 /** A failure of zlib's zstd (damaged compressed data), as opposed to anything else a read can meet. */
-export const isZstdDataError = (e: unknown): e is Error => typeof (e as { code?: unknown })?.code === 'string' && (e as { code: string }).code.startsWith('ZSTD_error');
+const isZstdDataError = (e: unknown): e is Error => typeof (e as { code?: unknown })?.code === 'string' && (e as { code: string }).code.startsWith('ZSTD_error');
 
 /**
  * Opens an object as a plaintext stream that errors on any mismatch — a failed GCM tag, a

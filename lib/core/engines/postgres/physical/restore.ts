@@ -1,14 +1,14 @@
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, readFile, readlink, realpath, appendFile, rename, rm, stat, chmod, type FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
-import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import { abortReason, sleep, throwIfAborted } from '../../../abort';
 import { formatBytes } from '../../../format';
-import { BackupNotFound, IntegrityError, TargetNotEmpty, TidemarkError, UsageError } from '../../../errors';
+import { BackupNotFound, IntegrityError, TargetNotEmpty, UsageError } from '../../../errors';
 import type { Progress } from '../../../progress';
 import { startZstdIntoFile, type FileOutput } from '../../../pipeline/decompress-to-file';
-import { IN_PROCESS_ZSTD, isZstdDataError } from '../../../pipeline/read-object';
+import { eachChunk } from '../../../pipeline/each-chunk';
+import { IN_PROCESS_ZSTD } from '../../../pipeline/read-object';
 import type { StoredObject } from '../../../pipeline/stored-object';
 import type { Catalog } from '../../../repository/catalog';
 import type { BackupManifest } from '../../../repository/manifest';
@@ -720,6 +720,7 @@ class BlockFiles {
 
   /** Closes the files pushed out: call when no write is in flight on them. */
   async closeEvicted(): Promise<void> {
+    if (this.evicted.length === 0) return; // most calls: one per run written
     const evicted = this.evicted;
     this.evicted = [];
     await closeAll(evicted);
@@ -770,7 +771,7 @@ async function streamPack(
   let next = 0; // the first run not wholly written
   try {
     const plain = await source.owner.read(source.object, (n) => progress.advance(n), { inProcessZstd: true });
-    await eachChunk(plain, signal, async (chunk) => {
+    await eachChunk(plain, 'pack', async (chunk) => {
       const end = at + chunk.length;
       const writes: Promise<void>[] = [];
       for (let i = next; i < runs.length && runs[i].packOffset < end; i++) {
@@ -788,51 +789,13 @@ async function streamPack(
       await handles.closeEvicted();
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
-    });
+    }, signal);
   } catch (e) {
     // A file that also failed to close says less than what stopped the pack.
     await handles.close().catch(() => undefined);
-    if (isZstdDataError(e)) throw new IntegrityError(`${where}: its compressed data is damaged (zstd: ${e.message})`, { cause: e });
     throw e;
   }
   await handles.close();
   if (next < runs.length) throw new IntegrityError(`${where} ends before the block at ${runs[next].packOffset}`);
   return items.length;
-}
-
-/**
- * Hands `stream`'s chunks to `handle` one at a time, the stream paused while one is handled ('data'
- * events: an async iterator would copy whatever is buffered into one new Buffer). Settles only once
- * no handler is running, whatever ended it.
- */
-function eachChunk(stream: Readable, signal: AbortSignal, handle: (chunk: Buffer) => Promise<void>): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let running: Promise<void> = Promise.resolve();
-    let failed = false;
-    const fail = (e: unknown) => {
-      if (failed) return;
-      failed = true;
-      signal.removeEventListener('abort', onAbort);
-      stream.destroy();
-      void running.finally(() => reject(e instanceof TidemarkError || !signal.aborted ? e : abortReason(signal)));
-    };
-    const onAbort = () => fail(abortReason(signal));
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    stream.on('data', (chunk: Buffer) => {
-      stream.pause();
-      running = handle(chunk).then(
-        () => void (failed || stream.resume()),
-        (e: unknown) => fail(e),
-      );
-    });
-    stream.once('error', fail);
-    stream.once('close', () => {
-      if (!stream.readableEnded) fail(new IntegrityError('the pack stream closed before its end'));
-    });
-    stream.once('end', () => {
-      signal.removeEventListener('abort', onAbort);
-      void running.then(() => (failed ? undefined : resolve()));
-    });
-  });
 }
