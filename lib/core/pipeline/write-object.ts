@@ -20,6 +20,8 @@ export interface WriteObjectOptions {
    * own SHA-256 in the block index and whose zstd frame checksum covers the rest. @default true
    */
   readonly plainSha256?: boolean;
+  /** Compress in node where it can (zstdCompress's `inProcess`). @default false */
+  readonly inProcessZstd?: boolean;
   readonly signal?: AbortSignal;
 }
 
@@ -72,7 +74,7 @@ export async function writeObject(store: ObjectStore, key: string, name: string,
   // Without compression nothing else would prove the plaintext: then it is always hashed.
   const hashing = options.plainSha256 !== false || !options.compression;
   const plain = new DigestStream(options.onPlainBytes, hashing);
-  const stages = [plain, ...(options.compression ? [zstdCompress(options.compression)] : [])];
+  const stages = [plain, ...(options.compression ? [zstdCompress(options.compression, { inProcess: options.inProcessZstd })] : [])];
   const stored = await encryptAndStore(store, key, input, stages, options);
   return {
     name,

@@ -1,4 +1,5 @@
-import type { Duplex } from 'node:stream';
+import type { Duplex, Transform } from 'node:stream';
+import * as zlib from 'node:zlib';
 import { startAhead } from '../process/spares';
 import { toolFilter } from '../process/tool';
 
@@ -11,7 +12,26 @@ export interface ZstdOptions {
 /** zstd's CLI is multithreaded and faster than any binding here; it runs as a filter process. */
 const compressArgs = ({ level, threads }: ZstdOptions): string[] => ['-q', '-c', `-${level}`, `-T${threads}`];
 
-export function zstdCompress(options: ZstdOptions): Duplex {
+/** zlib's zstd (Node ≥ 22.15: the worker image's and the Lambdas' runtime; not in Node 20's types). */
+const createZstdCompress = (zlib as { createZstdCompress?: (options?: { chunkSize?: number; params?: Record<number, number> }) => Transform }).createZstdCompress;
+/** Whether this node compresses zstd itself (see zstdCompress). */
+export const IN_PROCESS_ZSTD_COMPRESS = typeof createZstdCompress === 'function';
+const ZSTD_C_COMPRESSION_LEVEL = 100;
+const ZSTD_C_CHECKSUM_FLAG = 201;
+
+/**
+ * A zstd compressor for bytes that pass through node anyway (block packs, indexes, small objects).
+ * `inProcess`, where node has zstd (IN_PROCESS_ZSTD_COMPRESS), compresses on libuv's thread pool:
+ * no process to start (each start from a busy node costs a round of page faults: spares.ts) and no
+ * pipe to copy through both ways. One thread per stream where the CLI would use `threads`: on the
+ * machines this runs on, node's own thread and the database's share the cores anyway. Frames carry
+ * their content checksum either way (the CLI's default, `ZSTD_c_checksumFlag` here), which a
+ * restore checks: a pack's blocks have no other plaintext hash but their SHA-256 in the index.
+ */
+export function zstdCompress(options: ZstdOptions, { inProcess = false } = {}): Duplex {
+  if (inProcess && createZstdCompress) {
+    return createZstdCompress({ chunkSize: 256 * 1024, params: { [ZSTD_C_COMPRESSION_LEVEL]: options.level, [ZSTD_C_CHECKSUM_FLAG]: 1 } });
+  }
   return toolFilter('zstd', compressArgs(options), { label: 'zstd' });
 }
 

@@ -5,7 +5,7 @@ import * as tar from 'tar-stream';
 import { DatabaseUnreachable, ToolFailed, UsageError } from '../../../errors';
 import { formatBytes } from '../../../format';
 import { firstCause } from '../../../pipeline/write-object';
-import { startZstdAhead } from '../../../pipeline/zstd';
+import { IN_PROCESS_ZSTD_COMPRESS, startZstdAhead } from '../../../pipeline/zstd';
 import { toolOutput } from '../../../process/tool';
 import type { BackupChain, BackupManifest } from '../../../repository/manifest';
 import type { OpenedBackup } from '../../../repository/repository';
@@ -187,13 +187,16 @@ export async function backupPostgresPhysical(run: EngineRun, requested: BackupTy
   const session = await PgToolSession.open(ep);
   const packs = new PackWriter(writer, compression, signal);
   const scan = new BackupScan();
-  // The zstd of each pack and of the index's two objects, started with pg_basebackup: later, from
-  // a node whose buffers are in full churn, each start would cost a round of page faults. A full
-  // stores about the cluster; an incr's or diff's few packs are a guess (more come in batches).
-  const endSpares = startZstdAhead(compression, (type === 'full' ? Math.ceil(cluster.estimatedBytes / PACK_BYTES) : 1) + 2);
+  // Where node has no zstd of its own: the zstd of each pack and of the index's two objects, started
+  // with pg_basebackup: later, from a node whose buffers are in full churn, each start would cost a
+  // round of page faults. A full stores about the cluster; an incr's or diff's few packs are a
+  // guess (more come in batches).
+  const endSpares = IN_PROCESS_ZSTD_COMPRESS
+    ? () => Promise.resolve()
+    : startZstdAhead(compression, (type === 'full' ? Math.ceil(cluster.estimatedBytes / PACK_BYTES) : 1) + 2);
   try {
     const index = new BlockIndexWriter(BLOCK_SIZE, async (name, bytes) => {
-      await writer.writeObject(name, Readable.from([bytes]), { compression, signal });
+      await writer.writeObject(name, Readable.from([bytes]), { compression, inProcessZstd: true, signal });
     });
     // The server's own checksum check fails the whole backup on the first bad page; we check pages
     // ourselves, record the bad ones and complete (page-checksum.ts).
@@ -225,7 +228,7 @@ export async function backupPostgresPhysical(run: EngineRun, requested: BackupTy
     }
     await packs.finish();
     const directory = await index.finish();
-    await writer.writeObject(INDEX_DIRECTORY_NAME, Readable.from([Buffer.from(JSON.stringify(directory))]), { compression, signal });
+    await writer.writeObject(INDEX_DIRECTORY_NAME, Readable.from([Buffer.from(JSON.stringify(directory))]), { compression, inProcessZstd: true, signal });
 
     const label = parseBackupLabel(scan.backupLabel);
     const range = parseManifestWalRange(scan.manifestTail);
