@@ -168,6 +168,39 @@ describe('PostgreSQL physical backups: full, diff, incr, and restore into a data
     await runTool(pgBin('pg_verifybackup'), [dir]);
   });
 
+  it('takes its base backup off the replication connection (PostgreSQL ≥ 15) or through pg_basebackup (older servers): both restore and verify', async () => {
+    const { config } = configFor('both-ways');
+    const direct = await runBackup(config, 'app', { type: 'full', progress });
+    process.env.TIDEMARK_BASEBACKUP_TOOL = '1';
+    const viaTool = await runBackup(config, 'app', { type: 'full', progress }).finally(() => delete process.env.TIDEMARK_BASEBACKUP_TOOL);
+    const files: string[][] = [];
+    for (const backup of [direct, viaTool]) {
+      const dir = freshDir();
+      await runRestore(config, 'app', { to: dir, backup: backup.id, progress });
+      // Every file the manifest lists, its size and CRC, and the WAL from start to stop.
+      await runTool(pgBin('pg_verifybackup'), [dir]);
+      files.push((readdirSync(dir, { recursive: true }) as string[]).filter((f) => !f.startsWith('pg_wal')).sort());
+    }
+    expect(files[0]).toEqual(files[1]);
+    expect(files[0]).toEqual(expect.arrayContaining(['backup_label', 'backup_manifest', 'global/pg_control']));
+  });
+
+  it('a base backup the server ends (its walsender terminated) fails with the server\'s reason, commits nothing and leaves no walsender', async () => {
+    const { config } = configFor('terminated');
+    let terminated: Promise<string> | undefined;
+    const terminating = {
+      ...progress,
+      // The base backup was just asked for: end its walsender now, while it checkpoints or streams.
+      start: () => void (terminated ??= source.sql("select count(pg_terminate_backend(pid)) from pg_stat_activity where backend_type = 'walsender'", 'app')),
+    };
+    await expect(runBackup(config, 'app', { type: 'full', progress: terminating })).rejects.toThrow(
+      /the server (failed the base backup: terminating connection due to administrator command|closed the connection during the base backup)/,
+    );
+    expect(await terminated).toBe('1');
+    expect((await runList(config, 'app')).backups).toEqual([]);
+    expect(await source.sql("select count(*) from pg_stat_activity where backend_type = 'walsender'", 'app')).toBe('0');
+  });
+
   it('after a contiguous 1% update of pgbench_accounts, an incr stores at most 10% of the full’s bytes', async () => {
     const { config } = configFor('incr-size');
     // Nothing to build on yet: the incr asked for becomes a full, and says so.
@@ -235,7 +268,7 @@ describe('PostgreSQL physical backups: full, diff, incr, and restore into a data
     expect(await failuresOf(incr.id)).toEqual([{ file: relation2, offset: 2 * 8192 }]);
   });
 
-  it('backs up a server that wants a password: pg_basebackup gets it from the passfile, nothing shows it', async () => {
+  it('backs up a server that wants a password, on the replication connection and through pg_basebackup (its passfile): nothing shows it', async () => {
     process.env.TIDEMARK_PHYSICAL_PASSWORD = "phys-Pässword:with\\odd'chars";
     const { path } = writeConfig(tmp.path, 'secured.yaml', {
       repository: `file://${tmp.path}/secured-repo`,
@@ -245,6 +278,8 @@ describe('PostgreSQL physical backups: full, diff, incr, and restore into a data
     const run = await runCli(['--config', path, '--json', 'backup', 'app', '--type', 'full']);
     expect([run.code, run.stderr.includes('Pässword')]).toEqual([0, false]);
     expect(JSON.parse(run.stdout)).toMatchObject({ type: 'full' });
+    const viaTool = await runCli(['--config', path, '--json', 'backup', 'app', '--type', 'full'], { TIDEMARK_BASEBACKUP_TOOL: '1' });
+    expect([viaTool.code, viaTool.stderr.includes('Pässword')]).toEqual([0, false]);
     const wrong = await runCli(['--config', path, 'backup', 'app', '--type', 'full'], { TIDEMARK_PHYSICAL_PASSWORD: 'not-it' });
     expect(wrong.code).toBe(1);
     expect(wrong.stderr.trim().split('\n')).toHaveLength(1);

@@ -221,7 +221,7 @@ describe('worker entry (containers/worker/main.ts)', () => {
     expect(lines[0].msg).toMatch(message);
   });
 
-  it('SIGTERM during a physical backup exits 143, kills pg_basebackup and commits nothing', async () => {
+  it('SIGTERM during a physical backup exits 143, ends its base backup connection and commits nothing', async () => {
     const config = configFor('sigterm-physical');
     const backups = join(tmp.path, 'sigterm-physical-repo/app/backups');
     const child = spawnWorker(bundleEntry, ['backup', 'app', '--type', 'full'], onAws(config));
@@ -234,7 +234,7 @@ describe('worker entry (containers/worker/main.ts)', () => {
     const lines = logLines(stdout);
     expect(lines[lines.length - 1]).toMatchObject({ level: 'error', msg: 'stopped by SIGTERM: nothing was committed', type: 'full' });
     expect((await runList(TidemarkConfigSchema.parse(config), 'app')).backups).toEqual([]);
-    // pg_basebackup was killed: its walsender leaves the server.
+    // The base backup's replication connection was closed: its walsender leaves the server.
     const sending = () => pg.sql("select count(*) from pg_stat_activity where backend_type = 'walsender'");
     for (let i = 0; i < 50 && (await sending()) !== '0'; i++) await new Promise((r) => setTimeout(r, 100));
     expect(await sending()).toBe('0');

@@ -15,6 +15,7 @@ import { connectPg, PgToolSession, type PgEndpoint } from '../connection';
 import { postgresSource, sourceEndpoint } from '../source';
 import { pgBin, toolMajor } from '../tools';
 import { parseBackupLabel, parseManifestWalRange } from './backup-label';
+import { startBaseBackup, type BaseBackupStream } from './base-backup-stream';
 import {
   BlockIndexReader,
   BlockIndexWriter,
@@ -184,6 +185,11 @@ export async function backupPostgresPhysical(run: EngineRun, requested: BackupTy
     `backup ${writer.id}: ${type}${parent ? ` on ${parent.id}` : ''} of ${what}, PostgreSQL ${cluster.version}, about ${formatBytes(cluster.estimatedBytes)}` +
       (cluster.dataChecksums ? ', validating page checksums' : ''),
   );
+  // PostgreSQL ≥ 15 speaks the base backup protocol node reads itself (base-backup-stream.ts);
+  // older servers, and TIDEMARK_BASEBACKUP_TOOL=1 (the tests' way to keep that path covered), get
+  // pg_basebackup.
+  const viaProtocol = cluster.major >= 15 && process.env.TIDEMARK_BASEBACKUP_TOOL !== '1';
+  let stream: BaseBackupStream | undefined;
   const session = await PgToolSession.open(ep);
   const packs = new PackWriter(writer, compression, signal);
   const scan = new BackupScan();
@@ -200,11 +206,13 @@ export async function backupPostgresPhysical(run: EngineRun, requested: BackupTy
     });
     // The server's own checksum check fails the whole backup on the first bad page; we check pages
     // ourselves, record the bad ones and complete (page-checksum.ts).
-    const args = ['-D', '-', '-Ft', '-X', 'fetch', '--checkpoint=fast', '--no-verify-checksums', '--no-password', `--label=tidemark ${writer.id}`];
-    const output = toolOutput(basebackup, args, { env: session.env, label: 'pg_basebackup' });
+    const backupLabel = `tidemark ${writer.id}`;
+    if (viaProtocol) stream = startBaseBackup(await connectPg(ep, what, { replication: 'database' }), { label: backupLabel }, what);
+    const args = ['-D', '-', '-Ft', '-X', 'fetch', '--checkpoint=fast', '--no-verify-checksums', '--no-password', `--label=${backupLabel}`];
+    const output = stream?.archive ?? toolOutput(basebackup, args, { env: session.env, label: 'pg_basebackup' });
     progress.start('base backup', cluster.estimatedBytes);
     try {
-      await readBaseBackup(output, async (header, entry) => {
+      const onEntry = async (header: tar.Header, entry: Readable): Promise<void> => {
         const path = memberPath(header.name);
         if (header.type === 'directory') {
           if (path) index.addDirectory(path, header.mode);
@@ -222,7 +230,14 @@ export async function backupPostgresPhysical(run: EngineRun, requested: BackupTy
         progress.advance(header.size);
         scan.files++;
         await index.addFile(file);
-      });
+      };
+      await readBaseBackup(output, onEntry);
+      if (stream) {
+        // pg_basebackup -Ft -D - puts the manifest into the tar as its last member; so do we.
+        const { manifest } = await stream.end;
+        const header = { name: 'backup_manifest', type: 'file', size: manifest.length, mode: 0o600, mtime: new Date() } as tar.Header;
+        await onEntry(header, Readable.from([manifest]));
+      }
     } finally {
       progress.stop();
     }
@@ -264,6 +279,7 @@ export async function backupPostgresPhysical(run: EngineRun, requested: BackupTy
     const packFailure = await packs.finish().then(() => undefined, (x: unknown) => x);
     throw firstCause(packFailure === undefined ? [e] : [e, packFailure]);
   } finally {
+    stream?.close();
     await Promise.all([session.close(), endSpares()]);
   }
 }
