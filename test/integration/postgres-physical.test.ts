@@ -170,9 +170,16 @@ describe('PostgreSQL physical backups: full, diff, incr, and restore into a data
 
   it('takes its base backup off the replication connection (PostgreSQL ≥ 15) or through pg_basebackup (older servers): both restore and verify', async () => {
     const { config } = configFor('both-ways');
-    const direct = await runBackup(config, 'app', { type: 'full', progress });
+    // Off the replication connection no PostgreSQL tool is needed: none is where the tools are looked for.
+    const noTools = join(tmp.path, 'no-pg-tools');
+    mkdirSync(noTools);
+    process.env.TIDEMARK_PG_BINDIR = noTools;
+    const direct = await runBackup(config, 'app', { type: 'full', progress }).finally(() => delete process.env.TIDEMARK_PG_BINDIR);
+    const detailsOf = async (id: string) => (await (await Repository.open(config)).openBackup('app', { id })).manifest.details as PgPhysicalDetails;
+    expect((await detailsOf(direct.id)).pgBasebackupMajor).toBeUndefined();
     process.env.TIDEMARK_BASEBACKUP_TOOL = '1';
     const viaTool = await runBackup(config, 'app', { type: 'full', progress }).finally(() => delete process.env.TIDEMARK_BASEBACKUP_TOOL);
+    expect((await detailsOf(viaTool.id)).pgBasebackupMajor).toBeGreaterThanOrEqual(15);
     const files: string[][] = [];
     for (const backup of [direct, viaTool]) {
       const dir = freshDir();

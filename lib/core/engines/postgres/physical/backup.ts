@@ -139,16 +139,16 @@ export async function backupPostgresPhysical(run: EngineRun, requested: BackupTy
   if (requested === 'logical') throw new UsageError('pg-physical takes full, diff and incr backups');
   const ep = await sourceEndpoint(source, postgresSource(run.config));
   const what = `source '${source}'`;
-  const basebackup = pgBin('pg_basebackup');
 
   // Everything that can refuse runs before the first object is written.
-  const [cluster, toolVersion, catalog, keyCheck] = await Promise.all([
-    identifyCluster(ep, what),
-    toolMajor(basebackup),
-    repository.catalog(source),
-    repository.prepareKeyCheck(),
-  ]);
-  if (toolVersion < cluster.major) {
+  const [cluster, catalog, keyCheck] = await Promise.all([identifyCluster(ep, what), repository.catalog(source), repository.prepareKeyCheck()]);
+  // PostgreSQL ≥ 15 speaks the base backup protocol node reads itself (base-backup-stream.ts): no
+  // pg_basebackup needed. Older servers, and TIDEMARK_BASEBACKUP_TOOL=1 (the tests' way to keep
+  // that path covered), get pg_basebackup, which must be at least the server's version.
+  const viaProtocol = cluster.major >= 15 && process.env.TIDEMARK_BASEBACKUP_TOOL !== '1';
+  const basebackup = viaProtocol ? undefined : pgBin('pg_basebackup');
+  const toolVersion = basebackup ? await toolMajor(basebackup) : undefined;
+  if (toolVersion !== undefined && toolVersion < cluster.major) {
     throw new ToolFailed(`pg_basebackup ${toolVersion} cannot back up ${what} (PostgreSQL ${cluster.major}): install the PostgreSQL ${cluster.major} client tools`);
   }
   let parent = chooseParent(catalog.backups, requested);
@@ -185,12 +185,9 @@ export async function backupPostgresPhysical(run: EngineRun, requested: BackupTy
     `backup ${writer.id}: ${type}${parent ? ` on ${parent.id}` : ''} of ${what}, PostgreSQL ${cluster.version}, about ${formatBytes(cluster.estimatedBytes)}` +
       (cluster.dataChecksums ? ', validating page checksums' : ''),
   );
-  // PostgreSQL ≥ 15 speaks the base backup protocol node reads itself (base-backup-stream.ts);
-  // older servers, and TIDEMARK_BASEBACKUP_TOOL=1 (the tests' way to keep that path covered), get
-  // pg_basebackup.
-  const viaProtocol = cluster.major >= 15 && process.env.TIDEMARK_BASEBACKUP_TOOL !== '1';
   let stream: BaseBackupStream | undefined;
-  const session = await PgToolSession.open(ep);
+  // pg_basebackup's password goes through a private passfile; node's connection keeps it in memory.
+  const session = basebackup ? await PgToolSession.open(ep) : undefined;
   const packs = new PackWriter(writer, compression, signal);
   const scan = new BackupScan();
   // Where node has no zstd of its own: the zstd of each pack and of the index's two objects, started
@@ -209,7 +206,7 @@ export async function backupPostgresPhysical(run: EngineRun, requested: BackupTy
     const backupLabel = `tidemark ${writer.id}`;
     if (viaProtocol) stream = startBaseBackup(await connectPg(ep, what, { replication: 'database' }), { label: backupLabel }, what);
     const args = ['-D', '-', '-Ft', '-X', 'fetch', '--checkpoint=fast', '--no-verify-checksums', '--no-password', `--label=${backupLabel}`];
-    const output = stream?.archive ?? toolOutput(basebackup, args, { env: session.env, label: 'pg_basebackup' });
+    const output = stream?.archive ?? toolOutput(basebackup!, args, { env: session!.env, label: 'pg_basebackup' });
     progress.start('base backup', cluster.estimatedBytes);
     try {
       const onEntry = async (header: tar.Header, entry: Readable): Promise<void> => {
@@ -254,7 +251,7 @@ export async function backupPostgresPhysical(run: EngineRun, requested: BackupTy
       kind: 'pg-physical',
       serverVersion: cluster.version,
       serverMajor: cluster.major,
-      pgBasebackupMajor: toolVersion,
+      ...(toolVersion !== undefined ? { pgBasebackupMajor: toolVersion } : {}),
       systemIdentifier: cluster.systemIdentifier,
       timeline: range.timeline,
       startLsn: label.startLsn,
@@ -280,7 +277,7 @@ export async function backupPostgresPhysical(run: EngineRun, requested: BackupTy
     throw firstCause(packFailure === undefined ? [e] : [e, packFailure]);
   } finally {
     stream?.close();
-    await Promise.all([session.close(), endSpares()]);
+    await Promise.all([session?.close(), endSpares()]);
   }
 }
 

@@ -16,7 +16,8 @@ export const PgPhysicalDetailsSchema = z.object({
   kind: z.literal('pg-physical'),
   serverVersion: z.string(),
   serverMajor: z.number().int().positive(),
-  pgBasebackupMajor: z.number().int().positive(),
+  /** The pg_basebackup that took it; absent where node read the base backup itself (PostgreSQL ≥ 15). */
+  pgBasebackupMajor: z.number().int().positive().optional(),
   /** pg_control's system identifier, as a decimal string (it is a 64-bit number). */
   systemIdentifier: z.string().regex(/^\d+$/),
   timeline: z.number().int().positive(),
