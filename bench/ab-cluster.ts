@@ -44,5 +44,3 @@ export function withPgbenchCluster(name: string, options: { scale: string; dataC
     process.exitCode = 1;
   });
 }
-
-export const median = (a: readonly number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];

@@ -18,7 +18,8 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pgBin } from '../lib/core/engines/postgres/tools';
-import { median, withPgbenchCluster } from './ab-cluster';
+import { withPgbenchCluster } from './ab-cluster';
+import { median } from './measure';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

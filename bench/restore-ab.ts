@@ -14,7 +14,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { median, withPgbenchCluster } from './ab-cluster';
+import { withPgbenchCluster } from './ab-cluster';
+import { median } from './measure';
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { scale: { type: 'string', default: '50' }, rounds: { type: 'string', default: '7' } } });
 if (positionals.length !== 2) throw new Error('usage: npx tsx bench/restore-ab.ts <old tidemark.js> <new tidemark.js> [--scale 50] [--rounds 7]');

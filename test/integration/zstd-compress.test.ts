@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { IN_PROCESS_ZSTD_COMPRESS, zstdCompress, zstdDecompress } from '../../lib/core/pipeline/zstd';
+import { IN_PROCESS_ZSTD, zstdCompress, zstdDecompress } from '../../lib/core/pipeline/zstd';
 
 /*
  * Both compressors (zlib's zstd in node where it has one, Node ≥ 22.15; the zstd CLI otherwise)
@@ -31,7 +31,7 @@ const sample = Buffer.concat(Array.from({ length: 2000 }, (_, i) => Buffer.from(
 
 test.each([
   ['the zstd CLI', false],
-  [IN_PROCESS_ZSTD_COMPRESS ? "zlib's zstd (in process)" : 'in process asked, the CLI on this node', true],
+  [IN_PROCESS_ZSTD ? "zlib's zstd (in process)" : 'in process asked, the CLI on this node', true],
 ])('%s writes checksummed frames that zstd -d reads back and a flipped checksum fails', async (_name, inProcess) => {
   const frame = await compress(sample, inProcess);
   expect(frame.readUInt32LE(0)).toBe(0xfd2fb528);

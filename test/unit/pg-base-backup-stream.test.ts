@@ -74,7 +74,7 @@ test('messages come out whole, and archive data as exactly its bytes, wherever t
 });
 
 test('the command is pg_basebackup -X fetch --checkpoint=fast --no-verify-checksums, with the label quoted', () => {
-  expect(baseBackupCommand({ label: "tidemark it's" })).toBe(
+  expect(baseBackupCommand("tidemark it's")).toBe(
     "BASE_BACKUP ( LABEL 'tidemark it''s', WAL, WAIT 0, TABLESPACE_MAP, VERIFY_CHECKSUMS 0, MANIFEST 'yes', TARGET 'client', CHECKPOINT 'fast' )",
   );
 });

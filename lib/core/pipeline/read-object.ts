@@ -1,6 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
 import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
-import * as zlib from 'node:zlib';
 import { DecryptStream } from '../crypto/segmented-aead';
 import { IntegrityError } from '../errors';
 import type { ObjectStore } from '../repository/storage';
@@ -75,11 +74,6 @@ export interface ReadObjectOptions {
   readonly inProcessZstd?: boolean;
 }
 
-/** zlib's zstd (Node ≥ 22.15: the worker image's and the Lambdas' runtime; not in Node 20's types). */
-const createZstdDecompress = (zlib as { createZstdDecompress?: (options?: zlib.ZlibOptions) => Transform }).createZstdDecompress;
-/** Whether this node decompresses zstd itself. */
-export const IN_PROCESS_ZSTD = typeof createZstdDecompress === 'function';
-
 /** A failure of zlib's zstd (damaged compressed data), as opposed to anything else a read can meet. */
 const isZstdDataError = (e: unknown): e is Error => typeof (e as { code?: unknown })?.code === 'string' && (e as { code: string }).code.startsWith('ZSTD_error');
 
@@ -93,7 +87,7 @@ export async function readObject(store: ObjectStore, object: StoredObject, optio
   const tail = new VerifiedTail(object, stored, options.label);
   const stages: NodeJS.ReadWriteStream[] = [stored, new DecryptStream(options.dataKey, options.label)];
   if (object.compression === 'zstd') {
-    stages.push(options.inProcessZstd && createZstdDecompress ? createZstdDecompress({ chunkSize: 256 * 1024 }) : zstdDecompress());
+    stages.push(zstdDecompress('zstd', { inProcess: options.inProcessZstd }));
   }
   pipeline([source, ...stages, tail], () => undefined); // errors surface on `tail`
   return tail;

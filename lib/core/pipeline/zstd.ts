@@ -13,15 +13,18 @@ export interface ZstdOptions {
 const compressArgs = ({ level, threads }: ZstdOptions): string[] => ['-q', '-c', `-${level}`, `-T${threads}`];
 
 /** zlib's zstd (Node ≥ 22.15: the worker image's and the Lambdas' runtime; not in Node 20's types). */
-const createZstdCompress = (zlib as { createZstdCompress?: (options?: { chunkSize?: number; params?: Record<number, number> }) => Transform }).createZstdCompress;
-/** Whether this node compresses zstd itself (see zstdCompress). */
-export const IN_PROCESS_ZSTD_COMPRESS = typeof createZstdCompress === 'function';
+const zlibZstd = zlib as {
+  createZstdCompress?: (options?: { chunkSize?: number; params?: Record<number, number> }) => Transform;
+  createZstdDecompress?: (options?: { chunkSize?: number }) => Transform;
+};
+/** Whether this node compresses and decompresses zstd itself (zstdCompress's and zstdDecompress's `inProcess`). */
+export const IN_PROCESS_ZSTD = typeof zlibZstd.createZstdCompress === 'function' && typeof zlibZstd.createZstdDecompress === 'function';
 const ZSTD_C_COMPRESSION_LEVEL = 100;
 const ZSTD_C_CHECKSUM_FLAG = 201;
 
 /**
  * A zstd compressor for bytes that pass through node anyway (block packs, indexes, small objects).
- * `inProcess`, where node has zstd (IN_PROCESS_ZSTD_COMPRESS), compresses on libuv's thread pool:
+ * `inProcess`, where node has zstd (IN_PROCESS_ZSTD), compresses on libuv's thread pool:
  * no process to start (each start from a busy node costs a round of page faults: spares.ts) and no
  * pipe to copy through both ways. One thread per stream where the CLI would use `threads`: on the
  * machines this runs on, node's own thread and the database's share the cores anyway. Frames carry
@@ -29,8 +32,8 @@ const ZSTD_C_CHECKSUM_FLAG = 201;
  * restore checks: a pack's blocks have no other plaintext hash but their SHA-256 in the index.
  */
 export function zstdCompress(options: ZstdOptions, { inProcess = false } = {}): Duplex {
-  if (inProcess && createZstdCompress) {
-    return createZstdCompress({ chunkSize: 256 * 1024, params: { [ZSTD_C_COMPRESSION_LEVEL]: options.level, [ZSTD_C_CHECKSUM_FLAG]: 1 } });
+  if (inProcess && IN_PROCESS_ZSTD) {
+    return zlibZstd.createZstdCompress!({ chunkSize: 256 * 1024, params: { [ZSTD_C_COMPRESSION_LEVEL]: options.level, [ZSTD_C_CHECKSUM_FLAG]: 1 } });
   }
   return toolFilter('zstd', compressArgs(options), { label: 'zstd' });
 }
@@ -46,8 +49,14 @@ export function startZstdAhead(options: ZstdOptions, count: number): () => Promi
 
 const DECOMPRESS_ARGS: readonly string[] = ['-q', '-d', '-c'];
 
-/** `label` names the tool in its failures (the object it reads, say). */
-export function zstdDecompress(label = 'zstd'): Duplex {
+/**
+ * `label` names the tool in its failures (the object it reads, say). `inProcess`, where node has
+ * zstd (IN_PROCESS_ZSTD), decompresses on libuv's thread pool instead of through a zstd process: no
+ * pipe to copy through both ways; its failures are zlib's (`ZSTD_error…` codes), which readObject
+ * says as damage to the object it reads.
+ */
+export function zstdDecompress(label = 'zstd', { inProcess = false } = {}): Duplex {
+  if (inProcess && IN_PROCESS_ZSTD) return zlibZstd.createZstdDecompress!({ chunkSize: 256 * 1024 });
   return toolFilter('zstd', DECOMPRESS_ARGS, { label });
 }
 

@@ -5,7 +5,7 @@ import * as tar from 'tar-stream';
 import { DatabaseUnreachable, ToolFailed, UsageError } from '../../../errors';
 import { formatBytes } from '../../../format';
 import { firstCause } from '../../../pipeline/write-object';
-import { IN_PROCESS_ZSTD_COMPRESS, startZstdAhead } from '../../../pipeline/zstd';
+import { IN_PROCESS_ZSTD, startZstdAhead } from '../../../pipeline/zstd';
 import { toolOutput } from '../../../process/tool';
 import type { BackupChain, BackupManifest } from '../../../repository/manifest';
 import type { OpenedBackup } from '../../../repository/repository';
@@ -194,7 +194,7 @@ export async function backupPostgresPhysical(run: EngineRun, requested: BackupTy
   // with pg_basebackup: later, from a node whose buffers are in full churn, each start would cost a
   // round of page faults. A full stores about the cluster; an incr's or diff's few packs are a
   // guess (more come in batches).
-  const endSpares = IN_PROCESS_ZSTD_COMPRESS
+  const endSpares = IN_PROCESS_ZSTD
     ? () => Promise.resolve()
     : startZstdAhead(compression, (type === 'full' ? Math.ceil(cluster.estimatedBytes / PACK_BYTES) : 1) + 2);
   try {
@@ -204,9 +204,14 @@ export async function backupPostgresPhysical(run: EngineRun, requested: BackupTy
     // The server's own checksum check fails the whole backup on the first bad page; we check pages
     // ourselves, record the bad ones and complete (page-checksum.ts).
     const backupLabel = `tidemark ${writer.id}`;
-    if (viaProtocol) stream = startBaseBackup(await connectPg(ep, what, { replication: 'database' }), { label: backupLabel }, what);
-    const args = ['-D', '-', '-Ft', '-X', 'fetch', '--checkpoint=fast', '--no-verify-checksums', '--no-password', `--label=${backupLabel}`];
-    const output = stream?.archive ?? toolOutput(basebackup!, args, { env: session!.env, label: 'pg_basebackup' });
+    let output: Readable;
+    if (viaProtocol) {
+      stream = startBaseBackup(await connectPg(ep, what, { replication: 'database' }), backupLabel, what);
+      output = stream.archive;
+    } else {
+      const args = ['-D', '-', '-Ft', '-X', 'fetch', '--checkpoint=fast', '--no-verify-checksums', '--no-password', `--label=${backupLabel}`];
+      output = toolOutput(basebackup!, args, { env: session!.env, label: 'pg_basebackup' });
+    }
     progress.start('base backup', cluster.estimatedBytes);
     try {
       const onEntry = async (header: tar.Header, entry: Readable): Promise<void> => {
@@ -231,7 +236,7 @@ export async function backupPostgresPhysical(run: EngineRun, requested: BackupTy
       await readBaseBackup(output, onEntry);
       if (stream) {
         // pg_basebackup -Ft -D - puts the manifest into the tar as its last member; so do we.
-        const { manifest } = await stream.end;
+        const manifest = await stream.end;
         const header = { name: 'backup_manifest', type: 'file', size: manifest.length, mode: 0o600, mtime: new Date() } as tar.Header;
         await onEntry(header, Readable.from([manifest]));
       }

@@ -7,8 +7,8 @@ import { DatabaseUnreachable } from '../../../errors';
  * A base backup taken over the replication connection itself: node sends BASE_BACKUP and reads the
  * server's archive off the socket, instead of running pg_basebackup and reading its output from a
  * pipe. pg_basebackup only relays what the walsender sends, and on the machines a worker runs on
- * (two cores shared with the server) that relay cost ~1 CPU-s per GiB (BENCHMARKS.md, "Where a
- * backup's CPU goes").
+ * (two cores shared with the server) that relay cost 1.2–1.4 CPU-s per GiB (pg_basebackup's share
+ * of the floors in BENCHMARKS.md).
  *
  * The protocol is PostgreSQL 15's (`TARGET 'client'`): one COPY OUT whose CopyData messages each
  * start with a type byte: 'n' a new archive (name, tablespace path), 'd' archive or manifest bytes,
@@ -19,34 +19,24 @@ import { DatabaseUnreachable } from '../../../errors';
  * few message types itself, handing on views of the socket's own chunks.
  */
 
-/** What BASE_BACKUP sends after its archive: the manifest, and where the backup ended. */
-export interface BaseBackupEnd {
-  readonly manifest: Buffer;
-  readonly endLsn: string;
-  readonly timeline: number;
-}
-
 export interface BaseBackupStream {
   /** The base archive's tar bytes, as views of the socket's chunks; errors if the backup fails. */
   readonly archive: Readable;
-  /** Resolves once the server reports the backup complete; rejects on any failure. */
-  readonly end: Promise<BaseBackupEnd>;
+  /**
+   * The backup manifest the server sends after the archive; resolves once the server reported the
+   * backup complete (its end position), rejects on any failure. The stop LSN and timeline are read
+   * from the manifest, as for pg_basebackup's.
+   */
+  readonly end: Promise<Buffer>;
   /** Drops the connection (the server then abandons the backup). */
   close(): void;
-}
-
-export interface BaseBackupOptions {
-  readonly label: string;
-  /** @default true: an immediate checkpoint, as pg_basebackup --checkpoint=fast. */
-  readonly fastCheckpoint?: boolean;
 }
 
 const quote = (s: string): string => `'${s.replace(/'/g, "''")}'`;
 
 /** The command pg_basebackup -X fetch --checkpoint=fast --no-verify-checksums sends, less PROGRESS (a second walk of the data directory to estimate sizes). */
-export function baseBackupCommand({ label, fastCheckpoint = true }: BaseBackupOptions): string {
-  const options = [`LABEL ${quote(label)}`, 'WAL', 'WAIT 0', 'TABLESPACE_MAP', 'VERIFY_CHECKSUMS 0', "MANIFEST 'yes'", "TARGET 'client'"];
-  if (fastCheckpoint) options.push("CHECKPOINT 'fast'");
+export function baseBackupCommand(label: string): string {
+  const options = [`LABEL ${quote(label)}`, 'WAL', 'WAIT 0', 'TABLESPACE_MAP', 'VERIFY_CHECKSUMS 0', "MANIFEST 'yes'", "TARGET 'client'", "CHECKPOINT 'fast'"];
   return `BASE_BACKUP ( ${options.join(', ')} )`;
 }
 
@@ -106,8 +96,6 @@ export class BackendMessages {
         if (this.headerFill < 5) return;
         this.type = this.header[0];
         this.remaining = this.header.readUInt32BE(1) - 4;
-        this.streaming = false;
-        this.parts = [];
         if (this.remaining === 0) this.complete();
         continue;
       }
@@ -130,12 +118,15 @@ export class BackendMessages {
   }
 
   private complete(): void {
-    const streamed = this.streaming;
-    const payload = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts);
     this.headerFill = 0;
+    if (this.streaming) {
+      // Its bytes went out as they came: nothing to put together (one such message per 32 KiB).
+      this.streaming = false;
+      return;
+    }
+    const { parts } = this;
     this.parts = [];
-    this.streaming = false;
-    if (!streamed) this.onMessage(String.fromCharCode(this.type), payload);
+    this.onMessage(String.fromCharCode(this.type), parts.length === 1 ? parts[0] : Buffer.concat(parts));
   }
 }
 
@@ -152,15 +143,16 @@ function takeSocket(client: Client): Socket {
  * (connected, no query running). The client is not usable for anything else afterwards: close()
  * ends it. `what` names the source in errors.
  */
-export function startBaseBackup(client: Client, options: BaseBackupOptions, what: string): BaseBackupStream {
+export function startBaseBackup(client: Client, label: string, what: string): BaseBackupStream {
   const socket = takeSocket(client);
   let phase: 'results' | 'archive' | 'manifest' | 'after' | 'done' = 'results';
   let archiveStarted = false;
   let failure: Error | undefined;
   const manifest: Buffer[] = [];
+  /** The end position's row (recptr, tli), the last thing BASE_BACKUP sends before it is done. */
   let endRow: (string | null)[] | undefined;
-  let settle!: { resolve: (end: BaseBackupEnd) => void; reject: (e: Error) => void };
-  const end = new Promise<BaseBackupEnd>((resolve, reject) => (settle = { resolve, reject }));
+  let settle!: { resolve: (manifest: Buffer) => void; reject: (e: Error) => void };
+  const end = new Promise<Buffer>((resolve, reject) => (settle = { resolve, reject }));
   end.catch(() => undefined); // the archive's reader sees the failure first; end is awaited after
 
   const archive = new Readable({ highWaterMark: 4 << 20, read: () => socket.resume() });
@@ -209,7 +201,7 @@ export function startBaseBackup(client: Client, options: BaseBackupOptions, what
         case 'Z': {
           if (phase !== 'after' || !endRow?.[0]) return protocolError('it ended before the backup did');
           phase = 'done';
-          settle.resolve({ manifest: Buffer.concat(manifest), endLsn: endRow[0], timeline: Number(endRow[1]) });
+          settle.resolve(Buffer.concat(manifest));
           socket.end(Buffer.from([0x58, 0, 0, 0, 4])); // Terminate
           return;
         }
@@ -238,7 +230,7 @@ export function startBaseBackup(client: Client, options: BaseBackupOptions, what
     if (phase !== 'done') fail(new DatabaseUnreachable(`${what}: the server closed the connection during the base backup`));
   });
 
-  const text = Buffer.from(baseBackupCommand(options) + '\0');
+  const text = Buffer.from(baseBackupCommand(label) + '\0');
   const query = Buffer.alloc(5);
   query.write('Q', 0);
   query.writeUInt32BE(4 + text.length, 1);

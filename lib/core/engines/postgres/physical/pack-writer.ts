@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
 import type { StoredObject } from '../../../pipeline/stored-object';
-import { IN_PROCESS_ZSTD_COMPRESS, type ZstdOptions } from '../../../pipeline/zstd';
+import { IN_PROCESS_ZSTD, type ZstdOptions } from '../../../pipeline/zstd';
 import type { BackupWriter } from '../../../repository/repository';
 import type { PackRef } from './block-index';
 
@@ -15,20 +15,20 @@ interface OpenPack {
   readonly input: PassThrough;
   readonly stored: Promise<StoredObject>;
   bytes: number;
-  /** Blocks gathered into one write (STAGE_BYTES), and how much of it is filled; none where STAGE_BYTES is 0. */
+  /** Blocks gathered into one write of STAGE_BYTES, and how much of it is filled (made when the first byte comes). */
   stage?: Buffer;
   staged: number;
 }
 
 /**
- * Where node compresses (IN_PROCESS_ZSTD_COMPRESS), blocks go to zlib in 1 MiB writes, not piece
+ * Where node compresses (IN_PROCESS_ZSTD), blocks go to zlib in 1 MiB writes, not piece
  * by piece (pieces average ~32 KiB): each write is a round trip to the thread pool, and ~25,000 of
  * them per GiB cost more than the copy that gathers them (full backup at scale 50 on Node 22,
  * bench/backup-ab.ts, 5 interleaved rounds: 0.92x the time of piece by piece). Into a zstd
  * process's pipe the pieces go as they are: gathered there, the same bench on Node 20 took 1.2x
  * the time and ~1 CPU-s more (fresh 1 MiB buffers, each faulted in).
  */
-const STAGE_BYTES = IN_PROCESS_ZSTD_COMPRESS ? 1 << 20 : 0;
+const STAGE_BYTES = IN_PROCESS_ZSTD ? 1 << 20 : 0;
 
 /**
  * Appends blocks to pack objects of one backup. A pack is one object through the ordinary pipeline
@@ -55,7 +55,7 @@ export class PackWriter {
     // Every block has its SHA-256 in the index: a second hash over the whole pack would add nothing.
     const stored = this.writer.writeObject(ref.name, input, { compression: this.compression, plainSha256: false, inProcessZstd: true, signal: this.signal });
     stored.catch(() => undefined); // awaited in close()/finish(); a failure also surfaces through write()
-    return { ref, input, stored, bytes: 0, stage: STAGE_BYTES ? Buffer.allocUnsafeSlow(STAGE_BYTES) : undefined, staged: 0 };
+    return { ref, input, stored, bytes: 0, staged: 0 };
   }
 
   /**
@@ -70,12 +70,12 @@ export class PackWriter {
     for (const piece of pieces) {
       pack.bytes += piece.length;
       this.bytes += piece.length;
-      if (!pack.stage) {
+      if (STAGE_BYTES === 0) {
         room = pack.input.write(piece);
         continue;
       }
       for (let at = 0; at < piece.length; ) {
-        const n = piece.copy(pack.stage, pack.staged, at);
+        const n = piece.copy((pack.stage ??= Buffer.allocUnsafeSlow(STAGE_BYTES)), pack.staged, at);
         pack.staged += n;
         at += n;
         if (pack.staged === STAGE_BYTES) room = this.flush(pack) && room;
@@ -91,7 +91,7 @@ export class PackWriter {
 
   private flush(pack: OpenPack): boolean {
     const full = pack.stage!.subarray(0, pack.staged);
-    pack.stage = Buffer.allocUnsafeSlow(STAGE_BYTES);
+    pack.stage = undefined;
     pack.staged = 0;
     return pack.input.write(full);
   }

@@ -8,7 +8,7 @@ import { BackupNotFound, IntegrityError, TargetNotEmpty, UsageError } from '../.
 import type { Progress } from '../../../progress';
 import { startZstdIntoFile, type FileOutput } from '../../../pipeline/decompress-to-file';
 import { eachChunk } from '../../../pipeline/each-chunk';
-import { IN_PROCESS_ZSTD } from '../../../pipeline/read-object';
+import { IN_PROCESS_ZSTD } from '../../../pipeline/zstd';
 import type { StoredObject } from '../../../pipeline/stored-object';
 import type { Catalog } from '../../../repository/catalog';
 import type { BackupManifest } from '../../../repository/manifest';
