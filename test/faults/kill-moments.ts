@@ -35,6 +35,8 @@ export interface SignalledRun {
   readonly landed: boolean;
   /** From the signal to the process's exit; 0 when it had ended before. */
   readonly exitSeconds: number;
+  /** From the start to the process's exit: a whole run's length when the signal did not land. */
+  readonly runMs: number;
   /** Tools the CLI had started when the signal came (its descendants then), still running at its exit. */
   readonly orphans: readonly number[];
   readonly stderr: string;
@@ -54,6 +56,7 @@ export function commandOf(pid: number): string {
  * runs are noted just before the signal, so a test can tell which outlived it.
  */
 export async function signalCliAt(args: string[], ms: number, signal: NodeJS.Signals): Promise<SignalledRun> {
+  const started = Date.now();
   const child = spawnCli(args);
   let stderr = '';
   child.stdout!.resume();
@@ -74,7 +77,7 @@ export async function signalCliAt(args: string[], ms: number, signal: NodeJS.Sig
   }
   const end = await exited;
   const exitSeconds = landed ? (Date.now() - signalledAt) / 1000 : 0;
-  return { ...end, landed, exitSeconds, orphans: tools.filter(alive), stderr };
+  return { ...end, landed, exitSeconds, runMs: Date.now() - started, orphans: tools.filter(alive), stderr };
 }
 
 /** Files under <repo>/app/backups in folders of no listed backup: what killed runs left. */

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
-import { PassThrough } from 'node:stream';
+import { PassThrough, type Transform, type Writable } from 'node:stream';
 import type { StoredObject } from '../../../pipeline/stored-object';
-import { IN_PROCESS_ZSTD, type ZstdOptions } from '../../../pipeline/zstd';
+import { IN_PROCESS_ZSTD, zstdCompress, type ZstdOptions } from '../../../pipeline/zstd';
 import type { BackupWriter } from '../../../repository/repository';
 import type { PackRef } from './block-index';
 
@@ -12,10 +12,11 @@ export const packName = (n: number): string => `pack-${String(n + 1).padStart(5,
 
 interface OpenPack {
   readonly ref: PackRef;
-  readonly input: PassThrough;
+  /** Where the blocks go: the pack's zlib compressor (STAGE_BYTES > 0), or the stream into a zstd process. */
+  readonly input: Writable;
   readonly stored: Promise<StoredObject>;
   bytes: number;
-  /** Blocks gathered into one write of STAGE_BYTES, and how much of it is filled (made when the first byte comes). */
+  /** Blocks gathered into one write of STAGE_BYTES (taken from the pool when the first byte comes), and how much of it is filled. */
   stage?: Buffer;
   staged: number;
 }
@@ -29,6 +30,14 @@ interface OpenPack {
  * the time and ~1 CPU-s more (fresh 1 MiB buffers, each faulted in).
  */
 const STAGE_BYTES = IN_PROCESS_ZSTD ? 1 << 20 : 0;
+/**
+ * Stages a writer uses over and over: a stage goes back to the pool once zlib has compressed it
+ * (its write callback). Fresh 1 MiB buffers for every write were ~40% of a backup's external
+ * memory, and V8 answers external memory with full garbage collections (one per ~64 MiB), and each
+ * fresh buffer's pages are faulted in again. Four in flight keep zlib's thread busy while node fills
+ * the next; when all are out, the backup waits for one: the pool is also the backpressure.
+ */
+const STAGES = 4;
 
 /**
  * Appends blocks to pack objects of one backup. A pack is one object through the ordinary pipeline
@@ -40,6 +49,10 @@ export class PackWriter {
   private current?: OpenPack;
   private finishing?: Promise<StoredObject>;
   private count = 0;
+  /** Stages not in zlib's hands (STAGE_BYTES > 0); made as needed, at most STAGES. */
+  private readonly free: Buffer[] = [];
+  private made = 0;
+  private stageWaiter?: () => void;
   /** Plaintext bytes written into packs so far. */
   bytes = 0;
 
@@ -51,17 +64,25 @@ export class PackWriter {
 
   private open(): OpenPack {
     const ref = { backup: this.writer.id, name: packName(this.count++) };
-    const input = new PassThrough({ highWaterMark: 4 << 20 });
+    if (STAGE_BYTES > 0) {
+      // Node compresses: stages go straight to zlib, whose write callback says when a stage is free.
+      const compressor = zstdCompress(this.compression, { inProcess: true });
+      const plainBytes = () => (compressor as Transform & { bytesWritten: number }).bytesWritten;
+      const stored = this.writer.writeCompressed(ref.name, { output: compressor, plainBytes }, { compression: this.compression, signal: this.signal });
+      stored.catch(() => undefined); // awaited in close()/finish(); a failure also surfaces through add()
+      return { ref, input: compressor, stored, bytes: 0, staged: 0 };
+    }
+    const through = new PassThrough({ highWaterMark: 4 << 20 });
     // Every block has its SHA-256 in the index: a second hash over the whole pack would add nothing.
-    const stored = this.writer.writeObject(ref.name, input, { compression: this.compression, plainSha256: false, inProcessZstd: true, signal: this.signal });
+    const stored = this.writer.writeObject(ref.name, through, { compression: this.compression, plainSha256: false, signal: this.signal });
     stored.catch(() => undefined); // awaited in close()/finish(); a failure also surfaces through write()
-    return { ref, input, stored, bytes: 0, staged: 0 };
+    return { ref, input: through, stored, bytes: 0, staged: 0 };
   }
 
   /**
    * Appends one block, given as the pieces it lies in (views of the tar stream's chunks: a block
-   * is not assembled to be stored, only gathered into STAGE_BYTES writes where node compresses);
-   * resolves to where it lives once the pack has room for more.
+   * is not assembled to be stored, only gathered into stages where node compresses); resolves to
+   * where it lives once the pack has room for more.
    */
   async add(pieces: readonly Buffer[]): Promise<{ pack: PackRef; offset: number }> {
     const pack = (this.current ??= this.open());
@@ -75,10 +96,11 @@ export class PackWriter {
         continue;
       }
       for (let at = 0; at < piece.length; ) {
-        const n = piece.copy((pack.stage ??= Buffer.allocUnsafeSlow(STAGE_BYTES)), pack.staged, at);
+        pack.stage ??= this.free.pop() ?? (await this.takeStage(pack));
+        const n = piece.copy(pack.stage, pack.staged, at);
         pack.staged += n;
         at += n;
-        if (pack.staged === STAGE_BYTES) room = this.flush(pack) && room;
+        if (pack.staged === STAGE_BYTES) this.flush(pack);
       }
     }
     if (!room) {
@@ -89,11 +111,30 @@ export class PackWriter {
     return { pack: pack.ref, offset };
   }
 
-  private flush(pack: OpenPack): boolean {
-    const full = pack.stage!.subarray(0, pack.staged);
+  /** A new stage while fewer than STAGES exist, else the next one zlib is done with; rejects if the pack's upload fails first. */
+  private async takeStage(pack: OpenPack): Promise<Buffer> {
+    for (;;) {
+      const stage = this.free.pop();
+      if (stage) return stage;
+      if (this.made < STAGES) {
+        this.made++;
+        return Buffer.allocUnsafeSlow(STAGE_BYTES);
+      }
+      await Promise.race([new Promise<void>((resolve) => (this.stageWaiter = resolve)), pack.stored]);
+    }
+  }
+
+  private flush(pack: OpenPack): void {
+    const stage = pack.stage!;
+    pack.input.write(stage.subarray(0, pack.staged), (error) => {
+      // A stage of a failed pack may still be in zlib's hands: it is dropped, not reused.
+      if (error) this.made--;
+      else this.free.push(stage);
+      this.stageWaiter?.();
+      this.stageWaiter = undefined;
+    });
     pack.stage = undefined;
     pack.staged = 0;
-    return pack.input.write(full);
   }
 
   /** Ends the open pack; its upload runs on while the next pack fills (one at a time). */
