@@ -34,7 +34,7 @@ export const ZSTD_FLOOR = 'pg_basebackup -Ft -Xnone | zstd -T0 -3';
 export const PGBACKREST = 'pgBackRest 2.45';
 /** The Fargate worker's entry, bundled with the Dockerfile's esbuild line, on Node 22 (the image's runtime). */
 export const WORKER = 'tidemark worker (Node 22)';
-/** The same CLI bundle run by Node 22, whose restore streams packs through zlib's zstd (restore.ts: streamPack). */
+/** The same CLI bundle run by Node 22: its full backups compress packs in process, its restores stream them through zlib's zstd (restore.ts: streamPack). */
 export const TIDEMARK_NODE22 = 'tidemark on Node 22';
 
 export type PhysicalOperation = 'full' | 'incr' | 'restore' | 'pitr';
@@ -301,8 +301,9 @@ class PhysicalScale {
   async backup(contender: string, type: 'full' | 'incr', round: number): Promise<void> {
     await this.settle();
     let sample: PhysicalSample;
-    if (contender === TIDEMARK) {
-      const r = await this.tidemark(['--json', 'backup', 'app', '--type', type], true, this.sampler());
+    if (contender === TIDEMARK || contender === TIDEMARK_NODE22) {
+      const node = contender === TIDEMARK_NODE22 ? this.node22 : process.execPath;
+      const r = await this.tidemark(['--json', 'backup', 'app', '--type', type], true, this.sampler(), node);
       const out = JSON.parse(r.stdout) as { id: string; type: string; storedBytes: number };
       if (out.type !== type) throw new Error(`tidemark took a ${out.type} backup where a ${type} was asked for`);
       this.tidemarkLatest = out.id;
@@ -392,7 +393,8 @@ class PhysicalScale {
 
   /** Rounds of full, 1% update, incr, restore of the chain. */
   async compare(): Promise<void> {
-    const fulls = [TIDEMARK, RAW_FLOOR, ZSTD_FLOOR, PGBACKREST];
+    // Node 22 takes fulls too: the worker's runtime, which compresses packs in process.
+    const fulls = this.node22 ? [TIDEMARK, TIDEMARK_NODE22, RAW_FLOOR, ZSTD_FLOOR, PGBACKREST] : [TIDEMARK, RAW_FLOOR, ZSTD_FLOOR, PGBACKREST];
     const pair = [TIDEMARK, PGBACKREST];
     const restorers = this.node22 ? [TIDEMARK, TIDEMARK_NODE22, PGBACKREST] : pair;
     for (let round = 1; round <= this.options.runs; round++) {

@@ -163,7 +163,7 @@ export interface PhysicalNames {
   readonly tidemark: string;
   /** The Fargate worker's contender, held to the same memory targets when it ran. */
   readonly worker?: string;
-  /** The CLI on Node 22, held to the restore target too when it ran (its restore streams packs: zlib's zstd). */
+  /** The CLI on Node 22, held to the full backup's and the restore's targets too when it ran (zlib's zstd in process both ways). */
   readonly node22?: string;
   readonly zstdFloor: string;
   readonly pgbackrest: string;
@@ -191,16 +191,21 @@ export function checkPhysicalTargets(samples: readonly PhysicalSampleLike[], rec
     if (Number.isNaN(t) || Number.isNaN(p)) return missing(subject, Number.isNaN(t) ? contender : names.pgbackrest);
     return check(t < p, subject, `median ${s2(t)} s vs ${s2(p)} s = ${s2(t / p)}× (target < 1×)`);
   };
+  const ran = (scale: number, operation: string, contender: string | undefined): contender is string =>
+    contender !== undefined && !Number.isNaN(physicalMedian(samples, scale, operation, contender));
   for (const scale of scales) {
     const full = physicalMedian(samples, scale, 'full', names.tidemark);
     const floor = physicalMedian(samples, scale, 'full', names.zstdFloor);
-    const subject = `full backup, scale ${scale}, vs the compressed floor`;
-    out.push(
-      Number.isNaN(full) || Number.isNaN(floor)
-        ? missing(subject, Number.isNaN(full) ? names.tidemark : names.zstdFloor)
-        : check(full <= T.fullVsCompressedFloor * floor, subject, `median ${s2(full)} s vs ${s2(floor)} s = ${s2(full / floor)}× (target ≤ ${T.fullVsCompressedFloor}×)`),
-    );
+    const vsFloor = (contender: string) => {
+      const t = physicalMedian(samples, scale, 'full', contender);
+      const subject = `full backup, scale ${scale}${contender === names.tidemark ? '' : `, ${contender}`}, vs the compressed floor`;
+      return Number.isNaN(t) || Number.isNaN(floor)
+        ? missing(subject, Number.isNaN(t) ? contender : names.zstdFloor)
+        : check(t <= T.fullVsCompressedFloor * floor, subject, `median ${s2(t)} s vs ${s2(floor)} s = ${s2(t / floor)}× (target ≤ ${T.fullVsCompressedFloor}×)`);
+    };
+    out.push(vsFloor(names.tidemark));
     out.push(faster(scale, 'full', 'full backup'));
+    if (ran(scale, 'full', names.node22)) out.push(vsFloor(names.node22), faster(scale, 'full', 'full backup', names.node22));
     const [incrBytes, fullBytes] = [physicalMedian(samples, scale, 'incr', names.tidemark, (s) => s.storedBytes), physicalMedian(samples, scale, 'full', names.tidemark, (s) => s.storedBytes)];
     const share = `incr after a 1% update, scale ${scale}, stored bytes`;
     out.push(
@@ -212,7 +217,7 @@ export function checkPhysicalTargets(samples: readonly PhysicalSampleLike[], rec
     const incrTime = `incr after a 1% update, scale ${scale}, time vs the full`;
     out.push(Number.isNaN(incr) || Number.isNaN(full) ? missing(incrTime, names.tidemark) : check(incr <= full, incrTime, `median ${s2(incr)} s vs ${s2(full)} s (target: no longer)`));
     out.push(faster(scale, 'restore', 'restore of full + incr'));
-    if (names.node22 && !Number.isNaN(physicalMedian(samples, scale, 'restore', names.node22))) out.push(faster(scale, 'restore', 'restore of full + incr', names.node22));
+    if (ran(scale, 'restore', names.node22)) out.push(faster(scale, 'restore', 'restore of full + incr', names.node22));
     out.push(faster(scale, 'pitr', 'PITR (restore, start, replay, promote)'));
     for (const operation of ['full', 'incr']) {
       const kb = physicalMedian(samples, scale, operation, names.tidemark, (s) => s.peakRssKb);

@@ -76,6 +76,17 @@ describe('the physical benchmark targets', () => {
     expect(checkPhysicalTargets(round(50, 1), [], { ...names, node22: 'n22' }).some((c) => c.text.includes('n22'))).toBe(false);
   });
 
+  it('holds the CLI on Node 22 to the full backup targets too when it took fulls: floor and pgBackRest, on their own lines', () => {
+    const on22 = (seconds: number): PhysicalSampleLike => ({ contender: 'n22', operation: 'full', scale: 50, round: 1, seconds });
+    const judge = (seconds: number) => checkPhysicalTargets([...round(50, 1), on22(seconds)], [], { ...names, node22: 'n22' }).filter((c) => c.text.includes('n22'));
+    expect(judge(2.2).map((c) => [c.met, c.text])).toEqual([
+      [true, 'full backup, scale 50, n22, vs the compressed floor: median 2.20 s vs 2.00 s = 1.10× (target ≤ 1.2×)'],
+      [true, 'full backup, scale 50, n22, vs pgbr: median 2.20 s vs 4.00 s = 0.55× (target < 1×)'],
+    ]);
+    expect(judge(3).map((c) => c.met)).toEqual([false, true]);
+    expect(judge(4.5).map((c) => c.met)).toEqual([false, false]);
+  });
+
   it('says what was not measured instead of passing it', () => {
     const checks = verdicts(round(50, 1).filter((s) => s.contender !== 'pgbr'), []);
     expect(checks.filter((c) => c.text.includes('not measured')).length).toBe(4);

@@ -13,7 +13,7 @@ import { decompressToFile, type FileOutput } from '../pipeline/decompress-to-fil
 import { writeCompressedOutput, writeObject, type WriteObjectOptions } from '../pipeline/write-object';
 import type { ZstdOptions } from '../pipeline/zstd';
 import type { BackupDetails } from '../engines/registry';
-import { newBackupId } from './backup-id';
+import { idStart, newBackupId } from './backup-id';
 import { readCatalog, type Catalog } from './catalog';
 import { checkRepositoryBinding, parseMarker, readRepositoryId, REPOSITORY_CONTEXT_KEY, repositoryIdOf } from './identity';
 import { manifestKey, objectKey, REPOSITORY_MARKER_KEY } from './layout';
@@ -313,12 +313,12 @@ export class Repository {
   /**
    * Starts writing a new backup; nothing is visible until `commit`. Refuses while another backup
    * of the source runs (source-guard.ts): before claiming the source, and again once its own lease
-   * is stored, so that of two that start together the later gives way.
+   * is stored, so that of two that start together the later gives way. `id` is made beforehand
+   * (newBackupId) by a caller that names the backup before it begins; its time is the start.
    */
-  async beginBackup(source: string, engine: Engine, type: BackupType, parent?: string, chain?: BackupChain): Promise<BackupWriter> {
+  async beginBackup(source: string, engine: Engine, type: BackupType, parent?: string, chain?: BackupChain, id = newBackupId()): Promise<BackupWriter> {
     await assertNoBackupRunning(this.store, source);
-    const startedAt = new Date();
-    const id = newBackupId(startedAt);
+    const startedAt = new Date(idStart(id));
     const context = await this.boundContext(backupContext(source, id));
     const { plaintext, wrapped } = await this.keys.generateDataKey(context);
     const writer = new BackupWriter(this.store, {

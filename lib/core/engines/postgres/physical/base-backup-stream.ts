@@ -156,6 +156,8 @@ export function startBaseBackup(client: Client, label: string, what: string): Ba
   end.catch(() => undefined); // the archive's reader sees the failure first; end is awaited after
 
   const archive = new Readable({ highWaterMark: 4 << 20, read: () => socket.resume() });
+  // A backup refused before its archive is read is closed with no reader: its error is end's.
+  archive.on('error', () => undefined);
 
   const fail = (e: Error) => {
     if (failure) return;
