@@ -70,8 +70,13 @@ function tick(): void {
     if (!raw) continue;
     const cmdline = raw.toString().replace(/\0/g, ' ').trim();
     if (checked.get(pid) === cmdline) continue;
-    checked.set(pid, cmdline);
     const proc = all.get(pid)!;
+    // Between fork and exec a child still has its parent's command line (node spawns by fork, then
+    // exec): it is the parent, not yet the program it is to run, and is looked at once it runs it.
+    // (A CLI a test spawned, caught there, looked like a process of its own that held the URL's
+    // password: seen once in a full run, 2026-12-02.)
+    if (readProc(`/proc/${proc.ppid}/cmdline`)?.equals(raw)) continue;
+    checked.set(pid, cmdline);
     // A jest worker started since the set above was made is still jest: its command line says so.
     const testsCli = CLI.test(cmdline) && (jest.has(proc.ppid) || /jest/.test(readProc(`/proc/${proc.ppid}/cmdline`)?.toString() ?? ''));
     const what = `${proc.comm} (pid ${pid}, parent ${all.get(proc.ppid)?.comm ?? proc.ppid}): ${cmdline.slice(0, 160)}`;
