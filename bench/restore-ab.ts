@@ -2,7 +2,7 @@
  * Two builds of the CLI restoring the same physical full backup, interleaved (who goes first
  * alternates by round): for a change to the restore path, measured against the commit before it.
  *
- *   npx tsx bench/restore-ab.ts <old tidemark.js> <new tidemark.js> [--scale 50] [--rounds 7]
+ *   npx tsx bench/restore-ab.ts <old tidemark.js> <new tidemark.js> [--scale 50] [--rounds 7] [--node <binary>]
  *
  * Bundle each side with lib/local/cli-bundle.ts (`bundleCli(checkout, outDir)`; a `git worktree` of
  * the old commit gives the old one). A throwaway cluster gets pgbench data at --scale; the new CLI
@@ -17,19 +17,23 @@ import { parseArgs } from 'node:util';
 import { withPgbenchCluster } from './ab-cluster';
 import { median } from './measure';
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { scale: { type: 'string', default: '50' }, rounds: { type: 'string', default: '7' } } });
-if (positionals.length !== 2) throw new Error('usage: npx tsx bench/restore-ab.ts <old tidemark.js> <new tidemark.js> [--scale 50] [--rounds 7]');
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { scale: { type: 'string', default: '50' }, rounds: { type: 'string', default: '7' }, node: { type: 'string', default: process.execPath } },
+});
+if (positionals.length !== 2) throw new Error('usage: npx tsx bench/restore-ab.ts <old tidemark.js> <new tidemark.js> [--scale 50] [--rounds 7] [--node <binary>]');
 const clis = { old: positionals[0], new: positionals[1] };
+const node = values.node!;
 
 withPgbenchCluster('restore-ab', { scale: values.scale! }, async ({ work, config }) => {
-  execFileSync(process.execPath, [clis.new, 'backup', 'app', '--type', 'full', '--config', config], { stdio: 'ignore' });
+  execFileSync(node, [clis.new, 'backup', 'app', '--type', 'full', '--config', config], { stdio: 'ignore' });
   const times: Record<keyof typeof clis, number[]> = { old: [], new: [] };
   for (let round = 0; round < Number(values.rounds); round++) {
     for (const side of round % 2 ? (['new', 'old'] as const) : (['old', 'new'] as const)) {
       const dir = join(work, `restored-${side}`);
       execFileSync('sync');
       const started = process.hrtime.bigint();
-      const run = spawnSync(process.execPath, [clis[side], 'restore', 'app', '--to', dir, '--config', config], { encoding: 'utf8' });
+      const run = spawnSync(node, [clis[side], 'restore', 'app', '--to', dir, '--config', config], { encoding: 'utf8' });
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       if (run.status !== 0) throw new Error(`${side}: ${run.stderr}`);
       times[side].push(seconds);
