@@ -39,9 +39,9 @@ export const CLI_BUNDLE_OPTIONS: BuildOptions = {
   // inside the bundle it made the file 67 MB, and parsing that cost every command ~0.5 s and
   // ~150 MiB of RSS (measured 2026-12-01: `--help` 0.62 s, 239 MiB). Outside, only `drill` loads it.
   external: ['pg-native', '@aws-sdk/*', 'aws-cdk-lib', 'aws-cdk-lib/*', 'constructs', 'cdk-nag'],
-  // Whitespace and comments out, names kept: 3.6 MB of which comments with non-ASCII characters made
-  // V8 hold the source as two-byte text became 2.4 MB of ASCII; each start ~0.05 s sooner (`tidemark
-  // help`, 8,400 → 6,600 page faults, 2026-12-02, Node 20 and 22).
+  // Whitespace and comments out, names kept: 3.6 MB became 2.4 MB, and ASCII only (comments with
+  // non-ASCII characters had made V8 hold the whole source as two-byte text); each start ~0.05 s
+  // sooner (`tidemark help`, 8,400 → 6,600 page faults, 2026-12-02, Node 20 and 22).
   minifyWhitespace: true,
   minifySyntax: true,
   legalComments: 'none',

@@ -27,15 +27,18 @@ interface OpenPack {
  * them per GiB cost more than the copy that gathers them (full backup at scale 50 on Node 22,
  * bench/backup-ab.ts, 5 interleaved rounds: 0.92x the time of piece by piece). Into a zstd
  * process's pipe the pieces go as they are: gathered there, the same bench on Node 20 took 1.2x
- * the time and ~1 CPU-s more (fresh 1 MiB buffers, each faulted in).
+ * the time and ~1 CPU-s more, measured with a fresh buffer per write, before the pool below. The
+ * pool cannot serve that path as it is: the writes go through writeObject's stream stages, whose
+ * callbacks come before the pipe has the bytes.
  */
 const STAGE_BYTES = IN_PROCESS_ZSTD ? 1 << 20 : 0;
 /**
  * Stages a writer uses over and over: a stage goes back to the pool once zlib has compressed it
- * (its write callback). Fresh 1 MiB buffers for every write were ~40% of a backup's external
- * memory, and V8 answers external memory with full garbage collections (one per ~64 MiB), and each
- * fresh buffer's pages are faulted in again. Four in flight keep zlib's thread busy while node fills
- * the next; when all are out, the backup waits for one: the pool is also the backpressure.
+ * (its write callback). V8 answers external memory (Buffer backing stores) with full garbage
+ * collections, one per ~64 MiB, and a fresh stage per write was such memory whose pages were also
+ * faulted in anew: a scale-50 full ran 37 mark-compacts with fresh stages, 1 with the pool, in 0.785x
+ * the time (BENCHMARKS.md). Four in flight keep zlib's thread busy while node fills the next; when
+ * all are out, the backup waits for one: the pool is also the backpressure.
  */
 const STAGES = 4;
 
@@ -96,7 +99,7 @@ export class PackWriter {
         continue;
       }
       for (let at = 0; at < piece.length; ) {
-        pack.stage ??= this.free.pop() ?? (await this.takeStage(pack));
+        pack.stage ??= await this.takeStage(pack);
         const n = piece.copy(pack.stage, pack.staged, at);
         pack.staged += n;
         at += n;
@@ -111,7 +114,7 @@ export class PackWriter {
     return { pack: pack.ref, offset };
   }
 
-  /** A new stage while fewer than STAGES exist, else the next one zlib is done with; rejects if the pack's upload fails first. */
+  /** A free stage, a new one while fewer than STAGES exist, else the next one zlib is done with; rejects if the pack's upload fails first. */
   private async takeStage(pack: OpenPack): Promise<Buffer> {
     for (;;) {
       const stage = this.free.pop();
