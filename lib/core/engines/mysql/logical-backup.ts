@@ -4,6 +4,7 @@ import { compressedOutput, type CompressedOutput } from '../../pipeline/compress
 import { runTool, withLargeOutputBuffer } from '../../process/tool';
 import type { TableChecksums } from '../../drill/checksums';
 import type { BackupManifest } from '../../repository/manifest';
+import type { BackupWriter } from '../../repository/repository';
 import type { EngineRun } from '../engine';
 import { MysqlToolSession, quoteLiteral } from './connection';
 import { keepDumpHead } from './dump-header';
@@ -53,10 +54,11 @@ export async function backupMysqlLogical(run: EngineRun): Promise<BackupManifest
   const what = `source '${source}'`;
   const dumpTool = mysqlBin('dump');
 
-  const writerReady = repository
-    .prepareKeyCheck()
-    .then(async (keyCheck) => ({ keyCheck, writer: await repository.beginBackup(source, 'mysql', 'logical') }));
-  writerReady.catch(() => undefined); // awaited below; a failure elsewhere must not leave it unhandled
+  // The key check (scrypt or a KMS call) runs beside the source's first answer; nothing is written
+  // to the repository before the key is known to be right and the source answered.
+  const keyChecked = repository.prepareKeyCheck();
+  keyChecked.catch(() => undefined); // awaited below; a failure elsewhere must not leave it unhandled
+  let writerReady: Promise<{ keyCheck: Awaited<typeof keyChecked>; writer: BackupWriter }> | undefined;
   const session = await MysqlToolSession.open(ep);
   let output: CompressedOutput | undefined;
   let checksums: Promise<{ recorded: TableChecksums } | { error: string } | undefined>;
@@ -93,6 +95,10 @@ export async function backupMysqlLogical(run: EngineRun): Promise<BackupManifest
           'cannot be made consistent by a single transaction; their rows may be from a slightly different moment. Convert them to InnoDB.',
       );
     }
+
+    // The source answered: the backup claims its place (a lease) while the dump starts.
+    writerReady = keyChecked.then(async (keyCheck) => ({ keyCheck, writer: await repository.beginBackup(source, 'mysql', 'logical') }));
+    writerReady.catch(() => undefined);
 
     // The snapshot's time: read just before the dump opens its transaction, so never after it.
     // (The binlog position below, which streaming will use, is exact.)
@@ -160,7 +166,7 @@ export async function backupMysqlLogical(run: EngineRun): Promise<BackupManifest
     return await writer.commit(restorePoint, details);
   } catch (e) {
     output?.output.destroy(); // kills the tools if they still run
-    await writerReady.catch(() => undefined); // let a key check in flight finish before we report
+    await (writerReady ?? keyChecked).catch(() => undefined); // let a key check in flight finish before we report
     throw e;
   } finally {
     await session.close();

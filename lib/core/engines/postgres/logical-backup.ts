@@ -39,15 +39,16 @@ export async function backupPostgresLogical(run: EngineRun): Promise<BackupManif
   // Start-up work runs side by side, because a nightly dump of a small database is mostly start-up:
   // the key check (scrypt or a KMS call), the connection, pg_dump's version and the password file.
   // Nothing is written to the repository before the key is known to be right and the source answered.
-  const writerReady = repository
-    .prepareKeyCheck()
-    .then(async (keyCheck) => ({ keyCheck, writer: await repository.beginBackup(source, 'postgres', 'logical') }));
-  writerReady.catch(() => undefined); // awaited below; a failure elsewhere must not leave it unhandled
+  const keyChecked = repository.prepareKeyCheck();
+  keyChecked.catch(() => undefined); // awaited below; a failure elsewhere must not leave it unhandled
   const [client, dumpMajor, session] = await allOrRelease([connectPg(ep, what), toolMajor(pgDump), PgToolSession.open(ep)], [
     (c) => c.end().catch(() => undefined),
     undefined,
     (s) => s.close(),
   ]);
+  // The source answered: the backup claims its place (a lease) while the snapshot is taken.
+  const writerReady = keyChecked.then(async (keyCheck) => ({ keyCheck, writer: await repository.beginBackup(source, 'postgres', 'logical') }));
+  writerReady.catch(() => undefined);
   const outputs: CompressedOutput[] = [];
   const checksumStop = linkedAbort(signal); // a failed backup stops its checksums after the current table
   try {
