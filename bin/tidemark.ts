@@ -181,8 +181,8 @@ export function buildProgram(): Command {
       const cfg = await config(cmd);
       const { sourceConfig } = await import('../lib/core/config/load');
       sourceConfig(cfg, source); // an unknown source fails here, naming the known ones
-      const [{ App }, { Template }, { buildTidemarkApp }, { parseConfig }, { runConfiguredDrill }, { drillJson }] = await Promise.all([
-        import('aws-cdk-lib'),
+      const [{ offlineApp }, { Template }, { buildTidemarkApp }, { parseConfig }, { runConfiguredDrill }, { drillJson }] = await Promise.all([
+        import('../lib/local/offline-app'),
         import('aws-cdk-lib/assertions'),
         import('../lib/infra/tidemark-app'),
         import('../lib/core/config/load'),
@@ -196,7 +196,7 @@ export function buildProgram(): Command {
         JSON.stringify({ ...cfg, aws: cfg.aws ?? { account: '111111111111', region: 'eu-west-1' }, sources: { [source]: deployed } }),
         globals(cmd).config,
       );
-      const [stack] = buildTidemarkApp(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), synthConfig);
+      const [stack] = buildTidemarkApp(offlineApp(), synthConfig);
       const result = await runConfiguredDrill(cfg, source, Template.fromStack(stack).toJSON(), {
         at: opts.at,
         onStateEntered: (state) => process.stderr.write(`  → ${state}\n`),

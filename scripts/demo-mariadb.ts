@@ -7,7 +7,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { runList } from '../lib/core/commands/list';
 import { runRestore } from '../lib/core/commands/restore';
@@ -24,6 +23,7 @@ import { loadSampleMariadbData } from '../lib/local/sample-mariadb';
 import { stateMachineDefinition } from '../lib/local/template-definition';
 import { formatBytes, TerminalProgress } from '../lib/local/terminal-progress';
 import { startThrowawayMariadb } from '../lib/local/throwaway-mariadb';
+import { offlineApp } from '../lib/local/offline-app';
 
 const ROOT = resolve(__dirname, '..');
 const WORK = join(ROOT, '.tidemark-demo', 'mariadb');
@@ -40,7 +40,7 @@ async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 12
 
 /** The backup state machine exactly as `cdk deploy` would create it for a mysql source, synthesized offline. */
 function synthesizedBackupStateMachine(url: string): object {
-  const context = { ...JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8')).context, 'aws:cdk:bundling-stacks': [] };
+  const context = JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8')).context;
   const deployed = parseConfig(
     JSON.stringify({
       repository: 'file:///unused',
@@ -50,7 +50,7 @@ function synthesizedBackupStateMachine(url: string): object {
     }),
     'demo.json',
   );
-  const [stack] = buildTidemarkApp(new App({ context }), deployed);
+  const [stack] = buildTidemarkApp(offlineApp(context), deployed);
   return stateMachineDefinition(Template.fromStack(stack).toJSON(), 'BackupStateMachine');
 }
 

@@ -9,7 +9,6 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { runBackup } from '../lib/core/commands/backup';
 import { runList } from '../lib/core/commands/list';
@@ -33,6 +32,7 @@ import { stateMachineDefinition } from '../lib/local/template-definition';
 import { formatBytes, TerminalProgress } from '../lib/local/terminal-progress';
 import { startThrowawayPostgres } from '../lib/local/throwaway-postgres';
 import { serverUserWhenRoot } from '../lib/core/process/os-user';
+import { offlineApp } from '../lib/local/offline-app';
 
 const ROOT = resolve(__dirname, '..');
 const WORK = join(ROOT, '.tidemark-demo');
@@ -54,7 +54,7 @@ const serverUser = () => serverUserWhenRoot('postgres');
  * offline (no AWS account is touched), as Amazon States Language.
  */
 function synthesizedTemplate(url: string): object {
-  const context = { ...JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8')).context, 'aws:cdk:bundling-stacks': [] };
+  const context = JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8')).context;
   const deployed = parseConfig(
     JSON.stringify({
       repository: 'file:///unused',
@@ -64,7 +64,7 @@ function synthesizedTemplate(url: string): object {
     }),
     'demo.json',
   );
-  const [stack] = buildTidemarkApp(new App({ context }), deployed);
+  const [stack] = buildTidemarkApp(offlineApp(context), deployed);
   return Template.fromStack(stack).toJSON();
 }
 

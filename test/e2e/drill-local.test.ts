@@ -2,7 +2,6 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { runBackup } from '../../lib/core/commands/backup';
 import type { DrillSources } from '../../lib/core/commands/drill-target';
@@ -18,6 +17,7 @@ import { startThrowawayPostgres } from '../../lib/local/throwaway-postgres';
 import { usePostgres } from '../harness/postgres';
 import { ROOT, runCli, TEST_KEY, useTempDir } from '../harness/tidemark';
 import { testWorker } from '../harness/bundles';
+import { offlineApp } from '../../lib/local/offline-app';
 
 /*
  * The drill state machine as `cdk deploy` creates it, run locally against a real PostgreSQL and a
@@ -74,12 +74,12 @@ describe('the synthesized drill state machine, run locally', () => {
 
   beforeAll(async () => {
     await pg.sql(`create table orders (id int primary key, note text); insert into orders select g, 'n' || g from generate_series(1, ${ROWS}) g;`, 'app');
-    const context = { ...JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8')).context, 'aws:cdk:bundling-stacks': [] };
+    const context = JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8')).context;
     const deployed = parseConfig(
       JSON.stringify({ repository: 'file:///unused', encryption: { key: 'env:K' }, aws: { account: '111111111111', region: 'eu-west-1' }, sources: { app: { engine: 'postgres', url: pg.url('app') } } }),
       'deployed.json',
     );
-    const [stack] = buildTidemarkApp(new App({ context }), deployed);
+    const [stack] = buildTidemarkApp(offlineApp(context), deployed);
     definition = stateMachineDefinition(Template.fromStack(stack).toJSON(), 'DrillStateMachine');
     store = new FileStore(join(tmp.path, 'repo'));
     scratch = join(tmp.path, 'scratch');

@@ -2,7 +2,6 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { runBackup } from '../../lib/core/commands/backup';
 import { parseConfig } from '../../lib/core/config/load';
@@ -15,6 +14,7 @@ import { stateMachineDefinition } from '../../lib/local/template-definition';
 import { useMariadb } from '../harness/mariadb';
 import { ROOT, TEST_KEY, useTempDir } from '../harness/tidemark';
 import { testWorker } from '../harness/bundles';
+import { offlineApp } from '../../lib/local/offline-app';
 
 /*
  * The synthesized drill machine for a MariaDB source, with the worker's own drill commands: a fresh
@@ -48,12 +48,12 @@ describe('the drill state machine, MariaDB logical, run locally', () => {
   beforeAll(async () => {
     chmodSync(tmp.path, 0o755);
     await maria.sql('CREATE TABLE orders (id INT PRIMARY KEY, note VARCHAR(40)) ENGINE=InnoDB; INSERT INTO orders SELECT seq, CONCAT("o", seq) FROM seq_1_to_3000;', 'shop');
-    const context = { ...JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8')).context, 'aws:cdk:bundling-stacks': [] };
+    const context = JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8')).context;
     const deployed = parseConfig(
       JSON.stringify({ repository: 'file:///unused', encryption: { key: 'env:K' }, aws: { account: '111111111111', region: 'eu-west-1' }, sources: { shop: { engine: 'mysql', url: maria.url('shop') } } }),
       'deployed.json',
     );
-    const [stack] = buildTidemarkApp(new App({ context }), deployed);
+    const [stack] = buildTidemarkApp(offlineApp(context), deployed);
     definition = stateMachineDefinition(Template.fromStack(stack).toJSON(), 'DrillStateMachine');
     await runBackup(parseConfig(JSON.stringify(config(3000)), 'local.json'), 'shop', { type: 'logical', progress: silentProgress });
   }, 300_000);

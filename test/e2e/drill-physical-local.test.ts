@@ -2,7 +2,6 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { runBackup } from '../../lib/core/commands/backup';
 import { parseConfig } from '../../lib/core/config/load';
@@ -15,6 +14,7 @@ import { stateMachineDefinition } from '../../lib/local/template-definition';
 import { usePostgres } from '../harness/postgres';
 import { ROOT, TEST_KEY, useTempDir } from '../harness/tidemark';
 import { testWorker } from '../harness/bundles';
+import { offlineApp } from '../../lib/local/offline-app';
 
 /*
  * The synthesized drill machine for a PostgreSQL source backed up physically (a full base backup),
@@ -49,12 +49,12 @@ describe('the drill state machine, PostgreSQL physical, run locally', () => {
   beforeAll(async () => {
     chmodSync(tmp.path, 0o755);
     await pg.sql('create table orders (id int primary key, note text); insert into orders select g, \'o\' || g from generate_series(1, 2500) g;', 'app');
-    const context = { ...JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8')).context, 'aws:cdk:bundling-stacks': [] };
+    const context = JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8')).context;
     const deployed = parseConfig(
       JSON.stringify({ repository: 'file:///unused', encryption: { key: 'env:K' }, aws: { account: '111111111111', region: 'eu-west-1' }, sources: { app: { engine: 'postgres', url: pg.url('app') } } }),
       'deployed.json',
     );
-    const [stack] = buildTidemarkApp(new App({ context }), deployed);
+    const [stack] = buildTidemarkApp(offlineApp(context), deployed);
     definition = stateMachineDefinition(Template.fromStack(stack).toJSON(), 'DrillStateMachine');
     await runBackup(parseConfig(JSON.stringify(config(2500)), 'local.json'), 'app', { type: 'full', progress: silentProgress });
   }, 300_000);

@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { stringify } from 'yaml';
 import { runList } from '../../lib/core/commands/list';
@@ -13,6 +12,7 @@ import { stateMachineDefinition } from '../../lib/local/template-definition';
 import { usePostgres } from '../harness/postgres';
 import { ROOT, TEST_KEY, useTempDir } from '../harness/tidemark';
 import { testWorker } from '../harness/bundles';
+import { offlineApp } from '../../lib/local/offline-app';
 
 /**
  * The deployed backup state machine — synthesized from the real TidemarkStack — run locally:
@@ -41,8 +41,8 @@ describe('the synthesized backup state machine, run locally', () => {
       }),
       'deployed.yaml',
     );
-    const context = { ...JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8')).context, 'aws:cdk:bundling-stacks': [] };
-    const [stack] = buildTidemarkApp(new App({ context }), deployed);
+    const context = JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8')).context;
+    const [stack] = buildTidemarkApp(offlineApp(context), deployed);
     definition = stateMachineDefinition(Template.fromStack(stack).toJSON(), 'BackupStateMachine');
 
     // Locally the workers use a folder and the local key instead of the vault bucket and KMS.

@@ -18,7 +18,7 @@ const SOURCES: SourceDeployment[] = [
 const STREAMERS = new Map([['orders', { serviceName: 'tidemark-stream-orders', clusterName: 'tidemark' }]]);
 
 function synth(props: Partial<BackupObservabilityProps> = {}) {
-  const app = new App({ context: CONTEXT });
+  const app = new App({ builtinCloudFormationValidation: false, context: CONTEXT });
   const stack = new Stack(app, 'Observability', { env: ENV });
   const stateMachine = sfn.StateMachine.fromStateMachineArn(stack, 'Backup', 'arn:aws:states:eu-west-1:111111111111:stateMachine:tidemark-backup');
   const observability = new BackupObservability(stack, 'BackupObservability', {

@@ -54,7 +54,7 @@ function plan(input: TidemarkConfigInput): { sources: readonly SourceDeployment[
 }
 
 function synth(input: TidemarkConfigInput, props: Partial<BackupWorkersProps> = {}) {
-  const app = new App({ context: CONTEXT });
+  const app = new App({ builtinCloudFormationValidation: false, context: CONTEXT });
   const stack = new Stack(app, 'Workers', { env: ENV });
   const workers = new BackupWorkers(stack, 'Workers', { ...plan(input), ...props });
   const template = Template.fromStack(stack);
@@ -208,7 +208,7 @@ describe('BackupWorkers', () => {
   });
 
   it('uses a given VPC as it is', () => {
-    const app = new App({ context: CONTEXT });
+    const app = new App({ builtinCloudFormationValidation: false, context: CONTEXT });
     const stack = new Stack(app, 'Existing', { env: ENV });
     const vpc = ec2.Vpc.fromVpcAttributes(stack, 'Vpc', { vpcId: 'vpc-0123456789abcdef0', availabilityZones: ['eu-west-1a'], privateSubnetIds: ['subnet-0123456789abcdef0'] });
     new BackupWorkers(stack, 'Workers', { ...plan(PLAIN), vpc, image: ecs.ContainerImage.fromRegistry('example.org/worker:1') });
@@ -256,7 +256,7 @@ describe('BackupWorkers', () => {
   describe('fails when', () => {
     const props = () => plan(FLEET);
     const build = (override: Partial<BackupWorkersProps>) => () =>
-      new BackupWorkers(new Stack(new App({ context: CONTEXT }), 'S', { env: ENV }), 'W', { ...props(), ...override });
+      new BackupWorkers(new Stack(new App({ builtinCloudFormationValidation: false, context: CONTEXT }), 'S', { env: ENV }), 'W', { ...props(), ...override });
 
     it('the worker config refers to Secrets Manager itself', () => {
       const json = props().workerConfigJson.replace('env:TIDEMARK_SECRET_APP', `secret:${APP_SECRET}`);
@@ -288,7 +288,7 @@ describe('BackupWorkers', () => {
     });
 
     it('a VPC is given together with settings for a new one', () => {
-      const stack = new Stack(new App({ context: CONTEXT }), 'S', { env: ENV });
+      const stack = new Stack(new App({ builtinCloudFormationValidation: false, context: CONTEXT }), 'S', { env: ENV });
       const vpc = ec2.Vpc.fromVpcAttributes(stack, 'Vpc', { vpcId: 'vpc-0123456789abcdef0', availabilityZones: ['eu-west-1a'], privateSubnetIds: ['subnet-0123456789abcdef0'] });
       expect(() => new BackupWorkers(stack, 'W', { ...props(), vpc, vpcCidr: '10.1.0.0/16' })).toThrow(/cannot be combined with vpc/);
     });

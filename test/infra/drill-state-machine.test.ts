@@ -92,7 +92,7 @@ describe('the drill state machine in the Tidemark stack', () => {
   beforeAll(() => {
     const outdir = mkdtempSync(join(tmpdir(), 'tidemark-drill-synth-'));
     try {
-      const app = new App({ outdir, context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
+      const app = new App({ outdir, builtinCloudFormationValidation: false, context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
       const [stack] = buildTidemarkApp(app, parseConfig(JSON.stringify(CONFIG), 'drill.json'));
       Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
       app.synth(); // cdk-nag: any unacknowledged error throws
@@ -289,7 +289,7 @@ describe('a drill larger than the ephemeral storage', () => {
   test('gets an ECS-managed EBS scratch volume on the drill task only, mounted where the drill keeps its scratch; cdk-nag clean', () => {
     const outdir = mkdtempSync(join(tmpdir(), 'tidemark-drill-synth-'));
     try {
-      const app = new App({ outdir, context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
+      const app = new App({ outdir, builtinCloudFormationValidation: false, context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
       const config = { ...CONFIG, sources: { app: { ...CONFIG.sources.app, drill: { restoreSizeGiB: 500 } } } };
       const [stack] = buildTidemarkApp(app, parseConfig(JSON.stringify(config), 'big.json'));
       Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
@@ -314,7 +314,7 @@ describe('a drill larger than the ephemeral storage', () => {
     // The main suite's config has none: its task definition has no launch-time volume.
     const outdir = mkdtempSync(join(tmpdir(), 'tidemark-drill-synth-'));
     try {
-      const app = new App({ outdir, context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
+      const app = new App({ outdir, builtinCloudFormationValidation: false, context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
       const config = { ...CONFIG, sources: { app: { ...CONFIG.sources.app, drill: { restoreSizeGiB: 20 } } } };
       const [stack] = buildTidemarkApp(app, parseConfig(JSON.stringify(config), 'small.json'));
       const defs = Template.fromStack(stack).findResources('AWS::ECS::TaskDefinition');

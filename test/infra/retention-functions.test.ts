@@ -19,7 +19,7 @@ const POLICIES: Record<string, SourcePolicy> = {
 type Statement = { Effect: string; Action: string | string[]; Resource?: unknown };
 
 function synth(props: Partial<RetentionFunctionsProps> = {}) {
-  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  const app = new App({ builtinCloudFormationValidation: false, context: { 'aws:cdk:bundling-stacks': [] } });
   const stack = new Stack(app, 'Retention', { env: ENV });
   const vault = new BackupVault(stack, 'Vault', { objectLock: { mode: 'compliance', days: 30 } });
   const functions = new RetentionFunctions(stack, 'Retention', { vault, policies: POLICIES, objectLockDays: 30, timeZone: 'Europe/Berlin', ...props });
