@@ -37,8 +37,10 @@ describe('MariaDB backups and binlog streaming through a faulty S3', () => {
   const log: string[] = [];
   let nextId = 1;
 
+  /** n rows, each its own transaction (autocommit), through one client process. */
   const insert = async (n: number) => {
-    for (let i = 0; i < n; i++) await source.sql(`INSERT INTO ledger VALUES (${nextId++}, REPEAT('x', 200))`, 'app');
+    const rows = Array.from({ length: n }, () => `INSERT INTO ledger VALUES (${nextId++}, REPEAT('x', 200));`);
+    await source.sql(rows.join('\n'), 'app');
   };
   const masterStatus = async () => {
     const [file, position] = (await source.sql('SHOW MASTER STATUS')).split('\t');

@@ -47,10 +47,10 @@ describe('physical backups and WAL streaming through a faulty S3', () => {
   const log: string[] = [];
   let restored: string | undefined;
 
+  /** n rows, each its own transaction, through one psql: the WAL insert position after the last. */
   const commit = async (n: number) => {
-    let last = '';
-    for (let i = 0; i < n; i++) last = await pg.sql("insert into ledger (note) values ('row') returning pg_current_wal_insert_lsn()::text", 'app');
-    return last;
+    const out = await pg.sql("insert into ledger (note) values ('row') returning pg_current_wal_insert_lsn()::text;\n".repeat(n), 'app');
+    return out.split('\n').pop()!;
   };
   const durable = async () => (await new WalArchive(await Repository.open(cfg), 'app').newestDurablePoint())?.lsn;
 
