@@ -114,7 +114,9 @@ export class MysqlToolSession {
       out = await runTool(mysqlBin('client'), args, { input: sql, env: this.env });
     } catch (e) {
       const msg = (e as Error).message;
-      if (/\(2002\)|\(2003\)|\(2005\)|\(2013\)|\(1045\)|Can't connect|Access denied/.test(msg)) {
+      // `ERROR 2003 (HY000): Can't connect …`: the code comes before the SQL state. A connection
+      // lost in the handshake (a server that accepts and never answers) is one never made.
+      if (/\bERROR (1045|2002|2003|2005)\b|Can't connect|Access denied|Lost connection to server at 'handshake/.test(msg)) {
         throw new DatabaseUnreachable(`${what}: cannot connect to ${this.endpoint.host}:${this.endpoint.port} as ${this.endpoint.user}: ${msg}`, { cause: e });
       }
       throw e instanceof ToolFailed ? e : new ToolFailed(msg, { cause: e });
