@@ -181,10 +181,8 @@ export function buildProgram(): Command {
       const cfg = await config(cmd);
       const { sourceConfig } = await import('../lib/core/config/load');
       sourceConfig(cfg, source); // an unknown source fails here, naming the known ones
-      const [{ offlineApp }, { Template }, { buildTidemarkApp }, { parseConfig }, { runConfiguredDrill }, { drillJson }] = await Promise.all([
-        import('../lib/local/offline-app'),
-        import('aws-cdk-lib/assertions'),
-        import('../lib/infra/tidemark-app'),
+      const [{ synthesizeOffline }, { parseConfig }, { runConfiguredDrill }, { drillJson }] = await Promise.all([
+        import('../lib/infra/offline-synth'),
         import('../lib/core/config/load'),
         import('../lib/local/local-drill-pipeline'),
         import('../lib/core/drill/report'),
@@ -196,8 +194,7 @@ export function buildProgram(): Command {
         JSON.stringify({ ...cfg, aws: cfg.aws ?? { account: '111111111111', region: 'eu-west-1' }, sources: { [source]: deployed } }),
         globals(cmd).config,
       );
-      const [stack] = buildTidemarkApp(offlineApp(), synthConfig);
-      const result = await runConfiguredDrill(cfg, source, Template.fromStack(stack).toJSON(), {
+      const result = await runConfiguredDrill(cfg, source, synthesizeOffline(synthConfig), {
         at: opts.at,
         onStateEntered: (state) => process.stderr.write(`  → ${state}\n`),
         signal: interrupt.signal,

@@ -7,7 +7,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Template } from 'aws-cdk-lib/assertions';
 import { runList } from '../lib/core/commands/list';
 import { runRestore } from '../lib/core/commands/restore';
 import { runVerify } from '../lib/core/commands/verify';
@@ -17,13 +16,12 @@ import { mysqlBinlogArchive } from '../lib/core/engines/mysql/binlog/binlog-meth
 import { comparePositions } from '../lib/core/engines/mysql/binlog/names';
 import { fingerprintMysqlDatabaseAt } from '../lib/core/engines/mysql/fingerprint';
 import { FileStore } from '../lib/core/repository/file-store';
-import { buildTidemarkApp } from '../lib/infra/tidemark-app';
 import { runBackupsLocally } from '../lib/local/local-backup-pipeline';
 import { loadSampleMariadbData } from '../lib/local/sample-mariadb';
 import { stateMachineDefinition } from '../lib/local/template-definition';
 import { formatBytes, TerminalProgress } from '../lib/local/terminal-progress';
 import { startThrowawayMariadb } from '../lib/local/throwaway-mariadb';
-import { offlineApp } from '../lib/local/offline-app';
+import { synthesizeOffline } from '../lib/infra/offline-synth';
 
 const ROOT = resolve(__dirname, '..');
 const WORK = join(ROOT, '.tidemark-demo', 'mariadb');
@@ -50,8 +48,7 @@ function synthesizedBackupStateMachine(url: string): object {
     }),
     'demo.json',
   );
-  const [stack] = buildTidemarkApp(offlineApp(context), deployed);
-  return stateMachineDefinition(Template.fromStack(stack).toJSON(), 'BackupStateMachine');
+  return stateMachineDefinition(synthesizeOffline(deployed, context), 'BackupStateMachine');
 }
 
 export async function mariadbDemo(): Promise<void> {

@@ -9,7 +9,6 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { Template } from 'aws-cdk-lib/assertions';
 import { runBackup } from '../lib/core/commands/backup';
 import { runList } from '../lib/core/commands/list';
 import { runRestore } from '../lib/core/commands/restore';
@@ -24,7 +23,6 @@ import { freePort } from '../lib/core/free-port';
 import { runTool } from '../lib/core/process/tool';
 import { Repository } from '../lib/core/repository/repository';
 import { FileStore } from '../lib/core/repository/file-store';
-import { buildTidemarkApp } from '../lib/infra/tidemark-app';
 import { runBackupsLocally } from '../lib/local/local-backup-pipeline';
 import { runConfiguredDrill } from '../lib/local/local-drill-pipeline';
 import { loadSampleData } from '../lib/local/sample-postgres';
@@ -32,7 +30,7 @@ import { stateMachineDefinition } from '../lib/local/template-definition';
 import { formatBytes, TerminalProgress } from '../lib/local/terminal-progress';
 import { startThrowawayPostgres } from '../lib/local/throwaway-postgres';
 import { serverUserWhenRoot } from '../lib/core/process/os-user';
-import { offlineApp } from '../lib/local/offline-app';
+import { synthesizeOffline } from '../lib/infra/offline-synth';
 
 const ROOT = resolve(__dirname, '..');
 const WORK = join(ROOT, '.tidemark-demo');
@@ -64,8 +62,7 @@ function synthesizedTemplate(url: string): object {
     }),
     'demo.json',
   );
-  const [stack] = buildTidemarkApp(offlineApp(context), deployed);
-  return Template.fromStack(stack).toJSON();
+  return synthesizeOffline(deployed, context);
 }
 
 async function main(): Promise<void> {

@@ -2,7 +2,6 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Template } from 'aws-cdk-lib/assertions';
 import { runBackup } from '../../lib/core/commands/backup';
 import type { DrillSources } from '../../lib/core/commands/drill-target';
 import { parseConfig } from '../../lib/core/config/load';
@@ -10,14 +9,13 @@ import { drillJson } from '../../lib/core/drill/report';
 import { silentProgress } from '../../lib/core/progress';
 import { FileStore } from '../../lib/core/repository/file-store';
 import { DRILL_FAILED_ERROR, DrillStateNames as S } from '../../lib/infra/drill-state-machine';
-import { buildTidemarkApp } from '../../lib/infra/tidemark-app';
 import { localRds, runDrillLocally, type LocalDrillOptions, type LocalRds } from '../../lib/local/local-drill-pipeline';
 import { stateMachineDefinition } from '../../lib/local/template-definition';
 import { startThrowawayPostgres } from '../../lib/local/throwaway-postgres';
 import { usePostgres } from '../harness/postgres';
 import { ROOT, runCli, TEST_KEY, useTempDir } from '../harness/tidemark';
 import { testWorker } from '../harness/bundles';
-import { offlineApp } from '../../lib/local/offline-app';
+import { synthesizeOffline } from '../../lib/infra/offline-synth';
 
 /*
  * The drill state machine as `cdk deploy` creates it, run locally against a real PostgreSQL and a
@@ -79,8 +77,7 @@ describe('the synthesized drill state machine, run locally', () => {
       JSON.stringify({ repository: 'file:///unused', encryption: { key: 'env:K' }, aws: { account: '111111111111', region: 'eu-west-1' }, sources: { app: { engine: 'postgres', url: pg.url('app') } } }),
       'deployed.json',
     );
-    const [stack] = buildTidemarkApp(offlineApp(context), deployed);
-    definition = stateMachineDefinition(Template.fromStack(stack).toJSON(), 'DrillStateMachine');
+    definition = stateMachineDefinition(synthesizeOffline(deployed, context), 'DrillStateMachine');
     store = new FileStore(join(tmp.path, 'repo'));
     scratch = join(tmp.path, 'scratch');
     await runBackup(parseConfig(JSON.stringify(localConfig()), 'local.json'), 'app', { type: 'logical', progress: silentProgress });

@@ -2,19 +2,17 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Template } from 'aws-cdk-lib/assertions';
 import { runBackup } from '../../lib/core/commands/backup';
 import { parseConfig } from '../../lib/core/config/load';
 import { silentProgress } from '../../lib/core/progress';
 import { FileStore } from '../../lib/core/repository/file-store';
 import { DrillStateNames as S } from '../../lib/infra/drill-state-machine';
-import { buildTidemarkApp } from '../../lib/infra/tidemark-app';
 import { runDrillLocally } from '../../lib/local/local-drill-pipeline';
 import { stateMachineDefinition } from '../../lib/local/template-definition';
 import { useMariadb } from '../harness/mariadb';
 import { ROOT, TEST_KEY, useTempDir } from '../harness/tidemark';
 import { testWorker } from '../harness/bundles';
-import { offlineApp } from '../../lib/local/offline-app';
+import { synthesizeOffline } from '../../lib/infra/offline-synth';
 
 /*
  * The synthesized drill machine for a MariaDB source, with the worker's own drill commands: a fresh
@@ -53,8 +51,7 @@ describe('the drill state machine, MariaDB logical, run locally', () => {
       JSON.stringify({ repository: 'file:///unused', encryption: { key: 'env:K' }, aws: { account: '111111111111', region: 'eu-west-1' }, sources: { shop: { engine: 'mysql', url: maria.url('shop') } } }),
       'deployed.json',
     );
-    const [stack] = buildTidemarkApp(offlineApp(context), deployed);
-    definition = stateMachineDefinition(Template.fromStack(stack).toJSON(), 'DrillStateMachine');
+    definition = stateMachineDefinition(synthesizeOffline(deployed, context), 'DrillStateMachine');
     await runBackup(parseConfig(JSON.stringify(config(3000)), 'local.json'), 'shop', { type: 'logical', progress: silentProgress });
   }, 300_000);
 

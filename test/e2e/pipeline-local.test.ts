@@ -1,18 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Template } from 'aws-cdk-lib/assertions';
 import { stringify } from 'yaml';
 import { runList } from '../../lib/core/commands/list';
 import { parseConfig } from '../../lib/core/config/load';
 import { FileStore } from '../../lib/core/repository/file-store';
-import { buildTidemarkApp } from '../../lib/infra/tidemark-app';
 import { runBackupsLocally } from '../../lib/local/local-backup-pipeline';
 import { loadSampleData } from '../../lib/local/sample-postgres';
 import { stateMachineDefinition } from '../../lib/local/template-definition';
 import { usePostgres } from '../harness/postgres';
 import { ROOT, TEST_KEY, useTempDir } from '../harness/tidemark';
 import { testWorker } from '../harness/bundles';
-import { offlineApp } from '../../lib/local/offline-app';
+import { synthesizeOffline } from '../../lib/infra/offline-synth';
 
 /**
  * The deployed backup state machine — synthesized from the real TidemarkStack — run locally:
@@ -42,8 +40,7 @@ describe('the synthesized backup state machine, run locally', () => {
       'deployed.yaml',
     );
     const context = JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8')).context;
-    const [stack] = buildTidemarkApp(offlineApp(context), deployed);
-    definition = stateMachineDefinition(Template.fromStack(stack).toJSON(), 'BackupStateMachine');
+    definition = stateMachineDefinition(synthesizeOffline(deployed, context), 'BackupStateMachine');
 
     // Locally the workers use a folder and the local key instead of the vault bucket and KMS.
     const local = {

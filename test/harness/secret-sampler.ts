@@ -75,10 +75,11 @@ function tick(): void {
     // exec): it is the parent, not yet the program it is to run, and is looked at once it runs it.
     // (A CLI a test spawned, caught there, looked like a process of its own that held the URL's
     // password: seen once in a full run, 2026-12-02.)
-    if (readProc(`/proc/${proc.ppid}/cmdline`)?.equals(raw)) continue;
+    const parentCmdline = readProc(`/proc/${proc.ppid}/cmdline`);
+    if (parentCmdline?.equals(raw)) continue;
     checked.set(pid, cmdline);
     // A jest worker started since the set above was made is still jest: its command line says so.
-    const testsCli = CLI.test(cmdline) && (jest.has(proc.ppid) || /jest/.test(readProc(`/proc/${proc.ppid}/cmdline`)?.toString() ?? ''));
+    const testsCli = CLI.test(cmdline) && (jest.has(proc.ppid) || /jest/.test(parentCmdline?.toString() ?? ''));
     const what = `${proc.comm} (pid ${pid}, parent ${all.get(proc.ppid)?.comm ?? proc.ppid}): ${cmdline.slice(0, 160)}`;
     if (!testsCli) for (const secret of secretsIn(raw)) record(`arguments of ${what}`, secret);
     if (TOOL.test(proc.comm) && spawnedByTidemarkProcess(pid, all, jest)) {

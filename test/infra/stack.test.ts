@@ -20,7 +20,7 @@ const CDK_CONTEXT: Record<string, unknown> = JSON.parse(readFileSync(join(ROOT, 
 function synth(config: TidemarkConfig): { app: App; stacks: TidemarkStack[]; templates: Template[] } {
   const outdir = mkdtempSync(join(tmpdir(), 'tidemark-synth-'));
   // CDK's CloudFormation validation stays on here, as `cdk synth` runs it; the other infra tests and
-  // the local runs (lib/local/offline-app.ts) turn it off: 3.6 s a stack on the 2-core test host.
+  // the local runs (lib/infra/offline-synth.ts) turn it off: 3.6 s a stack on the 2-core test host.
   const app = new App({ outdir, context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
   const stacks = buildTidemarkApp(app, config);
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

@@ -4,7 +4,6 @@ import { compressedOutput, type CompressedOutput } from '../../pipeline/compress
 import { runTool, withLargeOutputBuffer } from '../../process/tool';
 import type { TableChecksums } from '../../drill/checksums';
 import type { BackupManifest } from '../../repository/manifest';
-import type { BackupWriter } from '../../repository/repository';
 import type { EngineRun } from '../engine';
 import { MysqlToolSession, quoteLiteral } from './connection';
 import { keepDumpHead } from './dump-header';
@@ -58,7 +57,8 @@ export async function backupMysqlLogical(run: EngineRun): Promise<BackupManifest
   // to the repository before the key is known to be right and the source answered.
   const keyChecked = repository.prepareKeyCheck();
   keyChecked.catch(() => undefined); // awaited below; a failure elsewhere must not leave it unhandled
-  let writerReady: Promise<{ keyCheck: Awaited<typeof keyChecked>; writer: BackupWriter }> | undefined;
+  const claim = () => keyChecked.then(async (keyCheck) => ({ keyCheck, writer: await repository.beginBackup(source, 'mysql', 'logical') }));
+  let writerReady: ReturnType<typeof claim> | undefined;
   const session = await MysqlToolSession.open(ep);
   let output: CompressedOutput | undefined;
   let checksums: Promise<{ recorded: TableChecksums } | { error: string } | undefined>;
@@ -97,7 +97,7 @@ export async function backupMysqlLogical(run: EngineRun): Promise<BackupManifest
     }
 
     // The source answered: the backup claims its place (a lease) while the dump starts.
-    writerReady = keyChecked.then(async (keyCheck) => ({ keyCheck, writer: await repository.beginBackup(source, 'mysql', 'logical') }));
+    writerReady = claim();
     writerReady.catch(() => undefined);
 
     // The snapshot's time: read just before the dump opens its transaction, so never after it.
