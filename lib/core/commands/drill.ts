@@ -114,6 +114,13 @@ async function rehydrationSeconds(repository: Repository, source: string, chain:
   return cold.length === 0 ? 0 : estimateRehydration(cold, 'Standard').maxHours * 3600;
 }
 
+/** The RTO drill history and the chain's size predict; the recent past predicts best (a year of daily drills need not all count). */
+async function predictedRto(repository: Repository, source: string, method: string, chain: readonly BackupManifest[]): Promise<number | undefined> {
+  const bytes = chain.reduce((n, m) => n + m.storedBytes, 0);
+  const [history, rehydration] = await Promise.all([readDrillReports(repository.store, source, { newest: 100 }), rehydrationSeconds(repository, source, chain)]);
+  return predictRto(history.filter((r) => r.method === method).slice(-30), bytes, rehydration)?.seconds;
+}
+
 export async function runDrill(config: TidemarkConfig, source: string, options: DrillOptions): Promise<DrillOutcome> {
   const { progress, id } = options;
   const signal = options.signal ?? NEVER_ABORTED;
@@ -124,7 +131,7 @@ export async function runDrill(config: TidemarkConfig, source: string, options: 
   let method = '';
   let plan: RestorePlan | undefined;
   let restored: RestoredTarget | undefined;
-  let predicted: number | undefined;
+  let prediction: Promise<number | undefined> | undefined;
   let rto: number | undefined;
   let rpo: number | undefined;
   let error: TidemarkError | Error | undefined;
@@ -144,6 +151,9 @@ export async function runDrill(config: TidemarkConfig, source: string, options: 
 
   try {
     repository = await Repository.open(config);
+    // The key's derivation (scrypt, or a KMS call) runs on the thread pool while the catalog is read
+    // and the instance starts; the plan's openBackup then finds it done. A wrong key fails there.
+    const keyReady = repository.keyOpensMarker();
     const run: EngineRun = { repository, source, config: src, compression: config.compression, progress, signal };
     const catalog = await repository.catalog(source);
     let at = recoveryTargetOf(target);
@@ -185,11 +195,11 @@ export async function runDrill(config: TidemarkConfig, source: string, options: 
     progress.note(`throwaway instance ready in ${since(phase)}`);
     step('throwaway instance');
     phase = Date.now();
+    await keyReady;
     plan = await chosen.method.planRestore(run, catalog, { at, to: instance.target, force: false });
-    const bytes = plan.chain.reduce((n, m) => n + m.storedBytes, 0);
-    const history = await readDrillReports(repository.store, source, { newest: 100 });
-    // The recent past predicts best (and a year of daily drills need not all count).
-    predicted = predictRto(history.filter((r) => r.method === method).slice(-30), bytes, await rehydrationSeconds(repository, source, plan.chain))?.seconds;
+    // The prediction is for the report, not on the RTO's path: it reads history while the restore runs.
+    prediction = predictedRto(repository, source, method, plan.chain);
+    prediction.catch(() => undefined); // awaited below
 
     step('plan');
     await repository.store.rehydrate?.(plan.chain.flatMap((m) => m.objects.map((o) => o.key)), { progress, signal });
@@ -248,6 +258,7 @@ export async function runDrill(config: TidemarkConfig, source: string, options: 
       if (stopped > 0) progress.note(`teardown: stopped ${stopped} server(s) still running from ${scratch}`);
     } else cleanedUp = true;
   }
+  const predicted = await prediction?.catch(() => undefined);
 
   const report = buildDrillReport({
     id,
