@@ -224,7 +224,10 @@ function myCnf(server: Server, options: ThrowawayMariadbOptions): string {
 /** The data-dir template of the installed server's version and the options install-db's data depends on (not port or paths). */
 export async function mariadbTemplate(root: string, options: ThrowawayMariadbOptions): Promise<TemplateSpec> {
   const user = serverUserName();
-  const { binlog = true, fast = true, settings = {} } = options;
+  const { binlog = true, fast = true } = options;
+  // The redo log's size is not the data's: InnoDB (10.5+) resizes the log at start when the setting
+  // differs, so a template made with the small log serves a server that asks for a big one.
+  const { innodb_log_file_size: _redo, ...settings } = options.settings ?? {};
   const version = /\d+(\.\d+)+/.exec(await runTool(mysqlBin('server'), ['--version'], { env: childEnv() }))?.[0] ?? 'unknown';
   const optionsHash = createHash('sha256').update(JSON.stringify({ binlog, fast, settings })).digest('hex').slice(0, 12);
   return {
@@ -232,7 +235,7 @@ export async function mariadbTemplate(root: string, options: ThrowawayMariadbOpt
     key: `mariadb-${version}-${optionsHash}`,
     name: 'data',
     ...(user ? { user: osIds(user) } : {}),
-    make: async (parent) => installDb(await prepareServer(parent, 0, options, user), user),
+    make: async (parent) => installDb(await prepareServer(parent, 0, { ...options, settings }, user), user),
   };
 }
 

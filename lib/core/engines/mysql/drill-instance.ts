@@ -17,6 +17,15 @@ import { mysqlSource, sourceEndpoint } from './source';
 
 const isMysqlLogical = (m: { details: { kind: string } }) => m.details.kind === 'mysql-logical';
 
+/**
+ * The drill's server only loads a dump and is checked: a redo log big enough that the load does not
+ * stop for checkpoints (the throwaway default is 16 MiB, for quick installs). InnoDB resizes the
+ * template's log at start (~0.1 s; 256 MiB more of the task's storage). By hand (a script timing
+ * `tidemark restore` of one backup into servers with each setting, 2026-12-03, 1 M orders, 4
+ * interleaved rounds): restore 7.13 s -> 6.63 s (medians; ranges 6.63-7.40 and 5.92-6.97).
+ */
+const MARIADB_DRILL_SETTINGS = { innodb_log_file_size: '256M' };
+
 export const mysqlLogicalDrill: DrillSupport = {
   /** An RDS instance the drill state machine restored: as the source's user, its password resolved now, into the option file only. */
   async connect(run, endpoint) {
@@ -37,7 +46,7 @@ export const mysqlLogicalDrill: DrillSupport = {
   },
   async provision(run, _catalog, _at, scratchDir) {
     const database = parseMysqlUrl(mysqlSource(run.config).url, `sources.${run.source}.url`).database;
-    const server = await startThrowawayMariadb({ dir: join(scratchDir, 'maria'), binlog: false, templates: templatesDirFor(scratchDir) });
+    const server = await startThrowawayMariadb({ dir: join(scratchDir, 'maria'), binlog: false, settings: MARIADB_DRILL_SETTINGS, templates: templatesDirFor(scratchDir) });
     return new MariadbInstance(server, database);
   },
 };
