@@ -5,6 +5,7 @@ import {
   type ThrowawayPostgres,
   type ThrowawayPostgresOptions,
 } from '../../lib/local/throwaway-postgres';
+import { testTemplates } from './templates';
 
 const HOOK_TIMEOUT_MS = 120_000;
 
@@ -15,11 +16,12 @@ export const psql = (url: string, sql: string): Promise<string> => runTool(pgBin
  * A throwaway PostgreSQL cluster for the enclosing describe block: started in beforeAll, stopped in
  * afterAll (which jest runs even when tests or beforeAll fail). The returned handle forwards to the
  * live cluster, so `const pg = usePostgres()` at describe level and `await pg.sql(...)` in tests.
+ * Copied from the run's data-dir template (templates.ts) unless `templates` is given.
  */
 export function usePostgres(options?: ThrowawayPostgresOptions): ThrowawayPostgres {
   let cluster: ThrowawayPostgres | undefined;
   beforeAll(async () => {
-    cluster = await startThrowawayPostgres(options);
+    cluster = await startThrowawayPostgres({ templates: testTemplates(), ...options });
   }, HOOK_TIMEOUT_MS);
   afterAll(async () => {
     await cluster?.stop();

@@ -4,15 +4,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildTestBundles } from './bundles';
 import { FINDINGS_ENV } from './secret-scan';
+import { makeTestTemplatesDir } from './templates';
 
 /**
  * jest globalSetup: the CLI and worker bundles the tests run (bundles.ts), the findings file every
- * worker appends to (its path in the environment the workers inherit) and the process-table
+ * worker appends to (its path in the environment the workers inherit), the run's data-dir
+ * templates (templates.ts, also through the environment) and the process-table
  * sampler. globalTeardown (secret-scan-teardown.ts) removes the bundles, stops the sampler and
  * fails the run on any finding.
  */
 export default function setup(): void {
   (globalThis as { tidemarkTestBundles?: string }).tidemarkTestBundles = buildTestBundles();
+  makeTestTemplatesDir();
   const dir = mkdtempSync(join(tmpdir(), 'tidemark-leak-scan-'));
   const file = join(dir, 'findings.jsonl');
   writeFileSync(file, '');

@@ -3,11 +3,13 @@ import { once } from 'node:events';
 import { readFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { FINDINGS_ENV, type Finding } from './secret-scan';
+import { removeTestTemplatesDir } from './templates';
 
 /** jest globalTeardown: stops the sampler, then fails the run, naming each place a test secret showed. */
 export default async function teardown(): Promise<void> {
   const bundles = (globalThis as { tidemarkTestBundles?: string }).tidemarkTestBundles;
   if (bundles) rmSync(bundles, { recursive: true, force: true });
+  removeTestTemplatesDir();
   const sampler = (globalThis as { tidemarkSecretSampler?: ChildProcess }).tidemarkSecretSampler;
   if (sampler && sampler.exitCode === null && sampler.signalCode === null) {
     // The sampler was unref'd so it never holds jest open; waiting for it must hold the process, or

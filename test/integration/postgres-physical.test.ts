@@ -33,7 +33,8 @@ describe('PostgreSQL physical backups: full, diff, incr, and restore into a data
   // No autovacuum: a vacuum of an earlier test's leftovers between two backups would make the
   // incremental-size measurement depend on timing.
   const source = usePostgres({ dataChecksums: true, settings: { autovacuum: 'off' } });
-  const other = usePostgres({ dataChecksums: true });
+  // Another cluster, with a system identifier of its own: initdb, not the run's template.
+  const other = usePostgres({ dataChecksums: true, templates: undefined });
   const secured = usePostgres({ auth: { method: 'scram-sha-256', user: 'backup', password: 'phys-Pässword:with\\odd\'chars' } });
   const s3 = useS3();
   const tmp = useTempDir();

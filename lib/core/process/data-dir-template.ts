@@ -14,7 +14,9 @@ import { runTool } from './tool';
  * them at build time (TIDEMARK_TEMPLATES); elsewhere they live beside the drills' scratch dirs.
  *
  * Every copy is the same cluster to the server: PostgreSQL's system identifier is the template's.
- * That is what a throwaway instance may share, and why sources and tests initialise their own.
+ * That is what a throwaway instance may share, and why sources initialise their own; the test
+ * harness copies templates too (test/harness/templates.ts), and a test about two different clusters
+ * initialises the other one.
  */
 
 const READY = 'template-ready';
