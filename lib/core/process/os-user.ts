@@ -6,11 +6,23 @@ export interface OsUser {
   gid: number;
 }
 
-/** The ids of the OS user `name`, or undefined when there is no such user. */
+/** Users found so far: their ids do not change while this process runs (a missing one is asked again). */
+const found = new Map<string, OsUser>();
+
+/**
+ * The ids of the OS user `name`, or undefined when there is no such user. One `getent passwd`
+ * (NSS, as `id` asks) the first time; a throwaway server's start asked four times (`id -u`, `id -g`,
+ * twice), each a process started from a large one.
+ */
 export function lookupOsUser(name: string): OsUser | undefined {
+  const known = found.get(name);
+  if (known) return { ...known };
   try {
-    const id = (flag: string) => Number(execFileSync('id', [flag, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
-    return { uid: id('-u'), gid: id('-g') };
+    const fields = execFileSync('getent', ['passwd', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split(':');
+    const [uid, gid] = [Number(fields[2]), Number(fields[3])];
+    if (fields.length < 7 || !Number.isInteger(uid) || !Number.isInteger(gid)) return undefined;
+    found.set(name, { uid, gid });
+    return { uid, gid };
   } catch {
     return undefined;
   }

@@ -1,4 +1,4 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -60,12 +60,8 @@ const START_TIMEOUT_MS = 60_000;
 /** mariadbd drops privileges itself (--user), but install-db must chown files to that user. */
 function serverUserName(): string | undefined {
   if (process.getuid?.() !== 0) return undefined;
-  try {
-    execFileSync('id', ['-u', 'mysql'], { stdio: 'ignore' });
-    return 'mysql';
-  } catch (cause) {
-    throw new ToolFailed('running as root needs the OS user "mysql"; run scripts/setup.sh', { cause });
-  }
+  if (!lookupOsUser('mysql')) throw new ToolFailed('running as root needs the OS user "mysql"; run scripts/setup.sh');
+  return 'mysql';
 }
 
 function osIds(name: string): OsUser {
@@ -221,6 +217,9 @@ function myCnf(server: Server, options: ThrowawayMariadbOptions): string {
   return ['[mariadbd]', ...mariadbd, '', '[client]', ...client, ''].join('\n');
 }
 
+/** `mariadbd --version`, asked once per process (every throwaway start from a template needs it). */
+let serverVersion: Promise<string> | undefined;
+
 /** The data-dir template of the installed server's version and the options install-db's data depends on (not port or paths). */
 export async function mariadbTemplate(root: string, options: ThrowawayMariadbOptions): Promise<TemplateSpec> {
   const user = serverUserName();
@@ -228,7 +227,9 @@ export async function mariadbTemplate(root: string, options: ThrowawayMariadbOpt
   // The redo log's size is not the data's: InnoDB (10.5+) resizes the log at start when the setting
   // differs, so a template made with the small log serves a server that asks for a big one.
   const { innodb_log_file_size: _redo, ...settings } = options.settings ?? {};
-  const version = /\d+(\.\d+)+/.exec(await runTool(mysqlBin('server'), ['--version'], { env: childEnv() }))?.[0] ?? 'unknown';
+  serverVersion ??= runTool(mysqlBin('server'), ['--version'], { env: childEnv() }).then((out) => /\d+(\.\d+)+/.exec(out)?.[0] ?? 'unknown');
+  serverVersion.catch(() => (serverVersion = undefined));
+  const version = await serverVersion;
   const optionsHash = createHash('sha256').update(JSON.stringify({ binlog, fast, settings })).digest('hex').slice(0, 12);
   return {
     root,
