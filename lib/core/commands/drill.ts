@@ -151,8 +151,10 @@ export async function runDrill(config: TidemarkConfig, source: string, options: 
 
   try {
     repository = await Repository.open(config);
-    // The key's derivation (scrypt, or a KMS call) runs on the thread pool while the catalog is read
-    // and the instance starts; the plan's openBackup then finds it done. A wrong key fails there.
+    // A local key's derivation (scrypt, on the thread pool) runs while the catalog is read and the
+    // instance starts: backups wrap their data keys with the marker's salt, so the plan's openBackup
+    // finds the derived key cached. With KMS this is one Decrypt the plan does not reuse (one call
+    // per drill). Its answer is not used: a wrong key fails in the plan, with its own message.
     const keyReady = repository.keyOpensMarker();
     const run: EngineRun = { repository, source, config: src, compression: config.compression, progress, signal };
     const catalog = await repository.catalog(source);

@@ -12,7 +12,7 @@ import { childEnv } from '../secrets';
 import type { ServerTracker } from './throwaway-postgres';
 import { copyFromTemplate, type TemplateSpec } from './data-dir-template';
 import { lookupOsUser, type OsUser } from './os-user';
-import { runTool } from './tool';
+import { runTool, toolVersion } from './tool';
 
 export type MariadbSettings = Record<string, string | number>;
 
@@ -217,9 +217,6 @@ function myCnf(server: Server, options: ThrowawayMariadbOptions): string {
   return ['[mariadbd]', ...mariadbd, '', '[client]', ...client, ''].join('\n');
 }
 
-/** `mariadbd --version`, asked once per process (every throwaway start from a template needs it). */
-let serverVersion: Promise<string> | undefined;
-
 /** The data-dir template of the installed server's version and the options install-db's data depends on (not port or paths). */
 export async function mariadbTemplate(root: string, options: ThrowawayMariadbOptions): Promise<TemplateSpec> {
   const user = serverUserName();
@@ -227,9 +224,7 @@ export async function mariadbTemplate(root: string, options: ThrowawayMariadbOpt
   // The redo log's size is not the data's: InnoDB (10.5+) resizes the log at start when the setting
   // differs, so a template made with the small log serves a server that asks for a big one.
   const { innodb_log_file_size: _redo, ...settings } = options.settings ?? {};
-  serverVersion ??= runTool(mysqlBin('server'), ['--version'], { env: childEnv() }).then((out) => /\d+(\.\d+)+/.exec(out)?.[0] ?? 'unknown');
-  serverVersion.catch(() => (serverVersion = undefined));
-  const version = await serverVersion;
+  const version = /\d+(\.\d+)+/.exec(await toolVersion(mysqlBin('server'), { env: childEnv() }))?.[0] ?? 'unknown';
   const optionsHash = createHash('sha256').update(JSON.stringify({ binlog, fast, settings })).digest('hex').slice(0, 12);
   return {
     root,

@@ -9,7 +9,7 @@ import { freePort } from '../free-port';
 import { childEnv } from '../secrets';
 import { copyFromTemplate, type TemplateSpec } from './data-dir-template';
 import { lookupOsUser, type OsUser } from './os-user';
-import { runTool } from './tool';
+import { runTool, toolVersion } from './tool';
 
 /**
  * A throwaway server a caller may want stopped if its process ends first (lib/local's exit
@@ -244,19 +244,10 @@ async function initdb(initdbPath: string, dir: string, user: OsUser | undefined,
   }
 }
 
-/** `postgres --version` of each bin directory, asked once per process (every throwaway start needs it). */
-const serverVersions = new Map<string, Promise<string>>();
-
 /** The data-dir template of a server version (its own, from `postgres --version`) and initdb options. */
 export async function postgresTemplate(root: string, binDir: string, options: { fast: boolean; dataChecksums: boolean }): Promise<TemplateSpec> {
   const user = serverUser();
-  let asked = serverVersions.get(binDir);
-  if (!asked) {
-    asked = runTool(join(binDir, 'postgres'), ['--version'], { cwd: '/', env: toolEnv('/'), ...user }).then((out) => /\d+(\.\d+)*/.exec(out)?.[0] ?? binDir);
-    asked.catch(() => serverVersions.delete(binDir));
-    serverVersions.set(binDir, asked);
-  }
-  const version = await asked;
+  const version = /\d+(\.\d+)*/.exec(await toolVersion(join(binDir, 'postgres'), { cwd: '/', env: toolEnv('/'), ...user }))?.[0] ?? binDir;
   return {
     root,
     key: `postgres-${version}${options.dataChecksums ? '-checksums' : ''}`,

@@ -277,3 +277,19 @@ export async function runTool(
   await run.succeeded();
   return Buffer.concat(chunks).toString('utf8');
 }
+
+const versions = new Map<string, Promise<string>>();
+
+/**
+ * `<binary> --version`'s output, asked once per process: an installed binary does not change while
+ * we run, and every throwaway server's start (and every binlog stream) asks. A failure is not kept.
+ */
+export function toolVersion(binary: string, options: ToolOptions = {}): Promise<string> {
+  let asked = versions.get(binary);
+  if (!asked) {
+    asked = runTool(binary, ['--version'], options);
+    asked.catch(() => versions.delete(binary));
+    versions.set(binary, asked);
+  }
+  return asked;
+}

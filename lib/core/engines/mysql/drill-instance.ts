@@ -20,7 +20,8 @@ const isMysqlLogical = (m: { details: { kind: string } }) => m.details.kind === 
 /**
  * The drill's server only loads a dump and is checked: a redo log big enough that the load does not
  * stop for checkpoints (the throwaway default is 16 MiB, for quick installs). InnoDB resizes the
- * template's log at start (~0.1 s; 256 MiB more of the task's storage). By hand (a script timing
+ * template's log at start (a copy of the template was up in 0.18 s with the resize, by hand; 256 MiB
+ * more of the task's storage). By hand (a script timing
  * `tidemark restore` of one backup into servers with each setting, 2026-12-03, 1 M orders, 4
  * interleaved rounds): restore 7.13 s -> 6.63 s (medians; ranges 6.63-7.40 and 5.92-6.97).
  */

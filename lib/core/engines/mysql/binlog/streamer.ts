@@ -6,7 +6,7 @@ import { sleep } from '../../../abort';
 import { StorageError, TidemarkError, UsageError } from '../../../errors';
 import type { LogFields, LogLevel } from '../../../log';
 import type { MetricValue } from '../../../metrics';
-import { runTool, ToolRun } from '../../../process/tool';
+import { ToolRun, toolVersion } from '../../../process/tool';
 import type { ArchiveWriter } from '../../../repository/archive';
 import type { EngineRun } from '../../engine';
 import { MysqlToolSession, parseMysqlUrl, withPassword, type MysqlEndpoint } from '../connection';
@@ -72,22 +72,16 @@ async function serverFacts(session: MysqlToolSession, source: string): Promise<S
   return { identity: uuid ? `${serverId}/${uuid}` : serverId, files };
 }
 
-const toolFlavors = new Map<string, Promise<'mariadb' | 'mysql' | undefined>>();
-
 /**
  * MariaDB's and MySQL's binlogs have diverged (GTID events, MySQL 8's compression and partial
  * JSON updates): each vendor's reader handles its own server only, so a mismatch is refused.
  */
 export async function assertToolMatches(serverVersion: string, what: string): Promise<void> {
   const tool = mysqlBin('binlog');
-  let flavor = toolFlavors.get(tool);
-  if (!flavor) {
-    // Only what the tool says plainly counts: "Ver 3.4" alone is MySQL 5.7's and MariaDB's both.
-    flavor = runTool(tool, ['--version']).then((out) => (/mariadb/i.test(out) || /mariadb-binlog$/.test(tool) ? 'mariadb' : /mysql (community|enterprise)|\(mysql/i.test(out) ? 'mysql' : undefined));
-    toolFlavors.set(tool, flavor);
-  }
+  const out = await toolVersion(tool);
+  // Only what the tool says plainly counts: "Ver 3.4" alone is MySQL 5.7's and MariaDB's both.
+  const reads = /mariadb/i.test(out) || /mariadb-binlog$/.test(tool) ? 'mariadb' : /mysql (community|enterprise)|\(mysql/i.test(out) ? 'mysql' : undefined;
   const server = /mariadb/i.test(serverVersion) ? 'mariadb' : 'mysql';
-  const reads = await flavor;
   if (reads !== undefined && reads !== server) {
     throw new UsageError(`${what}: ${tool} reads ${reads === 'mariadb' ? 'MariaDB' : 'MySQL'} binlogs, but the server is ${server === 'mariadb' ? 'MariaDB' : 'MySQL'} ${serverVersion}: install that vendor's client tools (${server === 'mariadb' ? 'mariadb-client' : 'mysql-client'})`);
   }
