@@ -1,9 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, readFileSync, rmSync } from 'node:fs';
-import { chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFileSync, rmSync } from 'node:fs';
+import { chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { Client } from 'pg';
 import { ToolFailed } from '../errors';
+import { startPostmaster, stopPostmaster } from '../engines/postgres/postmaster';
 import { pgBin } from '../engines/postgres/tools';
 import { freePort } from '../free-port';
 import { childEnv } from '../secrets';
@@ -131,12 +133,6 @@ function confLines(settings: PostgresSettings): string {
 
 const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
-const lastLines = (text: string, lines: number) => text.trimEnd().split('\n').slice(-lines).join('\n');
-
-async function logTail(path: string, lines = 25): Promise<string> {
-  return lastLines(await readFile(path, 'utf8').catch(() => '(no server log)'), lines);
-}
-
 class Cluster implements ThrowawayPostgres {
   readonly host = '127.0.0.1' as const;
   readonly dataDir: string;
@@ -159,19 +155,9 @@ class Cluster implements ThrowawayPostgres {
     return join(this.binDir, name);
   }
 
-  private pgCtl(...args: string[]): Promise<string> {
-    return run(this.bin('pg_ctl'), ['-D', this.dataDir, ...args], this.dir, this.user);
-  }
-
   async start(): Promise<void> {
-    try {
-      await this.pgCtl('-w', '-t', '60', '-l', this.logFile, 'start');
-    } catch (cause) {
-      // A server still starting after the timeout must not outlive its deleted directory.
-      await this.pgCtl('-m', 'immediate', '-w', 'stop').catch(() => undefined);
-      throw new ToolFailed(`PostgreSQL in ${this.dataDir} did not start:\n${await logTail(this.logFile)}`, { cause });
-    }
-    const pid = Number(readFileSync(join(this.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    // A server still starting after the timeout is stopped: it must not outlive its deleted directory.
+    const pid = await startPostmaster(this.binDir, this.dataDir, { logFile: this.logFile, env: toolEnv(this.dir), timeoutSeconds: 60, ...(this.user ? { user: this.user } : {}) });
     this.untrack = this.track?.({ pid, signal: 'SIGQUIT', dir: this.dir, stopNow: () => this.stopNow() });
   }
 
@@ -188,9 +174,9 @@ class Cluster implements ThrowawayPostgres {
 
   private async shutdown(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
     try {
-      await this.pgCtl('-m', mode, '-w', '-t', '30', 'stop');
+      await stopPostmaster(this.dataDir, mode, { timeoutSeconds: 30 });
     } catch {
-      await this.pgCtl('-m', 'immediate', '-w', '-t', '30', 'stop').catch(() => undefined);
+      await stopPostmaster(this.dataDir, 'immediate', { timeoutSeconds: 30 }).catch(() => undefined);
     }
     this.untrack?.();
     this.untrack = undefined;
@@ -241,6 +227,20 @@ async function initdb(initdbPath: string, dir: string, user: OsUser | undefined,
     // Minimal images lack C.UTF-8; initdb has already removed the half-made data directory.
     if (!/locale/i.test(String(err))) throw err;
     await run(initdbPath, args('C'), dir, user);
+  }
+}
+
+/**
+ * The SCRAM login, made over the Unix socket by this process (a psql started for it was ~65 ms of
+ * every such start); the password goes over the socket only, never into a process list.
+ */
+async function createLogin(cluster: Cluster, login: ScramLogin): Promise<void> {
+  const client = new Client({ host: cluster.dir, port: cluster.port, user: 'postgres', database: 'postgres', ssl: false, connectionTimeoutMillis: 30_000 });
+  try {
+    await client.connect();
+    await client.query(`CREATE ROLE ${quoteIdent(login.user)} LOGIN SUPERUSER PASSWORD '${login.password.replace(/'/g, "''")}'`);
+  } finally {
+    await client.end().catch(() => undefined);
   }
 }
 
@@ -296,11 +296,7 @@ export async function startThrowawayPostgres(options: ThrowawayPostgresOptions =
     if (!options.standbyOf) await writeFile(join(cluster.dataDir, 'pg_hba.conf'), hba.join('\n') + '\n');
     await cluster.start();
     try {
-      if (auth !== 'trust' && !options.standbyOf) {
-        // Through psql's stdin, like every statement here: the password never shows in a process list.
-        const password = `'${auth.password.replace(/'/g, "''")}'`;
-        await cluster.sql(`CREATE ROLE ${quoteIdent(auth.user)} LOGIN SUPERUSER PASSWORD ${password}`);
-      }
+      if (auth !== 'trust' && !options.standbyOf) await createLogin(cluster, auth);
       for (const name of options.standbyOf ? [] : (options.databases ?? [])) await cluster.createDatabase(name);
     } catch (err) {
       await cluster.stop();

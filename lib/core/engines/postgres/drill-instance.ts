@@ -12,15 +12,15 @@ import { ToolFailed } from '../../errors';
 import { freePort } from '../../free-port';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../../process/throwaway-postgres';
 import type { BackupManifest } from '../../repository/manifest';
-import { childEnv } from '../../secrets';
 import type { DrillDatabase, DrillInstance, DrillSupport, EngineRun } from '../engine';
 import { selectBackup } from '../select-backup';
 import { connectPg, parsePostgresUrl, PgToolSession, type PgEndpoint } from './connection';
+import { stopPostmaster } from './postmaster';
 import { restoredTableChecksums } from './logical-checksums';
 import type { PgLogicalDetails } from './logical-details';
 import type { PgPhysicalDetails } from './physical/details';
 import { planReplay } from './physical/pitr';
-import { osUserIds, serverBinDir, startRestoredCluster, type RestoredCluster } from './physical/start-cluster';
+import { serverBinDir, startRestoredCluster, type RestoredCluster } from './physical/start-cluster';
 import { postgresSource, sourceEndpoint } from './source';
 import { findPostgresBinDir, pgBin } from './tools';
 
@@ -178,12 +178,7 @@ class PhysicalInstance implements DrillInstance {
   }
 
   async stop(): Promise<void> {
-    if (!existsSync(join(this.dataDir, 'postmaster.pid'))) return;
-    const pgCtl = join(serverBinDir(this.major), 'pg_ctl');
-    const user = process.getuid?.() === 0 ? osUserIds('postgres') : undefined;
-    const env = Object.fromEntries(Object.entries(childEnv()).filter(([k]) => !k.startsWith('PG')));
-    const stop = (mode: string) => run(pgCtl, ['-D', this.dataDir, '-m', mode, '-w', '-t', '60', 'stop'], { env, cwd: this.dataDir, ...user });
-    await stop('fast').catch(() => stop('immediate'));
+    await stopPostmaster(this.dataDir, 'fast', { timeoutSeconds: 60 }).catch(() => stopPostmaster(this.dataDir, 'immediate', { timeoutSeconds: 60 }));
     this.cluster = undefined;
   }
 }

@@ -6,6 +6,7 @@ import { ToolFailed, UsageError } from '../../../errors';
 import { lookupOsUser, type OsUser } from '../../../process/os-user';
 import { runTool } from '../../../process/tool';
 import { childEnv } from '../../../secrets';
+import { startPostmaster, stopPostmaster } from '../postmaster';
 
 /** How a restored data directory is started (--start). */
 export interface StartOptions {
@@ -110,11 +111,10 @@ export async function startRestoredCluster(dataDir: string, major: number, optio
   const logFile = join(logDir, 'tidemark-restore.log');
   if (user) await runTool('chown', ['-R', `${user.uid}:${user.gid}`, dataDir]);
   const env = Object.fromEntries(Object.entries(childEnv()).filter(([k]) => !k.startsWith('PG')));
-  const pgCtl = (args: string[]) => runTool(join(bin, 'pg_ctl'), ['-D', dataDir, ...args], { env, cwd: dataDir, ...user, label: 'pg_ctl' });
   try {
-    await pgCtl(['-w', '-t', String(options.timeoutSeconds ?? 600), '-l', logFile, 'start']);
+    await startPostmaster(bin, dataDir, { logFile, env, timeoutSeconds: options.timeoutSeconds ?? 600, ...(user ? { user } : {}), ...(options.signal ? { signal: options.signal } : {}) });
   } catch (cause) {
-    await pgCtl(['-m', 'immediate', '-w', 'stop']).catch(() => undefined);
+    if (options.signal?.aborted) throw cause;
     const tail = (await readFile(logFile, 'utf8').catch(() => '')).trimEnd().split('\n').slice(-5).join(' | ');
     throw new ToolFailed(`the restored cluster in ${dataDir} did not start: ${tail || (cause as Error).message}`, { cause });
   }
@@ -123,7 +123,7 @@ export async function startRestoredCluster(dataDir: string, major: number, optio
     port: options.port,
     logFile,
     stop: async () => {
-      await pgCtl(['-m', 'fast', '-w', '-t', '60', 'stop']);
+      await stopPostmaster(dataDir, 'fast', { timeoutSeconds: 60 });
     },
   };
 }
