@@ -13,7 +13,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { DrillReport } from '../lib/core/drill/report';
 import { makeDrillTemplates } from '../lib/core/drill/templates';
@@ -59,7 +59,13 @@ const log = (line: string) => process.stdout.write(`${line}\n`);
 const key = 'drill-bench-key-0123456789abcdefghijklmnopqrstuvwxyz';
 /** The drills copy their throwaway server's data dir from here, made before the rounds as the worker image's build does. */
 const TEMPLATES = join(WORK, 'templates');
-const env = { ...process.env, TIDEMARK_BENCH_KEY: key, TIDEMARK_TEMPLATES: TEMPLATES };
+/**
+ * The drills' scratch (the worker's TIDEMARK_SPOOL) where the raw restores write too: on this
+ * machine where a directory sits on the disk changes how fast files are made in it (under /tmp
+ * 0.65 ms per empty file, elsewhere 0.016 ms, by hand), which a data directory of ~1000 files feels.
+ */
+const SPOOL = join(WORK, 'spool');
+const env = { ...process.env, TIDEMARK_BENCH_KEY: key, TIDEMARK_TEMPLATES: TEMPLATES, TIDEMARK_SPOOL: SPOOL };
 const isRoot = process.getuid?.() === 0;
 
 /** The CLI as `npm run build` makes it, its worker bundle beside it (what an installed CLI's drill starts). */
@@ -145,11 +151,14 @@ async function main(): Promise<void> {
         await maria!.sql(`DROP DATABASE raw${round}`);
         return r.seconds;
       }
-      const dir = join(WORK, `raw${round}`);
+      // Beside the drills' scratch directories: where on the disk a directory is made moved this
+      // restore by up to 2x here (ext4's block groups; 1.4-1.5 s against 1.8-2.1 s, by hand).
+      const dir = join(SPOOL, 'drills', `raw${round}`, 'pgdata');
+      mkdirSync(dirname(dir), { recursive: true, mode: 0o755 }); // the server's OS user passes through
       const r = await cli(config, ['restore', 'pgphys', '--to', dir, '--backup', id, '--start', '--port', String(await freePort())]);
       const stop = [pgBin('pg_ctl'), '-D', dir, '-m', 'immediate', 'stop'];
       execFileSync(isRoot ? 'runuser' : stop[0], isRoot ? ['-u', 'postgres', '--', ...stop] : stop.slice(1), { stdio: 'ignore' });
-      rmSync(dir, { recursive: true, force: true });
+      rmSync(dirname(dir), { recursive: true, force: true });
       return r.seconds;
     };
     const drill = async (scenario: Scenario): Promise<Omit<Round, 'scenario' | 'round' | 'restoreSeconds'>> => {
