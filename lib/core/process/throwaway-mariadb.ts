@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ToolFailed } from '../errors';
@@ -109,10 +110,6 @@ class Server implements ThrowawayMariadb {
     this.log = join(dir, 'server.log');
   }
 
-  private admin(...args: string[]): Promise<string> {
-    return runTool(mysqlBin('admin'), [`--defaults-file=${this.defaultsFile}`, ...args]);
-  }
-
   async start(user: string | undefined): Promise<void> {
     this.user = user;
     const args = [`--defaults-file=${this.defaultsFile}`, ...(user ? [`--user=${user}`] : [])];
@@ -129,9 +126,9 @@ class Server implements ThrowawayMariadb {
     const deadline = Date.now() + START_TIMEOUT_MS;
     for (;;) {
       if (exited(child)) break;
-      if (await this.admin('--connect-timeout=1', 'ping').then(() => true, () => false)) return;
+      if (await answers(this.socket)) return;
       if (Date.now() > deadline) break;
-      await sleep(100);
+      await sleep(10);
     }
     const why = exited(child) ? `exited with ${child.exitCode ?? child.signalCode}` : `not answering after ${START_TIMEOUT_MS / 1000} s`;
     const tail = await logTail(this.log);
@@ -173,8 +170,9 @@ class Server implements ThrowawayMariadb {
     const gone = new Promise<void>((resolve) => (exited(child) ? resolve() : child.once('exit', () => resolve())));
     child.ref(); // unref'd at start; without this Node may exit while we wait
     if (mode === 'kill' && !exited(child)) child.kill('SIGKILL');
-    // SQL SHUTDOWN rather than mariadb-admin shutdown, which polls the pid file once a second.
-    if (!exited(child) && mode === 'clean') await this.sql('SHUTDOWN').catch(() => child.kill('SIGTERM'));
+    // SIGTERM is mariadbd's normal shutdown, as SQL SHUTDOWN is (without a client process for it);
+    // mariadb-admin shutdown polls the pid file once a second.
+    if (!exited(child) && mode === 'clean') child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
     await gone;
     clearTimeout(timer);
@@ -193,6 +191,30 @@ class Server implements ThrowawayMariadb {
   [Symbol.asyncDispose](): Promise<void> {
     return this.stop();
   }
+}
+
+/**
+ * Whether a server answers on the Unix socket: it sends its handshake (protocol 10) to every new
+ * connection once it accepts them, or an error packet (too many connections, ...), which is an
+ * answer too. A socket connect every 10 ms instead of a `mariadb-admin ping` process every 100 ms.
+ */
+function answers(socket: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const conn = connect(socket);
+    const done = (ok: boolean) => {
+      conn.destroy();
+      resolve(ok);
+    };
+    conn.setTimeout(1_000, () => done(false));
+    conn.once('error', () => done(false));
+    conn.once('close', () => done(false));
+    // A packet: 3 bytes of length, a sequence number, then the payload's first byte.
+    let got = Buffer.alloc(0);
+    conn.on('data', (chunk: Buffer) => {
+      got = Buffer.concat([got, chunk]);
+      if (got.length >= 5) done(got[4] === 0x0a || got[4] === 0xff);
+    });
+  });
 }
 
 function myCnf(server: Server, options: ThrowawayMariadbOptions): string {
