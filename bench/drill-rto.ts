@@ -94,6 +94,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   rmSync(WORK, { recursive: true, force: true });
   mkdirSync(WORK, { recursive: true });
+  chmodSync(WORK, 0o755); // the servers' OS user (when we are root) reaches what is below
   CLI = bundleCli(ROOT, join(WORK, 'cli'));
   let pg: ThrowawayPostgres | undefined;
   let maria: ThrowawayMariadb | undefined;
@@ -103,7 +104,8 @@ async function main(): Promise<void> {
     const needPg = only.some((s) => s.startsWith('pg-'));
     const sources: string[] = [];
     if (needPg) {
-      pg = await startThrowawayPostgres({ settings: { max_wal_size: '4GB', checkpoint_timeout: '30min', wal_level: 'replica' } });
+      // The source servers in the work dir too: every restore and drill writes to the same part of the disk.
+      pg = await startThrowawayPostgres({ dir: join(WORK, 'source-pg'), settings: { max_wal_size: '4GB', checkpoint_timeout: '30min', wal_level: 'replica' } });
       await pg.createDatabase('app');
       log(`pgbench -i -s ${scale} …`);
       await measureOk(pgBin('pgbench'), ['-i', '-q', '-s', String(scale), '-h', '127.0.0.1', '-p', String(pg.port), '-U', 'postgres', 'app'], { env });
@@ -113,7 +115,7 @@ async function main(): Promise<void> {
       sizes.push(`PostgreSQL pgbench scale ${scale} (${formatBytes(Number(await pg.sql("select pg_database_size('app')", 'app')))})`);
     }
     if (only.includes('maria-logical')) {
-      maria = await startThrowawayMariadb();
+      maria = await startThrowawayMariadb({ dir: join(WORK, 'source-maria') });
       await maria.createDatabase('app');
       log(`MariaDB sample, ${mariaRows} orders …`);
       await loadSampleMariadbData(`mysql://root@127.0.0.1:${maria.port}/app`, { orders: mariaRows });
@@ -125,7 +127,6 @@ async function main(): Promise<void> {
     writeFileSync(config, [`repository: file://${join(WORK, 'repo')}`, 'encryption: { key: env:TIDEMARK_BENCH_KEY }', 'sources:', ...sources, ''].join('\n'));
 
     const made = Date.now();
-    chmodSync(WORK, 0o755); // the servers' OS user (when we are root) reaches the templates
     const templates = await makeDrillTemplates(TEMPLATES);
     log(`data-dir templates (${templates.map((t) => t.key).join(', ')}) made in ${((Date.now() - made) / 1000).toFixed(1)} s, as the image build would`);
 
