@@ -1,7 +1,9 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Client } from 'pg';
 import { mysqlBin } from '../../lib/core/engines/mysql/tools';
+import { stopPostmaster } from '../../lib/core/engines/postgres/postmaster';
 import { startThrowawayMariadb, type ThrowawayMariadb } from '../../lib/local/throwaway-mariadb';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../../lib/local/throwaway-postgres';
 import { useMariadb } from '../harness/mariadb';
@@ -58,6 +60,40 @@ describe('throwaway PostgreSQL', () => {
 
   test('fails to start with the server log in the error', async () => {
     await expect(startThrowawayPostgres({ settings: { shared_buffers: 'plenty' } })).rejects.toThrow(/shared_buffers/);
+  });
+});
+
+describe('postmaster start and stop (postmaster.ts)', () => {
+  test('start resolves once the server takes connections; stop returns once it is gone', async () => {
+    const pg = await startThrowawayPostgres();
+    try {
+      // The start resolved: a connection now needs no retry.
+      expect(await pg.sql('SELECT 1')).toBe('1');
+      const pid = Number(readFileSync(join(pg.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      expect(await stopPostmaster(pg.dataDir, 'fast', { timeoutSeconds: 30 })).toBe(true);
+      expect(existsSync(join(pg.dataDir, 'postmaster.pid'))).toBe(false);
+      expect(() => process.kill(pid, 0)).toThrow();
+      expect(await stopPostmaster(pg.dataDir, 'fast', { timeoutSeconds: 30 })).toBe(false); // nothing running
+    } finally {
+      await pg.stop();
+    }
+  });
+
+  test('a stale pid file naming another process: that process is not signalled', async () => {
+    const pg = await startThrowawayPostgres();
+    const stranger = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      await stopPostmaster(pg.dataDir, 'immediate', { timeoutSeconds: 30 });
+      const pidFile = join(pg.dataDir, 'postmaster.pid');
+      writeFileSync(pidFile, `${stranger.pid}\n${pg.dataDir}\n`);
+      expect(await stopPostmaster(pg.dataDir, 'immediate', { timeoutSeconds: 5 })).toBe(false);
+      expect(stranger.exitCode).toBeNull();
+      expect(() => process.kill(stranger.pid!, 0)).not.toThrow();
+      rmSync(pidFile);
+    } finally {
+      stranger.kill('SIGKILL');
+      await pg.stop();
+    }
   });
 });
 

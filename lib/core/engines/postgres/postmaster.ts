@@ -114,7 +114,7 @@ async function runsFrom(pid: number, dataDir: string): Promise<boolean> {
 
 /**
  * Stops the server running from `dataDir` (pg_ctl stop -m <mode> -w): signals the pid its pid file
- * names and waits until the file is gone, as pg_ctl does. Returns false when no server was running.
+ * names and waits until that process is gone. Returns false when no server was running.
  * Rejects when it has not stopped within the timeout.
  */
 export async function stopPostmaster(dataDir: string, mode: keyof typeof SHUTDOWN_SIGNALS, options: { timeoutSeconds: number }): Promise<boolean> {
@@ -128,8 +128,9 @@ export async function stopPostmaster(dataDir: string, mode: keyof typeof SHUTDOW
     throw e;
   }
   const started = Date.now();
-  // The postmaster removes its pid file last; a server killed outright leaves it behind.
-  while ((await pidFile(dataDir)) && alive(pid)) {
+  // Until the process is gone, not only its pid file (removed just before it exits; pg_ctl waits
+  // for the file alone): whoever comes next may want its port or its shared memory.
+  while (alive(pid)) {
     const waited = Date.now() - started;
     if (waited > options.timeoutSeconds * 1000) throw new ToolFailed(`PostgreSQL in ${dataDir} (pid ${pid}) did not stop within ${options.timeoutSeconds} s (${mode} shutdown)`);
     await sleep(pollDelay(waited));
