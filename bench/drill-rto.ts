@@ -152,8 +152,9 @@ async function main(): Promise<void> {
         await maria!.sql(`DROP DATABASE raw${round}`);
         return r.seconds;
       }
-      // Beside the drills' scratch directories: where on the disk a directory is made moved this
-      // restore by up to 2x here (ext4's block groups; 1.4-1.5 s against 1.8-2.1 s, by hand).
+      // Beside the drills' scratch directories: which directory it went into moved this restore's
+      // pack phase by up to 2x on this machine (1.4-1.5 s against 1.8-2.1 s and once 3.4-3.8 s, by
+      // hand; why the disk differs by place was not found).
       const dir = join(SPOOL, 'drills', `raw${round}`, 'pgdata');
       mkdirSync(dirname(dir), { recursive: true, mode: 0o755 }); // the server's OS user passes through
       const r = await cli(config, ['restore', 'pgphys', '--to', dir, '--backup', id, '--start', '--port', String(await freePort())]);
