@@ -87,8 +87,8 @@ export async function startPostmaster(binDir: string, dataDir: string, options: 
   }
 }
 
-/** PostgreSQL's shutdown modes and the signal each is (pg_ctl's -m). */
-const SHUTDOWN_SIGNALS = { smart: 'SIGTERM', fast: 'SIGINT', immediate: 'SIGQUIT' } as const;
+/** PostgreSQL's shutdown modes and the signal each is (pg_ctl's -m), and `kill` for a server that ignores them. */
+const SHUTDOWN_SIGNALS = { smart: 'SIGTERM', fast: 'SIGINT', immediate: 'SIGQUIT', kill: 'SIGKILL' } as const;
 
 const alive = (pid: number) => {
   try {
@@ -101,15 +101,12 @@ const alive = (pid: number) => {
 
 /**
  * Whether `pid` is a server running from `dataDir` (a postmaster's working directory is its data
- * directory): a stale pid file may name any process by now. Where /proc does not let us look (another
- * user's process), the pid file is trusted, as pg_ctl trusts it.
+ * directory): a stale pid file may name any process by now. A process we may not look at is not
+ * ours to signal either (the servers we start run as us, or we are root).
  */
 async function runsFrom(pid: number, dataDir: string): Promise<boolean> {
-  try {
-    return (await readlink(`/proc/${pid}/cwd`)) === (await realpath(dataDir));
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EACCES' || (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  const [cwd, dir] = await Promise.all([readlink(`/proc/${pid}/cwd`).catch(() => undefined), realpath(dataDir).catch(() => undefined)]);
+  return cwd !== undefined && cwd === dir;
 }
 
 /**

@@ -1,8 +1,8 @@
 import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, readdir, readFile, readlink, realpath, appendFile, rename, rm, stat, chmod, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, appendFile, rename, rm, stat, chmod, type FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import pLimit from 'p-limit';
-import { abortReason, sleep, throwIfAborted } from '../../../abort';
+import { abortReason, throwIfAborted } from '../../../abort';
 import { formatBytes } from '../../../format';
 import { BackupNotFound, IntegrityError, TargetNotEmpty, UsageError } from '../../../errors';
 import type { Progress } from '../../../progress';
@@ -20,6 +20,7 @@ import type { PgPhysicalDetails } from './details';
 import { readObjectBytes } from './read-bytes';
 import { planReplay, replayTo, type PgReplay } from './pitr';
 import { checkServerCanReach, serverBinDir, startRestoredCluster, type StartOptions } from './start-cluster';
+import { stopPostmaster } from '../postmaster';
 
 /**
  * Restore of a physical backup into a data directory, in three steps that point-in-time recovery
@@ -308,24 +309,12 @@ async function emptyMarkerLast(dataDir: string): Promise<void> {
  * is kept), SIGKILL after 10 s.
  */
 async function stopLeftoverServer(dataDir: string): Promise<void> {
-  const pidFile = await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => undefined);
-  const pid = Number(pidFile?.split('\n')[0]);
-  if (!Number.isInteger(pid) || pid <= 0) return;
-  const dir = await realpath(dataDir);
-  const ours = async () => (await readlink(`/proc/${pid}/cwd`).catch(() => undefined)) === dir;
-  if (!(await ours())) return;
-  const signal = (name: NodeJS.Signals) => {
-    try {
-      process.kill(pid, name);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e; // gone already
-    }
-  };
-  signal('SIGQUIT');
-  for (let waited = 0; await ours(); waited += 50) {
-    if (waited === 10_000) signal('SIGKILL');
-    if (waited > 20_000) throw new TargetNotEmpty(`--to ${dataDir}: the server of the interrupted restore (pid ${pid}) does not stop`);
-    await sleep(50);
+  try {
+    await stopPostmaster(dataDir, 'immediate', { timeoutSeconds: 10 });
+  } catch {
+    await stopPostmaster(dataDir, 'kill', { timeoutSeconds: 10 }).catch((cause: unknown) => {
+      throw new TargetNotEmpty(`--to ${dataDir}: the server of the interrupted restore does not stop`, { cause });
+    });
   }
 }
 
