@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { parseBackupLabel, parseManifestWalRange } from '../../lib/core/engines/postgres/physical/backup-label';
 import { BlockIndexReader, BlockIndexWriter, CHUNK_BYTES, ZERO_PACK, type IndexedFile } from '../../lib/core/engines/postgres/physical/block-index';
 import { chooseParent, rangeOf, splitBlocks } from '../../lib/core/engines/postgres/physical/backup';
+import { spread } from '../../lib/core/engines/postgres/physical/restore';
 import { pageChecksum, pageChecksumIsSimd, pageChecksumJs, pageLsn, parseLsn, relationSegment, verifyPage } from '../../lib/core/engines/postgres/physical/page-checksum';
 import { simdChecksumSupported } from '../../lib/core/engines/postgres/physical/page-checksum-simd';
 import { walSegmentStart, zeroStaleWalPages, WAL_PAGE_SIZE } from '../../lib/core/engines/postgres/physical/wal-pages';
@@ -121,6 +122,25 @@ describe('cutting a file into blocks', () => {
     expect(rangeOf(pieces, 1, 3, Buffer.alloc(8)).buffer).toBe(pieces[0].buffer);
     const scratch = Buffer.alloc(8);
     expect(rangeOf(pieces, 2, 6, scratch).toString()).toBe('cdef');
+  });
+});
+
+describe('the order packs are restored in', () => {
+  it('takes every pack once, workers starting far apart and each going forward from its start', () => {
+    fc.assert(
+      fc.property(fc.nat({ max: 200 }), fc.integer({ min: 1, max: 8 }), (n, lanes) => {
+        const packs = Array.from({ length: n }, (_, i) => i);
+        const order = spread(packs, lanes);
+        expect([...order].sort((a, b) => a - b)).toEqual(packs);
+        const per = Math.ceil(n / lanes);
+        const first = n ? order.slice(0, Math.ceil(n / per)) : [];
+        first.slice(1).forEach((p, i) => expect(p - first[i]).toBe(per));
+        for (let lane = 0; lane < lanes; lane++) {
+          const taken = order.filter((p) => Math.floor(p / per) === lane);
+          expect(taken).toEqual([...taken].sort((a, b) => a - b));
+        }
+      }),
+    );
   });
 });
 

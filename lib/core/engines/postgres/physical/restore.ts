@@ -430,7 +430,7 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
   try {
     const limit = pLimit(PARALLEL_PACKS);
     await Promise.all(
-      packFiles.map((p) =>
+      spread(packFiles, PARALLEL_PACKS).map((p) =>
         limit(async () => {
           if (failure) return;
           try {
@@ -460,6 +460,20 @@ async function assemble(plan: PgPhysicalRestorePlan, { progress, signal }: { pro
   if (heldControl) await rename(join(work, HELD_CONTROL), join(dataDir, CONTROL_FILE));
   // A replay to come keeps the (now empty) marker until it reaches its target.
   if (!plan.pitr) await rm(work, { recursive: true, force: true });
+}
+
+/**
+ * `items` reordered for `lanes` workers taking them in turn: the workers start at `lanes` evenly
+ * spaced places and each goes on from its own. Packs are cut from the backup's stream in file
+ * order, so neighbouring packs hold the same 1 GiB relation segment; restored together they wrote
+ * into one file from libuv's threads at once, and ext4 takes a file's lock for every buffered
+ * write (perf, scale-200 restore on Node 22: 9% of all CPU spinning on it).
+ */
+export function spread<T>(items: readonly T[], lanes: number): T[] {
+  const per = Math.ceil(items.length / lanes);
+  const out: T[] = [];
+  for (let i = 0; i < per; i++) for (let lane = 0; lane < lanes; lane++) if (lane * per + i < items.length) out.push(items[lane * per + i]);
+  return out;
 }
 
 /** Packs whose outputs are made together, ahead of their turn. */
