@@ -20,6 +20,7 @@ import { parseArgs } from 'node:util';
 import { pgBin } from '../lib/core/engines/postgres/tools';
 import { withPgbenchCluster } from './ab-cluster';
 import { median } from './measure';
+import { DATA_NODE_FLAGS } from '../lib/local/node-flags';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -31,8 +32,8 @@ const node = values.node!;
 withPgbenchCluster('backup-ab', { scale: values.scale!, dataChecksums: true }, async ({ conn, work, config }) => {
   const floor = `${pgBin('pg_basebackup')} ${conn.join(' ')} -Ft -Xnone --checkpoint=fast -D - | zstd -q -T0 -3 > ${join(work, 'floor.tar.zst')}`;
   const commands: Record<string, string[]> = {
-    old: [node, positionals[0], 'backup', 'app', '--type', 'full', '--config', config],
-    new: [node, positionals[1], 'backup', 'app', '--type', 'full', '--config', config],
+    old: [node, ...DATA_NODE_FLAGS, positionals[0], 'backup', 'app', '--type', 'full', '--config', config],
+    new: [node, ...DATA_NODE_FLAGS, positionals[1], 'backup', 'app', '--type', 'full', '--config', config],
     floor: ['bash', '-c', floor],
   };
   const sides = Object.keys(commands);

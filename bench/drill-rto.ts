@@ -25,6 +25,7 @@ import { loadSampleMariadbData } from '../lib/local/sample-mariadb';
 import { startThrowawayMariadb, type ThrowawayMariadb } from '../lib/local/throwaway-mariadb';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../lib/local/throwaway-postgres';
 import { measureOk, median } from './measure';
+import { DATA_NODE_FLAGS } from '../lib/local/node-flags';
 
 const ROOT = resolve(__dirname, '..');
 const WORK = join(ROOT, 'bench', '.work', 'drill-rto');
@@ -73,7 +74,7 @@ let CLI = '';
 
 function cli(config: string, args: string[]) {
   execFileSync('sync');
-  return measureOk(process.execPath, [CLI, '--config', config, ...args], { env });
+  return measureOk(process.execPath, [...DATA_NODE_FLAGS, CLI, '--config', config, ...args], { env });
 }
 
 async function main(): Promise<void> {

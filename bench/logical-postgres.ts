@@ -29,6 +29,7 @@ import {
 import { CpuSampler, measureOk, median, shq, type RunResult, type TimedLine } from './measure';
 import { summarizeProfile } from './profile';
 import type { Facts, Operation, Profile, Sample, ScaleInfo, ScenarioResult } from './samples';
+import { DATA_NODE_FLAGS } from '../lib/local/node-flags';
 
 const ROOT = resolve(__dirname, '..');
 /** Preloaded into the node contenders: reports when pg_dump (pg_restore) is spawned. */
@@ -282,9 +283,9 @@ class Scenario {
     return join(this.dumps, `s${scale}-${contender.replace(/[^A-Za-z0-9]+/g, '_')}`);
   }
 
-  /** A node contender, as users run it, with the spawn mark preloaded and its RSS and CPU watched. */
+  /** A node contender, as users run it (the launcher's and the image's V8 flags), with the spawn mark preloaded and its RSS and CPU watched. */
   private node(node: string, args: string[], env: NodeJS.ProcessEnv): Promise<RunResult> {
-    return measureOk(node, ['-r', SPAWN_MARK, ...args], { env, pollRss: true, cpu: this.sampler() });
+    return measureOk(node, [...DATA_NODE_FLAGS, '-r', SPAWN_MARK, ...args], { env, pollRss: true, cpu: this.sampler() });
   }
 
   private nodeSample(r: RunResult, operation: Operation, withPhases: boolean): Partial<Sample> {

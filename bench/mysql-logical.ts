@@ -33,6 +33,7 @@ import { startThrowawayMariadb, type ThrowawayMariadb } from '../lib/local/throw
 import { measureOk, type RunResult } from './measure';
 import { MYSQL_CONTENDERS as C, type MysqlBenchResult, type MysqlSample, type MysqlSizeInfo } from './mysql-contenders';
 import { renderMysqlMarkdown, writeMysqlSection } from './mysql-report';
+import { DATA_NODE_FLAGS } from '../lib/local/node-flags';
 
 const ROOT = resolve(__dirname, '..');
 const USAGE = 'usage: npm run bench:mysql -- [--runs N] [--sizes 250000,1000000] [--note-bytes 500] [--level 3] [--quick] [--no-write] [--only backup|restore] [--parallel N]';
@@ -128,7 +129,7 @@ class MysqlScenario {
 
   private async node(args: string[]): Promise<RunResult> {
     execFileSync('sync');
-    return measureOk(process.execPath, [this.cli, '--config', this.config, '--json', ...args], { env: this.env, pollRss: true });
+    return measureOk(process.execPath, [...DATA_NODE_FLAGS, this.cli, '--config', this.config, '--json', ...args], { env: this.env, pollRss: true });
   }
 
   /** The sample at this size, then the PITR source: a backup, binlog streamed while a load runs. */

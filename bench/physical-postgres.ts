@@ -25,6 +25,7 @@ import { bundleWorkerLikeDockerfile } from '../lib/local/worker-bundle';
 import { freePort } from '../lib/core/free-port';
 import { CpuSampler, measureOk, shq, type CpuBreakdown, type RunResult } from './measure';
 import { quantileOf } from './targets';
+import { DATA_NODE_FLAGS } from '../lib/local/node-flags';
 
 const ROOT = resolve(__dirname, '..');
 
@@ -182,7 +183,7 @@ class PhysicalScale {
   private node22: string | undefined;
 
   private tidemark(args: string[], pollRss = false, cpu?: CpuSampler, node = process.execPath): Promise<RunResult> {
-    return measureOk(node, [this.cli, '--config', this.config, ...args], { env: cleanEnv({ TIDEMARK_BENCH_KEY: this.key }), pollRss, cpu });
+    return measureOk(node, [...DATA_NODE_FLAGS, this.cli, '--config', this.config, ...args], { env: cleanEnv({ TIDEMARK_BENCH_KEY: this.key }), pollRss, cpu });
   }
 
   private pgbackrest(args: string[], cpu?: CpuSampler): Promise<RunResult> {
@@ -334,7 +335,7 @@ class PhysicalScale {
     const run = async (type: 'full' | 'incr') => {
       await this.settle();
       const env = cleanEnv({ TIDEMARK_BENCH_KEY: this.key, TIDEMARK_CONFIG: this.config });
-      const r = await measureOk(worker.node, [worker.entry, 'backup', 'app', '--type', type], { env, pollRss: true });
+      const r = await measureOk(worker.node, [...DATA_NODE_FLAGS, worker.entry, 'backup', 'app', '--type', type], { env, pollRss: true });
       const done = r.stdout
         .split('\n')
         .filter(Boolean)
@@ -414,7 +415,7 @@ class PhysicalScale {
    */
   async streamAndLoad(): Promise<{ rpo: RecoveryPoint; target: string; baseStopLsn: string; targetLsn: string }> {
     await this.startArchiving();
-    const streamer = spawn(process.execPath, [this.cli, '--config', this.config, 'stream', 'app', '--spool', join(this.dir, 'spool')], {
+    const streamer = spawn(process.execPath, [...DATA_NODE_FLAGS, this.cli, '--config', this.config, 'stream', 'app', '--spool', join(this.dir, 'spool')], {
       env: cleanEnv({ TIDEMARK_BENCH_KEY: this.key }),
       stdio: ['ignore', 'ignore', 'pipe'],
     });

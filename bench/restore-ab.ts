@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { withPgbenchCluster } from './ab-cluster';
 import { median } from './measure';
+import { DATA_NODE_FLAGS } from '../lib/local/node-flags';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -26,14 +27,14 @@ const clis = { old: positionals[0], new: positionals[1] };
 const node = values.node!;
 
 withPgbenchCluster('restore-ab', { scale: values.scale! }, async ({ work, config }) => {
-  execFileSync(node, [clis.new, 'backup', 'app', '--type', 'full', '--config', config], { stdio: 'ignore' });
+  execFileSync(node, [...DATA_NODE_FLAGS, clis.new, 'backup', 'app', '--type', 'full', '--config', config], { stdio: 'ignore' });
   const times: Record<keyof typeof clis, number[]> = { old: [], new: [] };
   for (let round = 0; round < Number(values.rounds); round++) {
     for (const side of round % 2 ? (['new', 'old'] as const) : (['old', 'new'] as const)) {
       const dir = join(work, `restored-${side}`);
       execFileSync('sync');
       const started = process.hrtime.bigint();
-      const run = spawnSync(node, [clis[side], 'restore', 'app', '--to', dir, '--config', config], { encoding: 'utf8' });
+      const run = spawnSync(node, [...DATA_NODE_FLAGS, clis[side], 'restore', 'app', '--to', dir, '--config', config], { encoding: 'utf8' });
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       if (run.status !== 0) throw new Error(`${side}: ${run.stderr}`);
       times[side].push(seconds);

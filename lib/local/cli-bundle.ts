@@ -1,6 +1,7 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { buildSync, type BuildOptions } from 'esbuild';
+import { DATA_NODE_FLAGS } from './node-flags';
 import { bundleWorkerLikeDockerfile } from './worker-bundle';
 import { CLI_WORKER } from './worker-process';
 
@@ -52,8 +53,10 @@ export const CLI_BUNDLE_OPTIONS: BuildOptions = {
 };
 
 // `main` is what bin/tidemark.ts runs when it is the main module; loaded from here, it is not.
+// The shebang starts node with DATA_NODE_FLAGS (`env -S` splits them): `node tidemark.js` does not
+// read it, so whoever starts the CLI that way passes them (the benchmarks do).
 // The compile cache lives in the OS temp dir (or $NODE_COMPILE_CACHE); NODE_DISABLE_COMPILE_CACHE=1 turns it off.
-const LAUNCHER = `#!/usr/bin/env node
+const LAUNCHER = `#!/usr/bin/env -S node ${DATA_NODE_FLAGS.join(' ')}
 // The tidemark CLI: written by lib/local/cli-bundle.ts (npm run build); the code is in ${CLI_BUNDLE}.
 'use strict';
 require('node:module').enableCompileCache?.();

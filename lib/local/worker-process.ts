@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import { LocalTaskError, runTaskResult, type RunTaskRequest } from './state-machine-runner';
+import { DATA_NODE_FLAGS } from './node-flags';
 
 export interface WorkerProcessOptions {
   /**
@@ -106,6 +107,6 @@ export function defaultWorkerEntry(): string {
 
 function entryArgv(entry: string): string[] {
   const ext = extname(entry);
-  if (ext === '.ts' || ext === '.mts' || ext === '.cts') return [process.execPath, '--import', 'tsx', entry];
-  return [process.execPath, entry];
+  if (ext === '.ts' || ext === '.mts' || ext === '.cts') return [process.execPath, ...DATA_NODE_FLAGS, '--import', 'tsx', entry];
+  return [process.execPath, ...DATA_NODE_FLAGS, entry];
 }

@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BACKUP_TYPES } from '../../lib/core/engines/backup-types';
 import { bundleCli } from '../../lib/local/cli-bundle';
+import { DATA_NODE_FLAGS } from '../../lib/local/node-flags';
 import { usePostgres } from '../harness/postgres';
 import { ROOT, useTempDir, writeConfig, type CliResult } from '../harness/tidemark';
 
@@ -40,6 +41,18 @@ describe('the bundled CLI', () => {
     const backupHelp = await run(['backup', '--help']);
     expect(backupHelp.code).toBe(0);
     expect(backupHelp.stdout).toContain(`(choices: ${BACKUP_TYPES.map((t) => `"${t}"`).join(', ')})`);
+  });
+
+  it('runs as its own executable, its shebang starting node with DATA_NODE_FLAGS, as the image starts the worker', async () => {
+    expect(readFileSync(cli, 'utf8').split('\n')[0]).toBe(`#!/usr/bin/env -S node ${DATA_NODE_FLAGS.join(' ')}`);
+    const child = spawn(cli, ['--help'], { cwd: tmp.path, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    const [code] = (await once(child, 'close')) as [number | null];
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^Usage: tidemark /);
+    const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(readFileSync(join(ROOT, 'containers/worker/Dockerfile'), 'utf8'))?.[1];
+    expect(JSON.parse(entrypoint ?? 'null')).toEqual(['node', ...DATA_NODE_FLAGS, '/app/worker.js']);
   });
 
   it('fails with one line and exit code 2 on a missing or invalid config, and on a usage error', async () => {
