@@ -1,7 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { copyFromTemplate } from '../../lib/core/process/data-dir-template';
+import { copyFromTemplate, makeSpare, takeSpareOrCopy } from '../../lib/core/process/data-dir-template';
 import { startThrowawayPostgres } from '../../lib/core/process/throwaway-postgres';
 import { startThrowawayMariadb } from '../../lib/core/process/throwaway-mariadb';
 import { ROOT, useTempDir } from '../harness/tidemark';
@@ -50,6 +50,40 @@ describe('data-dir templates', () => {
     await expect(copyFromTemplate({ root, key: 'k', name: 'data', make: slowMaker() }, dest)).rejects.toThrow(`data-dir template ${join(root, 'k')} is incomplete (no template-ready marker): remove it`);
     expect(readdirSync(root)).toEqual(['k']);
     expect(existsSync(join(dest, 'data'))).toBe(false);
+  });
+
+  it('a spare is taken whole by one taker, others copy; makeSpare makes one only when none waits', async () => {
+    const root = join(tmp.path, 'c');
+    const spec = { root, key: 'k', name: 'data', make: slowMaker() };
+    const dests = [1, 2, 3].map((i) => join(tmp.path, `dest-c${i}`));
+    dests.forEach((d) => mkdirSync(d));
+    expect(await takeSpareOrCopy(spec, dests[0])).toBe('made'); // no template yet, so no spare either
+    expect(await makeSpare(spec)).toBe(true);
+    expect(await makeSpare(spec)).toBe(false); // one waits already
+    expect(readdirSync(root).filter((n) => n.startsWith('k.spare-'))).toHaveLength(1);
+    const taken = await Promise.all(dests.slice(1).map((d) => takeSpareOrCopy(spec, d)));
+    expect(taken.sort()).toEqual(['copied', 'spare']);
+    for (const d of dests) expect(readdirSync(join(d, 'data')).sort()).toEqual(['a', 'b']);
+    expect(readdirSync(root)).toEqual(['k']); // the spare is gone, nothing half-made is left
+  });
+
+  it('PostgreSQL: a drill-style instance takes the spare, and its stop makes the next one', async () => {
+    chmodSync(tmp.path, 0o755);
+    const templates = join(tmp.path, 'pg-spares');
+    const spares = () => (existsSync(templates) ? readdirSync(templates).filter((n) => n.includes('.spare-')) : []);
+    const first = await startThrowawayPostgres({ templates, spares: true });
+    expect(spares()).toEqual([]);
+    await first.stop();
+    const [spare] = spares();
+    expect(spare).toBeDefined();
+    const second = await startThrowawayPostgres({ templates, spares: true });
+    try {
+      expect(spares()).toEqual([]); // taken
+      expect(await second.sql('select 1')).toBe('1');
+    } finally {
+      await second.stop();
+    }
+    expect(spares()).toHaveLength(1);
   });
 
   it('PostgreSQL: copies start, are separate clusters on their own ports, and share the template’s system identifier', async () => {

@@ -1,19 +1,22 @@
 import { installedServerBinDirs } from '../engines/postgres/tools';
 import { mysqlBin } from '../engines/mysql/tools';
-import { ensureTemplate } from '../process/data-dir-template';
+import { ensureTemplate, makeSpare } from '../process/data-dir-template';
 import { mariadbTemplate } from '../process/throwaway-mariadb';
 import { postgresTemplate } from '../process/throwaway-postgres';
 
 /**
  * Makes the data-dir templates drills copy (data-dir-template.ts) for every installed PostgreSQL
- * server and the MariaDB server, with the options the drills' instances use: what the worker
- * image runs at build time (`make-templates`), so a drill on Fargate starts its server from a copy.
+ * server and the MariaDB server, with the options the drills' instances use, and one spare of each
+ * PostgreSQL template (data-dir-template.ts, takeSpareOrCopy): what the worker image runs at build
+ * time (`make-templates`), so a drill on Fargate starts its server from a copy, or from the spare.
  */
 export async function makeDrillTemplates(root: string): Promise<{ key: string; made: boolean }[]> {
-  const specs = await Promise.all(installedServerBinDirs().map((binDir) => postgresTemplate(root, binDir, { fast: true, dataChecksums: false })));
-  if (hasMariadbServer()) specs.push(await mariadbTemplate(root, { binlog: false }));
+  const postgres = await Promise.all(installedServerBinDirs().map((binDir) => postgresTemplate(root, binDir, { fast: true, dataChecksums: false })));
+  const specs = [...postgres, ...(hasMariadbServer() ? [await mariadbTemplate(root, { binlog: false })] : [])];
   const done: { key: string; made: boolean }[] = [];
   for (const spec of specs) done.push({ key: spec.key, made: (await ensureTemplate(spec)).made });
+  // A PostgreSQL logical drill's instance takes a spare (renamed into place, not copied: 966 files).
+  for (const spec of postgres) await makeSpare(spec);
   return done;
 }
 

@@ -1,6 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, chown, mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { ToolFailed } from '../errors';
 import type { OsUser } from './os-user';
 import { runTool } from './tool';
@@ -20,6 +21,10 @@ import { runTool } from './tool';
  */
 
 const READY = 'template-ready';
+/** `<template>.spare-<id>`: a whole copy of the template's data directory, waiting to be taken. */
+const SPARE = '.spare-';
+/** `<template>.making-spare-<id>`: a spare being copied (never taken; renamed to SPARE when whole). */
+const MAKING_SPARE = '.making-spare-';
 
 export interface TemplateSpec {
   /** Directory holding the templates. */
@@ -65,4 +70,53 @@ export async function copyFromTemplate(spec: TemplateSpec, parent: string): Prom
   const template = await ensureTemplate(spec);
   await runTool('cp', ['-a', join(template.dir, spec.name), join(parent, spec.name)]);
   return template.made ? 'made' : 'copied';
+}
+
+/**
+ * As copyFromTemplate, but takes a spare first: a whole copy of the template made ahead, renamed
+ * into place — instant, where copying PostgreSQL's 966 files took 0.05–0.85 s on a busy disk (the
+ * drill's "throwaway instance" step). Copies when there is none, or when it cannot be renamed
+ * there (another file system). The next spare is made by makeSpare once the taker's work is done
+ * (a drill's teardown, outside its RTO); the worker image makes the first at build time.
+ */
+export async function takeSpareOrCopy(spec: TemplateSpec, parent: string): Promise<'spare' | 'copied' | 'made'> {
+  const template = await ensureTemplate(spec);
+  const dest = join(parent, spec.name);
+  for (const spare of await sparesOf(template.dir)) {
+    try {
+      await rename(spare, dest);
+      return 'spare';
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // another taker was first
+      break; // EXDEV and the like: a copy will do
+    }
+  }
+  await runTool('cp', ['-a', join(template.dir, spec.name), dest]);
+  return template.made ? 'made' : 'copied';
+}
+
+/**
+ * Makes a spare of the template for takeSpareOrCopy, unless one is waiting already: copied beside
+ * it under a name no taker looks at, then renamed, so a spare is always whole. Returns whether it
+ * made one.
+ */
+export async function makeSpare(spec: TemplateSpec): Promise<boolean> {
+  const template = await ensureTemplate(spec);
+  if ((await sparesOf(template.dir)).length > 0) return false;
+  const id = randomBytes(6).toString('hex');
+  const making = `${template.dir}${MAKING_SPARE}${id}`;
+  try {
+    await runTool('cp', ['-a', join(template.dir, spec.name), making]);
+    await rename(making, `${template.dir}${SPARE}${id}`);
+    return true;
+  } catch (e) {
+    await rm(making, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+async function sparesOf(templateDir: string): Promise<string[]> {
+  const prefix = `${basename(templateDir)}${SPARE}`;
+  const names = await readdir(dirname(templateDir));
+  return names.filter((n) => n.startsWith(prefix)).map((n) => join(dirname(templateDir), n));
 }

@@ -9,7 +9,7 @@ import { startPostmaster, stopPostmaster } from '../engines/postgres/postmaster'
 import { pgBin } from '../engines/postgres/tools';
 import { freePort } from '../free-port';
 import { childEnv } from '../secrets';
-import { copyFromTemplate, type TemplateSpec } from './data-dir-template';
+import { copyFromTemplate, makeSpare, takeSpareOrCopy, type TemplateSpec } from './data-dir-template';
 import { lookupOsUser, type OsUser } from './os-user';
 import { runTool, toolVersion } from './tool';
 
@@ -70,6 +70,12 @@ export interface ThrowawayPostgresOptions {
    * identifier: for throwaway instances only, never a source. @default - initdb
    */
   templates?: string;
+  /**
+   * With `templates`: take a spare copy of the template made ahead (a rename, not a copy) and make
+   * the next spare when stopped (data-dir-template.ts, takeSpareOrCopy). For a drill's instance,
+   * whose start counts in its RTO and whose stop does not. @default false
+   */
+  spares?: boolean;
   /** Told about the running server, so it is stopped if this process dies first. @default - not tracked */
   track?: ServerTracker;
   /**
@@ -146,6 +152,8 @@ class Cluster implements ThrowawayPostgres {
     readonly port: number,
     private readonly user: OsUser | undefined,
     private readonly track: ServerTracker | undefined,
+    /** The template to make the next spare of once stopped (the `spares` option). */
+    private readonly spareOf?: TemplateSpec,
   ) {
     this.dataDir = join(dir, 'pgdata');
     this.logFile = join(dir, 'server.log');
@@ -209,6 +217,8 @@ class Cluster implements ThrowawayPostgres {
     this.stopping ??= (async () => {
       await this.shutdown();
       await rm(this.dir, { recursive: true, force: true });
+      // A spare is a head start for the next instance, never a reason for this stop to fail.
+      if (this.spareOf) await makeSpare(this.spareOf).catch(() => undefined);
     })();
     return this.stopping;
   }
@@ -265,17 +275,19 @@ export async function startThrowawayPostgres(options: ThrowawayPostgresOptions =
   const user = serverUser();
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'tidemark-pg-')));
   if (options.dir) await mkdir(dir, { mode: 0o700 }); // its parent is the caller's, made reachable for the server's OS user
+  let template: TemplateSpec | undefined;
   try {
     if (user) await chown(dir, user.uid, user.gid);
     if (options.standbyOf) {
       const { port, binDir: primaryBin } = options.standbyOf;
       await run(join(primaryBin, 'pg_basebackup'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-D', join(dir, 'pgdata'), '-R', '-X', 'stream', '--checkpoint=fast', '--no-manifest'], dir, user);
     } else if (options.templates) {
-      await copyFromTemplate(await postgresTemplate(options.templates, binDir, { fast, dataChecksums: options.dataChecksums ?? false }), dir);
+      template = await postgresTemplate(options.templates, binDir, { fast, dataChecksums: options.dataChecksums ?? false });
+      await (options.spares ? takeSpareOrCopy(template, dir) : copyFromTemplate(template, dir));
     } else {
       await initdb(join(binDir, 'initdb'), dir, user, fast, options.dataChecksums ?? false);
     }
-    const cluster = new Cluster(dir, binDir, await freePort(), user, options.track);
+    const cluster = new Cluster(dir, binDir, await freePort(), user, options.track, options.spares ? template : undefined);
     const settings: PostgresSettings = {
       port: cluster.port,
       listen_addresses: cluster.host,

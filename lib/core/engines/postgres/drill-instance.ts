@@ -108,6 +108,7 @@ export const pgLogicalDrill: DrillSupport = {
       auth: { method: 'scram-sha-256', user: DRILL_LOGIN, password },
       settings: LOGICAL_DRILL_SETTINGS,
       templates: templatesDirFor(scratchDir),
+      spares: true,
     });
     return new LogicalInstance(cluster, details.database, `file:${passwordFile}`);
   },
