@@ -16,6 +16,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { DrillReport } from '../lib/core/drill/report';
+import { scratchDirFor, templatesDirFor } from '../lib/core/drill/scratch';
 import { makeDrillTemplates } from '../lib/core/drill/templates';
 import { bundleCli } from '../lib/local/cli-bundle';
 import { formatBytes } from '../lib/core/format';
@@ -58,15 +59,20 @@ interface Round {
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 const key = 'drill-bench-key-0123456789abcdefghijklmnopqrstuvwxyz';
-/** The drills copy their throwaway server's data dir from here, made before the rounds as the worker image's build does. */
-const TEMPLATES = join(WORK, 'templates');
 /**
  * The drills' scratch (the worker's TIDEMARK_SPOOL) where the raw restores write too: on this
  * machine where a directory sits on the disk changes how fast files are made in it (under /tmp
  * 0.65 ms per empty file, elsewhere 0.016 ms, by hand), which a data directory of ~1000 files feels.
  */
 const SPOOL = join(WORK, 'spool');
-const env = { ...process.env, TIDEMARK_BENCH_KEY: key, TIDEMARK_TEMPLATES: TEMPLATES, TIDEMARK_SPOOL: SPOOL };
+const env = { ...process.env, TIDEMARK_BENCH_KEY: key, TIDEMARK_SPOOL: SPOOL };
+/**
+ * The drills' data-dir templates where a local drill keeps them (beside its scratch dirs), made
+ * before the rounds with a spare each, as on a machine that has run a drill before: a logical
+ * drill's instance then takes the spare and leaves the next at its teardown (scratch.ts,
+ * keepsSpares). A worker image's templates (TIDEMARK_TEMPLATES) keep no spares: each task copies.
+ */
+const TEMPLATES = templatesDirFor(scratchDirFor('bench', env), env);
 const isRoot = process.getuid?.() === 0;
 
 /** The CLI as `npm run build` makes it, its worker bundle beside it (what an installed CLI's drill starts). */
@@ -128,8 +134,8 @@ async function main(): Promise<void> {
     writeFileSync(config, [`repository: file://${join(WORK, 'repo')}`, 'encryption: { key: env:TIDEMARK_BENCH_KEY }', 'sources:', ...sources, ''].join('\n'));
 
     const made = Date.now();
-    const templates = await makeDrillTemplates(TEMPLATES);
-    log(`data-dir templates (${templates.map((t) => t.key).join(', ')}) made in ${((Date.now() - made) / 1000).toFixed(1)} s, as the image build would`);
+    const templates = await makeDrillTemplates(TEMPLATES, { spares: true });
+    log(`data-dir templates (${templates.map((t) => t.key).join(', ')}) and spares made in ${((Date.now() - made) / 1000).toFixed(1)} s, as an earlier drill would`);
 
     const backups: Partial<Record<Scenario, string>> = {};
     const backup = async (scenario: Scenario, source: string, type: string) => {

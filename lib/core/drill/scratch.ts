@@ -33,6 +33,17 @@ export function templatesDirFor(scratchDir: string, env: NodeJS.ProcessEnv = pro
 }
 
 /**
+ * Whether a drill's instance takes a spare copy of its template and leaves the next one at its
+ * teardown (data-dir-template.ts, takeSpareOrCopy): where the templates live beside the scratch
+ * directories, on a machine that runs drill after drill. Not with a worker image's templates
+ * (TIDEMARK_TEMPLATES): a task runs one drill, and overlayfs refuses to rename a directory of the
+ * image's layer (EXDEV), so a spare would cost each task's teardown a copy no drill takes.
+ */
+export function keepsSpares(env: NodeJS.ProcessEnv = process.env): boolean {
+  return !env.TIDEMARK_TEMPLATES;
+}
+
+/**
  * Creates the scratch directory. Its parents must be enterable by the database's OS user when we
  * run as root (the server runs as `postgres`/`mysql` inside it), so they are 0755; what is secret
  * lives in the server's own 0700 directory below.

@@ -6,17 +6,17 @@ import { postgresTemplate } from '../process/throwaway-postgres';
 
 /**
  * Makes the data-dir templates drills copy (data-dir-template.ts) for every installed PostgreSQL
- * server and the MariaDB server, with the options the drills' instances use, and one spare of each
- * PostgreSQL template (data-dir-template.ts, takeSpareOrCopy): what the worker image runs at build
- * time (`make-templates`), so a drill on Fargate starts its server from a copy, or from the spare.
+ * server and the MariaDB server, with the options the drills' instances use: what the worker
+ * image runs at build time (`make-templates`), so a drill on Fargate starts its server from a copy.
+ * With `spares`, also one spare of each PostgreSQL template, as a machine that has run drills
+ * before has them (scratch.ts, keepsSpares).
  */
-export async function makeDrillTemplates(root: string): Promise<{ key: string; made: boolean }[]> {
+export async function makeDrillTemplates(root: string, { spares = false } = {}): Promise<{ key: string; made: boolean }[]> {
   const postgres = await Promise.all(installedServerBinDirs().map((binDir) => postgresTemplate(root, binDir, { fast: true, dataChecksums: false })));
   const specs = [...postgres, ...(hasMariadbServer() ? [await mariadbTemplate(root, { binlog: false })] : [])];
   const done: { key: string; made: boolean }[] = [];
   for (const spec of specs) done.push({ key: spec.key, made: (await ensureTemplate(spec)).made });
-  // A PostgreSQL logical drill's instance takes a spare (renamed into place, not copied: 966 files).
-  for (const spec of postgres) await makeSpare(spec);
+  if (spares) for (const spec of postgres) await makeSpare(spec);
   return done;
 }
 

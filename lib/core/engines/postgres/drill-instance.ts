@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Client } from 'pg';
 import type { TableChecksums } from '../../drill/checksums';
-import { templatesDirFor } from '../../drill/scratch';
+import { keepsSpares, templatesDirFor } from '../../drill/scratch';
 import { ToolFailed } from '../../errors';
 import { freePort } from '../../free-port';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../../process/throwaway-postgres';
@@ -108,7 +108,7 @@ export const pgLogicalDrill: DrillSupport = {
       auth: { method: 'scram-sha-256', user: DRILL_LOGIN, password },
       settings: LOGICAL_DRILL_SETTINGS,
       templates: templatesDirFor(scratchDir),
-      spares: true,
+      spares: keepsSpares(),
     });
     return new LogicalInstance(cluster, details.database, `file:${passwordFile}`);
   },
