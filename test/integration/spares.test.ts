@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { startZstdAhead, zstdCompress, zstdDecompress } from '../../lib/core/pipeline/zstd';
 import { retireSpares, sparePids, startAhead } from '../../lib/core/process/spares';
-import { ToolRun } from '../../lib/core/process/tool';
+import { runTool, ToolRun } from '../../lib/core/process/tool';
 import { alive, waitForExit } from '../harness/proc';
 
 /*
@@ -131,4 +131,18 @@ test('the work that started spares ends them: none is running once what startAhe
   expect(sparePids()).toEqual(others); // started on its own, no new batch
   run.child.stdin!.end();
   await run.succeeded();
+});
+
+describe('runTool and an abort', () => {
+  it('stops the tool, throws the abort reason once it has exited, and starts nothing when already aborted', async () => {
+    const stop = new AbortController();
+    const pidFile = join(mkdtempSync(join(tmpdir(), 'tidemark-runtool-')), 'pid');
+    const running = runTool('sh', ['-c', `echo $$ > ${pidFile}; exec sleep 30`], { signal: stop.signal });
+    await new Promise((r) => setTimeout(r, 200));
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    stop.abort(new Error('interrupted by SIGTERM'));
+    await expect(running).rejects.toThrow('interrupted by SIGTERM');
+    expect(alive(pid)).toBe(false);
+    await expect(runTool('true', [], { signal: stop.signal })).rejects.toThrow('interrupted by SIGTERM');
+  });
 });

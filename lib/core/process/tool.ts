@@ -263,18 +263,33 @@ export function withLargeOutputBuffer(command: string, args: readonly string[]):
   return stdbufPath ? [stdbufPath, ['-o', '1M', command, ...args]] : [command, [...args]];
 }
 
-/** Runs a tool to completion and returns its stdout; non-zero exit → ToolFailed. */
+/**
+ * Runs a tool to completion and returns its stdout; non-zero exit → ToolFailed. On `signal`'s
+ * abort the tool is stopped, and the abort's reason is thrown once it has exited: nothing it runs
+ * outlives the work that started it (a SIGTERMed backup's table checksums did).
+ */
 export async function runTool(
   command: string,
   args: readonly string[],
-  options: ToolOptions & { input?: string | Buffer } = {},
+  options: ToolOptions & { input?: string | Buffer; signal?: AbortSignal } = {},
 ): Promise<string> {
+  const { signal } = options;
+  if (signal?.aborted) throw abortReason(signal);
   const run = new ToolRun(command, args, ['pipe', 'pipe'], options);
+  const onAbort = () => run.kill();
+  signal?.addEventListener('abort', onAbort, { once: true });
   const chunks: Buffer[] = [];
   run.child.stdout!.on('data', (c: Buffer) => chunks.push(c));
   run.child.stdin!.on('error', () => undefined); // reported through the exit code
   run.child.stdin!.end(options.input ?? '');
-  await run.succeeded();
+  try {
+    await run.succeeded();
+  } catch (e) {
+    if (signal?.aborted) throw abortReason(signal);
+    throw e;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
   return Buffer.concat(chunks).toString('utf8');
 }
 

@@ -61,7 +61,7 @@ export async function backupMysqlLogical(run: EngineRun): Promise<BackupManifest
   let writerReady: ReturnType<typeof claim> | undefined;
   const session = await MysqlToolSession.open(ep);
   let output: CompressedOutput | undefined;
-  let checksums: Promise<{ recorded: TableChecksums } | { error: string } | undefined>;
+  let checksums: Promise<{ recorded: TableChecksums } | { error: string } | undefined> | undefined;
   try {
     const db = quoteLiteral(ep.database);
     // One client run for both (each costs a process and a connection): rows tagged by their SELECT.
@@ -167,6 +167,7 @@ export async function backupMysqlLogical(run: EngineRun): Promise<BackupManifest
   } catch (e) {
     output?.output.destroy(); // kills the tools if they still run
     await (writerReady ?? keyChecked).catch(() => undefined); // let a key check in flight finish before we report
+    await checksums; // its client, stopped by the abort or ending on its own, is gone before we report (never rejects)
     throw e;
   } finally {
     await session.close();

@@ -111,7 +111,7 @@ export async function recordMysqlChecksums(
     'COMMIT;',
   ].join('\n');
   const args = [...session.connectArgs, '-N', '-B', '--default-character-set=utf8mb4', '-D', database];
-  const out = (await runTool(mysqlBin('client'), args, { input: script, env: session.env, label: 'table checksums' })).split('\n').filter(Boolean);
+  const out = (await runTool(mysqlBin('client'), args, { input: script, env: session.env, label: 'table checksums', signal: options.signal })).split('\n').filter(Boolean);
   // Status names are capitalized (Binlog_snapshot_file): compared in lower case.
   const status = new Map(out.slice(0, 2).map((l) => [l.split('\t')[0].toLowerCase(), l.split('\t')[1]] as const));
   const rows = out.slice(2);
