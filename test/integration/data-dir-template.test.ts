@@ -1,7 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { copyFromTemplate, makeSpare, takeSpareOrCopy } from '../../lib/core/process/data-dir-template';
+import { copyFromTemplate, makeSpare } from '../../lib/core/process/data-dir-template';
 import { startThrowawayPostgres } from '../../lib/core/process/throwaway-postgres';
 import { startThrowawayMariadb } from '../../lib/core/process/throwaway-mariadb';
 import { ROOT, useTempDir } from '../harness/tidemark';
@@ -57,11 +57,11 @@ describe('data-dir templates', () => {
     const spec = { root, key: 'k', name: 'data', make: slowMaker() };
     const dests = [1, 2, 3].map((i) => join(tmp.path, `dest-c${i}`));
     dests.forEach((d) => mkdirSync(d));
-    expect(await takeSpareOrCopy(spec, dests[0])).toBe('made'); // no template yet, so no spare either
+    expect(await copyFromTemplate(spec, dests[0], { spare: true })).toBe('made'); // no template yet, so no spare either
     expect(await makeSpare(spec)).toBe(true);
     expect(await makeSpare(spec)).toBe(false); // one waits already
     expect(readdirSync(root).filter((n) => n.startsWith('k.spare-'))).toHaveLength(1);
-    const taken = await Promise.all(dests.slice(1).map((d) => takeSpareOrCopy(spec, d)));
+    const taken = await Promise.all(dests.slice(1).map((d) => copyFromTemplate(spec, d, { spare: true })));
     expect(taken.sort()).toEqual(['copied', 'spare']);
     for (const d of dests) expect(readdirSync(join(d, 'data')).sort()).toEqual(['a', 'b']);
     expect(readdirSync(root)).toEqual(['k']); // the spare is gone, nothing half-made is left

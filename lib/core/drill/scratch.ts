@@ -34,7 +34,7 @@ export function templatesDirFor(scratchDir: string, env: NodeJS.ProcessEnv = pro
 
 /**
  * Whether a drill's instance takes a spare copy of its template and leaves the next one at its
- * teardown (data-dir-template.ts, takeSpareOrCopy): where the templates live beside the scratch
+ * teardown (data-dir-template.ts, copyFromTemplate's `spare`): where the templates live beside the scratch
  * directories, on a machine that runs drill after drill. Not with a worker image's templates
  * (TIDEMARK_TEMPLATES): a task runs one drill, and overlayfs refuses to rename a directory of the
  * image's layer (EXDEV), so a spare would cost each task's teardown a copy no drill takes.

@@ -64,27 +64,18 @@ export async function ensureTemplate(spec: TemplateSpec): Promise<{ dir: string;
 
 /**
  * Puts a fresh data directory at `join(parent, spec.name)` by copying the template (ownership
- * and modes kept), making the template first when there is none.
+ * and modes kept), making the template first when there is none. With `spare`, takes a spare
+ * first: a whole copy made ahead (makeSpare), renamed into place — instant, where copying
+ * PostgreSQL's 966 files took 0.05–0.85 s on a busy disk (a drill's "throwaway instance" step);
+ * it copies when there is none, or when the rename cannot go there (another file system). The
+ * taker makes the next spare once its own work is done (a drill's teardown, outside its RTO).
  */
-export async function copyFromTemplate(spec: TemplateSpec, parent: string): Promise<'copied' | 'made'> {
-  const template = await ensureTemplate(spec);
-  await runTool('cp', ['-a', join(template.dir, spec.name), join(parent, spec.name)]);
-  return template.made ? 'made' : 'copied';
-}
-
-/**
- * As copyFromTemplate, but takes a spare first: a whole copy of the template made ahead, renamed
- * into place — instant, where copying PostgreSQL's 966 files took 0.05–0.85 s on a busy disk (the
- * drill's "throwaway instance" step). Copies when there is none, or when it cannot be renamed
- * there (another file system). The next spare is made by makeSpare once the taker's work is done
- * (a drill's teardown, outside its RTO); the worker image makes the first at build time.
- */
-export async function takeSpareOrCopy(spec: TemplateSpec, parent: string): Promise<'spare' | 'copied' | 'made'> {
+export async function copyFromTemplate(spec: TemplateSpec, parent: string, { spare = false } = {}): Promise<'spare' | 'copied' | 'made'> {
   const template = await ensureTemplate(spec);
   const dest = join(parent, spec.name);
-  for (const spare of await sparesOf(template.dir)) {
+  for (const waiting of spare ? await sparesOf(template.dir) : []) {
     try {
-      await rename(spare, dest);
+      await rename(waiting, dest);
       return 'spare';
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // another taker was first
@@ -96,7 +87,7 @@ export async function takeSpareOrCopy(spec: TemplateSpec, parent: string): Promi
 }
 
 /**
- * Makes a spare of the template for takeSpareOrCopy, unless one is waiting already: copied beside
+ * Makes a spare of the template for copyFromTemplate's `spare`, unless one is waiting already: copied beside
  * it under a name no taker looks at, then renamed, so a spare is always whole. Returns whether it
  * made one.
  */

@@ -9,7 +9,7 @@ import { startPostmaster, stopPostmaster } from '../engines/postgres/postmaster'
 import { pgBin } from '../engines/postgres/tools';
 import { freePort } from '../free-port';
 import { childEnv } from '../secrets';
-import { copyFromTemplate, makeSpare, takeSpareOrCopy, type TemplateSpec } from './data-dir-template';
+import { copyFromTemplate, makeSpare, type TemplateSpec } from './data-dir-template';
 import { lookupOsUser, type OsUser } from './os-user';
 import { runTool, toolVersion } from './tool';
 
@@ -72,7 +72,7 @@ export interface ThrowawayPostgresOptions {
   templates?: string;
   /**
    * With `templates`: take a spare copy of the template made ahead (a rename, not a copy) and make
-   * the next spare when stopped (data-dir-template.ts, takeSpareOrCopy). For a drill's instance,
+   * the next spare when stopped (data-dir-template.ts, copyFromTemplate's `spare`). For a drill's instance,
    * whose start counts in its RTO and whose stop does not. @default false
    */
   spares?: boolean;
@@ -283,7 +283,7 @@ export async function startThrowawayPostgres(options: ThrowawayPostgresOptions =
       await run(join(primaryBin, 'pg_basebackup'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-D', join(dir, 'pgdata'), '-R', '-X', 'stream', '--checkpoint=fast', '--no-manifest'], dir, user);
     } else if (options.templates) {
       template = await postgresTemplate(options.templates, binDir, { fast, dataChecksums: options.dataChecksums ?? false });
-      await (options.spares ? takeSpareOrCopy(template, dir) : copyFromTemplate(template, dir));
+      await copyFromTemplate(template, dir, { spare: options.spares });
     } else {
       await initdb(join(binDir, 'initdb'), dir, user, fast, options.dataChecksums ?? false);
     }
