@@ -15,7 +15,8 @@ import { HISTORY_NAME, parseSegmentName, SEGMENT_NAME, segmentName } from './wal
  * lines of sh that move the file into place:
  *
  *   <spool>/<file>          ready: restore_command renames it to %p
- *   <spool>/<file>.want     restore_command asks for a file that is not ready (a history file, a jump)
+ *   <spool>/<file>.want.<pid>  restore_command (process <pid>) asks for a file that is not ready (a
+ *                           history file, a jump); the prefetcher removes it once it has answered
  *   <spool>/<file>.missing  the archive does not have it: restore_command exits 1 (end of the archive)
  *   <spool>/<file>.failed   fetching failed: restore_command exits 127, which aborts recovery
  *                           rather than ending it early with WAL missing
@@ -24,6 +25,11 @@ import { HISTORY_NAME, parseSegmentName, SEGMENT_NAME, segmentName } from './wal
  * (/proc/<pid>): a restore killed during replay leaves a server whose next wait would otherwise
  * last GIVE_UP_SECONDS; it exits 127 instead, and the server stops (recovery aborted, never ended
  * early and promoted at the wrong point). Someone starting that directory by hand gets the same.
+ *
+ * Each request has its own .want name: PostgreSQL asks for the same file twice in a row (a history
+ * file: once to see that it exists, once to read it), and a shared name let the prefetcher's
+ * late removal of the first request's .want take the second's, which then waited for an answer
+ * that never came (GIVE_UP_SECONDS).
  *
  * Readahead follows the segment PostgreSQL last took (a file that disappeared from the spool) or
  * asked for, on that segment's timeline.
@@ -49,6 +55,8 @@ export interface WalPrefetchStats {
 }
 
 const SAFE_PATH = /^[A-Za-z0-9._/+-]+$/;
+/** `<file>.want.<pid>`: one request of restore_command. */
+const WANT = /^(.+)\.want\.\d+$/;
 const INCOMING = '.incoming';
 /** restore_command gives up after this many seconds without an answer (the prefetcher died). */
 const GIVE_UP_SECONDS = 600;
@@ -66,7 +74,7 @@ export function prefetchRestoreCommand(spoolDir: string, pollSeconds = 0.02, pre
   const gone = `[ -d /proc/self ] && [ ! -d /proc/${prefetcherPid} ]`;
   return [
     `d=${spoolDir}; f=%f`,
-    `if [ ! -f $d/$f ]; then : > $d/$f.want; n=0; while [ ! -f $d/$f ] && [ ! -f $d/$f.missing ] && [ ! -f $d/$f.failed ]; do if ${gone}; then echo "tidemark: the restore that fetched WAL for this server has ended" >&2; exit 127; fi; sleep ${pollSeconds}; n=$((n+1)); [ $n -lt ${tries} ] || exit 127; done; fi`,
+    `if [ ! -f $d/$f ]; then : > $d/$f.want.$$; n=0; while [ ! -f $d/$f ] && [ ! -f $d/$f.missing ] && [ ! -f $d/$f.failed ]; do if ${gone}; then echo "tidemark: the restore that fetched WAL for this server has ended" >&2; exit 127; fi; sleep ${pollSeconds}; n=$((n+1)); [ $n -lt ${tries} ] || exit 127; done; fi`,
     `if [ -f $d/$f.failed ]; then cat $d/$f.failed >&2; exit 127; fi`,
     `if [ ! -f $d/$f ]; then rm -f $d/$f.missing; exit 1; fi`,
     `exec mv -f $d/$f "%p"`,
@@ -76,7 +84,8 @@ export function prefetchRestoreCommand(spoolDir: string, pollSeconds = 0.02, pre
 export class WalPrefetcher {
   private readonly ready = new Set<string>();
   private readonly inFlight = new Set<string>();
-  private readonly answering = new Set<string>();
+  /** Files restore_command is waiting for, with the .want names of the requests to remove once answered. */
+  private readonly answering = new Map<string, Set<string>>();
   /** Readahead past the archive's end: not asked again before this time (ms). */
   private readonly absentUntil = new Map<string, number>();
   private readonly limit: ReturnType<typeof pLimit>;
@@ -118,7 +127,7 @@ export class WalPrefetcher {
     this.endSpares = startZstdDecompressAhead(this.options.parallel ?? 4);
     if (first !== undefined) {
       if (!SEGMENT_NAME.test(first)) throw new UsageError(`not a WAL segment name: ${first}`);
-      this.schedule(first, false);
+      this.schedule(first);
     }
     this.loop = this.run();
   }
@@ -155,30 +164,29 @@ export class WalPrefetcher {
       if (SEGMENT_NAME.test(file)) this.advance(file);
     }
     for (const name of names) {
-      if (!name.endsWith('.want')) continue;
-      const file = name.slice(0, -'.want'.length);
-      if (this.answering.has(file) || names.has(`${file}.missing`) || names.has(`${file}.failed`)) continue;
+      const file = WANT.exec(name)?.[1];
+      if (file === undefined || this.answering.get(file)?.has(name) || names.has(`${file}.missing`) || names.has(`${file}.failed`)) continue;
       if (SEGMENT_NAME.test(file) && this.segmentBytes !== undefined) {
         const { timeline, segno } = parseSegmentName(file, this.segmentBytes);
         this.cursor = { timeline, segno: segno - 1 }; // a jump (another timeline, a restart): read ahead from there
       }
       if (this.ready.has(file)) {
-        await unlink(join(this.options.spoolDir, name)).catch(() => undefined);
+        await unlink(join(this.options.spoolDir, name)).catch(() => undefined); // it is there: restore_command takes it
       } else {
-        this.schedule(file, true);
+        this.schedule(file, name);
       }
     }
     if (this.cursor && this.segmentBytes !== undefined) {
       for (let k = 1; k <= (this.options.ahead ?? 16); k++) {
         const file = segmentName({ timeline: this.cursor.timeline, segno: this.cursor.segno + k }, this.segmentBytes);
-        if (!this.ready.has(file) && !this.inFlight.has(file) && (this.absentUntil.get(file) ?? 0) < Date.now()) this.schedule(file, false);
+        if (!this.ready.has(file) && !this.inFlight.has(file) && (this.absentUntil.get(file) ?? 0) < Date.now()) this.schedule(file);
       }
     }
   }
 
-  /** Fetches `file` into the spool; `answer`: PostgreSQL is waiting for it (a .want). */
-  private schedule(file: string, answer: boolean): void {
-    if (answer) this.answering.add(file);
+  /** Fetches `file` into the spool; `want`: the request of a restore_command waiting for it. */
+  private schedule(file: string, want?: string): void {
+    if (want !== undefined) this.answering.set(file, (this.answering.get(file) ?? new Set()).add(want));
     if (this.inFlight.has(file)) return;
     if (!SEGMENT_NAME.test(file) && !HISTORY_NAME.test(file)) {
       void this.answer(file, 'missing');
@@ -213,21 +221,30 @@ export class WalPrefetcher {
         if (this.answering.has(file)) await this.answer(file, 'failed', (e as Error).message);
       } finally {
         this.inFlight.delete(file);
+        // A request that came after this fetch answered (the file taken meanwhile): fetch it again.
+        if (this.answering.has(file) && !this.stopper.signal.aborted) this.schedule(file);
       }
     });
   }
 
   private async answer(file: string, how: 'ready' | 'missing' | 'failed', why = ''): Promise<void> {
     const dir = this.options.spoolDir;
+    // The requests answered here; one that arrives meanwhile is answered by a fetch of its own.
+    const wants = [...(this.answering.get(file) ?? [])];
     try {
       if (how !== 'ready') {
         const path = join(dir, `${file}.${how}`);
         await writeFile(path, how === 'failed' ? `tidemark: fetching ${file} from the WAL archive failed: ${why}\n` : '');
         if (this.options.owner) await chown(path, this.options.owner.uid, this.options.owner.gid);
       }
-      await unlink(join(dir, `${file}.want`)).catch(() => undefined);
+      // Only the requests answered here: a new one for the same file has another name.
+      await Promise.all(wants.map((want) => unlink(join(dir, want)).catch(() => undefined)));
+    } catch (e) {
+      this.options.onError?.(file, e as Error); // its requests are looked at again
     } finally {
-      this.answering.delete(file);
+      const left = this.answering.get(file);
+      for (const want of wants) left?.delete(want);
+      if (left?.size === 0) this.answering.delete(file);
     }
   }
 }
