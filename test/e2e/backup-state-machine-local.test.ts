@@ -1,3 +1,5 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { BACKUPS_FAILED_ERROR, BackupStateMachine, BackupStateNames as S } from '../../lib/infra/backup-state-machine';
@@ -129,7 +131,7 @@ describe('backup state machine, run locally', () => {
       entry: [
         process.execPath,
         '-e',
-        'const [, source] = process.argv.slice(1); console.log("backing up " + source); if (source === "orders") { console.error("orders: connection refused"); process.exit(3); }',
+        'const [, source] = process.argv.slice(1); console.log("backing up " + source + ", compile cache " + process.env.NODE_COMPILE_CACHE); if (source === "orders") { console.error("orders: connection refused"); process.exit(3); }',
       ],
       env: { TIDEMARK_CONFIG_JSON: '{}' },
       onOutput: (line, stream) => output.push(`${stream}: ${line}`),
@@ -147,7 +149,8 @@ describe('backup state machine, run locally', () => {
     expect(calls.lambda.find((c) => c.event.outcome === 'succeeded')!.event.source).toBe('app');
     expect(calls.sns.map((m) => m.subject)).toEqual(['Tidemark: logical backup of orders failed']);
     expect(output.filter((l) => l === 'stderr: orders: connection refused')).toHaveLength(2); // first run and its retry
-    expect(output).toContain('stdout: backing up app');
+    // Node's compile cache is on for the worker (Node 22 reads it; the CLI's own does not reach children).
+    expect(output).toContain(`stdout: backing up app, compile cache ${process.env.NODE_COMPILE_CACHE ?? join(tmpdir(), 'node-compile-cache')}`);
   });
 
   test('fails before running anything when an integration has no resolver', async () => {
