@@ -34,7 +34,7 @@ describe('drill worker: PostgreSQL physical + WAL (PITR)', () => {
   let between = '';
   let logicalId = '';
 
-  const drill = async (id: string, target: string[], assertions: { name: string; sql: string; expect: number }[]) => {
+  const drill = async (id: string, target: string[], assertions: { name: string; sql: string; expect: number | boolean }[]) => {
     const config = { ...cfg.config, sources: { app: { ...cfg.config.sources.app, drill: { assertions } } } };
     const base = { ...process.env };
     delete base.TIDEMARK_CONFIG;
@@ -94,6 +94,13 @@ describe('drill worker: PostgreSQL physical + WAL (PITR)', () => {
     const run = await drill('20261201T090000Z-111111', ['--target', between], [
       { name: 'rows at the target', sql: 'select count(*) from ledger', expect: 175 },
       { name: 'nothing later', sql: "select count(*) from ledger where note = 'too late'", expect: 0 },
+      // The server checked is the one that replayed, never restarted (its log, which each start
+      // appends to, shows one start), run as a throwaway: no fsync, no TCP.
+      {
+        name: 'the replaying server, a throwaway',
+        sql: "select (select count(*) from regexp_matches(pg_read_file('log/tidemark-restore.log'), 'starting PostgreSQL', 'g')) = 1 and current_setting('fsync') = 'off' and current_setting('listen_addresses') = ''",
+        expect: true,
+      },
     ]);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
@@ -103,6 +110,7 @@ describe('drill worker: PostgreSQL physical + WAL (PITR)', () => {
     expect(checks['restored point'].ok).toBe(true);
     expect(checks['pg_amcheck'].ok).toBe(true);
     expect(checks['recorded checksums'].detail).toMatch(/^skipped: /);
+    expect(checks['assertion: the replaying server, a throwaway']).toMatchObject({ ok: true });
     expect(r.restoredPoint! <= between).toBe(true);
     expect(r.rpoSeconds!).toBeLessThan(2);
     expect(existsSync(join(tmp.path, 'spool', 'drills', '20261201T090000Z-111111'))).toBe(false);

@@ -33,8 +33,12 @@ export type RestoreTarget =
    * is in no argument, payload or plan.
    */
   | { readonly kind: 'database'; readonly url: string; readonly table?: string; readonly passwordRef?: string }
-  /** An empty directory that becomes a data directory (physical PostgreSQL). */
-  | { readonly kind: 'data-dir'; readonly path: string; readonly start?: { readonly port: number; readonly osUser?: string } };
+  /**
+   * An empty directory that becomes a data directory (physical PostgreSQL). `throwaway` (a drill's
+   * instance, with `start`): the server runs without fsync, over the socket in the data directory
+   * only and trusted there, and is left running (physical/start-cluster.ts makeThrowaway).
+   */
+  | { readonly kind: 'data-dir'; readonly path: string; readonly start?: { readonly port: number; readonly osUser?: string }; readonly throwaway?: boolean };
 
 export interface RestoreRequest {
   readonly at: RecoveryTarget;

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -20,7 +20,7 @@ import { restoredTableChecksums } from './logical-checksums';
 import type { PgLogicalDetails } from './logical-details';
 import type { PgPhysicalDetails } from './physical/details';
 import { planReplay } from './physical/pitr';
-import { serverBinDir, startRestoredCluster, type RestoredCluster } from './physical/start-cluster';
+import { serverBinDir } from './physical/start-cluster';
 import { postgresSource, sourceEndpoint } from './source';
 import { findPostgresBinDir, pgBin } from './tools';
 
@@ -68,13 +68,6 @@ const LOGICAL_DRILL_SETTINGS = {
   autovacuum: 'off',
   maintenance_work_mem: '128MB', // twice the default; a worker task can be as small as 512 MiB
 };
-
-/**
- * A physical drill's restored cluster is a throwaway too: no TCP (the socket in its data directory
- * only), and fsync off, which also spares recovery's start its fsync of every file restored (a
- * restore for keeps does that) and the end-of-recovery checkpoint its flush.
- */
-const PHYSICAL_DRILL_SETTINGS = { listen_addresses: '', fsync: 'off', synchronous_commit: 'off', autovacuum: 'off' };
 
 const isPgLogical = (m: BackupManifest) => m.details.kind === 'pg-logical';
 const isPgPhysical = (m: BackupManifest) => m.details.kind === 'pg-physical';
@@ -152,35 +145,35 @@ export const pgPhysicalDrill: DrillSupport = {
     const major = (base.details as PgPhysicalDetails).serverMajor;
     serverBinDir(major); // refuses now when the server is missing, before anything is restored
     const database = parsePostgresUrl(postgresSource(engineRun.config).url, `sources.${engineRun.source}.url`);
-    return new PhysicalInstance(join(scratchDir, 'pgdata'), major, database.database, database.user);
+    // No TCP (THROWAWAY_SETTINGS): the port only names the socket in the data directory.
+    return new PhysicalInstance(join(scratchDir, 'pgdata'), await freePort(), major, database.database, database.user);
   },
 };
 
+/**
+ * A physical drill's instance is the restore's own output: the restore assembles the data directory
+ * in the scratch dir, makes it a throwaway (start-cluster.ts makeThrowaway: fsync off, the socket
+ * only) and leaves its server running, also after a WAL replay, whose server is the one checked.
+ */
 class PhysicalInstance implements DrillInstance {
   readonly target;
-  private cluster: RestoredCluster | undefined;
 
   constructor(
     private readonly dataDir: string,
+    private readonly port: number,
     private readonly major: number,
     private readonly database: string,
     private readonly sourceUser: string,
   ) {
-    this.target = { kind: 'data-dir' as const, path: dataDir };
+    this.target = { kind: 'data-dir' as const, path: dataDir, start: { port }, throwaway: true };
   }
 
   async open(): Promise<DrillDatabase> {
-    // The socket lives in the data directory (0700, the server's user): trust there and nowhere else.
-    const hba = join(this.dataDir, 'pg_hba.conf');
-    const original = await readFile(hba, 'utf8').catch(() => '');
-    await writeFile(hba, `# tidemark drill: only the socket in this data directory, nothing over TCP\nlocal all all trust\n# source's rules, unused:\n${original.replace(/^/gm, '# ')}\n`);
-    this.cluster = await startRestoredCluster(this.dataDir, this.major, { port: await freePort(), settings: PHYSICAL_DRILL_SETTINGS, timeoutSeconds: 600 });
-    return PgDrillDatabase.connect(socketEndpoints(this.dataDir, this.cluster.port, this.database, ['postgres', this.sourceUser]), serverBinDir(this.major));
+    return PgDrillDatabase.connect(socketEndpoints(this.dataDir, this.port, this.database, ['postgres', this.sourceUser]), serverBinDir(this.major));
   }
 
   async stop(): Promise<void> {
     await stopPostmaster(this.dataDir, 'fast', { timeoutSeconds: 60 }).catch(() => stopPostmaster(this.dataDir, 'immediate', { timeoutSeconds: 60 }));
-    this.cluster = undefined;
   }
 }
 

@@ -22,7 +22,7 @@ import { scanWalDdl } from '../wal/wal-ddl-scan';
 import { WalPrefetcher } from '../wal/wal-prefetch';
 import { parseLsn, segmentName, segmentOfLsn } from '../wal/wal-names';
 import type { PgPhysicalDetails } from './details';
-import { osUserIds, serverBinDir, startRestoredCluster, type RestoredCluster, type StartOptions } from './start-cluster';
+import { osUserIds, serverBinDir, startRestoredCluster, THROWAWAY_SETTINGS, type RestoredCluster, type StartOptions } from './start-cluster';
 
 /**
  * Point-in-time recovery of a physical backup: the base backup is assembled as for any restore,
@@ -198,6 +198,8 @@ export interface ReplayContext {
   readonly replay: PgReplay;
   /** --start: the server stays up on this port; otherwise a temporary one is used and stopped. */
   readonly start?: StartOptions;
+  /** A drill's throwaway (makeThrowaway done): its settings for every start, its pg_hba.conf kept. */
+  readonly throwaway?: boolean;
   readonly base: BackupManifest;
 }
 
@@ -323,6 +325,7 @@ export async function replayTo(ctx: ReplayContext): Promise<ReplayOutcome> {
   const port = ctx.start?.port ?? (await freePort());
   const start = { port, ...(ctx.start?.osUser ? { osUser: ctx.start.osUser } : {}) };
   const base = {
+    ...(ctx.throwaway ? THROWAWAY_SETTINGS : {}),
     restore_command: prefetcher.restoreCommand,
     recovery_target_timeline: String(timelineOf(replay.window)),
     hot_standby: 'on',
@@ -344,7 +347,7 @@ export async function replayTo(ctx: ReplayContext): Promise<ReplayOutcome> {
   try {
     // Inside the try: the prefetcher's spool and spares go in the finally whatever fails first.
     await prefetcher.start(replay.firstSegment);
-    restoreTrust = await withLocalTrust(dataDir);
+    if (!ctx.throwaway) restoreTrust = await withLocalTrust(dataDir); // a throwaway's socket is trusted already
     if (replay.target.kind !== 'before-drop') {
       progress.note(`replaying WAL from ${replay.firstSegment} to ${describeRecoveryTarget(replay.target)}`);
       let state = await recover({ ...targetSettings(replay.target), recovery_target_action: 'promote' });
@@ -377,7 +380,7 @@ export async function replayTo(ctx: ReplayContext): Promise<ReplayOutcome> {
     await prefetcher.stop();
     await restoreTrust?.();
     // The server rereads pg_hba.conf on reload only; one left running gets the source's rules back now.
-    if (cluster) await promisify(execFile)(join(serverBinDir(details.serverMajor), 'pg_ctl'), ['-D', dataDir, 'reload'], { env: childEnv() }).catch(() => undefined);
+    if (cluster && restoreTrust) await promisify(execFile)(join(serverBinDir(details.serverMajor), 'pg_ctl'), ['-D', dataDir, 'reload'], { env: childEnv() }).catch(() => undefined);
   }
 }
 
