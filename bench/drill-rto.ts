@@ -1,5 +1,5 @@
 /**
- * `npm run bench:drill [-- --runs 3] [--pg-scale 50] [--maria-rows 1000000] [--only pg-logical,pg-physical,maria-logical] [--no-write]`
+ * `npm run bench:drill [-- --runs 3] [--pg-scale 50] [--maria-rows 1000000] [--only pg-logical,pg-physical,pg-pitr,maria-logical] [--no-write]`
  *
  * Issue 10: a drill's RTO against the raw restore time of the same backup; target ≤ 1.2×. For a
  * PostgreSQL logical backup, a PostgreSQL physical backup and a MariaDB logical backup, rounds
@@ -10,7 +10,9 @@
  * Each scenario has its own source name over the same database, so a drill restores exactly the
  * method measured. A smoke run: `--pg-scale 2 --maria-rows 20000 --runs 1 --no-write`.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -22,6 +24,7 @@ import { bundleCli } from '../lib/local/cli-bundle';
 import { formatBytes } from '../lib/core/format';
 import { freePort } from '../lib/core/free-port';
 import { pgBin } from '../lib/core/engines/postgres/tools';
+import { parseLsn } from '../lib/core/engines/postgres/wal/wal-names';
 import { loadSampleMariadbData } from '../lib/local/sample-mariadb';
 import { startThrowawayMariadb, type ThrowawayMariadb } from '../lib/local/throwaway-mariadb';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../lib/local/throwaway-postgres';
@@ -35,11 +38,12 @@ export const DRILL_END = '<!-- bench:drill-rto:end -->';
 /** Issue 10: drill RTO ≤ 1.2 × the raw restore of the same backup. */
 export const DRILL_RTO_TARGET = 1.2;
 
-const SCENARIOS = ['pg-logical', 'pg-physical', 'maria-logical'] as const;
+const SCENARIOS = ['pg-logical', 'pg-physical', 'pg-pitr', 'maria-logical'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 const TITLES: Record<Scenario, string> = {
   'pg-logical': 'PostgreSQL logical (pg_dump directory format)',
   'pg-physical': 'PostgreSQL physical (full)',
+  'pg-pitr': 'PostgreSQL physical + WAL (full, then replay to the newest point)',
   'maria-logical': 'MariaDB logical (mariadb-dump)',
 };
 
@@ -75,6 +79,15 @@ const env = { ...process.env, TIDEMARK_BENCH_KEY: key, TIDEMARK_SPOOL: SPOOL };
 const TEMPLATES = templatesDirFor(scratchDirFor('bench', env), env);
 const isRoot = process.getuid?.() === 0;
 
+/** pgbench's run after the PITR scenario's full backup: the WAL both of its sides replay. */
+const PITR_LOAD_SECONDS = 10;
+
+async function untilTrue(what: string, check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
+  for (const end = Date.now() + timeoutMs; !(await check()); await sleep(250)) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+  }
+}
+
 /** The CLI as `npm run build` makes it, its worker bundle beside it (what an installed CLI's drill starts). */
 let CLI = '';
 
@@ -104,6 +117,7 @@ async function main(): Promise<void> {
   chmodSync(WORK, 0o755); // the servers' OS user (when we are root) reaches what is below
   CLI = bundleCli(ROOT, join(WORK, 'cli'));
   let pg: ThrowawayPostgres | undefined;
+  let streamer: ChildProcess | undefined;
   let maria: ThrowawayMariadb | undefined;
   const rounds: Round[] = [];
   const sizes: string[] = [];
@@ -118,7 +132,7 @@ async function main(): Promise<void> {
       await measureOk(pgBin('pgbench'), ['-i', '-q', '-s', String(scale), '-h', '127.0.0.1', '-p', String(pg.port), '-U', 'postgres', 'app'], { env });
       const url = `postgres://postgres@127.0.0.1:${pg.port}/app`;
       // One source per method: a drill of `pglog` can only restore the logical backup, and so on.
-      sources.push(`  pglog: { engine: postgres, url: "${url}" }`, `  pgphys: { engine: postgres, url: "${url}" }`);
+      sources.push(`  pglog: { engine: postgres, url: "${url}" }`, `  pgphys: { engine: postgres, url: "${url}" }`, `  pgpitr: { engine: postgres, url: "${url}" }`);
       sizes.push(`PostgreSQL pgbench scale ${scale} (${formatBytes(Number(await pg.sql("select pg_database_size('app')", 'app')))})`);
     }
     if (only.includes('maria-logical')) {
@@ -145,6 +159,26 @@ async function main(): Promise<void> {
     };
     await backup('pg-logical', 'pglog', 'logical');
     await backup('pg-physical', 'pgphys', 'full');
+    if (only.includes('pg-pitr')) {
+      // Its own source whose WAL streams: the full backup, then PITR_LOAD_SECONDS of pgbench, all of
+      // it archived; both sides then restore the full and replay that WAL to the newest point.
+      streamer = spawn(process.execPath, [...DATA_NODE_FLAGS, CLI, '--config', config, 'stream', 'pgpitr'], { env, stdio: 'ignore' });
+      const slot = "select count(*) from pg_replication_slots where slot_name = 'tidemark_pgpitr' and active";
+      await untilTrue('the streamer', async () => (await pg!.sql(slot)) === '1');
+      await backup('pg-pitr', 'pgpitr', 'full');
+      log(`pgbench -T ${PITR_LOAD_SECONDS}, the WAL streaming …`);
+      const from = await pg!.sql('select pg_current_wal_lsn()');
+      await measureOk(pgBin('pgbench'), ['-T', String(PITR_LOAD_SECONDS), '-c', '2', '-h', '127.0.0.1', '-p', String(pg!.port), '-U', 'postgres', 'app'], { env });
+      const lsn = await pg!.sql('select pg_current_wal_lsn()');
+      await pg!.sql('select pg_switch_wal()');
+      const durable = async () => {
+        const out = (await cli(config, ['--json', 'list', 'pgpitr'])).stdout;
+        const to = (JSON.parse(out) as { archive?: { runs?: { end?: { lsn?: string } }[] } }).archive?.runs?.at(-1)?.end?.lsn;
+        return to !== undefined && parseLsn(to) >= parseLsn(lsn);
+      };
+      await untilTrue('the WAL archived', durable);
+      sizes.push(`WAL after the full backup (pgbench -T ${PITR_LOAD_SECONDS}): ${formatBytes(Number(parseLsn(lsn) - parseLsn(from)))}`);
+    }
     await backup('maria-logical', 'maria', 'logical');
 
     const restore = async (scenario: Scenario, round: number): Promise<number> => {
@@ -159,6 +193,15 @@ async function main(): Promise<void> {
         await maria!.sql(`DROP DATABASE raw${round}`);
         return r.seconds;
       }
+      if (scenario === 'pg-pitr') {
+        const dir = join(SPOOL, 'drills', `raw${round}`, 'pgdata');
+        mkdirSync(dirname(dir), { recursive: true, mode: 0o755 });
+        const r = await cli(config, ['restore', 'pgpitr', '--to', dir, '--latest', '--start', '--port', String(await freePort())]);
+        const stop = [pgBin('pg_ctl'), '-D', dir, '-m', 'immediate', 'stop'];
+        execFileSync(isRoot ? 'runuser' : stop[0], isRoot ? ['-u', 'postgres', '--', ...stop] : stop.slice(1), { stdio: 'ignore' });
+        rmSync(dirname(dir), { recursive: true, force: true });
+        return r.seconds;
+      }
       // Beside the drills' scratch directories: which directory it went into moved this restore's
       // pack phase by up to 2x on this machine (1.4-1.5 s against 1.8-2.1 s and once 3.4-3.8 s, by
       // hand; why the disk differs by place was not found).
@@ -171,7 +214,7 @@ async function main(): Promise<void> {
       return r.seconds;
     };
     const drill = async (scenario: Scenario): Promise<Omit<Round, 'scenario' | 'round' | 'restoreSeconds'>> => {
-      const source = { 'pg-logical': 'pglog', 'pg-physical': 'pgphys', 'maria-logical': 'maria' }[scenario];
+      const source = { 'pg-logical': 'pglog', 'pg-physical': 'pgphys', 'pg-pitr': 'pgpitr', 'maria-logical': 'maria' }[scenario];
       const r = await cli(config, ['--json', 'drill', source, '--at', 'latest']);
       const out = JSON.parse(r.stdout) as { ok: boolean; rtoSeconds?: number; checks: { name: string; ok: boolean }[] };
       if (!out.ok || out.rtoSeconds === undefined) throw new Error(`drill of ${source} failed: ${r.stdout}`);
@@ -199,13 +242,15 @@ async function main(): Promise<void> {
       }
     }
   } finally {
+    streamer?.kill('SIGTERM');
+    if (streamer && streamer.exitCode === null) await once(streamer, 'exit');
     await pg?.stop().catch(() => undefined);
     await maria?.stop().catch(() => undefined);
     rmSync(WORK, { recursive: true, force: true });
   }
   const facts = {
     date: new Date().toISOString(),
-    machine: `${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} cores, ${formatBytes(totalmem())} RAM`,
+    machine: `${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} cores, ${formatBytes(totalmem())} RAM, Node ${process.version}`,
     commit: execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim(),
     loadBefore,
     loadAfter: loadavg().map((l) => l.toFixed(1)).join(' '),
