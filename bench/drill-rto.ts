@@ -177,6 +177,12 @@ async function main(): Promise<void> {
         return to !== undefined && parseLsn(to) >= parseLsn(lsn);
       };
       await untilTrue('the WAL archived', durable);
+      // Stopped, its slots dropped: the rounds' own writes (the logical raw restores load into this
+      // server) would otherwise stream too, moving "the newest point" and loading the machine.
+      streamer.kill('SIGTERM');
+      await once(streamer, 'exit');
+      streamer = undefined;
+      await pg!.sql("select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name like 'tidemark_pgpitr%'");
       sizes.push(`WAL after the full backup (pgbench -T ${PITR_LOAD_SECONDS}): ${formatBytes(Number(parseLsn(lsn) - parseLsn(from)))}`);
     }
     await backup('maria-logical', 'maria', 'logical');
