@@ -12,6 +12,7 @@ import { stateMachineDefinition } from '../../lib/local/template-definition';
 import { useMariadb } from '../harness/mariadb';
 import { ROOT, TEST_KEY, useTempDir } from '../harness/tidemark';
 import { testWorker } from '../harness/bundles';
+import { corruptLargestObject, killWorkerAt } from '../harness/drill-faults';
 import { synthesizeOffline } from '../../lib/infra/offline-synth';
 
 /*
@@ -23,21 +24,22 @@ describe('the drill state machine, MariaDB logical, run locally', () => {
   const tmp = useTempDir('tidemark-drill-maria-e2e-');
   let definition: object;
 
-  const config = (expect: number) => ({
-    repository: `file://${tmp.path}/repo`,
+  const config = (expect: number, repo = 'repo') => ({
+    repository: `file://${tmp.path}/${repo}`,
     encryption: { key: 'env:TIDEMARK_TEST_KEY' },
     sources: { shop: { engine: 'mysql', url: maria.url('shop'), drill: { assertions: [{ name: 'orders', sql: 'SELECT COUNT(*) FROM orders', expect }] } } },
   });
-  const drill = (expect: number) =>
+  const drill = (expect: number, options: { repo?: string; onWorkerOutput?: (line: string) => void } = {}) =>
     runDrillLocally(
       { source: 'shop', kind: 'restore' },
       {
         definition,
         sources: { shop: { engine: 'mysql', rpoSeconds: 3600 } },
-        workerConfigJson: JSON.stringify(config(expect)),
+        workerConfigJson: JSON.stringify(config(expect, options.repo)),
         workerEnv: { TIDEMARK_TEST_KEY: TEST_KEY },
         workerEntry: testWorker(),
-        store: new FileStore(join(tmp.path, 'repo')),
+        store: new FileStore(join(tmp.path, options.repo ?? 'repo')),
+        ...(options.onWorkerOutput ? { onWorkerOutput: options.onWorkerOutput } : {}),
       },
     );
   const scratchOf = (id: string) => join(tmpdir(), 'tidemark-drills', id);
@@ -71,6 +73,26 @@ describe('the drill state machine, MariaDB logical, run locally', () => {
     expect(result.tasks.map((t) => t[0])).toEqual(['drill', 'drill-cleanup']);
     expect(result.outcome?.reason).toContain('assertion: orders');
     expect(result.notifications).toHaveLength(1);
+    expect(serversIn(scratchOf(result.report!.id))).toEqual([]);
+    expect(existsSync(scratchOf(result.report!.id))).toBe(false);
+  }, 300_000);
+  test('the worker killed mid-restore: drill-cleanup stops what it left running and removes the scratch dir', async () => {
+    const kill = killWorkerAt(/throwaway instance ready/, testWorker(), 'shop');
+    const result = await drill(3000, { onWorkerOutput: kill.onWorkerOutput });
+    expect(kill.state).toMatchObject({ killed: true });
+    expect(result.status).toBe('FAILED');
+    expect(result.tasks.map((t) => t[0])).toEqual(['drill', 'drill-cleanup']);
+    expect(result.report).toMatchObject({ ok: false, error: expect.stringContaining('SIGKILL') });
+    expect(serversIn(scratchOf(kill.state.id))).toEqual([]);
+    expect(existsSync(scratchOf(kill.state.id))).toBe(false);
+  }, 300_000);
+
+  test('a corrupted backup: failed naming the object, torn down', async () => {
+    const victim = corruptLargestObject(join(tmp.path, 'repo'), join(tmp.path, 'corrupt'), 'shop');
+    const result = await drill(3000, { repo: 'corrupt' });
+    expect(result.status).toBe('FAILED');
+    expect(result.tasks.map((t) => t[0])).toEqual(['drill', 'drill-cleanup']);
+    expect(result.report?.error).toContain(victim);
     expect(serversIn(scratchOf(result.report!.id))).toEqual([]);
     expect(existsSync(scratchOf(result.report!.id))).toBe(false);
   }, 300_000);

@@ -12,6 +12,7 @@ import { stateMachineDefinition } from '../../lib/local/template-definition';
 import { usePostgres } from '../harness/postgres';
 import { ROOT, TEST_KEY, useTempDir } from '../harness/tidemark';
 import { testWorker } from '../harness/bundles';
+import { corruptLargestObject, killWorkerAt } from '../harness/drill-faults';
 import { synthesizeOffline } from '../../lib/infra/offline-synth';
 
 /*
@@ -24,21 +25,22 @@ describe('the drill state machine, PostgreSQL physical, run locally', () => {
   const tmp = useTempDir('tidemark-drill-phys-e2e-');
   let definition: object;
 
-  const config = (expect: number) => ({
-    repository: `file://${tmp.path}/repo`,
+  const config = (expect: number, repo = 'repo') => ({
+    repository: `file://${tmp.path}/${repo}`,
     encryption: { key: 'env:TIDEMARK_TEST_KEY' },
     sources: { app: { engine: 'postgres', url: pg.url('app'), drill: { assertions: [{ name: 'orders', sql: 'select count(*) from orders', expect }] } } },
   });
-  const drill = (expect: number) =>
+  const drill = (expect: number, options: { repo?: string; onWorkerOutput?: (line: string) => void } = {}) =>
     runDrillLocally(
       { source: 'app', kind: 'restore' },
       {
         definition,
         sources: { app: { engine: 'postgres', rpoSeconds: 3600 } },
-        workerConfigJson: JSON.stringify(config(expect)),
+        workerConfigJson: JSON.stringify(config(expect, options.repo)),
         workerEnv: { TIDEMARK_TEST_KEY: TEST_KEY },
         workerEntry: testWorker(),
-        store: new FileStore(join(tmp.path, 'repo')),
+        store: new FileStore(join(tmp.path, options.repo ?? 'repo')),
+        ...(options.onWorkerOutput ? { onWorkerOutput: options.onWorkerOutput } : {}),
       },
     );
   const scratchOf = (id: string) => join(tmpdir(), 'tidemark-drills', id);
@@ -70,6 +72,26 @@ describe('the drill state machine, PostgreSQL physical, run locally', () => {
     expect(result.status).toBe('FAILED');
     expect(result.tasks.map((t) => t[0])).toEqual(['drill', 'drill-cleanup']);
     expect(result.outcome?.reason).toContain('assertion: orders');
+    expect(serversIn(scratchOf(result.report!.id))).toEqual([]);
+    expect(existsSync(scratchOf(result.report!.id))).toBe(false);
+  }, 300_000);
+  test('the worker killed mid-restore: drill-cleanup stops what it left running and removes the scratch dir', async () => {
+    const kill = killWorkerAt(/starting PostgreSQL/, testWorker(), 'app');
+    const result = await drill(2500, { onWorkerOutput: kill.onWorkerOutput });
+    expect(kill.state).toMatchObject({ killed: true });
+    expect(result.status).toBe('FAILED');
+    expect(result.tasks.map((t) => t[0])).toEqual(['drill', 'drill-cleanup']);
+    expect(result.report).toMatchObject({ ok: false, error: expect.stringContaining('SIGKILL') });
+    expect(serversIn(scratchOf(kill.state.id))).toEqual([]);
+    expect(existsSync(scratchOf(kill.state.id))).toBe(false);
+  }, 300_000);
+
+  test('a corrupted backup: failed naming the object, torn down', async () => {
+    const victim = corruptLargestObject(join(tmp.path, 'repo'), join(tmp.path, 'corrupt'), 'app');
+    const result = await drill(2500, { repo: 'corrupt' });
+    expect(result.status).toBe('FAILED');
+    expect(result.tasks.map((t) => t[0])).toEqual(['drill', 'drill-cleanup']);
+    expect(result.report?.error).toContain(victim);
     expect(serversIn(scratchOf(result.report!.id))).toEqual([]);
     expect(existsSync(scratchOf(result.report!.id))).toBe(false);
   }, 300_000);
