@@ -12,7 +12,7 @@ import { stateMachineDefinition } from '../../lib/local/template-definition';
 import { useMariadb } from '../harness/mariadb';
 import { ROOT, TEST_KEY, useTempDir } from '../harness/tidemark';
 import { testWorker } from '../harness/bundles';
-import { corruptLargestObject, killWorkerAt } from '../harness/drill-faults';
+import { drillFaultTests } from '../harness/drill-faults';
 import { synthesizeOffline } from '../../lib/infra/offline-synth';
 
 /*
@@ -76,24 +76,6 @@ describe('the drill state machine, MariaDB logical, run locally', () => {
     expect(serversIn(scratchOf(result.report!.id))).toEqual([]);
     expect(existsSync(scratchOf(result.report!.id))).toBe(false);
   }, 300_000);
-  test('the worker killed mid-restore: drill-cleanup stops what it left running and removes the scratch dir', async () => {
-    const kill = killWorkerAt(/throwaway instance ready/, testWorker(), 'shop');
-    const result = await drill(3000, { onWorkerOutput: kill.onWorkerOutput });
-    expect(kill.state).toMatchObject({ killed: true });
-    expect(result.status).toBe('FAILED');
-    expect(result.tasks.map((t) => t[0])).toEqual(['drill', 'drill-cleanup']);
-    expect(result.report).toMatchObject({ ok: false, error: expect.stringContaining('SIGKILL') });
-    expect(serversIn(scratchOf(kill.state.id))).toEqual([]);
-    expect(existsSync(scratchOf(kill.state.id))).toBe(false);
-  }, 300_000);
 
-  test('a corrupted backup: failed naming the object, torn down', async () => {
-    const victim = corruptLargestObject(join(tmp.path, 'repo'), join(tmp.path, 'corrupt'), 'shop');
-    const result = await drill(3000, { repo: 'corrupt' });
-    expect(result.status).toBe('FAILED');
-    expect(result.tasks.map((t) => t[0])).toEqual(['drill', 'drill-cleanup']);
-    expect(result.report?.error).toContain(victim);
-    expect(serversIn(scratchOf(result.report!.id))).toEqual([]);
-    expect(existsSync(scratchOf(result.report!.id))).toBe(false);
-  }, 300_000);
+  drillFaultTests({ source: 'shop', killAt: /throwaway instance ready/, dir: () => tmp.path, drill: (o) => drill(3000, o) });
 });

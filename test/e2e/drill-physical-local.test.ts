@@ -12,7 +12,7 @@ import { stateMachineDefinition } from '../../lib/local/template-definition';
 import { usePostgres } from '../harness/postgres';
 import { ROOT, TEST_KEY, useTempDir } from '../harness/tidemark';
 import { testWorker } from '../harness/bundles';
-import { corruptLargestObject, killWorkerAt } from '../harness/drill-faults';
+import { drillFaultTests } from '../harness/drill-faults';
 import { synthesizeOffline } from '../../lib/infra/offline-synth';
 
 /*
@@ -75,24 +75,6 @@ describe('the drill state machine, PostgreSQL physical, run locally', () => {
     expect(serversIn(scratchOf(result.report!.id))).toEqual([]);
     expect(existsSync(scratchOf(result.report!.id))).toBe(false);
   }, 300_000);
-  test('the worker killed mid-restore: drill-cleanup stops what it left running and removes the scratch dir', async () => {
-    const kill = killWorkerAt(/starting PostgreSQL/, testWorker(), 'app');
-    const result = await drill(2500, { onWorkerOutput: kill.onWorkerOutput });
-    expect(kill.state).toMatchObject({ killed: true });
-    expect(result.status).toBe('FAILED');
-    expect(result.tasks.map((t) => t[0])).toEqual(['drill', 'drill-cleanup']);
-    expect(result.report).toMatchObject({ ok: false, error: expect.stringContaining('SIGKILL') });
-    expect(serversIn(scratchOf(kill.state.id))).toEqual([]);
-    expect(existsSync(scratchOf(kill.state.id))).toBe(false);
-  }, 300_000);
 
-  test('a corrupted backup: failed naming the object, torn down', async () => {
-    const victim = corruptLargestObject(join(tmp.path, 'repo'), join(tmp.path, 'corrupt'), 'app');
-    const result = await drill(2500, { repo: 'corrupt' });
-    expect(result.status).toBe('FAILED');
-    expect(result.tasks.map((t) => t[0])).toEqual(['drill', 'drill-cleanup']);
-    expect(result.report?.error).toContain(victim);
-    expect(serversIn(scratchOf(result.report!.id))).toEqual([]);
-    expect(existsSync(scratchOf(result.report!.id))).toBe(false);
-  }, 300_000);
+  drillFaultTests({ source: 'app', killAt: /starting PostgreSQL/, dir: () => tmp.path, drill: (o) => drill(2500, o) });
 });

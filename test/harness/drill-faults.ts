@@ -1,6 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { cpSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { runDrillLocally } from '../../lib/local/local-drill-pipeline';
+import { testWorker } from './bundles';
 
 /*
  * Faults for the drill machine's e2e tests (issue 10: a worker killed mid-restore, a corrupted
@@ -48,4 +51,42 @@ export function corruptLargestObject(repo: string, dest: string, source: string)
   bytes[Math.floor(bytes.length / 2)] ^= 0xff;
   writeFileSync(join(dir, victim.f), bytes);
   return victim.f;
+}
+
+/** A drill's scratch dir when TIDEMARK_SPOOL is not set, and the processes running from it. */
+export const scratchOf = (id: string) => join(tmpdir(), 'tidemark-drills', id);
+export const serversIn = (dir: string) => execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(dir));
+
+/**
+ * The two fault tests every engine's drill machine gets (issue 10): the worker SIGKILLed at the
+ * output line `killAt` (mid-restore), and a corrupted backup. `drill` runs a passing drill of
+ * `source`, against the folder repository `repo` (under `dir()`) when given.
+ */
+export function drillFaultTests(options: {
+  readonly source: string;
+  readonly killAt: RegExp;
+  readonly dir: () => string;
+  readonly drill: (o: { repo?: string; onWorkerOutput?: (line: string) => void }) => ReturnType<typeof runDrillLocally>;
+}): void {
+  const { source, killAt, dir, drill } = options;
+  test('the worker killed mid-restore: drill-cleanup stops what it left running and removes the scratch dir', async () => {
+    const kill = killWorkerAt(killAt, testWorker(), source);
+    const result = await drill({ onWorkerOutput: kill.onWorkerOutput });
+    expect(kill.state).toMatchObject({ killed: true });
+    expect(result.status).toBe('FAILED');
+    expect(result.tasks.map((t) => t[0])).toEqual(['drill', 'drill-cleanup']);
+    expect(result.report).toMatchObject({ ok: false, error: expect.stringContaining('SIGKILL') });
+    expect(serversIn(scratchOf(kill.state.id))).toEqual([]);
+    expect(existsSync(scratchOf(kill.state.id))).toBe(false);
+  }, 300_000);
+
+  test('a corrupted backup: failed naming the object, torn down', async () => {
+    const victim = corruptLargestObject(join(dir(), 'repo'), join(dir(), 'corrupt'), source);
+    const result = await drill({ repo: 'corrupt' });
+    expect(result.status).toBe('FAILED');
+    expect(result.tasks.map((t) => t[0])).toEqual(['drill', 'drill-cleanup']);
+    expect(result.report?.error).toContain(victim);
+    expect(serversIn(scratchOf(result.report!.id))).toEqual([]);
+    expect(existsSync(scratchOf(result.report!.id))).toBe(false);
+  }, 300_000);
 }
