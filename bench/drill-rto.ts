@@ -12,7 +12,6 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -29,6 +28,7 @@ import { loadSampleMariadbData } from '../lib/local/sample-mariadb';
 import { startThrowawayMariadb, type ThrowawayMariadb } from '../lib/local/throwaway-mariadb';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../lib/local/throwaway-postgres';
 import { measureOk, median } from './measure';
+import { untilWith } from '../test/harness/until';
 import { DATA_NODE_FLAGS } from '../lib/local/node-flags';
 
 const ROOT = resolve(__dirname, '..');
@@ -82,11 +82,7 @@ const isRoot = process.getuid?.() === 0;
 /** pgbench's run after the PITR scenario's full backup: the WAL both of its sides replay. */
 const PITR_LOAD_SECONDS = 10;
 
-async function untilTrue(what: string, check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
-  for (const end = Date.now() + timeoutMs; !(await check()); await sleep(250)) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-  }
-}
+const until = untilWith({ timeoutMs: 120_000, everyMs: 250 });
 
 /** The CLI as `npm run build` makes it, its worker bundle beside it (what an installed CLI's drill starts). */
 let CLI = '';
@@ -164,7 +160,7 @@ async function main(): Promise<void> {
       // it archived; both sides then restore the full and replay that WAL to the newest point.
       streamer = spawn(process.execPath, [...DATA_NODE_FLAGS, CLI, '--config', config, 'stream', 'pgpitr'], { env, stdio: 'ignore' });
       const slot = "select count(*) from pg_replication_slots where slot_name = 'tidemark_pgpitr' and active";
-      await untilTrue('the streamer', async () => (await pg!.sql(slot)) === '1');
+      await until('the streamer', async () => (await pg!.sql(slot)) === '1');
       await backup('pg-pitr', 'pgpitr', 'full');
       log(`pgbench -T ${PITR_LOAD_SECONDS}, the WAL streaming …`);
       const from = await pg!.sql('select pg_current_wal_lsn()');
@@ -176,7 +172,7 @@ async function main(): Promise<void> {
         const to = (JSON.parse(out) as { archive?: { runs?: { end?: { lsn?: string } }[] } }).archive?.runs?.at(-1)?.end?.lsn;
         return to !== undefined && parseLsn(to) >= parseLsn(lsn);
       };
-      await untilTrue('the WAL archived', durable);
+      await until('the WAL archived', durable);
       // Stopped, its slots dropped: the rounds' own writes (the logical raw restores load into this
       // server) would otherwise stream too, moving "the newest point" and loading the machine.
       streamer.kill('SIGTERM');

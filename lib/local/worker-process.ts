@@ -45,7 +45,7 @@ export function workerProcessResolver(options: WorkerProcessOptions = {}): (requ
       const [file, ...args] = argv;
       const child = spawn(file, [...args, ...request.command], {
         cwd: options.cwd,
-        env: { ...compileCacheEnv(), ...(options.inheritEnv === false ? {} : process.env), ...options.env, ...request.environment },
+        env: { ...COMPILE_CACHE_ENV, ...(options.inheritEnv === false ? {} : process.env), ...options.env, ...request.environment },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       const taskId = `${child.pid ?? 'unstarted'}-${randomUUID().slice(0, 8)}`;
@@ -118,6 +118,4 @@ function entryArgv(entry: string): string[] {
  * enableCompileCache() does not reach child processes. Same directory as enableCompileCache()'s
  * default; NODE_COMPILE_CACHE or NODE_DISABLE_COMPILE_CACHE in the environment win.
  */
-function compileCacheEnv(): Record<string, string> {
-  return { NODE_COMPILE_CACHE: join(tmpdir(), 'node-compile-cache') };
-}
+const COMPILE_CACHE_ENV = { NODE_COMPILE_CACHE: join(tmpdir(), 'node-compile-cache') };

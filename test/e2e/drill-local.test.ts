@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runBackup } from '../../lib/core/commands/backup';
 import type { DrillSources } from '../../lib/core/commands/drill-target';
@@ -16,6 +15,7 @@ import { usePostgres } from '../harness/postgres';
 import { ROOT, runCli, TEST_KEY, useTempDir } from '../harness/tidemark';
 import { testWorker } from '../harness/bundles';
 import { synthesizeOffline } from '../../lib/infra/offline-synth';
+import { scratchOf, serversIn } from '../harness/drill-faults';
 
 /*
  * The drill state machine as `cdk deploy` creates it, run locally against a real PostgreSQL and a
@@ -171,8 +171,6 @@ describe('the synthesized drill state machine, run locally', () => {
   describe("with the worker's own drill commands", () => {
     const real = (input: { source: string; kind: 'restore' | 'manual' | 'verify' }, options: Partial<LocalDrillOptions> & { config?: object } = {}) =>
       drill(input, { workerEntry: testWorker(), ...options });
-    const scratchOf = (id: string) => join(tmpdir(), 'tidemark-drills', id);
-    const serversIn = (dir: string) => execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(dir));
 
     test('passing: recorded checksums, the engine verifier and the assertion agree; torn down', async () => {
       const result = await real({ source: 'app', kind: 'restore' }, { config: localConfig({ sql: 'select count(*) from orders', expect: ROWS }) });

@@ -1,6 +1,4 @@
-import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runBackup } from '../../lib/core/commands/backup';
 import { parseConfig } from '../../lib/core/config/load';
@@ -12,7 +10,7 @@ import { stateMachineDefinition } from '../../lib/local/template-definition';
 import { usePostgres } from '../harness/postgres';
 import { ROOT, TEST_KEY, useTempDir } from '../harness/tidemark';
 import { testWorker } from '../harness/bundles';
-import { drillFaultTests } from '../harness/drill-faults';
+import { drillFaultTests, scratchOf, serversIn } from '../harness/drill-faults';
 import { synthesizeOffline } from '../../lib/infra/offline-synth';
 
 /*
@@ -43,8 +41,6 @@ describe('the drill state machine, PostgreSQL physical, run locally', () => {
         ...(options.onWorkerOutput ? { onWorkerOutput: options.onWorkerOutput } : {}),
       },
     );
-  const scratchOf = (id: string) => join(tmpdir(), 'tidemark-drills', id);
-  const serversIn = (dir: string) => execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(dir));
 
   beforeAll(async () => {
     chmodSync(tmp.path, 0o755);

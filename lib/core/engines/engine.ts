@@ -34,11 +34,11 @@ export type RestoreTarget =
    */
   | { readonly kind: 'database'; readonly url: string; readonly table?: string; readonly passwordRef?: string }
   /**
-   * An empty directory that becomes a data directory (physical PostgreSQL). `throwaway` (a drill's
-   * instance, with `start`): the server runs without fsync, over the socket in the data directory
-   * only and trusted there, and is left running (physical/start-cluster.ts makeThrowaway).
+   * An empty directory that becomes a data directory (physical PostgreSQL), its server started when
+   * `start` says so. `start.throwaway` (a drill's instance): the server runs without fsync, over the
+   * socket in the data directory only and trusted there (physical/start-cluster.ts, makeThrowaway).
    */
-  | { readonly kind: 'data-dir'; readonly path: string; readonly start?: { readonly port: number; readonly osUser?: string }; readonly throwaway?: boolean };
+  | { readonly kind: 'data-dir'; readonly path: string; readonly start?: { readonly port: number; readonly osUser?: string; readonly throwaway?: boolean } };
 
 export interface RestoreRequest {
   readonly at: RecoveryTarget;

@@ -165,7 +165,7 @@ class PhysicalInstance implements DrillInstance {
     private readonly database: string,
     private readonly sourceUser: string,
   ) {
-    this.target = { kind: 'data-dir' as const, path: dataDir, start: { port }, throwaway: true };
+    this.target = { kind: 'data-dir' as const, path: dataDir, start: { port, throwaway: true } };
   }
 
   async open(): Promise<DrillDatabase> {

@@ -22,7 +22,7 @@ import { scanWalDdl } from '../wal/wal-ddl-scan';
 import { WalPrefetcher } from '../wal/wal-prefetch';
 import { parseLsn, segmentName, segmentOfLsn } from '../wal/wal-names';
 import type { PgPhysicalDetails } from './details';
-import { osUserIds, serverBinDir, startRestoredCluster, THROWAWAY_SETTINGS, type RestoredCluster, type StartOptions } from './start-cluster';
+import { osUserIds, serverBinDir, startRestoredCluster, type RestoredCluster, type StartOptions } from './start-cluster';
 
 /**
  * Point-in-time recovery of a physical backup: the base backup is assembled as for any restore,
@@ -196,10 +196,8 @@ export interface ReplayContext {
   readonly dataDir: string;
   readonly details: PgPhysicalDetails;
   readonly replay: PgReplay;
-  /** --start: the server stays up on this port; otherwise a temporary one is used and stopped. */
+  /** --start: the server stays up on this port; otherwise a temporary one is used and stopped. A throwaway's keeps its pg_hba.conf. */
   readonly start?: StartOptions;
-  /** A drill's throwaway (makeThrowaway done): its settings for every start, its pg_hba.conf kept. */
-  readonly throwaway?: boolean;
   readonly base: BackupManifest;
 }
 
@@ -323,9 +321,8 @@ export async function replayTo(ctx: ReplayContext): Promise<ReplayOutcome> {
     onError: (file, e) => progress.note(`WAL ${file}: ${e.message}`),
   });
   const port = ctx.start?.port ?? (await freePort());
-  const start = { port, ...(ctx.start?.osUser ? { osUser: ctx.start.osUser } : {}) };
+  const start = { ...ctx.start, port };
   const base = {
-    ...(ctx.throwaway ? THROWAWAY_SETTINGS : {}),
     restore_command: prefetcher.restoreCommand,
     recovery_target_timeline: String(timelineOf(replay.window)),
     hot_standby: 'on',
@@ -347,7 +344,7 @@ export async function replayTo(ctx: ReplayContext): Promise<ReplayOutcome> {
   try {
     // Inside the try: the prefetcher's spool and spares go in the finally whatever fails first.
     await prefetcher.start(replay.firstSegment);
-    if (!ctx.throwaway) restoreTrust = await withLocalTrust(dataDir); // a throwaway's socket is trusted already
+    if (!ctx.start?.throwaway) restoreTrust = await withLocalTrust(dataDir); // a throwaway's socket is trusted already
     if (replay.target.kind !== 'before-drop') {
       progress.note(`replaying WAL from ${replay.firstSegment} to ${describeRecoveryTarget(replay.target)}`);
       let state = await recover({ ...targetSettings(replay.target), recovery_target_action: 'promote' });

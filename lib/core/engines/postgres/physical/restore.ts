@@ -19,7 +19,7 @@ import { BlockIndexReader, parseIndexDirectory, ZERO_PACK, type IndexDirectory, 
 import type { PgPhysicalDetails } from './details';
 import { readObjectBytes } from './read-bytes';
 import { planReplay, replayTo, type PgReplay } from './pitr';
-import { checkServerCanReach, makeThrowaway, serverBinDir, startRestoredCluster, THROWAWAY_SETTINGS, type StartOptions } from './start-cluster';
+import { checkServerCanReach, makeThrowaway, serverBinDir, startRestoredCluster, type StartOptions } from './start-cluster';
 import { stopPostmaster } from '../postmaster';
 
 /**
@@ -94,8 +94,6 @@ export interface PgPhysicalRestorePlan extends RestorePlan {
   /** The target holds an interrupted restore (--force): it is emptied before this one begins. */
   readonly replacesInterrupted?: boolean;
   readonly start?: StartOptions;
-  /** A drill's instance: started as a throwaway and left running (RestoreTarget). */
-  readonly throwaway?: boolean;
   /** The WAL replay after the base backup, for targets between or after backups. */
   readonly pitr?: PgReplay;
 }
@@ -205,7 +203,6 @@ export async function planPgPhysicalRestore(run: EngineRun, catalog: Catalog, re
   const chain = backupChain(catalog, chosen);
   const backup = await repository.openBackup(source, { id: chosen.id });
   const details = backup.manifest.details as PgPhysicalDetails;
-  if (to.throwaway && !to.start) throw new UsageError('a throwaway restore (a drill) starts its server: give it a port');
   if (to.start) {
     serverBinDir(details.serverMajor); // refuses now if the server is not installed
     await checkServerCanReach(to.path, to.start.osUser);
@@ -224,8 +221,7 @@ export async function planPgPhysicalRestore(run: EngineRun, catalog: Catalog, re
     packs,
     dataDir: to.path,
     ...(replacesInterrupted ? { replacesInterrupted } : {}),
-    ...(to.start ? { start: { port: to.start.port, ...(to.start.osUser ? { osUser: to.start.osUser } : {}) } } : {}),
-    ...(to.throwaway ? { throwaway: true } : {}),
+    ...(to.start ? { start: { port: to.start.port, ...(to.start.osUser ? { osUser: to.start.osUser } : {}), ...(to.start.throwaway ? { throwaway: true } : {}) } } : {}),
   };
 }
 
@@ -233,10 +229,9 @@ export async function applyPgPhysicalRestore(run: EngineRun, plan: PgPhysicalRes
   const { progress, signal } = run;
   progress.note(`restoring backup ${plan.backup.manifest.id} (${plan.chain.length} in its chain, consistent at ${plan.restorePoint.lsn}) into ${plan.dataDir}`);
   await assembleDataDirectory(plan, { progress, signal });
-  if (plan.throwaway) await makeThrowaway(plan.dataDir);
+  if (plan.start?.throwaway) await makeThrowaway(plan.dataDir);
   if (plan.pitr) {
-    const ctx = { run, dataDir: plan.dataDir, details: plan.details, replay: plan.pitr, base: plan.backup.manifest, ...(plan.start ? { start: plan.start } : {}), throwaway: plan.throwaway };
-    const outcome = await replayTo(ctx).catch(
+    const outcome = await replayTo({ run, dataDir: plan.dataDir, details: plan.details, replay: plan.pitr, base: plan.backup.manifest, ...(plan.start ? { start: plan.start } : {}) }).catch(
       async (e: unknown) => {
         // A replay that failed leaves no half-recovered cluster behind: the directory was empty before.
         await emptyMarkerLast(plan.dataDir).catch(() => undefined);
@@ -252,7 +247,7 @@ export async function applyPgPhysicalRestore(run: EngineRun, plan: PgPhysicalRes
   }
   if (plan.start) {
     progress.note(`starting PostgreSQL ${plan.details.serverMajor} on port ${plan.start.port}`);
-    await startRestoredCluster(plan.dataDir, plan.details.serverMajor, { ...plan.start, ...(plan.throwaway ? { settings: THROWAWAY_SETTINGS } : {}), signal });
+    await startRestoredCluster(plan.dataDir, plan.details.serverMajor, { ...plan.start, signal });
   }
   return { target: plan.dataDir, restorePoint: plan.restorePoint, created: [`data directory ${plan.dataDir}`] };
 }

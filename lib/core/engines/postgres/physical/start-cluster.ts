@@ -13,6 +13,8 @@ export interface StartOptions {
   readonly port: number;
   /** The OS user that owns the data directory and runs the server when tidemark runs as root. @default 'postgres' */
   readonly osUser?: string;
+  /** A drill's server (makeThrowaway done): THROWAWAY_SETTINGS at every start. @default false */
+  readonly throwaway?: boolean;
 }
 
 export interface StartClusterOptions extends StartOptions {
@@ -58,7 +60,7 @@ export const THROWAWAY_SETTINGS: Readonly<Record<string, string>> = { listen_add
 /**
  * Makes a restored data directory a throwaway's before its first start: its socket (in the data
  * directory, mode 0700, the server's user) is trusted and nothing else is; the source's rules stay
- * as comments. Every start then passes THROWAWAY_SETTINGS.
+ * as comments. Every start then passes THROWAWAY_SETTINGS (StartOptions.throwaway).
  */
 export async function makeThrowaway(dataDir: string): Promise<void> {
   const hba = join(dataDir, 'pg_hba.conf');
@@ -123,6 +125,7 @@ export async function startRestoredCluster(dataDir: string, major: number, optio
     listen_addresses: options.listenAddresses ?? 'localhost',
     unix_socket_directories: dataDir,
     archive_mode: 'off',
+    ...(options.throwaway ? THROWAWAY_SETTINGS : {}),
     ...options.settings,
   };
   // A Debian-style source keeps its configuration in /etc, outside the data directory and the backup.
