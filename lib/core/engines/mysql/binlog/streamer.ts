@@ -3,6 +3,7 @@ import { mkdir, readdir, stat, unlink } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import { sleep } from '../../../abort';
+import { Reconnects } from '../../reconnect-backoff';
 import { StorageError, TidemarkError, UsageError } from '../../../errors';
 import type { LogFields, LogLevel } from '../../../log';
 import type { MetricValue } from '../../../metrics';
@@ -40,11 +41,10 @@ export interface BinlogStreamOptions {
   readonly metrics?: (values: Readonly<Record<string, MetricValue>>) => void;
   /** How often the spool is looked at. @default 250 */
   readonly pollMs?: number;
-  /** Longest wait between reconnects. @default 60 s */
+  /** Longest wait between reconnects. @default MAX_RECONNECT_WAIT_MS (10 s) */
   readonly maxBackoffMs?: number;
 }
 
-const RAN_LONG_MS = 60_000;
 /** Where a partial's bytes are copied before they are archived (not a binlog name: spoolFiles skips it). */
 const SNAPSHOT = 'partial.snapshot';
 
@@ -134,7 +134,7 @@ export class BinlogStreamer {
       await this.drain(true); // files a previous run left behind
       this.log('info', 'binlog streamer started', { spool: options.spoolDir, epoch: this.writer.epoch, flushSeconds: options.flushSeconds, server: facts.identity });
 
-      let attempt = 0;
+      const reconnects = new Reconnects({ firstMs: 500, maxMs: options.maxBackoffMs });
       let fatal: UsageError | undefined;
       while (!signal.aborted) {
         const started = Date.now();
@@ -152,10 +152,9 @@ export class BinlogStreamer {
           failure = e.message;
         }
         if (signal.aborted) break;
-        attempt = Date.now() - started > RAN_LONG_MS ? 1 : attempt + 1;
-        const wait = Math.min(options.maxBackoffMs ?? 60_000, 250 * 2 ** Math.min(attempt, 10));
-        if ((attempt & (attempt - 1)) === 0) {
-          this.log('error', `binlog reader stopped: ${failure ?? 'exited'}; reconnecting in ${(wait / 1000).toFixed(1)} s`, { error: 'StreamInterrupted', attempt });
+        const wait = reconnects.next(started);
+        if (reconnects.worthLogging) {
+          this.log('error', `binlog reader stopped: ${failure ?? 'exited'}; reconnecting in ${(wait / 1000).toFixed(1)} s`, { error: 'StreamInterrupted', attempt: reconnects.attempt });
         }
         options.metrics?.({ StreamReconnects: { value: 1, unit: 'Count' } });
         await sleep(wait, signal).catch(() => undefined);

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sleep } from '../../../abort';
+import { Reconnects } from '../../reconnect-backoff';
 import { StorageError, TidemarkError } from '../../../errors';
 import type { LogFields, LogLevel } from '../../../log';
 import type { MetricValue } from '../../../metrics';
@@ -56,7 +57,7 @@ export interface WalStreamOptions {
   readonly metrics?: (values: Readonly<Record<string, MetricValue>>) => void;
   /** How often the spool is looked at for completed segments. @default 250 */
   readonly pollMs?: number;
-  /** Longest wait between reconnects. @default 60 s */
+  /** Longest wait between reconnects. @default MAX_RECONNECT_WAIT_MS (10 s) */
   readonly maxBackoffMs?: number;
 }
 
@@ -70,7 +71,6 @@ export function slotNameFor(source: string): string {
   return `tidemark_${source.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63);
 }
 
-const RECEIVER_RAN_LONG_MS = 60_000;
 const STOP_RECEIVER_MS = 10_000;
 const ERROR_REPEAT_MS = 60_000;
 
@@ -124,7 +124,7 @@ export class WalStreamer {
       await this.drain(); // completed segments a previous run left behind
       this.log('info', 'streamer started', { spool, slot: options.slot, epoch: this.writer.epoch, flushSeconds: options.flushSeconds });
 
-      let attempt = 0;
+      const reconnects = new Reconnects({ firstMs: 1000, maxMs: options.maxBackoffMs });
       while (!signal.aborted) {
         const started = Date.now();
         let failure: string | undefined;
@@ -162,11 +162,9 @@ export class WalStreamer {
           await this.dropSlot(session);
           await this.guard.recreate();
         }
-        attempt = Date.now() - started > RECEIVER_RAN_LONG_MS ? 1 : attempt + 1;
-        const wait = Math.min(options.maxBackoffMs ?? 60_000, 500 * 2 ** Math.min(attempt, 10));
-        // Rate-limited: the first failures, then every power of two.
-        if ((attempt & (attempt - 1)) === 0) {
-          this.log('error', `pg_receivewal stopped: ${failure ?? 'exited'}; reconnecting in ${(wait / 1000).toFixed(1)} s`, { error: 'StreamInterrupted', attempt });
+        const wait = reconnects.next(started);
+        if (reconnects.worthLogging) {
+          this.log('error', `pg_receivewal stopped: ${failure ?? 'exited'}; reconnecting in ${(wait / 1000).toFixed(1)} s`, { error: 'StreamInterrupted', attempt: reconnects.attempt });
         }
         this.options.metrics?.({ StreamReconnects: { value: 1, unit: 'Count' } });
         await sleep(wait, signal).catch(() => undefined);
