@@ -68,7 +68,9 @@ export async function runRestore(config: TidemarkConfig, source: string, options
   const at = parseRecoveryTarget(options);
   const to = restoreTargetOf(options.to, options.table, options.toPassword, options);
   const registration = restoreMethod(source, src, to.kind);
-  const [repository, method] = await Promise.all([Repository.open(config), registration.load()]);
+  // The key's slow part (scrypt) starts at once and runs while the method loads and the restore is planned.
+  const opening = Repository.open(config).then((repository) => (repository.warmKeys(), repository));
+  const [repository, method] = await Promise.all([opening, registration.load()]);
   const run = {
     repository,
     source,

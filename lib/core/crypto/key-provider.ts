@@ -42,6 +42,12 @@ export interface KeyProvider {
   generateDataKey(context: EncryptionContext): Promise<DataKey>;
   /** Unwraps a data key; a wrong key or a mismatched context fails with EncryptionKeyError. */
   decryptDataKey(wrapped: WrappedKey, context: EncryptionContext): Promise<Buffer>;
+  /**
+   * Starts, in the background, what unwrapping keys like `wrapped` will be slow at, where that
+   * work is shared by many keys (the local key's scrypt: one per salt); unwraps later take it from
+   * there. Never throws; what failed is for decryptDataKey to report.
+   */
+  prepare?(wrapped: WrappedKey): void;
 }
 
 /** Canonical bytes of a context, independent of key order (used as AAD). */

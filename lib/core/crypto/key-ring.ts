@@ -25,6 +25,11 @@ export class KeyRing implements KeyProvider {
     return this.current.generateDataKey(context);
   }
 
+  /** The current key only: it is the one that opens what was written since the last rotation. */
+  prepare(wrapped: WrappedKey): void {
+    this.current.prepare?.(wrapped);
+  }
+
   async decryptDataKey(wrapped: WrappedKey, context: EncryptionContext): Promise<Buffer> {
     try {
       return await this.current.decryptDataKey(wrapped, context);

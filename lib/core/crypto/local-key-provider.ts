@@ -15,6 +15,9 @@ export const MIN_SECRET_LENGTH = 32;
 /** scrypt cost: ~0.1 s and 32 MiB here, paid once per process and salt, not per object. */
 const SCRYPT = { n: 2 ** 15, r: 8, p: 1 } as const;
 
+/** A cost a wrapped key may ask for: more would be a stored object making us spend minutes or gigabytes. */
+const plausibleCost = ({ n, r, p }: LocalWrappedKey): boolean => n <= 2 ** 20 && r <= 32 && p <= 16;
+
 function deriveKek(secret: string, salt: Buffer, n: number, r: number, p: number): Promise<Buffer> {
   return new Promise((resolve, reject) =>
     scrypt(secret, salt, 32, { N: n, r, p, maxmem: 256 * n * r }, (err, key) =>
@@ -77,13 +80,19 @@ export class LocalKeyProvider implements KeyProvider {
     return { plaintext, wrapped };
   }
 
+  /** Derives the KEK for `wrapped`'s salt and cost now (KeyProvider.prepare). */
+  prepare(wrapped: WrappedKey): void {
+    if (wrapped.provider !== 'local' || !plausibleCost(wrapped)) return;
+    this.kek(Buffer.from(wrapped.salt, 'base64'), wrapped.n, wrapped.r, wrapped.p).catch(() => undefined);
+  }
+
   async decryptDataKey(wrapped: WrappedKey, context: EncryptionContext): Promise<Buffer> {
     if (wrapped.provider !== 'local') {
       throw new EncryptionKeyError(
         `this data was encrypted with a ${wrapped.provider} key (${wrapped.keyId}), but the configured key is ${this.description}`,
       );
     }
-    if (wrapped.n > 2 ** 20 || wrapped.r > 32 || wrapped.p > 16) {
+    if (!plausibleCost(wrapped)) {
       throw new EncryptionKeyError('wrapped key asks for an implausible scrypt cost; refusing');
     }
     const salt = Buffer.from(wrapped.salt, 'base64');

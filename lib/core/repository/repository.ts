@@ -140,6 +140,20 @@ export class Repository {
     };
   }
 
+  /**
+   * For a command about to open backups (a restore): starts unwrapping this repository's keys now,
+   * so that the slow part (the local key's scrypt, ~0.1 s; KeyProvider.prepare) runs while the
+   * catalog is read and the restore planned, instead of after. Backups wrap their data keys with
+   * the salt of the marker's key check (LocalKeyProvider), so the marker is enough to start it.
+   * Nothing is awaited or reported here: the backups' own opening reports what fails.
+   */
+  warmKeys(): void {
+    if (!this.keys.prepare) return;
+    this.readMarker()
+      .then((marker) => marker && this.keys.prepare!(parseMarker(marker, this.store.description).keyCheck))
+      .catch(() => undefined);
+  }
+
   private async readMarker(): Promise<Buffer | undefined> {
     try {
       return await this.store.getBytes(REPOSITORY_MARKER_KEY);
