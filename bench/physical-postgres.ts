@@ -358,9 +358,6 @@ class PhysicalScale {
     await this.pg.sql(`update pgbench_accounts set abalance = abalance + 1 where aid between ${from} and ${from + width - 1}`, 'app');
   }
 
-  /** Restored copies of the rounds, removed once the rounds are done. */
-  private readonly restoredDirs: string[] = [];
-
   private freshDir(): string {
     const dir = join(this.pg.dir, `restore-${++this.restores}`);
     mkdirSync(dir);
@@ -391,7 +388,7 @@ class PhysicalScale {
       throw new Error(`unknown restore contender ${contender}`);
     }
     this.checkRestored(dir, contender);
-    this.restoredDirs.push(dir); // removed after the rounds (compare says why)
+    rmSync(dir, { recursive: true, force: true });
     this.record({ contender, operation: 'restore', scale: this.scale, round, seconds: r.seconds, cpu: r.cpu, ...(r.peakRssKb ? { peakRssKb: r.peakRssKb } : {}) });
   }
 
@@ -408,12 +405,6 @@ class PhysicalScale {
       for (const c of rotate(pair)) await this.backup(c, 'incr', round);
       for (const c of rotate(restorers)) await this.restore(c, round);
     }
-    // The restored copies stay until now: on ext4 without a journal (this project's CI host) a new
-    // inode skips every inode freed in the last minute or so, so a restore that follows the removal
-    // of the last one creates each of its ~1,400 files past those, and restores grew slower round
-    // after round for every contender (BENCHMARKS.md, the 13:11 run's interpretation). A restore
-    // into a new volume, what a user does, meets none of that.
-    for (const dir of this.restoredDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   }
 
   /**
