@@ -15,7 +15,7 @@ import { usePostgres } from '../harness/postgres';
 import { ROOT, runCli, TEST_KEY, useTempDir } from '../harness/tidemark';
 import { testWorker } from '../harness/bundles';
 import { synthesizeOffline } from '../../lib/infra/offline-synth';
-import { scratchOf, serversIn } from '../harness/drill-faults';
+import { corruptLargestObject, killWorkerAt, scratchOf, serversIn } from '../harness/drill-faults';
 
 /*
  * The drill state machine as `cdk deploy` creates it, run locally against a real PostgreSQL and a
@@ -133,19 +133,12 @@ describe('the synthesized drill state machine, run locally', () => {
   }, 120_000);
 
   test('a corrupted backup: the drill fails naming the object, and still tears down', async () => {
-    cpSync(join(tmp.path, 'repo'), join(tmp.path, 'corrupt'), { recursive: true });
-    const backupDir = join(tmp.path, 'corrupt', 'app', 'backups');
-    const [id] = readdirSync(backupDir);
-    const data = readdirSync(join(backupDir, id)).filter((f) => f !== 'manifest.json').sort();
-    const victim = join(backupDir, id, data[0]);
-    const bytes = readFileSync(victim);
-    bytes[Math.floor(bytes.length / 2)] ^= 0xff;
-    writeFileSync(victim, bytes);
+    const victim = corruptLargestObject(join(tmp.path, 'repo'), join(tmp.path, 'corrupt'), 'app');
     const result = await drill({ source: 'app', kind: 'restore' }, { config: localConfig(undefined, 'corrupt'), store: new FileStore(join(tmp.path, 'corrupt')) });
     expect(result.status).toBe('FAILED');
     expect(result.tasks.map((t) => t[0])).toEqual(['drill', 'drill-cleanup']);
     expect(result.report?.ok).toBe(false);
-    expect(result.report?.error).toContain(data[0]);
+    expect(result.report?.error).toContain(victim);
     expect(drillServersRunning(scratch)).toEqual([]);
   }, 120_000);
 
@@ -191,20 +184,9 @@ describe('the synthesized drill state machine, run locally', () => {
     }, 180_000);
 
     test('the worker killed once its instance is up: drill-cleanup stops the orphaned server and removes the scratch dir', async () => {
-      let id = '';
-      const result = await real(
-        { source: 'app', kind: 'manual' },
-        {
-          onWorkerOutput: (line) => {
-            id ||= /"drill (\d{8}T\d{6}Z-[0-9a-f]{6}):/.exec(line)?.[1] ?? '';
-            if (!id || !line.includes('throwaway instance ready')) return;
-            const worker = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
-              .split('\n')
-              .find((l) => l.includes(`${testWorker()} drill app`) && l.includes(`--id ${id}`));
-            if (worker) process.kill(Number(worker.trim().split(/\s+/)[0]), 'SIGKILL');
-          },
-        },
-      );
+      const kill = killWorkerAt(/throwaway instance ready/, testWorker(), 'app');
+      const result = await real({ source: 'app', kind: 'manual' }, { onWorkerOutput: kill.onWorkerOutput });
+      const { id } = kill.state;
       expect(id).not.toBe('');
       expect(result.status).toBe('FAILED');
       expect(result.tasks.map((t) => t[0])).toEqual(['drill', 'drill-cleanup']);
@@ -236,18 +218,11 @@ describe('the synthesized drill state machine, run locally', () => {
 
     test('a corrupted backup: failed, naming the object', async () => {
       const repo = join(tmp.path, 'corrupt2');
-      cpSync(join(tmp.path, 'repo'), repo, { recursive: true });
-      const backupDir = join(repo, 'app', 'backups');
-      const [id] = readdirSync(backupDir);
-      const data = readdirSync(join(backupDir, id)).filter((f) => f !== 'manifest.json').sort();
-      const victim = join(backupDir, id, data[0]);
-      const bytes = readFileSync(victim);
-      bytes[Math.floor(bytes.length / 2)] ^= 0xff;
-      writeFileSync(victim, bytes);
+      const victim = corruptLargestObject(join(tmp.path, 'repo'), repo, 'app');
       const result = await real({ source: 'app', kind: 'restore' }, { config: localConfig(undefined, 'corrupt2'), store: new FileStore(repo) });
       expect(result.status).toBe('FAILED');
       expect(result.tasks.map((t) => t[0])).toEqual(['drill', 'drill-cleanup']);
-      expect(result.report?.error).toContain(data[0]);
+      expect(result.report?.error).toContain(victim);
     }, 180_000);
   });
 
